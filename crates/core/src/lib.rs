@@ -1,0 +1,56 @@
+//! # blindfold-core
+//!
+//! The vocabulary every other blindfold crate speaks:
+//!
+//! * [`ring`]: the ring `Z_2^64` (wrapping `u64`), fixed-point encoding with
+//!   [`FracBits`] fractional bits, and the truncations of DESIGN section 2;
+//! * [`tensor`]: a dense row-major tensor of ring elements or floats;
+//! * [`prg`]: an AES-128-CTR pseudo-random generator with `fork()` sub-streams;
+//! * [`PartyId`]: which of the two computing parties we are.
+#![deny(unsafe_code)]
+
+pub mod prg;
+pub mod ring;
+pub mod tensor;
+
+pub use prg::{Prg, Seed};
+pub use ring::FracBits;
+pub use tensor::{Shape, Tensor};
+
+/// One of the two computing parties (servers P0 and P1, or client and server).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PartyId {
+    P0,
+    P1,
+}
+
+impl PartyId {
+    /// 0 or 1.
+    pub fn index(self) -> usize {
+        match self {
+            PartyId::P0 => 0,
+            PartyId::P1 => 1,
+        }
+    }
+    /// The other party.
+    pub fn other(self) -> PartyId {
+        match self {
+            PartyId::P0 => PartyId::P1,
+            PartyId::P1 => PartyId::P0,
+        }
+    }
+    /// Parse 0 or 1.
+    pub fn from_index(i: usize) -> Option<PartyId> {
+        match i {
+            0 => Some(PartyId::P0),
+            1 => Some(PartyId::P1),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for PartyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "P{}", self.index())
+    }
+}
