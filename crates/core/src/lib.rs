@@ -9,10 +9,12 @@
 //! * [`PartyId`]: which of the two computing parties we are.
 #![deny(unsafe_code)]
 
+pub mod block;
 pub mod prg;
 pub mod ring;
 pub mod tensor;
 
+pub use block::Block;
 pub use prg::{Prg, Seed};
 pub use ring::FracBits;
 pub use tensor::{Shape, Tensor};
