@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 
 pub mod circuit;
+pub mod gadgets;
 pub mod garble;
 pub mod hash;
 
