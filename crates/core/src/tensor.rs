@@ -4,7 +4,7 @@ use std::fmt;
 
 /// A tensor shape (row-major, outermost first). Batch dimensions are not part of
 /// model shapes: a CHW image has shape `[C, H, W]`.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Shape(pub Vec<usize>);
 
 impl Shape {

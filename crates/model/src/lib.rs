@@ -1,1 +1,86 @@
-//! model
+//! # blindfold-model
+//!
+//! Everything about a model that is not cryptography:
+//!
+//! * [`ir`]: the validated model IR every engine walks;
+//! * [`onnx`]: import of `torch.onnx.export` output into the IR;
+//! * [`quant`]: quantization to `Z_2^64` fixed point, the program the secure
+//!   engines execute;
+//! * [`engine`]: the float (`f64`) and fixed-point reference (`plain`) engines;
+//! * [`kernels`]: layer kernels shared by all engines;
+//! * [`data`]: IDX datasets, `.npy` and PNG inputs.
+//!
+//! ```no_run
+//! use blindfold_model::{load_onnx, quant::quantize, engine};
+//! use blindfold_core::FracBits;
+//! let model = load_onnx("models/minionn.onnx").unwrap();
+//! let q = quantize(&model, FracBits::DEFAULT).unwrap();
+//! let x = vec![0.0f32; model.input_shape().numel()];
+//! let logits = engine::decode_output(&q, &engine::run_plain(&q, &x).unwrap());
+//! println!("label {}", engine::argmax(&logits));
+//! ```
+#![deny(unsafe_code)]
+
+pub mod data;
+pub mod engine;
+pub mod ir;
+pub mod kernels;
+pub mod onnx;
+pub mod quant;
+pub mod summary;
+
+pub use ir::Model;
+pub use quant::QModel;
+
+use std::path::{Path, PathBuf};
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Onnx {
+        path: PathBuf,
+        source: onnx::OnnxError,
+    },
+    #[error(transparent)]
+    Quant(#[from] quant::QuantError),
+    #[error("input has {got} values, the model expects {expected}")]
+    InputSize { expected: usize, got: usize },
+    #[error("input value {value} at index {index} is not finite or exceeds 1e6 in magnitude")]
+    InputValue { index: usize, value: f32 },
+    #[error("{path}: {reason}")]
+    Data { path: PathBuf, reason: String },
+}
+
+/// Read and import an ONNX file; the model is named after the file stem.
+pub fn load_onnx(path: impl AsRef<Path>) -> Result<Model, ModelError> {
+    let path = path.as_ref();
+    let meta = std::fs::metadata(path).map_err(|source| ModelError::Io {
+        path: path.into(),
+        source,
+    })?;
+    if meta.len() as usize > onnx::MAX_ONNX_BYTES {
+        return Err(ModelError::Onnx {
+            path: path.into(),
+            source: onnx::OnnxError::TooLarge(meta.len() as usize),
+        });
+    }
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    onnx::import_onnx(&bytes, &name).map_err(|source| ModelError::Onnx {
+        path: path.into(),
+        source,
+    })
+}
