@@ -61,14 +61,16 @@ impl<'c> Garbler<'c> {
         Block(self.delta)
     }
 
-    /// Garble instances `first .. first + b` (`b <= CHUNK`). `g0` and `e0` hold the
+    /// Garble a chunk of `b <= CHUNK` instances whose first AND gate has session-wide
+    /// index `gate0` (AND gate `t` of instance `i` has index `gate0 + i·n_and + t` and
+    /// tweaks twice that, plus one; the caller never reuses an index under one `Δ`). `g0` and `e0` hold the
     /// zero-labels of the garbler's and evaluator's inputs, instance-major
     /// (`b × n_garbler_inputs`, `b × n_evaluator_inputs`). Appends
     /// `b × n_and × 32` table bytes to `tables` and `b × n_outputs` decoding bits
     /// (instance-major) to `decode`.
     pub fn garble_chunk(
         &mut self,
-        first: u64,
+        gate0: u64,
         g0: &[Block],
         e0: &[Block],
         tables: &mut Vec<u8>,
@@ -114,7 +116,7 @@ impl<'c> Garbler<'c> {
                     self.hin.clear();
                     self.hsig.clear();
                     for i in 0..b {
-                        let j = (2 * ((first + i as u64) * n_and + t)) as u128;
+                        let j = (2 * (gate0 + i as u64 * n_and + t)) as u128;
                         let sa = sigma(s[x + i]);
                         let sb = sigma(s[y + i]);
                         self.hsig.extend_from_slice(&[sa, sa ^ sd, sb, sb ^ sd]);
@@ -191,13 +193,14 @@ impl<'c> Evaluator<'c> {
         b * self.circuit.n_and() * AND_TABLE_BYTES
     }
 
-    /// Evaluate instances `first .. first + b` from active input labels
+    /// Evaluate a chunk of `b` instances (first AND gate index `gate0`, as in
+    /// [`Garbler::garble_chunk`]) from active input labels
     /// (instance-major, as in [`Garbler::garble_chunk`]) and exactly
     /// [`Evaluator::table_bytes`]`(b)` table bytes; appends the output bits, decoded
     /// with `decode` (`b × n_outputs`, instance-major), to `out`.
     pub fn eval_chunk(
         &mut self,
-        first: u64,
+        gate0: u64,
         g: &[Block],
         e: &[Block],
         tables: &[u8],
@@ -256,7 +259,7 @@ impl<'c> Evaluator<'c> {
                     self.hin.clear();
                     self.hsig.clear();
                     for i in 0..b {
-                        let j = (2 * ((first + i as u64) * n_and + t)) as u128;
+                        let j = (2 * (gate0 + i as u64 * n_and + t)) as u128;
                         let sa = sigma(s[x + i]);
                         let sb = sigma(s[y + i]);
                         self.hsig.extend_from_slice(&[sa, sb]);

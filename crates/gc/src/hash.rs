@@ -112,3 +112,42 @@ mod tests {
         assert_eq!(v, [h0.0, h1.0]);
     }
 }
+
+/// AES-128-CTR expansion of a 16-byte seed into blocks, with random access:
+/// block `i` is `AES_seed(i)`. Used for wire labels both parties derive from a
+/// seed (the garbler's offline-known input) and labels the garbler regenerates
+/// online instead of storing.
+pub struct LabelExpander {
+    cipher: Aes128,
+    scratch: Vec<AesBlock>,
+}
+
+impl LabelExpander {
+    pub fn new(seed: [u8; 16]) -> LabelExpander {
+        LabelExpander {
+            cipher: Aes128::new(GenericArray::from_slice(&seed)),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// `out[j] = AES_seed(start + j)`.
+    pub fn expand(&mut self, start: u64, out: &mut [Block]) {
+        self.scratch.clear();
+        self.scratch.extend(
+            (0..out.len() as u64).map(|j| AesBlock::from(((start + j) as u128).to_le_bytes())),
+        );
+        self.cipher.encrypt_blocks(&mut self.scratch);
+        for (o, e) in out.iter_mut().zip(&self.scratch) {
+            *o = Block(u128::from_le_bytes((*e).into()));
+        }
+    }
+}
+
+impl Drop for LabelExpander {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for b in self.scratch.iter_mut() {
+            b.as_mut_slice().zeroize();
+        }
+    }
+}

@@ -19,6 +19,10 @@ pub mod circuit;
 pub mod gadgets;
 pub mod garble;
 pub mod hash;
+pub mod protocol;
+
+pub use gadgets::Gadget;
+pub use protocol::{EvaluatorOffline, EvaluatorSession, GarblerOffline, GarblerSession};
 
 /// Errors of garbling and of the two-party protocols.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +30,16 @@ pub mod hash;
 pub enum GcError {
     #[error("network: {0}")]
     Net(#[from] blindfold_net::NetError),
+    #[error("oblivious transfer: {0}")]
+    Ot(#[from] blindfold_ot::OtError),
+    #[error("peer's {what} is {got}, expected {expected}")]
+    Mismatch {
+        what: &'static str,
+        expected: u64,
+        got: u64,
+    },
+    #[error("session exhausted: garbling index space used up")]
+    Exhausted,
     #[error("{what}: expected {expected} bytes or items, got {got}")]
     Length {
         what: &'static str,

@@ -1,0 +1,571 @@
+//! The vectorised two-party gadget API the engine calls.
+//!
+//! A batch evaluates one [`Gadget`] `f` of arity `k` on `n` elements. Element `i`
+//! has inputs `x_ij = y0_ij + y1_ij` (`j < k`), `y0` held by the garbler G, `y1` by
+//! the evaluator E. At the end G holds `r_i` (uniform, its output share) and E holds
+//! `z_i = f(x_i) - r_i`, so `r_i + z_i = f(x_i) mod 2^64`.
+//!
+//! ```text
+//!  G (garbler)                                       E (evaluator)
+//!  ───────────                                       ─────────────
+//!  setup, once per session: 128 base OTs; IKNP Δ = free-XOR Δ (lsb 1)
+//!
+//!  offline (inputs unknown)                          picks K_ij uniform
+//!    q = COT zero-labels of K's bits  ◀── IKNP u ──  labels of K's bits
+//!    picks r_i, seeds sA, sR
+//!    header: gate index g0, n, sR      ──────────▶   (active labels of r = AES_sR(·))
+//!    garbles n instances of f, in chunks:
+//!    tables, ≤ TABLE_MSG bytes/message ──────────▶   stores them
+//!    decoding bits (n·64)              ──────────▶   stores them
+//!
+//!  online (inputs known)
+//!                                      ◀──────────   D_ij = y1_ij - K_ij
+//!    a_ij = y0_ij + D_ij
+//!    active labels of a (n·k·64)       ──────────▶   evaluates f on a + K, decodes
+//!  output r_i                                        output z_i = f(a + K) - r_i
+//! ```
+//!
+//! The re-sharing trick (DESIGN section 3): E's real input is unknown offline, so
+//! its circuit input is the random `K`, whose labels it gets by correlated OT with
+//! G's `Δ` (the OT's `q_i` *are* the zero-labels), and online it tells G the
+//! difference `D = y1 - K`, uniform to G. G's online input is `a = y0 + D`; the
+//! circuit adds `a + K = y0 + y1` back. Online cost: one message each way, `8·k`
+//! bytes up and `1024·k` bytes of labels down per element.
+//!
+//! G's mask `r` is known offline: instead of sending its active labels, G sends a
+//! seed `sR` from which both expand the *active* labels (uniform whatever `r` is);
+//! G's zero-labels are `active ⊕ r_bit·Δ`. G's labels for `a` are expanded from a
+//! private seed `sA` and regenerated online rather than stored.
+//!
+//! Offline material is consumed by value by `online`, so it is used exactly once;
+//! the AND-gate index (the hash tweak) only grows within a session.
+
+use crate::circuit::Circuit;
+use crate::gadgets::Gadget;
+use crate::garble::{Evaluator, Garbler, AND_TABLE_BYTES, CHUNK};
+use crate::hash::LabelExpander;
+use crate::{GcError, Result};
+use blindfold_core::Block;
+use blindfold_net::Channel;
+use blindfold_ot::{CotReceiver, CotSender};
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroize;
+
+/// Garbled tables per message: whole chunks, about this many bytes.
+pub const TABLE_MSG: usize = 1 << 20;
+/// Instances whose online labels travel in one message.
+pub const LABEL_GROUP: usize = 8 * CHUNK;
+
+const HEADER_BYTES: usize = 32;
+const WORD: usize = 64;
+
+fn table_msg_chunks(c: &Circuit) -> usize {
+    (TABLE_MSG / (CHUNK * c.n_and().max(1) * AND_TABLE_BYTES)).max(1)
+}
+
+fn bit(v: u64, i: usize) -> bool {
+    (v >> i) & 1 == 1
+}
+
+fn pack_bits(bits: &[bool]) -> Vec<u8> {
+    let mut out = vec![0u8; bits.len().div_ceil(8)];
+    for (i, &b) in bits.iter().enumerate() {
+        out[i / 8] |= (b as u8) << (i % 8);
+    }
+    out
+}
+
+/// The garbler's side of a session: the IKNP sender whose `Δ` is the free-XOR
+/// offset, and the next unused AND-gate index.
+pub struct GarblerSession {
+    cot: CotSender,
+    next_gate: u64,
+}
+
+impl GarblerSession {
+    /// Run the base OTs (one flight each way) with a fresh `Δ` (lsb 1).
+    pub fn setup(ch: &mut impl Channel, rng: &mut (impl RngCore + CryptoRng)) -> Result<Self> {
+        let mut d = [0u8; 16];
+        rng.fill_bytes(&mut d);
+        let delta = Block(u128::from_le_bytes(d) | 1);
+        d.zeroize();
+        Ok(GarblerSession {
+            cot: CotSender::setup(ch, delta, rng)?,
+            next_gate: 0,
+        })
+    }
+
+    /// From an existing IKNP sender whose `Δ` has lsb 1 (the engine may share one).
+    pub fn from_cot(cot: CotSender) -> Result<Self> {
+        if !cot.delta().lsb() {
+            return Err(GcError::Mismatch {
+                what: "lsb of the OT offset",
+                expected: 1,
+                got: 0,
+            });
+        }
+        Ok(GarblerSession { cot, next_gate: 0 })
+    }
+
+    /// Offline phase for `n` elements of `gadget` (see the module diagram).
+    pub fn offline(
+        &mut self,
+        ch: &mut impl Channel,
+        gadget: Gadget,
+        n: usize,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<GarblerOffline> {
+        let circuit = gadget.circuit();
+        let k = gadget.arity();
+        let n_and = circuit.n_and() as u64;
+        let gate0 = self.next_gate;
+        self.next_gate = (n as u64)
+            .checked_mul(n_and)
+            .and_then(|g| g.checked_add(gate0))
+            .filter(|&g| g < u64::MAX / 2)
+            .ok_or(GcError::Exhausted)?;
+        let delta = self.cot.delta();
+
+        // Zero-labels of E's inputs K: the COT's q_i.
+        let q = self.cot.send_correlated(ch, n * k * WORD)?;
+
+        let r: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
+        let mut seed_a = [0u8; 16];
+        let mut seed_r = [0u8; 16];
+        rng.fill_bytes(&mut seed_a);
+        rng.fill_bytes(&mut seed_r);
+
+        let mut header = Vec::with_capacity(HEADER_BYTES);
+        header.extend_from_slice(&gate0.to_le_bytes());
+        header.extend_from_slice(&(n as u64).to_le_bytes());
+        header.extend_from_slice(&seed_r);
+        ch.send_vec(header)?;
+
+        let mut garbler = Garbler::new(&circuit, delta);
+        let mut exp_a = LabelExpander::new(seed_a);
+        let mut exp_r = LabelExpander::new(seed_r);
+        let ng = (k + 1) * WORD;
+        let mut g0 = vec![Block::ZERO; CHUNK * ng];
+        let mut la = vec![Block::ZERO; CHUNK * k * WORD];
+        let mut lr = vec![Block::ZERO; CHUNK * WORD];
+        let per_msg = table_msg_chunks(&circuit);
+        let msg_cap = per_msg * CHUNK * circuit.n_and() * AND_TABLE_BYTES;
+        let mut tables = Vec::with_capacity(msg_cap);
+        let mut decode = Vec::with_capacity(n * circuit.n_outputs());
+        for (ci, first) in (0..n).step_by(CHUNK).enumerate() {
+            let b = CHUNK.min(n - first);
+            exp_a.expand((first * k * WORD) as u64, &mut la[..b * k * WORD]);
+            exp_r.expand((first * WORD) as u64, &mut lr[..b * WORD]);
+            for i in 0..b {
+                let dst = &mut g0[i * ng..(i + 1) * ng];
+                dst[..k * WORD].copy_from_slice(&la[i * k * WORD..(i + 1) * k * WORD]);
+                let ri = r[first + i];
+                for t in 0..WORD {
+                    dst[k * WORD + t] = lr[i * WORD + t] ^ delta.and_bit(bit(ri, t));
+                }
+            }
+            garbler.garble_chunk(
+                gate0 + first as u64 * n_and,
+                &g0[..b * ng],
+                &q[first * k * WORD..(first + b) * k * WORD],
+                &mut tables,
+                &mut decode,
+            );
+            if (ci + 1) % per_msg == 0 {
+                ch.send_vec(std::mem::replace(&mut tables, Vec::with_capacity(msg_cap)))?;
+            }
+        }
+        if !tables.is_empty() {
+            ch.send_vec(tables)?;
+        }
+        ch.send_vec(pack_bits(&decode))?;
+        ch.flush()?;
+        Ok(GarblerOffline {
+            gadget,
+            n,
+            delta,
+            seed_a,
+            r,
+        })
+    }
+}
+
+/// The garbler's material for one batch, consumed by [`GarblerOffline::online`].
+pub struct GarblerOffline {
+    gadget: Gadget,
+    n: usize,
+    delta: Block,
+    seed_a: [u8; 16],
+    r: Vec<u64>,
+}
+
+impl Drop for GarblerOffline {
+    fn drop(&mut self) {
+        self.delta.0.zeroize();
+        self.seed_a.zeroize();
+        self.r.zeroize();
+    }
+}
+
+impl GarblerOffline {
+    pub fn gadget(&self) -> Gadget {
+        self.gadget
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Online phase: `y0` holds `n × k` values, element-major. Returns the
+    /// garbler's output shares `r` (one per element).
+    pub fn online(mut self, ch: &mut impl Channel, y0: &[u64]) -> Result<Vec<u64>> {
+        let k = self.gadget.arity();
+        let n = self.n;
+        if y0.len() != n * k {
+            return Err(GcError::Length {
+                what: "garbler's online inputs",
+                expected: n * k,
+                got: y0.len(),
+            });
+        }
+        let d = ch.recv_u64s(n * k)?;
+        let mut exp_a = LabelExpander::new(self.seed_a);
+        let mut labels = vec![Block::ZERO; LABEL_GROUP * k * WORD];
+        for first in (0..n).step_by(LABEL_GROUP) {
+            let b = LABEL_GROUP.min(n - first);
+            let lab = &mut labels[..b * k * WORD];
+            exp_a.expand((first * k * WORD) as u64, lab);
+            let mut msg = Vec::with_capacity(lab.len() * 16);
+            for (v, (&y, &dv)) in y0[first * k..(first + b) * k]
+                .iter()
+                .zip(&d[first * k..(first + b) * k])
+                .enumerate()
+            {
+                let a = y.wrapping_add(dv);
+                for t in 0..WORD {
+                    let l = lab[v * WORD + t] ^ self.delta.and_bit(bit(a, t));
+                    msg.extend_from_slice(&l.to_bytes());
+                }
+            }
+            ch.send_vec(msg)?;
+        }
+        ch.flush()?;
+        Ok(std::mem::take(&mut self.r))
+    }
+}
+
+/// The evaluator's side of a session: the IKNP receiver.
+pub struct EvaluatorSession {
+    cot: CotReceiver,
+}
+
+impl EvaluatorSession {
+    /// Run the base OTs (one flight each way).
+    pub fn setup(ch: &mut impl Channel, rng: &mut (impl RngCore + CryptoRng)) -> Result<Self> {
+        Ok(EvaluatorSession {
+            cot: CotReceiver::setup(ch, rng)?,
+        })
+    }
+
+    /// From an existing IKNP receiver paired with the garbler's sender.
+    pub fn from_cot(cot: CotReceiver) -> Self {
+        EvaluatorSession { cot }
+    }
+
+    /// Offline phase for `n` elements of `gadget` (see the module diagram).
+    pub fn offline(
+        &mut self,
+        ch: &mut impl Channel,
+        gadget: Gadget,
+        n: usize,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<EvaluatorOffline> {
+        let circuit = gadget.circuit();
+        let k = gadget.arity();
+        let kv: Vec<u64> = (0..n * k).map(|_| rng.next_u64()).collect();
+        let choices: Vec<bool> = kv
+            .iter()
+            .flat_map(|&v| (0..WORD).map(move |t| bit(v, t)))
+            .collect();
+        let k_labels = self.cot.receive_correlated(ch, &choices)?;
+
+        let header = ch.recv_exact(HEADER_BYTES)?;
+        let word = |i: usize| u64::from_le_bytes(header[i..i + 8].try_into().expect("8 bytes"));
+        let gate0 = word(0);
+        let peer_n = word(8);
+        if peer_n != n as u64 {
+            return Err(GcError::Mismatch {
+                what: "batch size",
+                expected: n as u64,
+                got: peer_n,
+            });
+        }
+        let end_gate = (n as u64)
+            .checked_mul(circuit.n_and() as u64)
+            .and_then(|g| g.checked_add(gate0))
+            .filter(|&g| g < u64::MAX / 2)
+            .ok_or(GcError::Exhausted)?;
+        let _ = end_gate;
+        let mut seed_r = [0u8; 16];
+        seed_r.copy_from_slice(&header[16..32]);
+
+        // Tables: whole chunks per message, ending exactly at the total.
+        let chunk_bytes = CHUNK * circuit.n_and() * AND_TABLE_BYTES;
+        let total = n * circuit.n_and() * AND_TABLE_BYTES;
+        let mut tables = Vec::new();
+        let mut got = 0usize;
+        while got < total {
+            let m = ch.recv()?;
+            let end = got + m.len();
+            if m.is_empty() || end > total || (end < total && m.len() % chunk_bytes != 0) {
+                return Err(GcError::Length {
+                    what: "garbled-table message",
+                    expected: chunk_bytes.min(total - got),
+                    got: m.len(),
+                });
+            }
+            got = end;
+            tables.push(m);
+        }
+        let decode = ch.recv_exact((n * circuit.n_outputs()).div_ceil(8))?;
+        Ok(EvaluatorOffline {
+            gadget,
+            circuit,
+            n,
+            gate0,
+            k: kv,
+            k_labels,
+            seed_r,
+            tables,
+            decode,
+        })
+    }
+}
+
+/// The evaluator's material for one batch, consumed by
+/// [`EvaluatorOffline::online`].
+pub struct EvaluatorOffline {
+    gadget: Gadget,
+    circuit: Circuit,
+    n: usize,
+    gate0: u64,
+    k: Vec<u64>,
+    k_labels: Vec<Block>,
+    seed_r: [u8; 16],
+    tables: Vec<Vec<u8>>,
+    decode: Vec<u8>,
+}
+
+impl Drop for EvaluatorOffline {
+    fn drop(&mut self) {
+        self.k.zeroize();
+        self.seed_r.zeroize();
+        for l in self.k_labels.iter_mut() {
+            l.0.zeroize();
+        }
+    }
+}
+
+impl EvaluatorOffline {
+    pub fn gadget(&self) -> Gadget {
+        self.gadget
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+    /// Bytes of garbled tables held.
+    pub fn table_bytes(&self) -> usize {
+        self.tables.iter().map(Vec::len).sum()
+    }
+
+    /// Online phase: `y1` holds `n × k` values, element-major. Returns the masked
+    /// outputs `f(y0 + y1) - r`, one per element.
+    pub fn online(self, ch: &mut impl Channel, y1: &[u64]) -> Result<Vec<u64>> {
+        let k = self.gadget.arity();
+        let n = self.n;
+        if y1.len() != n * k {
+            return Err(GcError::Length {
+                what: "evaluator's online inputs",
+                expected: n * k,
+                got: y1.len(),
+            });
+        }
+        let d: Vec<u64> = y1
+            .iter()
+            .zip(&self.k)
+            .map(|(y, kk)| y.wrapping_sub(*kk))
+            .collect();
+        ch.send_u64s(&d)?;
+        ch.flush()?;
+
+        let c = &self.circuit;
+        let no = c.n_outputs();
+        let n_and = c.n_and() as u64;
+        let ng = (k + 1) * WORD;
+        let mut ev = Evaluator::new(c);
+        let mut exp_r = LabelExpander::new(self.seed_r);
+        let mut lr = vec![Block::ZERO; CHUNK * WORD];
+        let mut g = vec![Block::ZERO; CHUNK * ng];
+        let mut dec = Vec::with_capacity(CHUNK * no);
+        let mut bits = Vec::with_capacity(CHUNK * no);
+        let mut out = Vec::with_capacity(n);
+        let mut msgs = self.tables.iter();
+        let mut cur: &[u8] = &[];
+        for group in (0..n).step_by(LABEL_GROUP) {
+            let gb = LABEL_GROUP.min(n - group);
+            let la = ch.recv_blocks(gb * k * WORD)?;
+            for first in (group..group + gb).step_by(CHUNK) {
+                let b = CHUNK.min(group + gb - first);
+                exp_r.expand((first * WORD) as u64, &mut lr[..b * WORD]);
+                for i in 0..b {
+                    let src = (first - group + i) * k * WORD;
+                    let dst = &mut g[i * ng..(i + 1) * ng];
+                    dst[..k * WORD].copy_from_slice(&la[src..src + k * WORD]);
+                    dst[k * WORD..].copy_from_slice(&lr[i * WORD..(i + 1) * WORD]);
+                }
+                let need = ev.table_bytes(b);
+                if cur.is_empty() && need > 0 {
+                    cur = msgs.next().ok_or(GcError::Truncated)?;
+                }
+                if cur.len() < need {
+                    return Err(GcError::Truncated);
+                }
+                let (tab, rest) = cur.split_at(need);
+                cur = rest;
+                dec.clear();
+                dec.extend(
+                    (first * no..(first + b) * no)
+                        .map(|j| (self.decode[j / 8] >> (j % 8)) & 1 == 1),
+                );
+                bits.clear();
+                ev.eval_chunk(
+                    self.gate0 + first as u64 * n_and,
+                    &g[..b * ng],
+                    &self.k_labels[first * k * WORD..(first + b) * k * WORD],
+                    tab,
+                    &dec,
+                    &mut bits,
+                )?;
+                out.extend(bits.chunks_exact(no).map(crate::gadgets::from_bits));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blindfold_core::{FracBits, Prg};
+    use blindfold_net::MemoryChannel;
+
+    /// Both parties on two threads over a memory channel with fixed seeds; returns
+    /// `(r, z)`.
+    fn run(gadget: Gadget, y0: Vec<u64>, y1: Vec<u64>, batches: usize) -> Vec<(u64, u64)> {
+        let n = y0.len() / gadget.arity();
+        let (mut cg, mut ce) = MemoryChannel::pair();
+        let k = gadget.arity();
+        let (y0c, y1c) = (y0.clone(), y1.clone());
+        let g = std::thread::spawn(move || {
+            let mut rng = Prg::from_seed([1; 16]);
+            let mut s = GarblerSession::setup(&mut cg, &mut rng).unwrap();
+            let mut rs = Vec::new();
+            for _ in 0..batches {
+                let off = s.offline(&mut cg, gadget, n, &mut rng).unwrap();
+                rs.extend(off.online(&mut cg, &y0c).unwrap());
+            }
+            rs
+        });
+        let mut rng = Prg::from_seed([2; 16]);
+        let mut s = EvaluatorSession::setup(&mut ce, &mut rng).unwrap();
+        let mut zs = Vec::new();
+        for _ in 0..batches {
+            let off = s.offline(&mut ce, gadget, n, &mut rng).unwrap();
+            zs.extend(off.online(&mut ce, &y1c).unwrap());
+        }
+        let rs = g.join().unwrap();
+        assert_eq!(rs.len(), n * batches);
+        for (e, (r, z)) in rs.iter().zip(&zs).enumerate() {
+            let i = e % n;
+            let x: Vec<u64> = (0..k)
+                .map(|j| y0[i * k + j].wrapping_add(y1[i * k + j]))
+                .collect();
+            assert_eq!(
+                r.wrapping_add(*z),
+                gadget.plain(&x),
+                "{gadget:?} element {i}"
+            );
+        }
+        rs.into_iter().zip(zs).collect()
+    }
+
+    fn shares(n: usize, seed: u8, gen: impl Fn(&mut Prg) -> u64) -> (Vec<u64>, Vec<u64>) {
+        let mut p = Prg::from_seed([seed; 16]);
+        let x: Vec<u64> = (0..n).map(|_| gen(&mut p)).collect();
+        let y1: Vec<u64> = (0..n).map(|_| p.gen_u64()).collect();
+        let y0 = x.iter().zip(&y1).map(|(x, y)| x.wrapping_sub(*y)).collect();
+        (y0, y1)
+    }
+
+    fn small(p: &mut Prg) -> u64 {
+        ((p.gen_u64() % 2_000_001) as i64 - 1_000_000) as u64
+    }
+
+    #[test]
+    fn every_gadget_two_threads() {
+        let f = FracBits(12);
+        let n = 150; // more than two chunks, last one partial
+        for (g, seed) in [
+            (Gadget::ReluTruncMask { f }, 5u8),
+            (Gadget::MaxPoolReluTruncMask { k: 4, f }, 6),
+            (Gadget::SignMask, 7),
+            (Gadget::ThresholdSignMask, 8),
+            (Gadget::ArgmaxMask { k: 10 }, 9),
+        ] {
+            let (y0, y1) = shares(n * g.arity(), seed, small);
+            run(g, y0, y1, 1);
+        }
+    }
+
+    #[test]
+    fn several_batches_and_large_values() {
+        let (y0, y1) = shares(1100, 11, |p| p.gen_u64());
+        let out = run(Gadget::ReluTruncMask { f: FracBits(12) }, y0, y1, 2);
+        // Fresh masks per batch.
+        assert_ne!(out[0].0, out[1100].0);
+    }
+
+    #[test]
+    fn truncated_or_garbage_tables_are_errors() {
+        use blindfold_net::Channel as _;
+        let gadget = Gadget::ReluTruncMask { f: FracBits(12) };
+        for cut in [1usize, 32, 100_000] {
+            let (mut cg, mut ce) = MemoryChannel::pair();
+            let h = std::thread::spawn(move || {
+                let mut rng = Prg::from_seed([1; 16]);
+                let mut s = GarblerSession::setup(&mut cg, &mut rng).unwrap();
+                // Play the garbler by hand up to the tables, then send a bad message.
+                let q = s.cot.send_correlated(&mut cg, 100 * 64).unwrap();
+                drop(q);
+                let mut h = vec![0u8; 32];
+                h[8..16].copy_from_slice(&100u64.to_le_bytes());
+                cg.send(&h).unwrap();
+                cg.send(&vec![7u8; 100 * 177 * 32 - cut]).unwrap();
+                cg.flush().unwrap();
+                cg
+            });
+            let mut rng = Prg::from_seed([2; 16]);
+            let mut s = EvaluatorSession::setup(&mut ce, &mut rng).unwrap();
+            let r = s.offline(&mut ce, gadget, 100, &mut rng);
+            assert!(r.is_err(), "cut {cut}");
+            drop(h.join().unwrap());
+        }
+    }
+}
