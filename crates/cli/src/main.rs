@@ -1,3 +1,55 @@
-fn main() {
-    println!("blindfold");
+//! `blindfold`: private neural-network prediction. This file parses flags and
+//! maps errors to exit codes; the work is in the library crates.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod paths;
+mod plain_cmds;
+
+#[derive(Parser)]
+#[command(
+    name = "blindfold",
+    version,
+    about = "Private neural-network prediction on secret shares",
+    long_about = "Private neural-network prediction. A model owner splits an ONNX model \
+between two non-colluding servers; a client secret-shares its input; the servers \
+compute the prediction on shares and learn nothing.\n\n\
+MODEL arguments take a path to an .onnx file or the name of a bundled zoo model \
+(see `blindfold zoo`)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List the bundled model zoo.
+    Zoo,
+    /// Show a model's layers, shapes, parameters, multiplications, non-linear
+    /// element counts and the protocol each layer uses.
+    Inspect(plain_cmds::InspectArgs),
+    /// Run a model on one input (.npy float32 of the input shape, or a PNG).
+    Run(plain_cmds::RunArgs),
+    /// Accuracy on a dataset (default: the 1,000 bundled MNIST test digits).
+    Eval(plain_cmds::EvalArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res: Result<()> = match cli.cmd {
+        Cmd::Zoo => plain_cmds::zoo(),
+        Cmd::Inspect(a) => plain_cmds::inspect(a),
+        Cmd::Run(a) => plain_cmds::run(a),
+        Cmd::Eval(a) => plain_cmds::eval(a),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }
