@@ -35,6 +35,8 @@ enum Cmd {
     Run(plain_cmds::RunArgs),
     /// Accuracy on a dataset (default: the 1,000 bundled MNIST test digits).
     Eval(plain_cmds::EvalArgs),
+    /// Write digits of a dataset as PNG and .npy files (inputs for `run`/`query`).
+    Digits(plain_cmds::DigitsArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Cmd::Inspect(a) => plain_cmds::inspect(a),
         Cmd::Run(a) => plain_cmds::run(a),
         Cmd::Eval(a) => plain_cmds::eval(a),
+        Cmd::Digits(a) => plain_cmds::digits(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

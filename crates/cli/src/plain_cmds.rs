@@ -311,3 +311,41 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args)]
+pub struct DigitsArgs {
+    /// Output directory (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// How many digits, from --start.
+    #[arg(long, default_value_t = 5)]
+    pub count: usize,
+    #[arg(long, default_value_t = 0)]
+    pub start: usize,
+    /// IDX dataset directory; default: the bundled MNIST test digits.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+pub fn digits(a: DigitsArgs) -> Result<()> {
+    let dir = a.data.clone().unwrap_or_else(paths::default_data);
+    let ds = data::load_idx_dir(&dir)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let end = (a.start + a.count).min(ds.len());
+    let n = ds.rows * ds.cols;
+    for i in a.start..end {
+        let label = ds.labels[i];
+        let px = &ds.images[i * n..(i + 1) * n];
+        let stem = a.out.join(format!("digit{i}_label{label}"));
+        let png = data::encode_png(ds.rows, ds.cols, px).map_err(anyhow::Error::msg)?;
+        std::fs::write(stem.with_extension("png"), png)?;
+        let npy = data::write_npy(&[1, 1, ds.rows, ds.cols], &ds.image_f32(i));
+        std::fs::write(stem.with_extension("npy"), npy)?;
+        println!(
+            "{}.png  {}.npy  (label {label})",
+            stem.display(),
+            stem.display()
+        );
+    }
+    Ok(())
+}

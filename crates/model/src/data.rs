@@ -77,9 +77,9 @@ pub fn parse_idx_u8(bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>), String> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
-    std::fs::read(path).map_err(|source| ModelError::Io {
+    std::fs::read(path).map_err(|error| ModelError::Io {
         path: path.into(),
-        source,
+        error,
     })
 }
 

@@ -38,15 +38,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ModelError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Onnx {
         path: PathBuf,
-        source: onnx::OnnxError,
+        error: onnx::OnnxError,
     },
     #[error(transparent)]
     Quant(#[from] quant::QuantError),
@@ -61,26 +61,26 @@ pub enum ModelError {
 /// Read and import an ONNX file; the model is named after the file stem.
 pub fn load_onnx(path: impl AsRef<Path>) -> Result<Model, ModelError> {
     let path = path.as_ref();
-    let meta = std::fs::metadata(path).map_err(|source| ModelError::Io {
+    let meta = std::fs::metadata(path).map_err(|error| ModelError::Io {
         path: path.into(),
-        source,
+        error,
     })?;
     if meta.len() as usize > onnx::MAX_ONNX_BYTES {
         return Err(ModelError::Onnx {
             path: path.into(),
-            source: onnx::OnnxError::TooLarge(meta.len() as usize),
+            error: onnx::OnnxError::TooLarge(meta.len() as usize),
         });
     }
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+    let bytes = std::fs::read(path).map_err(|error| ModelError::Io {
         path: path.into(),
-        source,
+        error,
     })?;
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
-    onnx::import_onnx(&bytes, &name).map_err(|source| ModelError::Onnx {
+    onnx::import_onnx(&bytes, &name).map_err(|error| ModelError::Onnx {
         path: path.into(),
-        source,
+        error,
     })
 }
