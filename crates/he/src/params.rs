@@ -1,0 +1,369 @@
+//! Parameters of the RLWE scheme and the exact RNS encoder / decoder for the
+//! plaintext modulus `t = 2^64`.
+//!
+//! * ring `R = Z[X]/(X^n + 1)`, `n = 8192`;
+//! * ciphertext modulus `q = p0 * p1 * p2 * p3` (about 2^200), all primes
+//!   `= 1 mod 2n` (NTT-friendly) and below 2^62; responses are switched down to
+//!   `q' = p0 * p1` (about 2^80) before they are sent back;
+//! * ternary secret, error from a centred binomial distribution of variance 10
+//!   (|e| <= 20), flooding noise 2^40 times the product's worst-case bound.
+//!
+//! docs/he.md derives the security level and the noise budget.
+
+use std::sync::Arc;
+
+use fhe_math::rq::Context;
+use fhe_math::zq::Modulus;
+use num_bigint::BigUint;
+
+use crate::{HeError, Result};
+
+/// Ring degree `n`.
+pub const RING_DEGREE: usize = 8192;
+
+/// The RNS primes of `q`, in the order in which modulus switching keeps them:
+/// the first [`RESPONSE_PRIMES`] (two 40-bit primes) form the response modulus
+/// `q'`, the last two (60-bit) are dropped before a response is sent.
+/// Each is the largest prime below its predecessor (or below 2^40 / 2^60) that is
+/// `= 1 mod 2^14` (see `tests::moduli_are_ntt_friendly_primes`).
+pub const MODULI: [u64; 4] = [
+    1_099_511_480_321,
+    1_099_510_890_497,
+    1_152_921_504_606_830_593,
+    1_152_921_504_606_748_673,
+];
+
+/// Number of primes kept in a response ciphertext.
+pub const RESPONSE_PRIMES: usize = 2;
+
+/// Variance of the centred binomial error distribution (`fhe-math`'s
+/// `Poly::small`); coefficients lie in `[-2 * 10, 2 * 10]`.
+pub const ERROR_VARIANCE: usize = 10;
+
+/// Largest absolute value of a fresh error coefficient.
+pub const ERROR_BOUND: u64 = 2 * ERROR_VARIANCE as u64;
+
+/// Flooding noise is this many bits above the product's noise bound.
+pub const FLOOD_MARGIN_BITS: u32 = 40;
+
+/// Parameters shared by both parties: the RNS contexts at the full and at the
+/// response level, and the encoders for `t = 2^64` at each.
+#[derive(Debug)]
+pub struct HeParams {
+    pub(crate) n: usize,
+    pub(crate) ctx: Arc<Context>,
+    pub(crate) ctx_resp: Arc<Context>,
+    pub(crate) codec: Codec,
+    pub(crate) codec_resp: Codec,
+}
+
+impl HeParams {
+    /// The default (and, for 128-bit security, the only supported) parameter set.
+    pub fn new() -> Result<Arc<HeParams>> {
+        Self::custom(RING_DEGREE, &MODULI, RESPONSE_PRIMES)
+    }
+
+    /// A custom parameter set (tests with other moduli). Security and the noise
+    /// budget are the caller's responsibility.
+    pub fn custom(degree: usize, moduli: &[u64], response_primes: usize) -> Result<Arc<HeParams>> {
+        if response_primes == 0 || response_primes > moduli.len() {
+            return Err(HeError::ParameterMismatch(format!(
+                "{response_primes} response primes out of {}",
+                moduli.len()
+            )));
+        }
+        let ctx = Context::new_arc(moduli, degree)?;
+        let ctx_resp = ctx.context_at_level(moduli.len() - response_primes)?;
+        let codec = Codec::new(ctx.moduli())?;
+        let codec_resp = Codec::new(ctx_resp.moduli())?;
+        Ok(Arc::new(HeParams {
+            n: degree,
+            ctx,
+            ctx_resp,
+            codec,
+            codec_resp,
+        }))
+    }
+
+    /// Ring degree.
+    pub fn degree(&self) -> usize {
+        self.n
+    }
+
+    /// The primes of the full modulus `q`.
+    pub fn moduli(&self) -> &[u64] {
+        self.ctx.moduli()
+    }
+
+    /// The primes of the response modulus `q'`.
+    pub fn response_moduli(&self) -> &[u64] {
+        self.ctx_resp.moduli()
+    }
+
+    /// `log2 q`.
+    pub fn log_q(&self) -> f64 {
+        self.moduli().iter().map(|&p| (p as f64).log2()).sum()
+    }
+
+    /// `log2 q'`.
+    pub fn log_q_response(&self) -> f64 {
+        self.response_moduli()
+            .iter()
+            .map(|&p| (p as f64).log2())
+            .sum()
+    }
+
+    pub(crate) fn codec_for(&self, level_len: usize) -> Result<&Codec> {
+        if level_len == self.codec.q.len() {
+            Ok(&self.codec)
+        } else if level_len == self.codec_resp.q.len() {
+            Ok(&self.codec_resp)
+        } else {
+            Err(HeError::ParameterMismatch(format!(
+                "no encoder for {level_len} primes"
+            )))
+        }
+    }
+}
+
+/// Bits needed to write any residue modulo `p`.
+pub(crate) fn residue_bits(p: u64) -> u32 {
+    64 - (p - 1).leading_zeros()
+}
+
+/// Exact conversions between `Z_2^64` and `Z_q` in RNS form:
+/// `encode(m) = round(q * m / 2^64) mod q` and `decode(x) = round(2^64 * x / q) mod 2^64`.
+#[derive(Debug)]
+pub(crate) struct Codec {
+    pub(crate) q: Vec<Modulus>,
+    /// `floor(q / 2^64) mod p_i`.
+    delta_hi: Vec<u64>,
+    /// `q mod 2^64`.
+    q_lo: u64,
+    /// `(q / p_i)^{-1} mod p_i`.
+    qhat_inv: Vec<u64>,
+    /// `floor(2^64 / p_i)`.
+    int_part: Vec<u64>,
+    /// `frac(2^64 / p_i) * 2^128` as (high, low) 64-bit words.
+    frac: Vec<(u64, u64)>,
+    /// `q` and `q / p_i`, for noise measurement only.
+    q_big: BigUint,
+    qhat_big: Vec<BigUint>,
+}
+
+impl Codec {
+    fn new(moduli: &[u64]) -> Result<Codec> {
+        let q: Vec<Modulus> = moduli
+            .iter()
+            .map(|&p| Modulus::new(p))
+            .collect::<std::result::Result<_, _>>()?;
+        let q_lo = moduli.iter().fold(1u64, |a, &p| a.wrapping_mul(p));
+        let mut delta_hi = Vec::new();
+        let mut qhat_inv = Vec::new();
+        let mut int_part = Vec::new();
+        let mut frac = Vec::new();
+        let mut qhat_big = Vec::new();
+        let q_big = moduli
+            .iter()
+            .fold(BigUint::from(1u64), |a, &p| a * BigUint::from(p));
+        for (i, (m, &p)) in q.iter().zip(moduli).enumerate() {
+            // 2^64 mod p, and its inverse.
+            let two64 = ((1u128 << 64) % p as u128) as u64;
+            let inv_two64 = m
+                .inv(two64)
+                .ok_or_else(|| HeError::ParameterMismatch(format!("{p} is not prime")))?;
+            // floor(q / 2^64) = (q - q_lo) / 2^64; q = 0 mod p.
+            delta_hi.push(m.mul(m.neg(m.reduce(q_lo)), inv_two64));
+            let qhat = moduli
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != i)
+                .fold(1u64, |a, (_, &pj)| m.mul(a, m.reduce(pj)));
+            qhat_inv.push(
+                m.inv(qhat)
+                    .ok_or_else(|| HeError::ParameterMismatch("moduli not coprime".into()))?,
+            );
+            qhat_big.push(&q_big / BigUint::from(p));
+            int_part.push(((1u128 << 64) / p as u128) as u64);
+            let r0 = two64 as u128;
+            let hi = (r0 << 64) / p as u128;
+            let rem = (r0 << 64) % p as u128;
+            let lo = (rem << 64) / p as u128;
+            frac.push((hi as u64, lo as u64));
+        }
+        Ok(Codec {
+            q,
+            delta_hi,
+            q_lo,
+            qhat_inv,
+            int_part,
+            frac,
+            q_big,
+            qhat_big,
+        })
+    }
+
+    /// Number of primes.
+    pub(crate) fn len(&self) -> usize {
+        self.q.len()
+    }
+
+    /// `round(q * m / 2^64) mod p_i` for every message coefficient, written into
+    /// the RNS rows `out` (row `i` is `out[i * n .. (i + 1) * n]`), added to
+    /// what is there when `add` is set. `m.len() <= n`; missing coefficients are 0.
+    pub(crate) fn encode_into(&self, m: &[u64], n: usize, out: &mut [u64], add: bool) {
+        for (i, qi) in self.q.iter().enumerate() {
+            let row = &mut out[i * n..(i + 1) * n];
+            let dh = self.delta_hi[i];
+            for (o, &mj) in row.iter_mut().zip(m) {
+                let low = ((self.q_lo as u128 * mj as u128 + (1u128 << 63)) >> 64) as u64;
+                let v = qi.add(qi.mul(dh, qi.reduce(mj)), qi.reduce(low));
+                *o = if add { qi.add(*o, v) } else { v };
+            }
+            if !add {
+                for o in row.iter_mut().skip(m.len()) {
+                    *o = 0;
+                }
+            }
+        }
+    }
+
+    /// `round(2^64 * x / q) mod 2^64` for coefficient `j` of the RNS rows `x`.
+    #[inline]
+    pub(crate) fn decode_at(&self, x: &[u64], n: usize, j: usize) -> u64 {
+        let mut int = 0u64;
+        let mut frac_acc = 0u128;
+        for (i, qi) in self.q.iter().enumerate() {
+            let y = qi.mul(x[i * n + j], self.qhat_inv[i]);
+            int = int.wrapping_add(y.wrapping_mul(self.int_part[i]));
+            let (fh, fl) = self.frac[i];
+            let s = y as u128 * fh as u128 + ((y as u128 * fl as u128) >> 64);
+            int = int.wrapping_add((s >> 64) as u64);
+            frac_acc += s as u64 as u128;
+        }
+        int.wrapping_add(((frac_acc + (1u128 << 63)) >> 64) as u64)
+    }
+
+    /// `log2 |x_j - encode(m_j)|` (centred mod q), or 0 for no noise. Exact
+    /// (big-integer CRT); for tests and diagnostics.
+    pub(crate) fn noise_log2_at(&self, x: &[u64], n: usize, j: usize, m: u64) -> f64 {
+        let mut enc = vec![0u64; self.len()];
+        let mut tmp = vec![0u64; self.len()];
+        // encode one coefficient into a 1-wide layout.
+        self.encode_into(&[m], 1, &mut tmp, false);
+        for (i, qi) in self.q.iter().enumerate() {
+            enc[i] = qi.sub(x[i * n + j], tmp[i]);
+        }
+        let mut v = BigUint::from(0u64);
+        for (i, qi) in self.q.iter().enumerate() {
+            let y = qi.mul(enc[i], self.qhat_inv[i]);
+            v += &self.qhat_big[i] * BigUint::from(y);
+        }
+        v %= &self.q_big;
+        let half = &self.q_big >> 1usize;
+        let mag = if v > half { &self.q_big - &v } else { v };
+        if mag.bits() == 0 {
+            0.0
+        } else {
+            let bits = mag.bits();
+            let top = if bits > 60 {
+                (&mag >> (bits - 60) as usize)
+                    .to_u64_digits()
+                    .first()
+                    .copied()
+                    .unwrap_or(0)
+            } else {
+                mag.to_u64_digits().first().copied().unwrap_or(0)
+            };
+            let shift = bits.saturating_sub(60) as f64;
+            (top as f64).log2() + shift
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_prime(n: u64) -> bool {
+        if n < 2 {
+            return false;
+        }
+        for p in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
+            if n % p == 0 {
+                return n == p;
+            }
+        }
+        let (mut d, mut s) = (n - 1, 0);
+        while d % 2 == 0 {
+            d /= 2;
+            s += 1;
+        }
+        let mulmod = |a: u64, b: u64| ((a as u128 * b as u128) % n as u128) as u64;
+        'witness: for a in [2u64, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37] {
+            let mut x = 1u64;
+            let (mut base, mut e) = (a, d);
+            while e > 0 {
+                if e & 1 == 1 {
+                    x = mulmod(x, base);
+                }
+                base = mulmod(base, base);
+                e >>= 1;
+            }
+            if x == 1 || x == n - 1 {
+                continue;
+            }
+            for _ in 1..s {
+                x = mulmod(x, x);
+                if x == n - 1 {
+                    continue 'witness;
+                }
+            }
+            return false;
+        }
+        true
+    }
+
+    #[test]
+    fn moduli_are_ntt_friendly_primes() {
+        for &p in &MODULI {
+            assert!(is_prime(p), "{p}");
+            assert_eq!(p % (2 * RING_DEGREE as u64), 1);
+            assert!(p < 1 << 62);
+        }
+        let params = HeParams::new().unwrap();
+        assert!(params.log_q() <= 218.0, "HE standard bound for n = 8192");
+        assert!((params.log_q() - 200.0).abs() < 0.01);
+        assert!((params.log_q_response() - 80.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn encode_decode_roundtrip_and_scale() {
+        let params = HeParams::new().unwrap();
+        for codec in [&params.codec, &params.codec_resp] {
+            let ms = [
+                0u64,
+                1,
+                2,
+                u64::MAX,
+                1 << 63,
+                (1 << 63) - 1,
+                0x1234_5678_9abc_def0,
+            ];
+            let n = ms.len();
+            let mut rows = vec![0u64; codec.len() * n];
+            codec.encode_into(&ms, n, &mut rows, false);
+            for (j, &m) in ms.iter().enumerate() {
+                assert_eq!(codec.decode_at(&rows, n, j), m);
+                assert_eq!(codec.noise_log2_at(&rows, n, j, m), 0.0);
+            }
+            // Adding a small noise keeps decoding exact and is measured.
+            let mut noisy = rows.clone();
+            for (i, qi) in codec.q.iter().enumerate() {
+                noisy[i * n + 3] = qi.add(noisy[i * n + 3], 1 << 10);
+            }
+            assert_eq!(codec.decode_at(&noisy, n, 3), u64::MAX);
+            assert!((codec.noise_log2_at(&noisy, n, 3, u64::MAX) - 10.0).abs() < 1e-9);
+        }
+    }
+}
