@@ -117,6 +117,18 @@ impl Const {
 enum Val {
     Const(Const),
     Dyn(ValueId),
+    /// A zero `Pad` of a dynamic value (`[top, left, bottom, right]`), merged into
+    /// the convolution that consumes it.
+    Padded(ValueId, [usize; 4]),
+}
+
+impl Val {
+    fn dyn_id(&self) -> Option<ValueId> {
+        match self {
+            Val::Dyn(id) | Val::Padded(id, _) => Some(*id),
+            Val::Const(_) => None,
+        }
+    }
 }
 
 /// Parse and import an ONNX model from bytes.
@@ -299,9 +311,9 @@ impl<'a> Importer<'a> {
     }
 
     fn bind(&mut self, onnx_name: &str, v: Val) {
-        if let Val::Dyn(id) = &v {
+        if let Some(id) = v.dyn_id() {
             let u = self.name_uses.get(onnx_name).copied().unwrap_or(0);
-            *self.id_uses.entry(*id).or_default() += u;
+            *self.id_uses.entry(id).or_default() += u;
         }
         self.env.insert(onnx_name.to_string(), v);
     }
@@ -378,6 +390,11 @@ impl<'a> Importer<'a> {
                     "'{out_name}' does not depend on the input"
                 )))
             }
+            Some(Val::Padded(..)) => {
+                return Err(OnnxError::Output(format!(
+                    "'{out_name}' is a Pad result; Pad is only supported before a convolution"
+                )))
+            }
             None => {
                 return Err(OnnxError::Output(format!(
                     "'{out_name}' is produced by no node"
@@ -447,15 +464,17 @@ impl<'a> Importer<'a> {
     fn const_input(&self, node: &NodeProto, k: usize, what: &str) -> Result<Const> {
         match self.input(node, k)? {
             Val::Const(c) => Ok(c),
-            Val::Dyn(_) => {
-                Err(self.err(node, format!("{what} must be a constant (an initializer)")))
-            }
+            _ => Err(self.err(node, format!("{what} must be a constant (an initializer)"))),
         }
     }
 
     fn dyn_input(&self, node: &NodeProto, k: usize) -> Result<ValueId> {
         match self.input(node, k)? {
             Val::Dyn(id) => Ok(id),
+            Val::Padded(..) => Err(self.err(
+                node,
+                "the input comes from a Pad, which is only supported directly before a convolution",
+            )),
             Val::Const(_) => {
                 Err(self.err(node, "expected an input that depends on the model input"))
             }
@@ -501,7 +520,7 @@ impl<'a> Importer<'a> {
             .map(|k| self.opt_input(node, k))
             .collect::<Result<_>>()?;
         let all_const =
-            !inputs.is_empty() && inputs.iter().all(|v| !matches!(v, Some(Val::Dyn(_))));
+            !inputs.is_empty() && inputs.iter().all(|v| v.as_ref().and_then(Val::dyn_id).is_none());
         if op == "Constant" {
             let c = self.constant_node(node)?;
             self.bind(&out, Val::Const(c));
@@ -534,6 +553,8 @@ impl<'a> Importer<'a> {
                 })
             }
             "Conv" => Val::Dyn(self.conv(node, &name)?),
+            "Pad" => self.pad(node)?,
+            "ReduceMean" => Val::Dyn(self.reduce_mean(node, &name)?),
             "ConvTranspose" => Val::Dyn(self.conv_transpose(node, &name)?),
             "Gemm" => Val::Dyn(self.gemm(node, &name)?),
             "MatMul" => Val::Dyn(self.matmul(node, &name)?),
@@ -694,8 +715,7 @@ impl<'a> Importer<'a> {
         }
         // The consumed input's use is spent.
         for k in node.input.iter() {
-            if let Some(Val::Dyn(id)) = self.env.get(k) {
-                let id = *id;
+            if let Some(id) = self.env.get(k).and_then(Val::dyn_id) {
                 if let Some(u) = self.id_uses.get_mut(&id) {
                     *u = u.saturating_sub(1);
                 }
@@ -718,7 +738,7 @@ impl<'a> Importer<'a> {
         }
         match self.opt_input(node, 1)? {
             Some(Val::Const(c)) => Ok(c.ints()),
-            Some(Val::Dyn(_)) => Err(self.err(node, "axes must be constant")),
+            Some(_) => Err(self.err(node, "axes must be constant")),
             None => Ok(vec![]),
         }
     }
@@ -918,30 +938,68 @@ impl<'a> Importer<'a> {
             }
             "Slice" => {
                 let x = c(0)?;
-                if x.dims.len() != 1 {
-                    return Err(self.err(node, "constant slice only on 1-D data"));
-                }
-                let (starts, ends) = if self.opset >= 10 {
-                    (c(1)?.ints(), c(2)?.ints())
+                let r = x.dims.len() as i64;
+                let (starts, ends, axes, steps) = if self.opset >= 10 {
+                    let opt = |k: usize| -> Option<Vec<i64>> {
+                        match inputs.get(k) {
+                            Some(Some(Val::Const(s))) => Some(s.ints()),
+                            _ => None,
+                        }
+                    };
+                    (c(1)?.ints(), c(2)?.ints(), opt(3), opt(4))
                 } else {
-                    (
-                        attr_ints(node, "starts").unwrap_or_default(),
-                        attr_ints(node, "ends").unwrap_or_default(),
-                    )
+                    (attr_ints(node, "starts").unwrap_or_default(), attr_ints(node, "ends").unwrap_or_default(), attr_ints(node, "axes"), None)
                 };
-                let steps = match inputs.get(4) {
-                    Some(Some(Val::Const(s))) => s.ints(),
-                    _ => vec![1],
-                };
-                if starts.len() != 1 || ends.len() != 1 || steps != [1] {
-                    return Err(self.err(node, "constant slice only with one axis and step 1"));
+                let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
+                let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
+                if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+                    return Err(self.err(node, "slice parameters of different lengths"));
                 }
-                let n = x.dims[0] as i64;
-                let cl = |v: i64| -> usize { (if v < 0 { v + n } else { v }).clamp(0, n) as usize };
-                let (s, e) = (cl(starts[0]), cl(ends[0]));
+                // Per axis, the list of source indices kept.
+                let mut keep: Vec<Vec<usize>> = x.dims.iter().map(|&d| (0..d).collect()).collect();
+                for k in 0..starts.len() {
+                    let a = if axes[k] < 0 { axes[k] + r } else { axes[k] };
+                    if !(0..r).contains(&a) || steps[k] == 0 {
+                        return Err(self.err(node, "slice axis out of range or zero step"));
+                    }
+                    let d = x.dims[a as usize] as i64;
+                    let step = steps[k];
+                    let norm = |v: i64| if v < 0 { v + d } else { v };
+                    let mut idx = Vec::new();
+                    if step > 0 {
+                        let (s0, e0) = (norm(starts[k]).clamp(0, d), norm(ends[k]).clamp(0, d));
+                        let mut i = s0;
+                        while i < e0 {
+                            idx.push(i as usize);
+                            i += step;
+                        }
+                    } else {
+                        let (s0, e0) = (norm(starts[k]).clamp(-1, d - 1), norm(ends[k]).clamp(-1, d - 1));
+                        let mut i = s0;
+                        while i > e0 {
+                            idx.push(i as usize);
+                            i += step;
+                        }
+                    }
+                    keep[a as usize] = idx;
+                }
+                let dims: Vec<usize> = keep.iter().map(|v| v.len()).collect();
+                let n: usize = dims.iter().product();
                 let xv = x.as_f64();
-                let out: Vec<f64> = xv[s..e.max(s)].to_vec();
-                Ok(Const::with_data(vec![out.len()], &x.data, out))
+                let mut out = Vec::with_capacity(n);
+                for flat in 0..n {
+                    let mut rem = flat;
+                    let mut src = 0;
+                    let mut stride = 1;
+                    for a in (0..dims.len()).rev() {
+                        let coord = rem % dims[a];
+                        rem /= dims[a];
+                        src += keep[a][coord] * stride;
+                        stride *= x.dims[a];
+                    }
+                    out.push(xv[src]);
+                }
+                Ok(Const::with_data(dims, &x.data, out))
             }
             "Transpose" => {
                 let x = c(0)?;
@@ -1075,7 +1133,10 @@ impl<'a> Importer<'a> {
     }
 
     fn conv(&mut self, node: &NodeProto, name: &str) -> Result<ValueId> {
-        let x = self.dyn_input(node, 0)?;
+        let (x, extra) = match self.input(node, 0)? {
+            Val::Padded(id, p) => (id, p),
+            _ => (self.dyn_input(node, 0)?, [0; 4]),
+        };
         let w = self.const_input(node, 1, "weight")?;
         let b = self.opt_input(node, 2)?;
         if attr_int(node, "group").unwrap_or(1) != 1 {
@@ -1114,7 +1175,10 @@ impl<'a> Importer<'a> {
             }
         }
         let stride = pair(node, "strides", 1).map_err(|r| self.err(node, r))?;
-        let pads = self.pads(node, [s[1], s[2]], [kh, kw], stride)?;
+        let mut pads = self.pads(node, [s[1] + extra[0] + extra[2], s[2] + extra[1] + extra[3]], [kh, kw], stride)?;
+        for (p, e) in pads.iter_mut().zip(extra) {
+            *p += e;
+        }
         let bias = self.bias(node, b, c_out)?;
         let conv = Conv {
             weight: w.floats(),
@@ -1140,7 +1204,7 @@ impl<'a> Importer<'a> {
                 node,
                 format!("bias of shape {} for {n} outputs", shape_str(&c.dims)),
             )),
-            Some(Val::Dyn(_)) => Err(self.err(node, "bias must be a constant")),
+            Some(_) => Err(self.err(node, "bias must be a constant")),
         }
     }
 
@@ -1181,6 +1245,86 @@ impl<'a> Importer<'a> {
                 Ok(out)
             }
             other => Err(self.err(node, format!("auto_pad {other} is not supported"))),
+        }
+    }
+
+    /// A zero `Pad` on the spatial axes of a `[N, C, H, W]` tensor.
+    fn pad(&mut self, node: &NodeProto) -> Result<Val> {
+        let (x, prev) = match self.input(node, 0)? {
+            Val::Padded(id, p) => (id, p),
+            _ => (self.dyn_input(node, 0)?, [0; 4]),
+        };
+        let mode = attr_str(node, "mode").unwrap_or_else(|| "constant".into());
+        if mode != "constant" {
+            return Err(self.err(node, format!("pad mode '{mode}' is not supported (only constant zero)")));
+        }
+        let pads = if self.opset >= 11 {
+            self.const_input(node, 1, "pads")?.ints()
+        } else {
+            attr_ints(node, "pads").unwrap_or_default()
+        };
+        let value = if self.opset >= 11 {
+            match self.opt_input(node, 2)? {
+                Some(Val::Const(c)) => c.floats().first().copied().unwrap_or(0.0),
+                Some(_) => return Err(self.err(node, "pad value must be constant")),
+                None => 0.0,
+            }
+        } else {
+            attr_float(node, "value").unwrap_or(0.0)
+        };
+        if value != 0.0 {
+            return Err(self.err(node, format!("padding with {value} (only zero is supported)")));
+        }
+        let full = self.full_dims(x);
+        let r = full.len();
+        // Optional axes (opset 18): pads then cover only those axes.
+        let axes: Vec<usize> = match self.opt_input(node, 3)? {
+            Some(Val::Const(c)) => c.ints().iter().map(|&a| (if a < 0 { a + r as i64 } else { a }) as usize).collect(),
+            Some(_) => return Err(self.err(node, "pad axes must be constant")),
+            None => (0..r).collect(),
+        };
+        if pads.len() != 2 * axes.len() {
+            return Err(self.err(node, format!("{} pad values for {} axes", pads.len(), axes.len())));
+        }
+        let mut begin = vec![0i64; r];
+        let mut end = vec![0i64; r];
+        for (k, &a) in axes.iter().enumerate() {
+            if a >= r {
+                return Err(self.err(node, format!("pad axis {a} out of range")));
+            }
+            begin[a] = pads[k];
+            end[a] = pads[k + axes.len()];
+        }
+        if r != 4 || begin[..2].iter().chain(&end[..2]).any(|&v| v != 0) || begin.iter().chain(&end).any(|&v| v < 0) {
+            return Err(self.err(node, format!("pads {pads:?}: only non-negative spatial padding of [N, C, H, W] is supported")));
+        }
+        let p = [
+            prev[0] + begin[2] as usize,
+            prev[1] + begin[3] as usize,
+            prev[2] + end[2] as usize,
+            prev[3] + end[3] as usize,
+        ];
+        Ok(Val::Padded(x, p))
+    }
+
+    /// `ReduceMean` over both spatial axes is a global average pool.
+    fn reduce_mean(&mut self, node: &NodeProto, name: &str) -> Result<ValueId> {
+        let x = self.dyn_input(node, 0)?;
+        let full = self.full_dims(x);
+        let r = full.len() as i64;
+        let axes = self.axes(node)?;
+        let mut norm: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + r } else { a }).collect();
+        norm.sort_unstable();
+        if r != 4 || norm != [2, 3] {
+            return Err(self.err(node, format!("ReduceMean over axes {axes:?}: only the two spatial axes of [N, C, H, W] are supported")));
+        }
+        let (c, h, w) = (full[1], full[2], full[3]);
+        let p = Pool { kernel: [h, w], stride: [1, 1], pads: [0; 4] };
+        let id = self.push(name, Op::AvgPool(p), vec![x], Shape::new([c, 1, 1]));
+        if attr_int(node, "keepdims").unwrap_or(1) == 0 {
+            Ok(self.reshape_to(&format!("{name}/squeeze"), id, vec![c]))
+        } else {
+            Ok(id)
         }
     }
 
@@ -1295,7 +1439,7 @@ impl<'a> Importer<'a> {
                     format!("C of shape {} for {outputs} outputs", shape_str(&c.dims)),
                 ))
             }
-            Some(Val::Dyn(_)) => return Err(self.err(node, "C must be a constant")),
+            Some(_) => return Err(self.err(node, "C must be a constant")),
         };
         let d = Dense {
             weight,
@@ -1553,7 +1697,9 @@ impl<'a> Importer<'a> {
             let idx = if self.opset <= 10 { 1 } else { 2 };
             match self.opt_input(node, idx)? {
                 Some(Val::Const(c)) if c.numel() > 0 => Some(c.floats()),
-                Some(Val::Dyn(_)) => return Err(self.err(node, "scales must be constant")),
+                Some(Val::Dyn(_)) | Some(Val::Padded(..)) => {
+                    return Err(self.err(node, "scales must be constant"))
+                }
                 _ => None,
             }
         };
