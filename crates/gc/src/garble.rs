@@ -17,7 +17,7 @@
 //! within one `Δ`.
 
 use crate::circuit::{Circuit, Op, OutBit};
-use crate::hash::{sigma, FixedKeyHash};
+use crate::hash::{sigma, AesBlock, FixedKeyHash};
 use crate::{GcError, Result};
 use blindfold_core::Block;
 
@@ -38,8 +38,7 @@ pub struct Garbler<'c> {
     sigma_delta: u128,
     hash: FixedKeyHash,
     slots: Vec<u128>,
-    hin: Vec<u128>,
-    hsig: Vec<u128>,
+    buf: Vec<AesBlock>,
 }
 
 impl<'c> Garbler<'c> {
@@ -52,8 +51,7 @@ impl<'c> Garbler<'c> {
             sigma_delta: sigma(delta),
             hash: FixedKeyHash::new(),
             slots: vec![0; circuit.n_slots() * CHUNK],
-            hin: Vec::with_capacity(4 * CHUNK),
-            hsig: Vec::with_capacity(4 * CHUNK),
+            buf: vec![AesBlock::default(); 4 * CHUNK],
         }
     }
 
@@ -84,62 +82,63 @@ impl<'c> Garbler<'c> {
             e0.len() / ne.max(1)
         };
         assert!(b <= CHUNK && g0.len() == b * ng && e0.len() == b * ne);
-        let s = &mut self.slots;
-        for i in 0..b {
-            for k in 0..ng {
-                s[k * CHUNK + i] = g0[i * ng + k].0;
-            }
-            for k in 0..ne {
-                s[(ng + k) * CHUNK + i] = e0[i * ne + k].0;
-            }
-        }
+        let Garbler {
+            slots: s,
+            buf,
+            hash,
+            delta: d,
+            sigma_delta: sd,
+            ..
+        } = self;
+        let (d, sd) = (*d, *sd);
+        load_inputs(s, g0, e0, ng, ne, b);
         let n_and = c.n_and() as u64;
-        let (d, sd) = (self.delta, self.sigma_delta);
         tables.reserve(b * c.n_and() * AND_TABLE_BYTES);
         let mut t = 0u64;
+        let mut row = [0u8; AND_TABLE_BYTES * CHUNK];
+        let (mut ra, mut rb, mut ro) = ([0u128; CHUNK], [0u128; CHUNK], [0u128; CHUNK]);
         for op in c.ops() {
             match *op {
-                Op::Xor(x, y, o) => {
-                    let (x, y, o) = (x as usize * CHUNK, y as usize * CHUNK, o as usize * CHUNK);
-                    for i in 0..b {
-                        s[o + i] = s[x + i] ^ s[y + i];
-                    }
-                }
-                Op::Not(x, o) => {
-                    let (x, o) = (x as usize * CHUNK, o as usize * CHUNK);
-                    for i in 0..b {
-                        s[o + i] = s[x + i] ^ d;
-                    }
-                }
+                Op::Xor(x, y, o) => xor_rows(s, x, y, o, b),
+                Op::Not(x, o) => not_rows(s, x, o, d, b),
                 Op::And(x, y, o) => {
                     let (x, y, o) = (x as usize * CHUNK, y as usize * CHUNK, o as usize * CHUNK);
-                    self.hin.clear();
-                    self.hsig.clear();
-                    for i in 0..b {
-                        let j = (2 * (gate0 + i as u64 * n_and + t)) as u128;
-                        let sa = sigma(s[x + i]);
-                        let sb = sigma(s[y + i]);
-                        self.hsig.extend_from_slice(&[sa, sa ^ sd, sb, sb ^ sd]);
-                        self.hin.extend_from_slice(&[
-                            sa ^ j,
-                            sa ^ sd ^ j,
-                            sb ^ j ^ 1,
-                            sb ^ sd ^ j ^ 1,
-                        ]);
+                    ra[..b].copy_from_slice(&s[x..x + b]);
+                    rb[..b].copy_from_slice(&s[y..y + b]);
+                    let step = 2 * n_and as u128;
+                    let mut j = 2 * (gate0 + t) as u128;
+                    for ((q, &a0), &b0) in buf.chunks_exact_mut(4).zip(&ra[..b]).zip(&rb[..b]) {
+                        let (sa, sb) = (sigma(a0), sigma(b0));
+                        q[0] = AesBlock::from((sa ^ j).to_le_bytes());
+                        q[1] = AesBlock::from((sa ^ sd ^ j).to_le_bytes());
+                        q[2] = AesBlock::from((sb ^ j ^ 1).to_le_bytes());
+                        q[3] = AesBlock::from((sb ^ sd ^ j ^ 1).to_le_bytes());
+                        j += step;
                     }
-                    self.hash.permute_xor(&mut self.hin, &self.hsig);
-                    for i in 0..b {
-                        let h = &self.hin[4 * i..4 * i + 4];
-                        let (a0, b0) = (s[x + i], s[y + i]);
+                    hash.permute_blocks(&mut buf[..4 * b]);
+                    for ((((q, &a0), &b0), w), tab) in buf
+                        .chunks_exact(4)
+                        .zip(&ra[..b])
+                        .zip(&rb[..b])
+                        .zip(ro.iter_mut())
+                        .zip(row.chunks_exact_mut(AND_TABLE_BYTES))
+                    {
+                        let (sa, sb) = (sigma(a0), sigma(b0));
+                        let h0 = u128::from_le_bytes(q[0].into()) ^ sa;
+                        let h1 = u128::from_le_bytes(q[1].into()) ^ sa ^ sd;
+                        let h2 = u128::from_le_bytes(q[2].into()) ^ sb;
+                        let h3 = u128::from_le_bytes(q[3].into()) ^ sb ^ sd;
                         let (pa, pb) = (a0 & 1, b0 & 1);
-                        let tg = h[0] ^ h[1] ^ sel(d, pb);
-                        let wg = h[0] ^ sel(tg, pa);
-                        let te = h[2] ^ h[3] ^ a0;
-                        let we = h[2] ^ sel(te ^ a0, pb);
-                        s[o + i] = wg ^ we;
-                        tables.extend_from_slice(&tg.to_le_bytes());
-                        tables.extend_from_slice(&te.to_le_bytes());
+                        let tg = h0 ^ h1 ^ sel(d, pb);
+                        let wg = h0 ^ sel(tg, pa);
+                        let te = h2 ^ h3 ^ a0;
+                        let we = h2 ^ sel(te ^ a0, pb);
+                        *w = wg ^ we;
+                        tab[..16].copy_from_slice(&tg.to_le_bytes());
+                        tab[16..].copy_from_slice(&te.to_le_bytes());
                     }
+                    s[o..o + b].copy_from_slice(&ro[..b]);
+                    tables.extend_from_slice(&row[..AND_TABLE_BYTES * b]);
                     t += 1;
                 }
             }
@@ -173,8 +172,7 @@ pub struct Evaluator<'c> {
     circuit: &'c Circuit,
     hash: FixedKeyHash,
     slots: Vec<u128>,
-    hin: Vec<u128>,
-    hsig: Vec<u128>,
+    buf: Vec<AesBlock>,
 }
 
 impl<'c> Evaluator<'c> {
@@ -183,8 +181,7 @@ impl<'c> Evaluator<'c> {
             circuit,
             hash: FixedKeyHash::new(),
             slots: vec![0; circuit.n_slots() * CHUNK],
-            hin: Vec::with_capacity(2 * CHUNK),
-            hsig: Vec::with_capacity(2 * CHUNK),
+            buf: vec![AesBlock::default(); 2 * CHUNK],
         }
     }
 
@@ -228,26 +225,21 @@ impl<'c> Evaluator<'c> {
                 got: tables.len(),
             });
         }
-        let s = &mut self.slots;
-        for i in 0..b {
-            for k in 0..ng {
-                s[k * CHUNK + i] = g[i * ng + k].0;
-            }
-            for k in 0..ne {
-                s[(ng + k) * CHUNK + i] = e[i * ne + k].0;
-            }
-        }
+        let Evaluator {
+            slots: s,
+            buf,
+            hash,
+            ..
+        } = self;
+        load_inputs(s, g, e, ng, ne, b);
         let n_and = c.n_and() as u64;
         let mut t = 0u64;
-        let mut tab = tables.chunks_exact(AND_TABLE_BYTES);
+        let (mut ra, mut rb, mut ro) = ([0u128; CHUNK], [0u128; CHUNK], [0u128; CHUNK]);
+        // Lengths were checked above: exactly one row of b tables per AND gate.
+        let mut rows = tables.chunks_exact(AND_TABLE_BYTES * b);
         for op in c.ops() {
             match *op {
-                Op::Xor(x, y, o) => {
-                    let (x, y, o) = (x as usize * CHUNK, y as usize * CHUNK, o as usize * CHUNK);
-                    for i in 0..b {
-                        s[o + i] = s[x + i] ^ s[y + i];
-                    }
-                }
+                Op::Xor(x, y, o) => xor_rows(s, x, y, o, b),
                 Op::Not(x, o) => {
                     if x != o {
                         let (x, o) = (x as usize * CHUNK, o as usize * CHUNK);
@@ -256,26 +248,31 @@ impl<'c> Evaluator<'c> {
                 }
                 Op::And(x, y, o) => {
                     let (x, y, o) = (x as usize * CHUNK, y as usize * CHUNK, o as usize * CHUNK);
-                    self.hin.clear();
-                    self.hsig.clear();
-                    for i in 0..b {
-                        let j = (2 * (gate0 + i as u64 * n_and + t)) as u128;
-                        let sa = sigma(s[x + i]);
-                        let sb = sigma(s[y + i]);
-                        self.hsig.extend_from_slice(&[sa, sb]);
-                        self.hin.extend_from_slice(&[sa ^ j, sb ^ j ^ 1]);
+                    ra[..b].copy_from_slice(&s[x..x + b]);
+                    rb[..b].copy_from_slice(&s[y..y + b]);
+                    let step = 2 * n_and as u128;
+                    let mut j = 2 * (gate0 + t) as u128;
+                    for ((q, &a), &bb) in buf.chunks_exact_mut(2).zip(&ra[..b]).zip(&rb[..b]) {
+                        q[0] = AesBlock::from((sigma(a) ^ j).to_le_bytes());
+                        q[1] = AesBlock::from((sigma(bb) ^ j ^ 1).to_le_bytes());
+                        j += step;
                     }
-                    self.hash.permute_xor(&mut self.hin, &self.hsig);
-                    for i in 0..b {
-                        // Lengths were checked above: exactly one table per gate.
-                        let row = tab.next().ok_or(GcError::Truncated)?;
-                        let tg = u128::from_le_bytes(row[..16].try_into().expect("16 bytes"));
-                        let te = u128::from_le_bytes(row[16..].try_into().expect("16 bytes"));
-                        let (a, bb) = (s[x + i], s[y + i]);
-                        let wg = self.hin[2 * i] ^ sel(tg, a);
-                        let we = self.hin[2 * i + 1] ^ sel(te ^ a, bb);
-                        s[o + i] = wg ^ we;
+                    hash.permute_blocks(&mut buf[..2 * b]);
+                    let row = rows.next().ok_or(GcError::Truncated)?;
+                    for ((((q, &a), &bb), w), tab) in buf
+                        .chunks_exact(2)
+                        .zip(&ra[..b])
+                        .zip(&rb[..b])
+                        .zip(ro.iter_mut())
+                        .zip(row.chunks_exact(AND_TABLE_BYTES))
+                    {
+                        let tg = u128::from_le_bytes(tab[..16].try_into().expect("16 bytes"));
+                        let te = u128::from_le_bytes(tab[16..].try_into().expect("16 bytes"));
+                        let ha = u128::from_le_bytes(q[0].into()) ^ sigma(a);
+                        let hb = u128::from_le_bytes(q[1].into()) ^ sigma(bb);
+                        *w = ha ^ sel(tg, a) ^ hb ^ sel(te ^ a, bb);
                     }
+                    s[o..o + b].copy_from_slice(&ro[..b]);
                     t += 1;
                 }
             }
@@ -291,6 +288,40 @@ impl<'c> Evaluator<'c> {
         }
         Ok(())
     }
+}
+
+/// Copy instance-major input labels into the slot rows.
+fn load_inputs(s: &mut [u128], g: &[Block], e: &[Block], ng: usize, ne: usize, b: usize) {
+    for i in 0..b {
+        for k in 0..ng {
+            s[k * CHUNK + i] = g[i * ng + k].0;
+        }
+        for k in 0..ne {
+            s[(ng + k) * CHUNK + i] = e[i * ne + k].0;
+        }
+    }
+}
+
+/// `row o = row x ^ row y` over `b` instances (the rows may coincide).
+#[inline(always)]
+fn xor_rows(s: &mut [u128], x: u32, y: u32, o: u32, b: usize) {
+    let (x, y, o) = (x as usize * CHUNK, y as usize * CHUNK, o as usize * CHUNK);
+    let mut tmp = [0u128; CHUNK];
+    for ((t, &u), &v) in tmp[..b].iter_mut().zip(&s[x..x + b]).zip(&s[y..y + b]) {
+        *t = u ^ v;
+    }
+    s[o..o + b].copy_from_slice(&tmp[..b]);
+}
+
+/// `row o = row x ^ d` over `b` instances (the garbler's NOT).
+#[inline(always)]
+fn not_rows(s: &mut [u128], x: u32, o: u32, d: u128, b: usize) {
+    let (x, o) = (x as usize * CHUNK, o as usize * CHUNK);
+    let mut tmp = [0u128; CHUNK];
+    for (t, &u) in tmp[..b].iter_mut().zip(&s[x..x + b]) {
+        *t = u ^ d;
+    }
+    s[o..o + b].copy_from_slice(&tmp[..b]);
 }
 
 #[cfg(test)]

@@ -20,7 +20,8 @@ const FIXED_KEY: [u8; 16] = [
     0x5b, 0x1f, 0x6d, 0x92, 0x0e, 0x37, 0xc4, 0xa8, 0x71, 0x2d, 0xe9, 0x03, 0xb6, 0x4a, 0x58, 0xfc,
 ];
 
-type AesBlock = GenericArray<u8, aes::cipher::consts::U16>;
+/// The `aes` crate's block type.
+pub type AesBlock = GenericArray<u8, aes::cipher::consts::U16>;
 
 /// Fixed-key AES hash with reusable scratch space.
 pub struct FixedKeyHash {
@@ -63,6 +64,13 @@ impl FixedKeyHash {
         for ((x, s), e) in xs.iter_mut().zip(sig).zip(&self.scratch) {
             *x = u128::from_le_bytes((*e).into()) ^ s;
         }
+    }
+
+    /// Fixed-key AES in place on a caller-owned buffer (the garbler and evaluator
+    /// fill `σ(x) ⊕ tweak` straight into it and xor `σ(x)` back themselves).
+    #[inline]
+    pub fn permute_blocks(&self, buf: &mut [AesBlock]) {
+        self.cipher.encrypt_blocks(buf);
     }
 
     /// One hash, unbatched (tests and the occasional single gate).

@@ -15,6 +15,7 @@
 //! gate counts, security notes and measured figures.
 #![deny(unsafe_code)]
 
+pub mod bench;
 pub mod circuit;
 pub mod gadgets;
 pub mod garble;
