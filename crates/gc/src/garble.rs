@@ -62,8 +62,9 @@ impl<'c> Garbler<'c> {
     /// Garble a chunk of `b <= CHUNK` instances whose first AND gate has session-wide
     /// index `gate0` (AND gate `t` of instance `i` has index `gate0 + i·n_and + t` and
     /// tweaks twice that, plus one; the caller never reuses an index under one `Δ`). `g0` and `e0` hold the
-    /// zero-labels of the garbler's and evaluator's inputs, instance-major
-    /// (`b × n_garbler_inputs`, `b × n_evaluator_inputs`). Appends
+    /// zero-labels of the garbler's and evaluator's inputs, slot-major (the `b`
+    /// labels of input wire 0, then of wire 1, ...: `n_garbler_inputs × b` and
+    /// `n_evaluator_inputs × b`). Appends
     /// `b × n_and × 32` table bytes to `tables` and `b × n_outputs` decoding bits
     /// (instance-major) to `decode`.
     pub fn garble_chunk(
@@ -91,7 +92,7 @@ impl<'c> Garbler<'c> {
             ..
         } = self;
         let (d, sd) = (*d, *sd);
-        load_inputs(s, g0, e0, ng, ne, b);
+        load_inputs(s, g0, e0, b);
         let n_and = c.n_and() as u64;
         tables.reserve(b * c.n_and() * AND_TABLE_BYTES);
         let mut t = 0u64;
@@ -192,7 +193,7 @@ impl<'c> Evaluator<'c> {
 
     /// Evaluate a chunk of `b` instances (first AND gate index `gate0`, as in
     /// [`Garbler::garble_chunk`]) from active input labels
-    /// (instance-major, as in [`Garbler::garble_chunk`]) and exactly
+    /// (slot-major, as in [`Garbler::garble_chunk`]) and exactly
     /// [`Evaluator::table_bytes`]`(b)` table bytes; appends the output bits, decoded
     /// with `decode` (`b × n_outputs`, instance-major), to `out`.
     pub fn eval_chunk(
@@ -231,7 +232,7 @@ impl<'c> Evaluator<'c> {
             hash,
             ..
         } = self;
-        load_inputs(s, g, e, ng, ne, b);
+        load_inputs(s, g, e, b);
         let n_and = c.n_and() as u64;
         let mut t = 0u64;
         let (mut ra, mut rb, mut ro) = ([0u128; CHUNK], [0u128; CHUNK], [0u128; CHUNK]);
@@ -290,38 +291,59 @@ impl<'c> Evaluator<'c> {
     }
 }
 
-/// Copy instance-major input labels into the slot rows.
-fn load_inputs(s: &mut [u128], g: &[Block], e: &[Block], ng: usize, ne: usize, b: usize) {
-    for i in 0..b {
-        for k in 0..ng {
-            s[k * CHUNK + i] = g[i * ng + k].0;
-        }
-        for k in 0..ne {
-            s[(ng + k) * CHUNK + i] = e[i * ne + k].0;
+/// Copy slot-major input labels (`b` per input wire) into the slot rows.
+fn load_inputs(s: &mut [u128], g: &[Block], e: &[Block], b: usize) {
+    for (row, src) in s
+        .chunks_exact_mut(CHUNK)
+        .zip(g.chunks_exact(b).chain(e.chunks_exact(b)))
+    {
+        for (d, l) in row.iter_mut().zip(src) {
+            *d = l.0;
         }
     }
 }
 
-/// `row o = row x ^ row y` over `b` instances (the rows may coincide).
+/// Row `d` (mutable) and row `r` (shared) of the slot storage, `d != r`.
+#[inline(always)]
+fn two_rows(s: &mut [u128], d: usize, r: usize, b: usize) -> (&mut [u128], &[u128]) {
+    if d < r {
+        let (lo, hi) = s.split_at_mut(r);
+        (&mut lo[d..d + b], &hi[..b])
+    } else {
+        let (lo, hi) = s.split_at_mut(d);
+        (&mut hi[..b], &lo[r..r + b])
+    }
+}
+
+/// `row o = row x ^ row y` over `b` instances (`o` may equal `x` or `y`; `x != y`
+/// because the builder folds `w ^ w`).
 #[inline(always)]
 fn xor_rows(s: &mut [u128], x: u32, y: u32, o: u32, b: usize) {
-    let (x, y, o) = (x as usize * CHUNK, y as usize * CHUNK, o as usize * CHUNK);
-    let mut tmp = [0u128; CHUNK];
-    for ((t, &u), &v) in tmp[..b].iter_mut().zip(&s[x..x + b]).zip(&s[y..y + b]) {
-        *t = u ^ v;
+    let (src, dst) = if o == x {
+        (y, o)
+    } else if o == y {
+        (x, o)
+    } else {
+        let (x, o) = (x as usize * CHUNK, o as usize * CHUNK);
+        s.copy_within(x..x + b, o);
+        (y, o as u32 / CHUNK as u32)
+    };
+    let (d, r) = two_rows(s, dst as usize * CHUNK, src as usize * CHUNK, b);
+    for (a, c) in d.iter_mut().zip(r) {
+        *a ^= c;
     }
-    s[o..o + b].copy_from_slice(&tmp[..b]);
 }
 
 /// `row o = row x ^ d` over `b` instances (the garbler's NOT).
 #[inline(always)]
 fn not_rows(s: &mut [u128], x: u32, o: u32, d: u128, b: usize) {
     let (x, o) = (x as usize * CHUNK, o as usize * CHUNK);
-    let mut tmp = [0u128; CHUNK];
-    for (t, &u) in tmp[..b].iter_mut().zip(&s[x..x + b]) {
-        *t = u ^ d;
+    if x != o {
+        s.copy_within(x..x + b, o);
     }
-    s[o..o + b].copy_from_slice(&tmp[..b]);
+    for a in s[o..o + b].iter_mut() {
+        *a ^= d;
+    }
 }
 
 #[cfg(test)]
@@ -375,7 +397,10 @@ mod tests {
             .unwrap();
         let no = c.n_outputs();
         for i in 0..b {
-            let want = c.eval_plain(&gx[i * 8..i * 8 + 8], &ex[i * 8..i * 8 + 8]);
+            // Slot-major inputs: wire k of instance i is at k * b + i.
+            let gi: Vec<bool> = (0..8).map(|k| gx[k * b + i]).collect();
+            let ei: Vec<bool> = (0..8).map(|k| ex[k * b + i]).collect();
+            let want = c.eval_plain(&gi, &ei);
             assert_eq!(&out[i * no..(i + 1) * no], &want[..], "instance {i}");
         }
         // Truncated tables are an error, not a panic.

@@ -144,30 +144,28 @@ impl GarblerSession {
         let mut garbler = Garbler::new(&circuit, delta);
         let mut exp_a = LabelExpander::new(seed_a);
         let mut exp_r = LabelExpander::new(seed_r);
-        let ng = (k + 1) * WORD;
-        let mut g0 = vec![Block::ZERO; CHUNK * ng];
-        let mut la = vec![Block::ZERO; CHUNK * k * WORD];
-        let mut lr = vec![Block::ZERO; CHUNK * WORD];
+        let ka = k * WORD;
+        let mut g0 = vec![Block::ZERO; CHUNK * (ka + WORD)];
         let per_msg = table_msg_chunks(&circuit);
         let msg_cap = per_msg * CHUNK * circuit.n_and() * AND_TABLE_BYTES;
         let mut tables = Vec::with_capacity(msg_cap);
         let mut decode = Vec::with_capacity(n * circuit.n_outputs());
         for (ci, first) in (0..n).step_by(CHUNK).enumerate() {
+            // Within a chunk every label vector is slot-major: wire t of the
+            // chunk's instance i is entry t·b + i.
             let b = CHUNK.min(n - first);
-            exp_a.expand((first * k * WORD) as u64, &mut la[..b * k * WORD]);
-            exp_r.expand((first * WORD) as u64, &mut lr[..b * WORD]);
-            for i in 0..b {
-                let dst = &mut g0[i * ng..(i + 1) * ng];
-                dst[..k * WORD].copy_from_slice(&la[i * k * WORD..(i + 1) * k * WORD]);
-                let ri = r[first + i];
-                for t in 0..WORD {
-                    dst[k * WORD + t] = lr[i * WORD + t] ^ delta.and_bit(bit(ri, t));
+            let (la, lr) = g0[..b * (ka + WORD)].split_at_mut(b * ka);
+            exp_a.expand((first * ka) as u64, la);
+            exp_r.expand((first * WORD) as u64, lr);
+            for (t, row) in lr.chunks_exact_mut(b).enumerate() {
+                for (l, &ri) in row.iter_mut().zip(&r[first..first + b]) {
+                    *l ^= delta.and_bit(bit(ri, t));
                 }
             }
             garbler.garble_chunk(
                 gate0 + first as u64 * n_and,
-                &g0[..b * ng],
-                &q[first * k * WORD..(first + b) * k * WORD],
+                &g0[..b * (ka + WORD)],
+                &q[first * ka..(first + b) * ka],
                 &mut tables,
                 &mut decode,
             );
@@ -233,21 +231,23 @@ impl GarblerOffline {
         }
         let d = ch.recv_u64s(n * k)?;
         let mut exp_a = LabelExpander::new(self.seed_a);
-        let mut labels = vec![Block::ZERO; LABEL_GROUP * k * WORD];
-        for first in (0..n).step_by(LABEL_GROUP) {
-            let b = LABEL_GROUP.min(n - first);
-            let lab = &mut labels[..b * k * WORD];
-            exp_a.expand((first * k * WORD) as u64, lab);
-            let mut msg = Vec::with_capacity(lab.len() * 16);
-            for (v, (&y, &dv)) in y0[first * k..(first + b) * k]
-                .iter()
-                .zip(&d[first * k..(first + b) * k])
-                .enumerate()
-            {
-                let a = y.wrapping_add(dv);
-                for t in 0..WORD {
-                    let l = lab[v * WORD + t] ^ self.delta.and_bit(bit(a, t));
-                    msg.extend_from_slice(&l.to_bytes());
+        let ka = k * WORD;
+        let mut lab = vec![Block::ZERO; CHUNK * ka];
+        for group in (0..n).step_by(LABEL_GROUP) {
+            let gb = LABEL_GROUP.min(n - group);
+            let mut msg = Vec::with_capacity(gb * ka * 16);
+            for first in (group..group + gb).step_by(CHUNK) {
+                // The chunk's labels in the order they were garbled: slot-major.
+                let b = CHUNK.min(n - first);
+                let lab = &mut lab[..b * ka];
+                exp_a.expand((first * ka) as u64, lab);
+                for (s, row) in lab.chunks_exact(b).enumerate() {
+                    let (j, t) = (s / WORD, s % WORD);
+                    for (i, l) in row.iter().enumerate() {
+                        let e = (first + i) * k + j;
+                        let a = y0[e].wrapping_add(d[e]);
+                        msg.extend_from_slice(&(*l ^ self.delta.and_bit(bit(a, t))).to_bytes());
+                    }
                 }
             }
             ch.send_vec(msg)?;
@@ -286,10 +286,16 @@ impl EvaluatorSession {
         let circuit = gadget.circuit();
         let k = gadget.arity();
         let kv: Vec<u64> = (0..n * k).map(|_| rng.next_u64()).collect();
-        let choices: Vec<bool> = kv
-            .iter()
-            .flat_map(|&v| (0..WORD).map(move |t| bit(v, t)))
-            .collect();
+        // Choice bits in the garbling order: per chunk, slot-major.
+        let mut choices = Vec::with_capacity(n * k * WORD);
+        for first in (0..n).step_by(CHUNK) {
+            let b = CHUNK.min(n - first);
+            for j in 0..k {
+                for t in 0..WORD {
+                    choices.extend((first..first + b).map(|i| bit(kv[i * k + j], t)));
+                }
+            }
+        }
         let k_labels = self.cot.receive_correlated(ch, &choices)?;
 
         let header = ch.recv_exact(HEADER_BYTES)?;
@@ -408,11 +414,10 @@ impl EvaluatorOffline {
         let c = &self.circuit;
         let no = c.n_outputs();
         let n_and = c.n_and() as u64;
-        let ng = (k + 1) * WORD;
+        let ka = k * WORD;
         let mut ev = Evaluator::new(c);
         let mut exp_r = LabelExpander::new(self.seed_r);
-        let mut lr = vec![Block::ZERO; CHUNK * WORD];
-        let mut g = vec![Block::ZERO; CHUNK * ng];
+        let mut g = vec![Block::ZERO; CHUNK * (ka + WORD)];
         let mut dec = Vec::with_capacity(CHUNK * no);
         let mut bits = Vec::with_capacity(CHUNK * no);
         let mut out = Vec::with_capacity(n);
@@ -420,16 +425,13 @@ impl EvaluatorOffline {
         let mut cur: &[u8] = &[];
         for group in (0..n).step_by(LABEL_GROUP) {
             let gb = LABEL_GROUP.min(n - group);
-            let la = ch.recv_blocks(gb * k * WORD)?;
+            let la = ch.recv_blocks(gb * ka)?;
             for first in (group..group + gb).step_by(CHUNK) {
                 let b = CHUNK.min(group + gb - first);
-                exp_r.expand((first * WORD) as u64, &mut lr[..b * WORD]);
-                for i in 0..b {
-                    let src = (first - group + i) * k * WORD;
-                    let dst = &mut g[i * ng..(i + 1) * ng];
-                    dst[..k * WORD].copy_from_slice(&la[src..src + k * WORD]);
-                    dst[k * WORD..].copy_from_slice(&lr[i * WORD..(i + 1) * WORD]);
-                }
+                let src = (first - group) * ka;
+                let (ga, gr) = g[..b * (ka + WORD)].split_at_mut(b * ka);
+                ga.copy_from_slice(&la[src..src + b * ka]);
+                exp_r.expand((first * WORD) as u64, gr);
                 let need = ev.table_bytes(b);
                 if cur.is_empty() && need > 0 {
                     cur = msgs.next().ok_or(GcError::Truncated)?;
@@ -447,8 +449,8 @@ impl EvaluatorOffline {
                 bits.clear();
                 ev.eval_chunk(
                     self.gate0 + first as u64 * n_and,
-                    &g[..b * ng],
-                    &self.k_labels[first * k * WORD..(first + b) * k * WORD],
+                    &g[..b * (ka + WORD)],
+                    &self.k_labels[first * ka..(first + b) * ka],
                     tab,
                     &dec,
                     &mut bits,
