@@ -519,8 +519,10 @@ impl<'a> Importer<'a> {
         let inputs: Vec<Option<Val>> = (0..node.input.len())
             .map(|k| self.opt_input(node, k))
             .collect::<Result<_>>()?;
-        let all_const =
-            !inputs.is_empty() && inputs.iter().all(|v| v.as_ref().and_then(Val::dyn_id).is_none());
+        let all_const = !inputs.is_empty()
+            && inputs
+                .iter()
+                .all(|v| v.as_ref().and_then(Val::dyn_id).is_none());
         if op == "Constant" {
             let c = self.constant_node(node)?;
             self.bind(&out, Val::Const(c));
@@ -948,11 +950,19 @@ impl<'a> Importer<'a> {
                     };
                     (c(1)?.ints(), c(2)?.ints(), opt(3), opt(4))
                 } else {
-                    (attr_ints(node, "starts").unwrap_or_default(), attr_ints(node, "ends").unwrap_or_default(), attr_ints(node, "axes"), None)
+                    (
+                        attr_ints(node, "starts").unwrap_or_default(),
+                        attr_ints(node, "ends").unwrap_or_default(),
+                        attr_ints(node, "axes"),
+                        None,
+                    )
                 };
                 let axes = axes.unwrap_or_else(|| (0..starts.len() as i64).collect());
                 let steps = steps.unwrap_or_else(|| vec![1; starts.len()]);
-                if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+                if ends.len() != starts.len()
+                    || axes.len() != starts.len()
+                    || steps.len() != starts.len()
+                {
                     return Err(self.err(node, "slice parameters of different lengths"));
                 }
                 // Per axis, the list of source indices kept.
@@ -974,7 +984,10 @@ impl<'a> Importer<'a> {
                             i += step;
                         }
                     } else {
-                        let (s0, e0) = (norm(starts[k]).clamp(-1, d - 1), norm(ends[k]).clamp(-1, d - 1));
+                        let (s0, e0) = (
+                            norm(starts[k]).clamp(-1, d - 1),
+                            norm(ends[k]).clamp(-1, d - 1),
+                        );
                         let mut i = s0;
                         while i > e0 {
                             idx.push(i as usize);
@@ -1175,7 +1188,12 @@ impl<'a> Importer<'a> {
             }
         }
         let stride = pair(node, "strides", 1).map_err(|r| self.err(node, r))?;
-        let mut pads = self.pads(node, [s[1] + extra[0] + extra[2], s[2] + extra[1] + extra[3]], [kh, kw], stride)?;
+        let mut pads = self.pads(
+            node,
+            [s[1] + extra[0] + extra[2], s[2] + extra[1] + extra[3]],
+            [kh, kw],
+            stride,
+        )?;
         for (p, e) in pads.iter_mut().zip(extra) {
             *p += e;
         }
@@ -1256,7 +1274,10 @@ impl<'a> Importer<'a> {
         };
         let mode = attr_str(node, "mode").unwrap_or_else(|| "constant".into());
         if mode != "constant" {
-            return Err(self.err(node, format!("pad mode '{mode}' is not supported (only constant zero)")));
+            return Err(self.err(
+                node,
+                format!("pad mode '{mode}' is not supported (only constant zero)"),
+            ));
         }
         let pads = if self.opset >= 11 {
             self.const_input(node, 1, "pads")?.ints()
@@ -1273,18 +1294,28 @@ impl<'a> Importer<'a> {
             attr_float(node, "value").unwrap_or(0.0)
         };
         if value != 0.0 {
-            return Err(self.err(node, format!("padding with {value} (only zero is supported)")));
+            return Err(self.err(
+                node,
+                format!("padding with {value} (only zero is supported)"),
+            ));
         }
         let full = self.full_dims(x);
         let r = full.len();
         // Optional axes (opset 18): pads then cover only those axes.
         let axes: Vec<usize> = match self.opt_input(node, 3)? {
-            Some(Val::Const(c)) => c.ints().iter().map(|&a| (if a < 0 { a + r as i64 } else { a }) as usize).collect(),
+            Some(Val::Const(c)) => c
+                .ints()
+                .iter()
+                .map(|&a| (if a < 0 { a + r as i64 } else { a }) as usize)
+                .collect(),
             Some(_) => return Err(self.err(node, "pad axes must be constant")),
             None => (0..r).collect(),
         };
         if pads.len() != 2 * axes.len() {
-            return Err(self.err(node, format!("{} pad values for {} axes", pads.len(), axes.len())));
+            return Err(self.err(
+                node,
+                format!("{} pad values for {} axes", pads.len(), axes.len()),
+            ));
         }
         let mut begin = vec![0i64; r];
         let mut end = vec![0i64; r];
@@ -1295,8 +1326,16 @@ impl<'a> Importer<'a> {
             begin[a] = pads[k];
             end[a] = pads[k + axes.len()];
         }
-        if r != 4 || begin[..2].iter().chain(&end[..2]).any(|&v| v != 0) || begin.iter().chain(&end).any(|&v| v < 0) {
-            return Err(self.err(node, format!("pads {pads:?}: only non-negative spatial padding of [N, C, H, W] is supported")));
+        if r != 4
+            || begin[..2].iter().chain(&end[..2]).any(|&v| v != 0)
+            || begin.iter().chain(&end).any(|&v| v < 0)
+        {
+            return Err(self.err(
+                node,
+                format!(
+                    "pads {pads:?}: only non-negative spatial padding of [N, C, H, W] is supported"
+                ),
+            ));
         }
         let p = [
             prev[0] + begin[2] as usize,
@@ -1313,13 +1352,20 @@ impl<'a> Importer<'a> {
         let full = self.full_dims(x);
         let r = full.len() as i64;
         let axes = self.axes(node)?;
-        let mut norm: Vec<i64> = axes.iter().map(|&a| if a < 0 { a + r } else { a }).collect();
+        let mut norm: Vec<i64> = axes
+            .iter()
+            .map(|&a| if a < 0 { a + r } else { a })
+            .collect();
         norm.sort_unstable();
         if r != 4 || norm != [2, 3] {
             return Err(self.err(node, format!("ReduceMean over axes {axes:?}: only the two spatial axes of [N, C, H, W] are supported")));
         }
         let (c, h, w) = (full[1], full[2], full[3]);
-        let p = Pool { kernel: [h, w], stride: [1, 1], pads: [0; 4] };
+        let p = Pool {
+            kernel: [h, w],
+            stride: [1, 1],
+            pads: [0; 4],
+        };
         let id = self.push(name, Op::AvgPool(p), vec![x], Shape::new([c, 1, 1]));
         if attr_int(node, "keepdims").unwrap_or(1) == 0 {
             Ok(self.reshape_to(&format!("{name}/squeeze"), id, vec![c]))
@@ -1591,10 +1637,9 @@ impl<'a> Importer<'a> {
             .map_err(|r| self.err(node, r))?;
         if attr_int(node, "ceil_mode").unwrap_or(0) == 1 {
             // Only accepted when rounding up changes nothing.
-            let d = shape.dims();
             for a in 0..2 {
                 let padded = s[a + 1] + pads[a] + pads[a + 2];
-                if (padded - kernel[a]) % stride[a] != 0 && d[a + 1] * stride[a] < padded {
+                if !(padded - kernel[a]).is_multiple_of(stride[a]) {
                     return Err(self.err(
                         node,
                         "ceil_mode = 1 that changes the output size is not supported",
@@ -1860,7 +1905,7 @@ fn resolve_reshape(
     }
     let known: usize = out.iter().product();
     if let Some(k) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!(
                 "cannot reshape {} into {target:?}",
                 shape_str(full)

@@ -27,7 +27,11 @@ fn exported_graphs_match_onnxruntime() {
         .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
         .collect();
     cases.sort();
-    assert!(cases.len() >= 20, "expected the committed test vectors, found {}", cases.len());
+    assert!(
+        cases.len() >= 20,
+        "expected the committed test vectors, found {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for onnx in &cases {
         let stem = onnx.file_stem().unwrap().to_string_lossy().into_owned();
@@ -49,7 +53,11 @@ fn exported_graphs_match_onnxruntime() {
         let y = engine::run_float(&model, &x).unwrap();
         let y = engine::apply_final(model.final_activation, &y);
         if y.len() != want.len() {
-            failures.push(format!("{stem}: {} outputs, onnxruntime has {}", y.len(), want.len()));
+            failures.push(format!(
+                "{stem}: {} outputs, onnxruntime has {}",
+                y.len(),
+                want.len()
+            ));
             continue;
         }
         let scale = want.iter().fold(1f64, |m, &v| m.max((v as f64).abs()));
@@ -60,7 +68,9 @@ fn exported_graphs_match_onnxruntime() {
         // Inputs exactly at 0 are where ONNX Sign (0) and ours (+1) differ; the
         // vectors use random inputs, so this never triggers by chance.
         if err > 1e-2 * scale.max(1.0) || err > 1e-2 && scale <= 1.0 {
-            failures.push(format!("{stem}: max |float - onnxruntime| = {err:.3e} (scale {scale:.2})"));
+            failures.push(format!(
+                "{stem}: max |float - onnxruntime| = {err:.3e} (scale {scale:.2})"
+            ));
         }
         let want_f64: Vec<f64> = want.iter().map(|&v| v as f64).collect();
         if argmax(&y) != argmax(&want_f64) {
@@ -70,11 +80,22 @@ fn exported_graphs_match_onnxruntime() {
         let q = quantize(&model, FracBits(16)).unwrap();
         let p = engine::decode_output(&q, &engine::run_plain(&q, &x).unwrap());
         let raw = engine::run_float(&model, &x).unwrap();
-        let perr = p.iter().zip(&raw).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        let perr = p
+            .iter()
+            .zip(&raw)
+            .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
         let pscale = raw.iter().fold(1f64, |m, v| m.max(v.abs()));
         if perr > 0.05 * pscale {
-            failures.push(format!("{stem}: fixed point off by {perr:.3e} (scale {pscale:.2})"));
+            failures.push(format!(
+                "{stem}: fixed point off by {perr:.3e} (scale {pscale:.2})"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
