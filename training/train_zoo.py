@@ -39,11 +39,11 @@ SEED = 20240601
 # whether to augment (small random affine: +-2 px shift, +-10 degrees, 0.9-1.1 scale).
 RECIPES = {
     "minionn": dict(epochs=30, lr=3e-3, augment=True),
-    "secureml": dict(epochs=20, lr=1e-3, augment=True),
+    "secureml": dict(epochs=40, lr=1e-3, augment=True),
     "cryptonets": dict(epochs=20, lr=1e-3, augment=True),
     "deepsecure": dict(epochs=20, lr=2e-3, augment=True),
     "sok_mnist": dict(epochs=20, lr=1e-3, augment=True),
-    "ppml_a": dict(epochs=20, lr=1e-3, augment=True),
+    "ppml_a": dict(epochs=40, lr=1e-3, augment=True),
     "ppml_b": dict(epochs=20, lr=2e-3, augment=True),
     "ppml_c": dict(epochs=20, lr=3e-3, augment=True),
 }
@@ -130,11 +130,15 @@ def export(name, model, input_shape):
     model.eval()
     path = os.path.join(MODELS_DIR, f"{name}.onnx")
     dummy = torch.zeros((1,) + tuple(input_shape))
-    # TrainingMode.PRESERVE (model in eval mode) keeps BatchNormalization nodes as
-    # such; the default EVAL mode would fuse them into the convolutions.
+    # For networks with batch normalization, TrainingMode.PRESERVE (the model being in
+    # eval mode, BN uses its running statistics) keeps the BatchNormalization nodes;
+    # the default EVAL mode would fuse them into the convolutions, and the importer's
+    # BN folding would go untested.
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    mode = torch.onnx.TrainingMode.PRESERVE if has_bn else torch.onnx.TrainingMode.EVAL
     torch.onnx.export(model, (dummy,), path, dynamo=False, opset_version=13,
                       input_names=["input"], output_names=["output"],
-                      training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=True)
+                      training=mode, do_constant_folding=True)
     import onnx
     import onnxruntime as ort
     m = onnx.load(path)
@@ -208,6 +212,10 @@ def main():
             print(f"{name}: random weights (seed {SEED}), not trained")
             probe = torch.rand((1000,) + tuple(input_shape), generator=torch.Generator().manual_seed(SEED))
             entry["activation_max_abs_uniform01_inputs"] = activation_ranges(model, probe)
+            # A sample input (uniform [0, 1), seeded) for `blindfold run`.
+            sample = os.path.join(MODELS_DIR, f"{name}.sample_input.npy")
+            np.save(sample, probe[:1].numpy().astype(np.float32))
+            entry["sample_input"] = os.path.basename(sample)
         path, ops = export(name, model, input_shape)
         with torch.no_grad():
             entry["output_shape"] = list(model.eval()(torch.zeros((1,) + tuple(input_shape))).shape)
