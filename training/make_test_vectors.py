@@ -594,7 +594,11 @@ def main():
                 name += "_default"
             elif opset != got_opset:
                 name += f"_req{opset}"
-            path = os.path.join(OUT, f"{name}.onnx")
+            # Opsets outside the importer's required range (13-18) go to extra/, kept
+            # apart so that a test over testdata/onnx/*.onnx sees only required ones.
+            sub = "" if 13 <= got_opset <= 18 else "extra"
+            os.makedirs(os.path.join(OUT, sub), exist_ok=True)
+            path = os.path.join(OUT, sub, f"{name}.onnx")
             os.replace(tmp, path)
             m, got_opset, ops, counts, inputs = describe(path)
             xin = x.numpy().astype(np.float32)
@@ -603,10 +607,12 @@ def main():
             scale = max(1.0, float(np.abs(want).max()))
             if err > 1e-4 * scale:
                 raise RuntimeError(f"{name}: onnxruntime and torch differ by {err}")
-            np.save(os.path.join(OUT, f"{name}.input.npy"), xin)
-            np.save(os.path.join(OUT, f"{name}.output.npy"), out)
+            np.save(os.path.join(OUT, sub, f"{name}.input.npy"), xin)
+            np.save(os.path.join(OUT, sub, f"{name}.output.npy"), out)
+            rel = f"{sub}/{name}" if sub else name
             manifest.append({
-                "name": name, "file": f"{name}.onnx", "case": case, "description": cls.__doc__.strip(),
+                "name": name, "file": f"{rel}.onnx", "input": f"{rel}.input.npy", "output": f"{rel}.output.npy",
+                "case": case, "description": cls.__doc__.strip(),
                 "exporter": exporter, "export_options": options, "requested_opset": opset, "opset": got_opset,
                 "ops": ops, "op_counts": counts, "input_name": inputs[0],
                 "input_shape": list(xin.shape), "output_shape": list(out.shape),
@@ -631,7 +637,8 @@ def main():
             np.save(os.path.join(OUT, f"{name}.output.npy"), out)
             _, got_opset, ops, counts, inputs = describe(path)
             manifest.append({
-                "name": name, "file": f"{name}.onnx", "case": case, "description": desc,
+                "name": name, "file": f"{name}.onnx", "input": f"{name}.input.npy", "output": f"{name}.output.npy",
+                "case": case, "description": desc,
                 "exporter": "onnx.helper", "export_options": {}, "requested_opset": opset, "opset": got_opset,
                 "ops": ops, "op_counts": counts, "input_name": inputs[0],
                 "input_shape": list(xin.shape), "output_shape": list(out.shape),
@@ -649,7 +656,8 @@ def main():
             "generator": "training/make_test_vectors.py",
             "versions": {"torch": torch.__version__, "onnx": onnx.__version__,
                          "onnxruntime": ort.__version__, "numpy": np.__version__},
-            "note": ("NAME.output.npy is onnxruntime's result on NAME.input.npy (float32). Compare with "
+            "note": ("Files are relative to testdata/onnx/. extra/ holds exports outside the required "
+                     "opset range 13-18 (the dynamo exporter's default opset). NAME.output.npy is onnxruntime's result on NAME.input.npy (float32). Compare with "
                      "a tolerance relative to max_abs_output (1e-4 relative is what torch vs onnxruntime "
                      "meets; fixed point needs more)."),
             "ops_by_exporter": {k: sorted(v) for k, v in ops_by_exporter.items()},
