@@ -13,7 +13,7 @@
 
 use crate::circuit::{Builder, Circuit, Owner};
 use crate::gadgets::Gadget;
-use crate::garble::{Evaluator, Garbler, CHUNK};
+use crate::garble::{EvaluatedChunk, Evaluator, GarbledChunk, Garbler, CHUNK};
 use crate::protocol::{EvaluatorSession, GarblerSession};
 use crate::Result;
 use blindfold_core::{Block, FracBits, Prg};
@@ -48,20 +48,15 @@ pub fn garble_rate(c: &Circuit, min_time: Duration) -> f64 {
     let g0 = random_labels(&mut prg, CHUNK * c.n_garbler_inputs());
     let e0 = random_labels(&mut prg, CHUNK * c.n_evaluator_inputs());
     let mut g = Garbler::new(c, prg.gen_block());
-    let mut tables = Vec::with_capacity(CHUNK * c.n_and() * 32);
-    let mut decode = Vec::new();
+    let per_chunk = (CHUNK * (c.n_and() + c.n_proj())) as u64;
+    let mut out = GarbledChunk::default();
     let start = Instant::now();
     let mut chunks = 0u64;
     while start.elapsed() < min_time || chunks < 4 {
-        tables.clear();
-        decode.clear();
-        g.garble_chunk(
-            chunks * (CHUNK * c.n_and()) as u64,
-            &g0,
-            &e0,
-            &mut tables,
-            &mut decode,
-        );
+        out.tables.clear();
+        out.decode.clear();
+        out.masks.clear();
+        g.garble_chunk(chunks * per_chunk, &g0, &e0, &mut out, &mut prg);
         chunks += 1;
     }
     (chunks as f64 * (CHUNK * c.n_and()) as f64) / start.elapsed().as_secs_f64()
@@ -74,38 +69,27 @@ pub fn eval_rate(c: &Circuit, min_time: Duration) -> f64 {
     let g0 = random_labels(&mut prg, CHUNK * c.n_garbler_inputs());
     let e0 = random_labels(&mut prg, CHUNK * c.n_evaluator_inputs());
     let mut g = Garbler::new(c, prg.gen_block());
+    let per_chunk = (CHUNK * (c.n_and() + c.n_proj())) as u64;
     // Several distinct chunks of tables so they stream from memory, not L1.
     const DISTINCT: u64 = 8;
     let mut all = Vec::new();
     let mut decode = Vec::new();
     for k in 0..DISTINCT {
-        let mut t = Vec::new();
-        decode.clear();
-        g.garble_chunk(
-            k * (CHUNK * c.n_and()) as u64,
-            &g0,
-            &e0,
-            &mut t,
-            &mut decode,
-        );
-        all.push(t);
+        let mut out = GarbledChunk::default();
+        g.garble_chunk(k * per_chunk, &g0, &e0, &mut out, &mut prg);
+        decode = out.decode;
+        all.push(out.tables);
     }
     let mut ev = Evaluator::new(c);
-    let mut out = Vec::new();
+    let mut out = EvaluatedChunk::default();
     let start = Instant::now();
     let mut chunks = 0u64;
     while start.elapsed() < min_time || chunks < 4 {
-        out.clear();
+        out.bits.clear();
+        out.ring.clear();
         let k = chunks % DISTINCT;
-        ev.eval_chunk(
-            k * (CHUNK * c.n_and()) as u64,
-            &g0,
-            &e0,
-            &all[k as usize],
-            &decode,
-            &mut out,
-        )
-        .expect("locally garbled tables have the right size");
+        ev.eval_chunk(k * per_chunk, &g0, &e0, &all[k as usize], &decode, &mut out)
+            .expect("locally garbled tables have the right size");
         chunks += 1;
     }
     (chunks as f64 * (CHUNK * c.n_and()) as f64) / start.elapsed().as_secs_f64()

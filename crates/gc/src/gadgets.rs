@@ -2,12 +2,14 @@
 //!
 //! Words are little-endian bit vectors ([`Word`]: bit 0 first), read as two's
 //! complement. Every gadget here is a function of `k` ring values, each given as
-//! two additive shares, composed with a garbler-chosen output mask:
+//! two additive shares:
 //!
-//! * garbler inputs: `a_0 .. a_{k-1}` (64 bits each), then the mask `r` (64 bits);
+//! * garbler inputs: `a_0 .. a_{k-1}` (64 bits each);
 //! * evaluator inputs: `K_0 .. K_{k-1}` (64 bits each);
-//! * the circuit computes `x_j = a_j + K_j` and outputs the 64 bits of
-//!   `f(x_0, .., x_{k-1}) - r (mod 2^64)`.
+//! * the circuit computes `x_j = a_j + K_j` and has one *ring output*
+//!   `f(x_0, .., x_{k-1})` (see [`crate::circuit`]): garbled, the evaluator learns
+//!   `f(x) - r` and the garbler `r`, with `r` drawn by the garbler while garbling
+//!   the output's projection gates. The mask costs no AND gate.
 //!
 //! In the protocol (`crate::protocol`) `K_j` is the evaluator's random offline
 //! value and `a_j = y0_j + (y1_j - K_j)`, so `x_j = y0_j + y1_j`.
@@ -183,13 +185,7 @@ impl Gadget {
         }
     }
 
-    /// The masked function on its shares: `plain(a + K) - r`.
-    pub fn plain_masked(&self, a: &[u64], k: &[u64], r: u64) -> u64 {
-        let x: Vec<u64> = a.iter().zip(k).map(|(a, k)| a.wrapping_add(*k)).collect();
-        self.plain(&x).wrapping_sub(r)
-    }
-
-    /// Build the circuit (inputs and outputs as in the module docs).
+    /// Build the circuit (inputs and the ring output as in the module docs).
     ///
     /// # Panics
     /// On a zero arity or `f >= 63` (a configuration error, not peer data).
@@ -198,15 +194,13 @@ impl Gadget {
         assert!(k >= 1, "gadget needs at least one input");
         let mut b = Builder::new();
         let a: Vec<Word> = (0..k).map(|_| b.inputs(Owner::Garbler, W)).collect();
-        let r = b.inputs(Owner::Garbler, W);
         let kk: Vec<Word> = (0..k).map(|_| b.inputs(Owner::Evaluator, W)).collect();
         let out = match *self {
             Gadget::ReluTruncMask { f } => {
                 let f = f.0 as usize;
                 assert!(f < W - 1, "too many fractional bits");
                 let x = reconstruct(&mut b, &a[0], &kk[0]);
-                let relu = relu_of_shifted(&mut b, &x[f..]);
-                b.sub_words(&relu, &r)
+                relu_of_shifted(&mut b, &x[f..])
             }
             Gadget::MaxPoolReluTruncMask { f, .. } => {
                 let f = f.0 as usize;
@@ -224,19 +218,20 @@ impl Gadget {
                         b.mux_words(keep, &m, &z)
                     };
                 }
-                let relu = relu_of_shifted(&mut b, &m);
-                b.sub_words(&relu, &r)
+                relu_of_shifted(&mut b, &m)
             }
             Gadget::SignMask => {
                 let x = reconstruct(&mut b, &a[0], &kk[0]);
                 let nonneg = b.not(x[W - 1]);
-                plus_minus_one_minus(&mut b, nonneg, &r)
+                b.output_ring(&[(nonneg, u64::MAX, 1)]);
+                return b.finish();
             }
             Gadget::ThresholdSignMask => {
                 let x = reconstruct(&mut b, &a[0], &kk[0]);
                 let tau = reconstruct(&mut b, &a[1], &kk[1]);
                 let ge = b.ge_signed(&x, &tau);
-                plus_minus_one_minus(&mut b, ge, &r)
+                b.output_ring(&[(ge, u64::MAX, 1)]);
+                return b.finish();
             }
             Gadget::ArgmaxMask { k } => {
                 let idx_bits = (usize::BITS - (k - 1).leading_zeros()) as usize;
@@ -250,11 +245,10 @@ impl Gadget {
                     }
                     idx = b.mux_words(gt, &const_word(j as u64, idx_bits), &idx);
                 }
-                idx.resize(W, Bit::Zero);
-                b.sub_words(&idx, &r)
+                idx
             }
         };
-        b.outputs(&out);
+        b.output_word(&out);
         b.finish()
     }
 }
@@ -273,33 +267,18 @@ fn relu_of_shifted(b: &mut Builder, z: &[Bit]) -> Word {
     out
 }
 
-/// `(g ? +1 : -1) - r = !r + 2g`: NOT is free, and adding one bit at position 1 is an
-/// incrementer (62 ANDs).
-fn plus_minus_one_minus(b: &mut Builder, g: Bit, r: &[Bit]) -> Word {
-    let u: Word = r.iter().map(|&x| b.not(x)).collect();
-    let mut out = Vec::with_capacity(W);
-    out.push(u[0]);
-    let mut c = g;
-    for (i, &ui) in u.iter().enumerate().skip(1) {
-        out.push(b.xor(ui, c));
-        if i + 1 < W {
-            c = b.and(ui, c);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn run_plain(g: &Gadget, a: &[u64], k: &[u64], r: u64) -> u64 {
+    fn run_plain(g: &Gadget, a: &[u64], k: &[u64]) -> u64 {
         let c = g.circuit();
-        let mut gi: Vec<bool> = a.iter().flat_map(|&v| to_bits(v)).collect();
-        gi.extend(to_bits(r));
+        let gi: Vec<bool> = a.iter().flat_map(|&v| to_bits(v)).collect();
         let ei: Vec<bool> = k.iter().flat_map(|&v| to_bits(v)).collect();
-        from_bits(&c.eval_plain(&gi, &ei))
+        let out = c.eval_plain_ring(&gi, &ei);
+        assert_eq!(out.len(), 1);
+        out[0]
     }
 
     /// Values biased toward the interesting places: near zero, near the extremes.
@@ -311,42 +290,38 @@ mod tests {
         ]
     }
 
-    fn check(g: Gadget, x: Vec<u64>, k: Vec<u64>, r: u64) {
+    fn check(g: Gadget, x: Vec<u64>, k: Vec<u64>) {
         // a = x - K, so the circuit reconstructs x exactly.
         let a: Vec<u64> = x.iter().zip(&k).map(|(x, k)| x.wrapping_sub(*k)).collect();
-        assert_eq!(
-            run_plain(&g, &a, &k, r),
-            g.plain(&x).wrapping_sub(r),
-            "{g:?} x={x:?}"
-        );
+        assert_eq!(run_plain(&g, &a, &k), g.plain(&x), "{g:?} x={x:?}");
     }
 
     proptest! {
         #[test]
-        fn relu(x in ring(), k in any::<u64>(), r in any::<u64>(), f in 0u32..20) {
-            check(Gadget::ReluTruncMask { f: FracBits(f) }, vec![x], vec![k], r);
+        fn relu(x in ring(), k in any::<u64>(), f in 0u32..20) {
+            check(Gadget::ReluTruncMask { f: FracBits(f) }, vec![x], vec![k]);
         }
 
         #[test]
-        fn maxpool(x in prop::collection::vec(ring(), 1..6), r in any::<u64>(), f in 0u32..16, seed in any::<u64>()) {
+        fn maxpool(x in prop::collection::vec(ring(), 1..6), f in 0u32..16, seed in any::<u64>()) {
             let k: Vec<u64> = (0..x.len() as u64).map(|i| seed.wrapping_mul(i + 7)).collect();
-            check(Gadget::MaxPoolReluTruncMask { k: x.len(), f: FracBits(f) }, x, k, r);
+            check(Gadget::MaxPoolReluTruncMask { k: x.len(), f: FracBits(f) }, x, k);
         }
 
         #[test]
-        fn sign(x in ring(), k in any::<u64>(), r in any::<u64>()) {
-            check(Gadget::SignMask, vec![x], vec![k], r);
+        fn sign(x in ring(), k in any::<u64>()) {
+            check(Gadget::SignMask, vec![x], vec![k]);
         }
 
         #[test]
-        fn threshold(x in ring(), t in ring(), k in any::<u64>(), r in any::<u64>()) {
-            check(Gadget::ThresholdSignMask, vec![x, t], vec![k, k ^ 0x55], r);
+        fn threshold(x in ring(), t in ring(), k in any::<u64>()) {
+            check(Gadget::ThresholdSignMask, vec![x, t], vec![k, k ^ 0x55]);
         }
 
         #[test]
-        fn argmax(x in prop::collection::vec(ring(), 1..11), r in any::<u64>(), seed in any::<u64>()) {
+        fn argmax(x in prop::collection::vec(ring(), 1..11), seed in any::<u64>()) {
             let k: Vec<u64> = (0..x.len() as u64).map(|i| seed.rotate_left(i as u32 * 5)).collect();
-            check(Gadget::ArgmaxMask { k: x.len() }, x, k, r);
+            check(Gadget::ArgmaxMask { k: x.len() }, x, k);
         }
     }
 
@@ -354,18 +329,18 @@ mod tests {
     fn edge_cases() {
         let f = FracBits(12);
         for x in [0u64, 1, 4095, 4096, u64::MAX, 1 << 63, (1 << 63) - 1] {
-            check(Gadget::ReluTruncMask { f }, vec![x], vec![12345], 99);
-            check(Gadget::SignMask, vec![x], vec![7], 3);
+            check(Gadget::ReluTruncMask { f }, vec![x], vec![12345]);
+            check(Gadget::SignMask, vec![x], vec![7]);
         }
         assert_eq!(Gadget::SignMask.plain(&[0]), 1, "sign(0) = +1");
-        check(Gadget::ThresholdSignMask, vec![5, 5], vec![1, 2], 0);
+        check(Gadget::ThresholdSignMask, vec![5, 5], vec![1, 2]);
         assert_eq!(Gadget::ThresholdSignMask.plain(&[5, 5]), 1);
         assert_eq!(
             Gadget::ArgmaxMask { k: 3 }.plain(&[4, 9, 9]),
             1,
             "first maximum"
         );
-        check(Gadget::ArgmaxMask { k: 3 }, vec![4, 9, 9], vec![1, 2, 3], 0);
+        check(Gadget::ArgmaxMask { k: 3 }, vec![4, 9, 9], vec![1, 2, 3]);
     }
 
     #[test]

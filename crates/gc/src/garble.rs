@@ -20,11 +20,35 @@ use crate::circuit::{Circuit, Op, OutBit};
 use crate::hash::{sigma, AesBlock, FixedKeyHash};
 use crate::{GcError, Result};
 use blindfold_core::Block;
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroize;
 
 /// Instances garbled side by side.
 pub const CHUNK: usize = 64;
 /// Bytes of one half-gates table.
 pub const AND_TABLE_BYTES: usize = 32;
+/// Bytes of one projection gate (two 64-bit rows).
+pub const PROJ_TABLE_BYTES: usize = 16;
+
+/// What garbling chunks produces, appended chunk after chunk.
+#[derive(Debug, Default)]
+pub struct GarbledChunk {
+    /// Garbled tables (AND gates, then projection gates, per chunk).
+    pub tables: Vec<u8>,
+    /// Decoding bits of the bit outputs, instance-major.
+    pub decode: Vec<bool>,
+    /// The garbler's share `r` of each ring output, instance-major.
+    pub masks: Vec<u64>,
+}
+
+/// What evaluating chunks produces, appended chunk after chunk.
+#[derive(Debug, Default)]
+pub struct EvaluatedChunk {
+    /// Decoded bit outputs, instance-major.
+    pub bits: Vec<bool>,
+    /// The evaluator's share `value - r` of each ring output, instance-major.
+    pub ring: Vec<u64>,
+}
 
 #[inline(always)]
 fn sel(x: u128, bit: u128) -> u128 {
@@ -66,15 +90,23 @@ impl<'c> Garbler<'c> {
     /// labels of input wire 0, then of wire 1, ...: `n_garbler_inputs × b` and
     /// `n_evaluator_inputs × b`). Appends
     /// `b × n_and × 32` table bytes to `tables` and `b × n_outputs` decoding bits
-    /// (instance-major) to `decode`.
+    /// (instance-major) to `out.decode`, then garbles the ring outputs' projection
+    /// gates (16 table bytes each, after the AND tables of the chunk) with fresh
+    /// masks from `rng`, appending the garbler's share `r` of each ring output
+    /// (instance-major) to `out.masks`.
     pub fn garble_chunk(
         &mut self,
         gate0: u64,
         g0: &[Block],
         e0: &[Block],
-        tables: &mut Vec<u8>,
-        decode: &mut Vec<bool>,
+        out: &mut GarbledChunk,
+        rng: &mut (impl RngCore + CryptoRng),
     ) {
+        let GarbledChunk {
+            tables,
+            decode,
+            masks,
+        } = out;
         let c = self.circuit;
         let (ng, ne) = (c.n_garbler_inputs(), c.n_evaluator_inputs());
         let b = if ng > 0 {
@@ -94,7 +126,8 @@ impl<'c> Garbler<'c> {
         let (d, sd) = (*d, *sd);
         load_inputs(s, g0, e0, b);
         let n_and = c.n_and() as u64;
-        tables.reserve(b * c.n_and() * AND_TABLE_BYTES);
+        tables.reserve(b * c.table_bytes());
+        let n_tw = (c.n_and() + c.n_proj()) as u64;
         let mut t = 0u64;
         let mut row = [0u8; AND_TABLE_BYTES * CHUNK];
         let (mut ra, mut rb, mut ro) = ([0u128; CHUNK], [0u128; CHUNK], [0u128; CHUNK]);
@@ -106,7 +139,7 @@ impl<'c> Garbler<'c> {
                     let (x, y, o) = (x as usize * CHUNK, y as usize * CHUNK, o as usize * CHUNK);
                     ra[..b].copy_from_slice(&s[x..x + b]);
                     rb[..b].copy_from_slice(&s[y..y + b]);
-                    let step = 2 * n_and as u128;
+                    let step = 2 * n_tw as u128;
                     let mut j = 2 * (gate0 + t) as u128;
                     for ((q, &a0), &b0) in buf.chunks_exact_mut(4).zip(&ra[..b]).zip(&rb[..b]) {
                         let (sa, sb) = (sigma(a0), sigma(b0));
@@ -152,6 +185,54 @@ impl<'c> Garbler<'c> {
                 });
             }
         }
+        // Projection gates of the ring outputs.
+        let n_ring = c.ring_outputs().len();
+        let m0 = masks.len();
+        masks.resize(m0 + b * n_ring, 0);
+        let mut rbytes = [0u8; 8 * CHUNK];
+        let mut p = n_and;
+        for (o, terms) in c.ring_outputs().iter().enumerate() {
+            for term in terms {
+                let OutBit::Slot(x) = term.bit else { continue };
+                rng.fill_bytes(&mut rbytes[..8 * b]);
+                let x = x as usize * CHUNK;
+                let step = 2 * n_tw as u128;
+                let mut j = 2 * (gate0 + p) as u128;
+                for (q, &w) in buf.chunks_exact_mut(2).zip(&s[x..x + b]) {
+                    let sw = sigma(w);
+                    q[0] = AesBlock::from((sw ^ j).to_le_bytes());
+                    q[1] = AesBlock::from((sw ^ sd ^ j).to_le_bytes());
+                    j += step;
+                }
+                hash.permute_blocks(&mut buf[..2 * b]);
+                for (i, ((q, &w), (rb, tab))) in buf
+                    .chunks_exact(2)
+                    .zip(&s[x..x + b])
+                    .zip(
+                        rbytes
+                            .chunks_exact(8)
+                            .zip(row.chunks_exact_mut(PROJ_TABLE_BYTES)),
+                    )
+                    .enumerate()
+                {
+                    let sw = sigma(w);
+                    let h0 = (u128::from_le_bytes(q[0].into()) ^ sw) as u64;
+                    let h1 = (u128::from_le_bytes(q[1].into()) ^ sw ^ sd) as u64;
+                    let rt = u64::from_le_bytes(rb.try_into().expect("8 bytes"));
+                    let c0 = h0.wrapping_add(term.w0.wrapping_sub(rt));
+                    let c1 = h1.wrapping_add(term.w1.wrapping_sub(rt));
+                    // Row by the label's lsb: the zero-label's row holds c0.
+                    let (first, second) = if w & 1 == 0 { (c0, c1) } else { (c1, c0) };
+                    tab[..8].copy_from_slice(&first.to_le_bytes());
+                    tab[8..].copy_from_slice(&second.to_le_bytes());
+                    let m = &mut masks[m0 + i * n_ring + o];
+                    *m = m.wrapping_add(rt);
+                }
+                tables.extend_from_slice(&row[..PROJ_TABLE_BYTES * b]);
+                p += 1;
+            }
+        }
+        rbytes.zeroize();
     }
 
     /// Zero-labels of the outputs of the last garbled chunk (instance `i` of it),
@@ -188,14 +269,15 @@ impl<'c> Evaluator<'c> {
 
     /// Bytes of tables a chunk of `b` instances consumes.
     pub fn table_bytes(&self, b: usize) -> usize {
-        b * self.circuit.n_and() * AND_TABLE_BYTES
+        b * self.circuit.table_bytes()
     }
 
     /// Evaluate a chunk of `b` instances (first AND gate index `gate0`, as in
     /// [`Garbler::garble_chunk`]) from active input labels
     /// (slot-major, as in [`Garbler::garble_chunk`]) and exactly
     /// [`Evaluator::table_bytes`]`(b)` table bytes; appends the output bits, decoded
-    /// with `decode` (`b × n_outputs`, instance-major), to `out`.
+    /// with `decode` (`b × n_outputs`, instance-major), to `out.bits` and the
+    /// evaluator's shares of the ring outputs to `out.ring`.
     pub fn eval_chunk(
         &mut self,
         gate0: u64,
@@ -203,7 +285,7 @@ impl<'c> Evaluator<'c> {
         e: &[Block],
         tables: &[u8],
         decode: &[bool],
-        out: &mut Vec<bool>,
+        out: &mut EvaluatedChunk,
     ) -> Result<()> {
         let c = self.circuit;
         let (ng, ne, no) = (c.n_garbler_inputs(), c.n_evaluator_inputs(), c.n_outputs());
@@ -234,10 +316,12 @@ impl<'c> Evaluator<'c> {
         } = self;
         load_inputs(s, g, e, b);
         let n_and = c.n_and() as u64;
+        let n_tw = (c.n_and() + c.n_proj()) as u64;
         let mut t = 0u64;
         let (mut ra, mut rb, mut ro) = ([0u128; CHUNK], [0u128; CHUNK], [0u128; CHUNK]);
-        // Lengths were checked above: exactly one row of b tables per AND gate.
-        let mut rows = tables.chunks_exact(AND_TABLE_BYTES * b);
+        // Lengths were checked above: exactly one row of b tables per gate.
+        let (and_tables, proj_tables) = tables.split_at(c.n_and() * AND_TABLE_BYTES * b);
+        let mut rows = and_tables.chunks_exact(AND_TABLE_BYTES * b);
         for op in c.ops() {
             match *op {
                 Op::Xor(x, y, o) => xor_rows(s, x, y, o, b),
@@ -251,7 +335,7 @@ impl<'c> Evaluator<'c> {
                     let (x, y, o) = (x as usize * CHUNK, y as usize * CHUNK, o as usize * CHUNK);
                     ra[..b].copy_from_slice(&s[x..x + b]);
                     rb[..b].copy_from_slice(&s[y..y + b]);
-                    let step = 2 * n_and as u128;
+                    let step = 2 * n_tw as u128;
                     let mut j = 2 * (gate0 + t) as u128;
                     for ((q, &a), &bb) in buf.chunks_exact_mut(2).zip(&ra[..b]).zip(&rb[..b]) {
                         q[0] = AesBlock::from((sigma(a) ^ j).to_le_bytes());
@@ -281,10 +365,52 @@ impl<'c> Evaluator<'c> {
         for i in 0..b {
             for (k, o) in c.output_bits().iter().enumerate() {
                 let d = decode[i * no + k];
-                out.push(match *o {
+                out.bits.push(match *o {
                     OutBit::Const(v) => v,
                     OutBit::Slot(x) => (s[x as usize * CHUNK + i] & 1 == 1) ^ d,
                 });
+            }
+        }
+        // Projection gates of the ring outputs.
+        let n_ring = c.ring_outputs().len();
+        let m0 = out.ring.len();
+        out.ring.resize(m0 + b * n_ring, 0);
+        let mut prow = proj_tables.chunks_exact(PROJ_TABLE_BYTES * b);
+        let mut p = n_and;
+        for (o, terms) in c.ring_outputs().iter().enumerate() {
+            for term in terms {
+                let x = match term.bit {
+                    OutBit::Const(v) => {
+                        let w = if v { term.w1 } else { term.w0 };
+                        for i in 0..b {
+                            let m = &mut out.ring[m0 + i * n_ring + o];
+                            *m = m.wrapping_add(w);
+                        }
+                        continue;
+                    }
+                    OutBit::Slot(x) => x as usize * CHUNK,
+                };
+                let step = 2 * n_tw as u128;
+                let mut j = 2 * (gate0 + p) as u128;
+                for (q, &w) in buf.iter_mut().zip(&s[x..x + b]) {
+                    *q = AesBlock::from((sigma(w) ^ j).to_le_bytes());
+                    j += step;
+                }
+                hash.permute_blocks(&mut buf[..b]);
+                let row = prow.next().ok_or(GcError::Truncated)?;
+                for (i, ((q, &w), tab)) in buf
+                    .iter()
+                    .zip(&s[x..x + b])
+                    .zip(row.chunks_exact(PROJ_TABLE_BYTES))
+                    .enumerate()
+                {
+                    let h = (u128::from_le_bytes((*q).into()) ^ sigma(w)) as u64;
+                    let at = 8 * (w & 1) as usize;
+                    let ct = u64::from_le_bytes(tab[at..at + 8].try_into().expect("8 bytes"));
+                    let m = &mut out.ring[m0 + i * n_ring + o];
+                    *m = m.wrapping_add(ct.wrapping_sub(h));
+                }
+                p += 1;
             }
         }
         Ok(())
@@ -349,7 +475,7 @@ fn not_rows(s: &mut [u128], x: u32, o: u32, d: u128, b: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::circuit::{Builder, Owner};
+    use crate::circuit::{Bit, Builder, Owner};
     use blindfold_core::Prg;
 
     #[test]
@@ -370,6 +496,12 @@ mod tests {
         }
         let outs: Vec<_> = wires[wires.len() - 40..].to_vec();
         bld.outputs(&outs);
+        bld.output_word(&wires[wires.len() - 70..wires.len() - 6]);
+        bld.output_ring(&[
+            (wires[20], 5, 9),
+            (Bit::One, 3, 1000),
+            (wires[30], u64::MAX, 1),
+        ]);
         let c = bld.finish();
         let delta = prg.gen_block();
         let mut g = Garbler::new(&c, delta);
@@ -379,8 +511,9 @@ mod tests {
         let e0: Vec<Block> = (0..b * 8).map(|_| prg.gen_block()).collect();
         let gx: Vec<bool> = (0..b * 8).map(|_| prg.gen_u64() & 1 == 1).collect();
         let ex: Vec<bool> = (0..b * 8).map(|_| prg.gen_u64() & 1 == 1).collect();
-        let (mut tables, mut decode) = (Vec::new(), Vec::new());
-        g.garble_chunk(5, &g0, &e0, &mut tables, &mut decode);
+        let mut gc = GarbledChunk::default();
+        g.garble_chunk(5, &g0, &e0, &mut gc, &mut prg);
+        let (tables, decode) = (&gc.tables, &gc.decode);
         let ga: Vec<Block> = g0
             .iter()
             .zip(&gx)
@@ -392,8 +525,8 @@ mod tests {
             .map(|(l, &x)| Block(l.0 ^ sel(d, x as u128)))
             .collect();
         let mut ev = Evaluator::new(&c);
-        let mut out = Vec::new();
-        ev.eval_chunk(5, &ga, &ea, &tables, &decode, &mut out)
+        let mut out = EvaluatedChunk::default();
+        ev.eval_chunk(5, &ga, &ea, tables, decode, &mut out)
             .unwrap();
         let no = c.n_outputs();
         for i in 0..b {
@@ -401,12 +534,17 @@ mod tests {
             let gi: Vec<bool> = (0..8).map(|k| gx[k * b + i]).collect();
             let ei: Vec<bool> = (0..8).map(|k| ex[k * b + i]).collect();
             let want = c.eval_plain(&gi, &ei);
-            assert_eq!(&out[i * no..(i + 1) * no], &want[..], "instance {i}");
+            assert_eq!(&out.bits[i * no..(i + 1) * no], &want[..], "instance {i}");
+            let ring = c.eval_plain_ring(&gi, &ei);
+            for (o, v) in ring.iter().enumerate() {
+                let (r, z) = (gc.masks[i * 2 + o], out.ring[i * 2 + o]);
+                assert_eq!(r.wrapping_add(z), *v, "ring output {o} of instance {i}");
+            }
         }
         // Truncated tables are an error, not a panic.
-        let mut out2 = Vec::new();
+        let mut out2 = EvaluatedChunk::default();
         assert!(ev
-            .eval_chunk(5, &ga, &ea, &tables[..tables.len() - 1], &decode, &mut out2)
+            .eval_chunk(5, &ga, &ea, &tables[..tables.len() - 1], decode, &mut out2)
             .is_err());
     }
 }

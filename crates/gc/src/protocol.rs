@@ -12,11 +12,11 @@
 //!
 //!  offline (inputs unknown)                          picks K_ij uniform
 //!    q = COT zero-labels of K's bits  ◀── IKNP u ──  labels of K's bits
-//!    picks r_i, seeds sA, sR
-//!    header: gate index g0, n, sR      ──────────▶   (active labels of r = AES_sR(·))
-//!    garbles n instances of f, in chunks:
+//!    picks a label seed sA
+//!    header: gate index g0, n          ──────────▶
+//!    garbles n instances of f in chunks of 64, drawing r_i while garbling
+//!    the output projection gates;
 //!    tables, ≤ TABLE_MSG bytes/message ──────────▶   stores them
-//!    decoding bits (n·64)              ──────────▶   stores them
 //!
 //!  online (inputs known)
 //!                                      ◀──────────   D_ij = y1_ij - K_ij
@@ -32,17 +32,17 @@
 //! circuit adds `a + K = y0 + y1` back. Online cost: one message each way, `8·k`
 //! bytes up and `1024·k` bytes of labels down per element.
 //!
-//! G's mask `r` is known offline: instead of sending its active labels, G sends a
-//! seed `sR` from which both expand the *active* labels (uniform whatever `r` is);
-//! G's zero-labels are `active ⊕ r_bit·Δ`. G's labels for `a` are expanded from a
-//! private seed `sA` and regenerated online rather than stored.
+//! G's mask `r` is not a circuit input: the circuit's ring output is garbled as
+//! projection gates (see [`crate::circuit`]) whose rows carry `w - r_t`, so `r` costs
+//! no AND gate and no input labels. G's labels for `a` are expanded from a private
+//! seed `sA` and regenerated online rather than stored.
 //!
 //! Offline material is consumed by value by `online`, so it is used exactly once;
 //! the AND-gate index (the hash tweak) only grows within a session.
 
 use crate::circuit::Circuit;
 use crate::gadgets::Gadget;
-use crate::garble::{Evaluator, Garbler, AND_TABLE_BYTES, CHUNK};
+use crate::garble::{EvaluatedChunk, Evaluator, GarbledChunk, Garbler, CHUNK};
 use crate::hash::LabelExpander;
 use crate::{GcError, Result};
 use blindfold_core::Block;
@@ -56,23 +56,15 @@ pub const TABLE_MSG: usize = 1 << 20;
 /// Instances whose online labels travel in one message.
 pub const LABEL_GROUP: usize = 8 * CHUNK;
 
-const HEADER_BYTES: usize = 32;
+const HEADER_BYTES: usize = 16;
 const WORD: usize = 64;
 
 fn table_msg_chunks(c: &Circuit) -> usize {
-    (TABLE_MSG / (CHUNK * c.n_and().max(1) * AND_TABLE_BYTES)).max(1)
+    (TABLE_MSG / (CHUNK * c.table_bytes().max(1))).max(1)
 }
 
 fn bit(v: u64, i: usize) -> bool {
     (v >> i) & 1 == 1
-}
-
-fn pack_bits(bits: &[bool]) -> Vec<u8> {
-    let mut out = vec![0u8; bits.len().div_ceil(8)];
-    for (i, &b) in bits.iter().enumerate() {
-        out[i / 8] |= (b as u8) << (i % 8);
-    }
-    out
 }
 
 /// The garbler's side of a session: the IKNP sender whose `Δ` is the free-XOR
@@ -117,10 +109,10 @@ impl GarblerSession {
     ) -> Result<GarblerOffline> {
         let circuit = gadget.circuit();
         let k = gadget.arity();
-        let n_and = circuit.n_and() as u64;
+        let n_tw = (circuit.n_and() + circuit.n_proj()) as u64;
         let gate0 = self.next_gate;
         self.next_gate = (n as u64)
-            .checked_mul(n_and)
+            .checked_mul(n_tw)
             .and_then(|g| g.checked_add(gate0))
             .filter(|&g| g < u64::MAX / 2)
             .ok_or(GcError::Exhausted)?;
@@ -129,61 +121,55 @@ impl GarblerSession {
         // Zero-labels of E's inputs K: the COT's q_i.
         let q = self.cot.send_correlated(ch, n * k * WORD)?;
 
-        let r: Vec<u64> = (0..n).map(|_| rng.next_u64()).collect();
         let mut seed_a = [0u8; 16];
-        let mut seed_r = [0u8; 16];
         rng.fill_bytes(&mut seed_a);
-        rng.fill_bytes(&mut seed_r);
 
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(&gate0.to_le_bytes());
         header.extend_from_slice(&(n as u64).to_le_bytes());
-        header.extend_from_slice(&seed_r);
         ch.send_vec(header)?;
 
         let mut garbler = Garbler::new(&circuit, delta);
         let mut exp_a = LabelExpander::new(seed_a);
-        let mut exp_r = LabelExpander::new(seed_r);
         let ka = k * WORD;
-        let mut g0 = vec![Block::ZERO; CHUNK * (ka + WORD)];
+        let mut g0 = vec![Block::ZERO; CHUNK * ka];
         let per_msg = table_msg_chunks(&circuit);
-        let msg_cap = per_msg * CHUNK * circuit.n_and() * AND_TABLE_BYTES;
-        let mut tables = Vec::with_capacity(msg_cap);
-        let mut decode = Vec::with_capacity(n * circuit.n_outputs());
+        let msg_cap = per_msg * CHUNK * circuit.table_bytes();
+        let mut out = GarbledChunk {
+            tables: Vec::with_capacity(msg_cap),
+            decode: Vec::new(),
+            masks: Vec::with_capacity(n),
+        };
         for (ci, first) in (0..n).step_by(CHUNK).enumerate() {
             // Within a chunk every label vector is slot-major: wire t of the
             // chunk's instance i is entry t·b + i.
             let b = CHUNK.min(n - first);
-            let (la, lr) = g0[..b * (ka + WORD)].split_at_mut(b * ka);
-            exp_a.expand((first * ka) as u64, la);
-            exp_r.expand((first * WORD) as u64, lr);
-            for (t, row) in lr.chunks_exact_mut(b).enumerate() {
-                for (l, &ri) in row.iter_mut().zip(&r[first..first + b]) {
-                    *l ^= delta.and_bit(bit(ri, t));
-                }
-            }
+            exp_a.expand((first * ka) as u64, &mut g0[..b * ka]);
             garbler.garble_chunk(
-                gate0 + first as u64 * n_and,
-                &g0[..b * (ka + WORD)],
+                gate0 + first as u64 * n_tw,
+                &g0[..b * ka],
                 &q[first * ka..(first + b) * ka],
-                &mut tables,
-                &mut decode,
+                &mut out,
+                rng,
             );
             if (ci + 1) % per_msg == 0 {
-                ch.send_vec(std::mem::replace(&mut tables, Vec::with_capacity(msg_cap)))?;
+                ch.send_vec(std::mem::replace(
+                    &mut out.tables,
+                    Vec::with_capacity(msg_cap),
+                ))?;
             }
         }
-        if !tables.is_empty() {
-            ch.send_vec(tables)?;
+        if !out.tables.is_empty() {
+            ch.send_vec(std::mem::take(&mut out.tables))?;
         }
-        ch.send_vec(pack_bits(&decode))?;
         ch.flush()?;
+        debug_assert_eq!(out.masks.len(), n);
         Ok(GarblerOffline {
             gadget,
             n,
             delta,
             seed_a,
-            r,
+            r: out.masks,
         })
     }
 }
@@ -310,17 +296,15 @@ impl EvaluatorSession {
             });
         }
         let end_gate = (n as u64)
-            .checked_mul(circuit.n_and() as u64)
+            .checked_mul((circuit.n_and() + circuit.n_proj()) as u64)
             .and_then(|g| g.checked_add(gate0))
             .filter(|&g| g < u64::MAX / 2)
             .ok_or(GcError::Exhausted)?;
         let _ = end_gate;
-        let mut seed_r = [0u8; 16];
-        seed_r.copy_from_slice(&header[16..32]);
 
         // Tables: whole chunks per message, ending exactly at the total.
-        let chunk_bytes = CHUNK * circuit.n_and() * AND_TABLE_BYTES;
-        let total = n * circuit.n_and() * AND_TABLE_BYTES;
+        let chunk_bytes = CHUNK * circuit.table_bytes();
+        let total = n * circuit.table_bytes();
         let mut tables = Vec::new();
         let mut got = 0usize;
         while got < total {
@@ -336,7 +320,6 @@ impl EvaluatorSession {
             got = end;
             tables.push(m);
         }
-        let decode = ch.recv_exact((n * circuit.n_outputs()).div_ceil(8))?;
         Ok(EvaluatorOffline {
             gadget,
             circuit,
@@ -344,9 +327,7 @@ impl EvaluatorSession {
             gate0,
             k: kv,
             k_labels,
-            seed_r,
             tables,
-            decode,
         })
     }
 }
@@ -360,15 +341,12 @@ pub struct EvaluatorOffline {
     gate0: u64,
     k: Vec<u64>,
     k_labels: Vec<Block>,
-    seed_r: [u8; 16],
     tables: Vec<Vec<u8>>,
-    decode: Vec<u8>,
 }
 
 impl Drop for EvaluatorOffline {
     fn drop(&mut self) {
         self.k.zeroize();
-        self.seed_r.zeroize();
         for l in self.k_labels.iter_mut() {
             l.0.zeroize();
         }
@@ -412,15 +390,13 @@ impl EvaluatorOffline {
         ch.flush()?;
 
         let c = &self.circuit;
-        let no = c.n_outputs();
-        let n_and = c.n_and() as u64;
+        let n_tw = (c.n_and() + c.n_proj()) as u64;
         let ka = k * WORD;
         let mut ev = Evaluator::new(c);
-        let mut exp_r = LabelExpander::new(self.seed_r);
-        let mut g = vec![Block::ZERO; CHUNK * (ka + WORD)];
-        let mut dec = Vec::with_capacity(CHUNK * no);
-        let mut bits = Vec::with_capacity(CHUNK * no);
-        let mut out = Vec::with_capacity(n);
+        let mut res = EvaluatedChunk {
+            bits: Vec::new(),
+            ring: Vec::with_capacity(n),
+        };
         let mut msgs = self.tables.iter();
         let mut cur: &[u8] = &[];
         for group in (0..n).step_by(LABEL_GROUP) {
@@ -429,9 +405,6 @@ impl EvaluatorOffline {
             for first in (group..group + gb).step_by(CHUNK) {
                 let b = CHUNK.min(group + gb - first);
                 let src = (first - group) * ka;
-                let (ga, gr) = g[..b * (ka + WORD)].split_at_mut(b * ka);
-                ga.copy_from_slice(&la[src..src + b * ka]);
-                exp_r.expand((first * WORD) as u64, gr);
                 let need = ev.table_bytes(b);
                 if cur.is_empty() && need > 0 {
                     cur = msgs.next().ok_or(GcError::Truncated)?;
@@ -441,24 +414,17 @@ impl EvaluatorOffline {
                 }
                 let (tab, rest) = cur.split_at(need);
                 cur = rest;
-                dec.clear();
-                dec.extend(
-                    (first * no..(first + b) * no)
-                        .map(|j| (self.decode[j / 8] >> (j % 8)) & 1 == 1),
-                );
-                bits.clear();
                 ev.eval_chunk(
-                    self.gate0 + first as u64 * n_and,
-                    &g[..b * (ka + WORD)],
+                    self.gate0 + first as u64 * n_tw,
+                    &la[src..src + b * ka],
                     &self.k_labels[first * ka..(first + b) * ka],
                     tab,
-                    &dec,
-                    &mut bits,
+                    &[],
+                    &mut res,
                 )?;
-                out.extend(bits.chunks_exact(no).map(crate::gadgets::from_bits));
             }
         }
-        Ok(out)
+        Ok(std::mem::take(&mut res.ring))
     }
 }
 
@@ -556,10 +522,11 @@ mod tests {
                 // Play the garbler by hand up to the tables, then send a bad message.
                 let q = s.cot.send_correlated(&mut cg, 100 * 64).unwrap();
                 drop(q);
-                let mut h = vec![0u8; 32];
+                let mut h = vec![0u8; 16];
                 h[8..16].copy_from_slice(&100u64.to_le_bytes());
                 cg.send(&h).unwrap();
-                cg.send(&vec![7u8; 100 * 177 * 32 - cut]).unwrap();
+                let total = 100 * gadget.circuit().table_bytes();
+                cg.send(&vec![7u8; total - cut]).unwrap();
                 cg.flush().unwrap();
                 cg
             });
