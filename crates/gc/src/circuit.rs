@@ -197,11 +197,11 @@ impl Builder {
         // Last reader of each wire (gate index = wire id); outputs live forever.
         const FOREVER: usize = usize::MAX;
         let mut last_use = vec![0usize; n];
-        for w in 0..n {
+        for (w, def) in self.defs.iter().enumerate() {
             if !live[w] {
                 continue;
             }
-            match self.defs[w] {
+            match *def {
                 Some(RawGate::Xor(a, b)) | Some(RawGate::And(a, b)) => {
                     last_use[a as usize] = last_use[a as usize].max(w);
                     last_use[b as usize] = last_use[b as usize].max(w);

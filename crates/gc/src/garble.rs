@@ -109,11 +109,10 @@ impl<'c> Garbler<'c> {
         } = out;
         let c = self.circuit;
         let (ng, ne) = (c.n_garbler_inputs(), c.n_evaluator_inputs());
-        let b = if ng > 0 {
-            g0.len() / ng
-        } else {
-            e0.len() / ne.max(1)
-        };
+        let b = g0
+            .len()
+            .checked_div(ng)
+            .unwrap_or_else(|| e0.len().checked_div(ne).unwrap_or(0));
         assert!(b <= CHUNK && g0.len() == b * ng && e0.len() == b * ne);
         let Garbler {
             slots: s,
@@ -289,11 +288,10 @@ impl<'c> Evaluator<'c> {
     ) -> Result<()> {
         let c = self.circuit;
         let (ng, ne, no) = (c.n_garbler_inputs(), c.n_evaluator_inputs(), c.n_outputs());
-        let b = if ng > 0 {
-            g.len() / ng
-        } else {
-            e.len() / ne.max(1)
-        };
+        let b = g
+            .len()
+            .checked_div(ng)
+            .unwrap_or_else(|| e.len().checked_div(ne).unwrap_or(0));
         if b > CHUNK || g.len() != b * ng || e.len() != b * ne || decode.len() != b * no {
             return Err(GcError::Length {
                 what: "evaluator chunk inputs",

@@ -93,34 +93,6 @@ impl FixedKeyHash {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sigma_is_linear_and_an_orthomorphism_on_samples() {
-        let a = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
-        let b = 0xdead_beef_0000_1111_2222_3333_4444_5555u128;
-        assert_eq!(sigma(a ^ b), sigma(a) ^ sigma(b));
-        // σ(x) ⊕ x = (lo, hi ⊕ lo): distinct inputs give distinct values.
-        assert_ne!(sigma(a) ^ a, sigma(b) ^ b);
-        assert_ne!(sigma(a), a);
-    }
-
-    #[test]
-    fn batched_equals_single_and_tweaks_matter() {
-        let mut h = FixedKeyHash::new();
-        let x = Block(0x42);
-        let h0 = h.hash(x, 0);
-        let h1 = h.hash(x, 1);
-        assert_ne!(h0, h1);
-        let s = sigma(x.0);
-        let mut v = [s, s ^ 1];
-        h.permute_xor(&mut v, &[s, s]);
-        assert_eq!(v, [h0.0, h1.0]);
-    }
-}
-
 /// AES-128-CTR expansion of a 16-byte seed into blocks, with random access:
 /// block `i` is `AES_seed(i)`. Used for wire labels both parties derive from a
 /// seed (the garbler's offline-known input) and labels the garbler regenerates
@@ -157,5 +129,44 @@ impl Drop for LabelExpander {
         for b in self.scratch.iter_mut() {
             b.as_mut_slice().zeroize();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigma_is_linear_and_an_orthomorphism_on_samples() {
+        let a = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210u128;
+        let b = 0xdead_beef_0000_1111_2222_3333_4444_5555u128;
+        assert_eq!(sigma(a ^ b), sigma(a) ^ sigma(b));
+        // σ(x) ⊕ x = (lo, hi ⊕ lo): distinct inputs give distinct values.
+        assert_ne!(sigma(a) ^ a, sigma(b) ^ b);
+        assert_ne!(sigma(a), a);
+    }
+
+    #[test]
+    fn batched_equals_single_and_tweaks_matter() {
+        let mut h = FixedKeyHash::new();
+        let x = Block(0x42);
+        let h0 = h.hash(x, 0);
+        let h1 = h.hash(x, 1);
+        assert_ne!(h0, h1);
+        let s = sigma(x.0);
+        let mut v = [s, s ^ 1];
+        h.permute_xor(&mut v, &[s, s]);
+        assert_eq!(v, [h0.0, h1.0]);
+    }
+
+    #[test]
+    fn expander_is_random_access() {
+        let mut e = LabelExpander::new([5; 16]);
+        let mut all = [Block::ZERO; 10];
+        e.expand(100, &mut all);
+        let mut part = [Block::ZERO; 3];
+        e.expand(104, &mut part);
+        assert_eq!(&all[4..7], &part);
+        assert_ne!(all[0], all[1]);
     }
 }

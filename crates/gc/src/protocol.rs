@@ -503,6 +503,80 @@ mod tests {
     }
 
     #[test]
+    fn edge_values_two_threads() {
+        let f = FracBits(12);
+        let edges: Vec<u64> = [0i64, 1, -1, 4095, 4096, -4096, -4097, i64::MAX, i64::MIN]
+            .iter()
+            .map(|&v| v as u64)
+            .collect();
+        let mut p = Prg::from_seed([13; 16]);
+        let split = |x: &[u64], p: &mut Prg| {
+            let y1: Vec<u64> = x.iter().map(|_| p.gen_u64()).collect();
+            let y0: Vec<u64> = x.iter().zip(&y1).map(|(x, y)| x.wrapping_sub(*y)).collect();
+            (y0, y1)
+        };
+        for g in [Gadget::ReluTruncMask { f }, Gadget::SignMask] {
+            let (y0, y1) = split(&edges, &mut p);
+            run(g, y0, y1, 1);
+        }
+        // Every ordered pair of edges: ties, extremes.
+        let pairs: Vec<u64> = edges
+            .iter()
+            .flat_map(|&a| edges.iter().flat_map(move |&b| [a, b]))
+            .collect();
+        for g in [
+            Gadget::ThresholdSignMask,
+            Gadget::ArgmaxMask { k: 2 },
+            Gadget::MaxPoolReluTruncMask { k: 2, f },
+        ] {
+            let (y0, y1) = split(&pairs, &mut p);
+            run(g, y0, y1, 1);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+        /// Random gadget, random batch size and values, garbled across two threads.
+        #[test]
+        fn garbled_gadgets_match_plain(
+            which in 0usize..5,
+            k in 1usize..6,
+            f in 0u32..20,
+            n in 1usize..140,
+            seed in proptest::prelude::any::<u8>(),
+        ) {
+            let g = match which {
+                0 => Gadget::ReluTruncMask { f: FracBits(f) },
+                1 => Gadget::MaxPoolReluTruncMask { k, f: FracBits(f) },
+                2 => Gadget::SignMask,
+                3 => Gadget::ThresholdSignMask,
+                _ => Gadget::ArgmaxMask { k },
+            };
+            let (y0, y1) = shares(n * g.arity(), seed, |p| {
+                if p.gen_u64() % 3 == 0 { p.gen_u64() } else { small(p) }
+            });
+            run(g, y0, y1, 1);
+        }
+    }
+
+    #[test]
+    fn mismatched_batch_size_is_an_error() {
+        let gadget = Gadget::SignMask;
+        let (mut cg, mut ce) = MemoryChannel::pair();
+        let h = std::thread::spawn(move || {
+            let mut rng = Prg::from_seed([1; 16]);
+            let mut s = GarblerSession::setup(&mut cg, &mut rng).unwrap();
+            let _ = s.offline(&mut cg, gadget, 10, &mut rng);
+        });
+        let mut rng = Prg::from_seed([2; 16]);
+        let mut s = EvaluatorSession::setup(&mut ce, &mut rng).unwrap();
+        // The COT sizes differ too; whichever check fires first, it is an error.
+        assert!(s.offline(&mut ce, gadget, 11, &mut rng).is_err());
+        drop(ce);
+        h.join().unwrap();
+    }
+
+    #[test]
     fn several_batches_and_large_values() {
         let (y0, y1) = shares(1100, 11, |p| p.gen_u64());
         let out = run(Gadget::ReluTruncMask { f: FracBits(12) }, y0, y1, 2);
