@@ -270,6 +270,24 @@ class LeNetMix(nn.Module):
         return F.log_softmax(self.fc2(F.relu(self.fc1(h))), dim=1)
 
 
+class BnDefault(nn.Module):
+    """Conv, BatchNorm2d, Reshape, Linear, BatchNorm1d, the BNs as initialised (weight
+    and running_var 1, bias and running_mean 0): the TorchScript exporter deduplicates
+    equal initializers and emits Identity nodes on initializers."""
+
+    keep_bn_default = True
+
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(1, 2, 3)
+        self.bn = nn.BatchNorm2d(2)
+        self.fc = nn.Linear(72, 4)
+        self.bn1 = nn.BatchNorm1d(4)
+
+    def forward(self, x):
+        return self.bn1(self.fc(self.bn(self.c(x)).view(1, -1)))
+
+
 class TinyUNet(nn.Module):
     """Segmentation-style: conv, maxpool, conv, nearest upsample, concat skip, conv, 1x1 conv."""
 
@@ -333,6 +351,7 @@ CASES = {
     "pad_conv": (PadConv, (1, 1, 5, 5), "randn", [(TS, 13, {}), (TS, 17, {}), (DYN, 18, {}), (DYN, 18, NOOPT)]),
     "lenet_mix": (LeNetMix, (1, 1, 28, 28), "rand",
                   [(TS, 13, PRESERVE), (TS, 15, {}), (DYN, 18, {}), (DYN, 17, {}), (DYN, None, {})]),
+    "bn_default": (BnDefault, (1, 1, 8, 8), "randn", [(TS, 13, PRESERVE), (TS, 17, {}), (DYN, 18, NOOPT)]),
     "tiny_unet": (TinyUNet, (1, 1, 8, 8), "randn", [(TS, 17, {}), (DYN, 18, {})]),
     "upsample_concat": (UpsampleConcat, (1, 1, 6, 6), "randn", [(TS, 15, {}), (DYN, 18, {})]),
 }
@@ -347,6 +366,8 @@ def randomize(module, gen):
                 if m.bias is not None:
                     m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.5)
             elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                if getattr(module, "keep_bn_default", False):
+                    continue
                 c = m.num_features
                 m.running_mean.copy_(torch.randn(c, generator=gen) * 0.5)
                 m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=gen))
