@@ -2,14 +2,45 @@
 //!
 //! Homomorphic preprocessing of linear layers (DESIGN section 3): RLWE with
 //! plaintext modulus `t = 2^64` and coefficient encoding, on `fhe-math`.
+//!
+//! ```text
+//!   P0                                                    P1
+//!   ──                                                    ──
+//!   HeSession::setup   ── pk0 ──▶  ◀── pk1 ──             HeSession::setup
+//!   EncodedWeights::new(W0)  (once per model)             EncodedWeights::new(W1)
+//!   per query, per linear layer (protocol::preprocess):
+//!     Enc(R0) ─────────▶                        ◀───────── Enc(R1)
+//!     ◀──── L(R0;W1) - T1 (re-randomized, mod-switched)
+//!                  L(R1;W0) - T0 (re-randomized, mod-switched) ────▶
+//!   holds R0, M0 = L(R0;W1) - T1, T0                       holds R1, M1 = L(R1;W0) - T0, T1
+//!   per query, Beaver squares (beaver::square_pairs, Gilboa over IKNP COT):
+//!     (a0, s0)                                             (a1, s1), s0 + s1 = (a0 + a1)^2
+//! ```
+//!
+//! * [`params`]: `n = 8192`, `q ≈ 2^200` (four NTT primes), response modulus `q' ≈ 2^80`;
+//! * [`rlwe`]: keys, seeded secret-key encryption, public-key encryption of zero,
+//!   decryption, plaintext products and additions, re-randomization with flooding,
+//!   modulus switching, validated wire formats;
+//! * [`packing`]: conv2d / fully connected layers as polynomial products;
+//! * [`protocol`]: the per-layer, per-query exchange over a `Channel`;
+//! * [`beaver`]: square pairs `(a, a^2)` by OT-based multiplication;
+//! * [`bench`]: `blindfold bench preprocessing`.
+//!
+//! docs/he.md has the parameters, the noise analysis and the measured figures.
 #![deny(unsafe_code)]
 
+pub mod beaver;
+pub mod bench;
 pub mod error;
+pub mod packing;
 pub mod params;
+pub mod protocol;
 pub mod rlwe;
 mod rng;
 mod wire;
 
 pub use error::{HeError, Result};
+pub use packing::{Conv2dShape, FcShape, LayerPlan, LinearShape};
 pub use params::HeParams;
+pub use protocol::{preprocess, EncodedWeights, HeSession, LayerCost, LayerShares};
 pub use rlwe::{Ciphertext, Plaintext, PublicKey, SecretKey, SeededCiphertext, SparseCiphertext};

@@ -55,6 +55,7 @@ pub struct HeParams {
     pub(crate) ctx_resp: Arc<Context>,
     pub(crate) codec: Codec,
     pub(crate) codec_resp: Codec,
+    pub(crate) switch: Switch,
 }
 
 impl HeParams {
@@ -76,12 +77,14 @@ impl HeParams {
         let ctx_resp = ctx.context_at_level(moduli.len() - response_primes)?;
         let codec = Codec::new(ctx.moduli())?;
         let codec_resp = Codec::new(ctx_resp.moduli())?;
+        let switch = Switch::new(moduli, response_primes)?;
         Ok(Arc::new(HeParams {
             n: degree,
             ctx,
             ctx_resp,
             codec,
             codec_resp,
+            switch,
         }))
     }
 
@@ -126,6 +129,109 @@ impl HeParams {
     }
 }
 
+/// Modulus switching from `q` to `q' = q / D` (the first primes kept, `D` the
+/// product of the one or two dropped primes): `x' = round(x / D)` coefficient-wise,
+/// computed as `(x - r) / D` with `r = x mod D` centred, by CRT on the dropped limbs.
+#[derive(Debug)]
+pub(crate) struct Switch {
+    keep: Vec<Modulus>,
+    dropped: Vec<u64>,
+    /// `P^{-1} mod Q` for the two dropped primes `P, Q` (unused with one).
+    p_inv_mod_q: u64,
+    /// Arithmetic modulo the last dropped prime.
+    q_last: Modulus,
+    d: u128,
+    /// `D^{-1} mod p_i` for the kept primes.
+    d_inv: Vec<u64>,
+}
+
+impl Switch {
+    fn new(moduli: &[u64], keep: usize) -> Result<Switch> {
+        let dropped = moduli[keep..].to_vec();
+        if dropped.is_empty() || dropped.len() > 2 {
+            return Err(HeError::ParameterMismatch(format!(
+                "modulus switching drops 1 or 2 primes, not {}",
+                dropped.len()
+            )));
+        }
+        let d: u128 = dropped.iter().map(|&p| p as u128).product();
+        let keep_m: Vec<Modulus> = moduli[..keep]
+            .iter()
+            .map(|&p| Modulus::new(p))
+            .collect::<std::result::Result<_, _>>()?;
+        let mut d_inv = Vec::new();
+        for m in &keep_m {
+            let dm = m.reduce_u128(d);
+            d_inv.push(
+                m.inv(dm)
+                    .ok_or_else(|| HeError::ParameterMismatch("moduli not coprime".into()))?,
+            );
+        }
+        let p_inv_mod_q = if dropped.len() == 2 {
+            let mq = Modulus::new(dropped[1])?;
+            mq.inv(mq.reduce(dropped[0]))
+                .ok_or_else(|| HeError::ParameterMismatch("moduli not coprime".into()))?
+        } else {
+            0
+        };
+        let q_last = Modulus::new(*dropped.last().unwrap_or(&3))?;
+        Ok(Switch {
+            keep: keep_m,
+            dropped,
+            p_inv_mod_q,
+            q_last,
+            d,
+            d_inv,
+        })
+    }
+
+    /// Switch coefficient `j` of the full-level rows `x` (`n` per prime) and
+    /// write its kept limbs to `out[i * stride + k]`.
+    #[inline]
+    pub(crate) fn switch_at(
+        &self,
+        x: &[u64],
+        n: usize,
+        j: usize,
+        out: &mut [u64],
+        stride: usize,
+        k: usize,
+    ) {
+        let kn = self.keep.len();
+        let a = x[kn * n + j];
+        let r: u128 = if self.dropped.len() == 2 {
+            let (pp, qq) = (self.dropped[0], self.dropped[1]);
+            let b = x[(kn + 1) * n + j];
+            // (b - a) mod Q, then times P^{-1} mod Q.
+            let mq = &self.q_last;
+            let h = mq.mul(mq.sub(b, mq.reduce(a)), self.p_inv_mod_q);
+            debug_assert!(h < qq);
+            a as u128 + pp as u128 * h as u128
+        } else {
+            a as u128
+        };
+        let carry = (r > self.d / 2) as u64;
+        for (i, m) in self.keep.iter().enumerate() {
+            let r_i = m.reduce_u128(r);
+            let v = m.mul(m.sub(x[i * n + j], r_i), self.d_inv[i]);
+            out[i * stride + k] = m.add(v, carry);
+        }
+    }
+}
+
+/// Shoup's constant `floor(b * 2^64 / p)` for multiplications by `b < p`.
+pub(crate) fn shoup(b: u64, p: u64) -> u64 {
+    (((b as u128) << 64) / p as u128) as u64
+}
+
+/// `a * b mod p` in `[0, 2p)` for any `a < 2^64`, `b < p < 2^62`, with `b_shoup =
+/// shoup(b, p)` (Shoup's modular multiplication, without the final correction).
+#[inline]
+pub(crate) fn mul_shoup_lazy(a: u64, b: u64, b_shoup: u64, p: u64) -> u64 {
+    let quot = ((a as u128 * b_shoup as u128) >> 64) as u64;
+    a.wrapping_mul(b).wrapping_sub(quot.wrapping_mul(p))
+}
+
 /// Bits needed to write any residue modulo `p`.
 pub(crate) fn residue_bits(p: u64) -> u32 {
     64 - (p - 1).leading_zeros()
@@ -136,8 +242,11 @@ pub(crate) fn residue_bits(p: u64) -> u32 {
 #[derive(Debug)]
 pub(crate) struct Codec {
     pub(crate) q: Vec<Modulus>,
-    /// `floor(q / 2^64) mod p_i`.
+    /// `floor(q / 2^64) mod p_i`, with its Shoup constant.
     delta_hi: Vec<u64>,
+    delta_hi_shoup: Vec<u64>,
+    /// Shoup constant of 1 (`floor(2^64 / p_i)`): reduces any u64 to [0, 2 p_i).
+    one_shoup: Vec<u64>,
     /// `q mod 2^64`.
     q_lo: u64,
     /// `(q / p_i)^{-1} mod p_i`.
@@ -191,9 +300,17 @@ impl Codec {
             let lo = (rem << 64) / p as u128;
             frac.push((hi as u64, lo as u64));
         }
+        let delta_hi_shoup = delta_hi
+            .iter()
+            .zip(moduli)
+            .map(|(&d, &p)| shoup(d, p))
+            .collect();
+        let one_shoup = moduli.iter().map(|&p| shoup(1, p)).collect();
         Ok(Codec {
             q,
             delta_hi,
+            delta_hi_shoup,
+            one_shoup,
             q_lo,
             qhat_inv,
             int_part,
@@ -214,10 +331,8 @@ impl Codec {
     pub(crate) fn encode_into(&self, m: &[u64], n: usize, out: &mut [u64], add: bool) {
         for (i, qi) in self.q.iter().enumerate() {
             let row = &mut out[i * n..(i + 1) * n];
-            let dh = self.delta_hi[i];
             for (o, &mj) in row.iter_mut().zip(m) {
-                let low = ((self.q_lo as u128 * mj as u128 + (1u128 << 63)) >> 64) as u64;
-                let v = qi.add(qi.mul(dh, qi.reduce(mj)), qi.reduce(low));
+                let v = self.encode_one(i, mj);
                 *o = if add { qi.add(*o, v) } else { v };
             }
             if !add {
@@ -226,6 +341,23 @@ impl Codec {
                 }
             }
         }
+    }
+
+    /// `round(q * m / 2^64) mod p_i`: `floor(q/2^64) * m + round((q mod 2^64) * m / 2^64)`.
+    #[inline]
+    pub(crate) fn encode_one(&self, i: usize, m: u64) -> u64 {
+        let p = *self.q[i];
+        let low = ((self.q_lo as u128 * m as u128 + (1u128 << 63)) >> 64) as u64;
+        let a = mul_shoup_lazy(m, self.delta_hi[i], self.delta_hi_shoup[i], p);
+        let b = mul_shoup_lazy(low, 1, self.one_shoup[i], p);
+        let mut v = a + b; // < 4p < 2^64
+        if v >= 2 * p {
+            v -= 2 * p;
+        }
+        if v >= p {
+            v -= p;
+        }
+        v
     }
 
     /// `round(2^64 * x / q) mod 2^64` for coefficient `j` of the RNS rows `x`.

@@ -122,6 +122,35 @@ pub(crate) fn error_poly<R: RngCore + CryptoRng>(ctx: &Arc<Context>, rng: &mut R
     )?)
 }
 
+/// `count` samples of the centred binomial distribution of variance 10
+/// (`popcount` of 20 bits minus `popcount` of 20 bits), as `fhe-math`'s
+/// `Poly::small(.., 10, ..)` draws them; for coefficient subsets.
+pub(crate) fn cbd10<R: RngCore + CryptoRng>(count: usize, rng: &mut R) -> Zeroizing<Vec<i64>> {
+    let mut bytes = Zeroizing::new(vec![0u8; 8 * count]);
+    rng.fill_bytes(&mut bytes);
+    Zeroizing::new(
+        bytes
+            .chunks_exact(8)
+            .map(|c| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(c);
+                let w = u64::from_le_bytes(w);
+                (w & 0xf_ffff).count_ones() as i64 - ((w >> 20) & 0xf_ffff).count_ones() as i64
+            })
+            .collect(),
+    )
+}
+
+/// `v mod p` for a small signed `v` (|v| < p).
+#[inline]
+fn small_mod(v: i64, p: u64) -> u64 {
+    if v >= 0 {
+        v as u64
+    } else {
+        p - v.unsigned_abs()
+    }
+}
+
 /// A secret key: a ternary `s`, kept in NTT form at the full and response levels.
 /// Zeroized on drop.
 pub struct SecretKey {
@@ -249,15 +278,22 @@ impl SecretKey {
         let mut seed = [0u8; 16];
         rng.fill_bytes(&mut seed);
         let a = uniform_from_seed(&params.ctx, params.n, seed)?;
-        let mut c0 = &a * &self.s;
-        c0.change_representation(Representation::PowerBasis);
-        c0 = -c0;
-        let e = error_poly(&params.ctx, rng)?;
-        c0 += &e;
-        let mut rows = vec![0u64; params.codec.len() * n];
-        params.codec.encode_into(m, n, &mut rows, false);
-        let dm = Zeroizing::new(rows);
-        c0 += &poly_from_rows(&params.ctx, dm.to_vec(), Representation::PowerBasis)?;
+        let mut as_ = &a * &self.s;
+        as_.change_representation(Representation::PowerBasis);
+        let mut rows = rows_of(&as_);
+        as_.zeroize();
+        let e = cbd10(n, rng);
+        let codec = &params.codec;
+        for (i, qi) in codec.q.iter().enumerate() {
+            let p = **qi;
+            let row = &mut rows[i * n..(i + 1) * n];
+            for (j, x) in row.iter_mut().enumerate() {
+                let dm = m.get(j).map_or(0, |&mj| codec.encode_one(i, mj));
+                // c0 = -a*s + e + Δm
+                *x = qi.add(qi.sub(small_mod(e[j], p), *x), dm);
+            }
+        }
+        let c0 = poly_from_rows(&params.ctx, rows, Representation::PowerBasis)?;
         Ok(SeededCiphertext { seed, c0 })
     }
 
@@ -489,6 +525,15 @@ pub fn flood_bits(nnz_total: usize, terms: usize) -> u32 {
     bound.log2().ceil() as u32 + FLOOD_MARGIN_BITS
 }
 
+fn check_flood(params: &HeParams, flood_bits: u32) -> Result<()> {
+    if flood_bits > 126 || flood_bits as f64 + 66.0 > params.log_q() {
+        return Err(HeError::Shape(format!(
+            "flooding noise of 2^{flood_bits} exceeds the noise budget"
+        )));
+    }
+    Ok(())
+}
+
 impl Ciphertext {
     /// `self * w`, NTT domain (both inputs at the full level; `self` in NTT form).
     pub fn mul_plain(&self, w: &Plaintext) -> Ciphertext {
@@ -551,11 +596,7 @@ impl Ciphertext {
         rng: &mut R,
     ) -> Result<()> {
         let params = &pk.params;
-        if flood_bits > 126 || flood_bits as f64 + 66.0 > params.log_q() {
-            return Err(HeError::Shape(format!(
-                "flooding noise of 2^{flood_bits} exceeds the noise budget"
-            )));
-        }
+        check_flood(params, flood_bits)?;
         let z = pk.encrypt_zero(rng)?;
         self.c0.change_representation(Representation::Ntt);
         self.c1.change_representation(Representation::Ntt);
@@ -590,6 +631,105 @@ impl Ciphertext {
         let flood = poly_from_rows(ctx, rows.to_vec(), Representation::PowerBasis)?;
         self.c0 += &flood;
         Ok(())
+    }
+
+    /// The evaluator's last step, fused for speed: with `self` the accumulated
+    /// product (full level, NTT form), add `Δ(-t)` at `positions`, re-randomize
+    /// (a fresh public-key encryption of zero, flooding noise uniform in
+    /// `[-2^flood_bits, 2^flood_bits)`), switch down to the response modulus and
+    /// keep `c0` only at `positions`. `c0` is computed only where it is sent; the
+    /// result equals `add_plain`, `rerandomize`, `mod_switch_to_response` and
+    /// `sparsify` in sequence.
+    pub fn finish_response<R: RngCore + CryptoRng>(
+        self,
+        pk: &PublicKey,
+        positions: &[usize],
+        t: &[u64],
+        flood_bits: u32,
+        rng: &mut R,
+    ) -> Result<SparseCiphertext> {
+        let params = &pk.params;
+        let n = params.n;
+        let ctx = &params.ctx;
+        if t.len() != positions.len() {
+            return Err(HeError::Length {
+                what: "mask",
+                got: t.len(),
+                expected: positions.len(),
+            });
+        }
+        if let Some(&bad) = positions.iter().find(|&&j| j >= n) {
+            return Err(HeError::Length {
+                what: "position",
+                got: bad,
+                expected: n,
+            });
+        }
+        check_flood(params, flood_bits)?;
+        let Ciphertext { mut c0, mut c1 } = self;
+        c0.change_representation(Representation::Ntt);
+        c1.change_representation(Representation::Ntt);
+        // Encryption of zero: (b*u, a*u) here, its errors e0, e1 below.
+        let mut u = ternary(ctx, n, rng)?;
+        u.change_representation(Representation::Ntt);
+        c0 += &(&pk.b * &u);
+        c1 += &(&pk.a * &u);
+        u.zeroize();
+        c0.change_representation(Representation::PowerBasis);
+        c1.change_representation(Representation::PowerBasis);
+        let moduli = &params.codec.q;
+        let sw = &params.switch;
+        let keep = params.ctx_resp.moduli().len();
+
+        let mut x1 = rows_of(&c1);
+        let e1 = cbd10(n, rng);
+        for (i, qi) in moduli.iter().enumerate() {
+            let p = **qi;
+            for (x, &e) in x1[i * n..(i + 1) * n].iter_mut().zip(e1.iter()) {
+                *x = qi.add(*x, small_mod(e, p));
+            }
+        }
+        let mut c1_rows = vec![0u64; keep * n];
+        for j in 0..n {
+            sw.switch_at(&x1, n, j, &mut c1_rows, n, j);
+        }
+
+        let mut x0 = rows_of(&c0);
+        let k = positions.len();
+        let e0 = cbd10(k, rng);
+        let span_mask: u128 = if flood_bits + 1 >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << (flood_bits + 1)) - 1
+        };
+        let mut flood = Zeroizing::new(vec![0u8; 16 * k]);
+        rng.fill_bytes(&mut flood);
+        let offset: Vec<u64> = moduli
+            .iter()
+            .map(|qi| qi.reduce_u128(1u128 << flood_bits))
+            .collect();
+        let codec = &params.codec;
+        let mut c0_rows = vec![0u64; keep * k];
+        for (idx, &j) in positions.iter().enumerate() {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&flood[16 * idx..16 * idx + 16]);
+            let f = u128::from_le_bytes(b) & span_mask;
+            for (i, qi) in moduli.iter().enumerate() {
+                let p = **qi;
+                let mut v = x0[i * n + j];
+                v = qi.add(v, small_mod(e0[idx], p));
+                v = qi.add(v, qi.sub(qi.reduce_u128(f), offset[i]));
+                v = qi.sub(v, codec.encode_one(i, t[idx]));
+                x0[i * n + j] = v;
+            }
+            sw.switch_at(&x0, n, j, &mut c0_rows, k, idx);
+        }
+        x0.zeroize();
+        Ok(SparseCiphertext {
+            c0_rows,
+            c1: poly_from_rows(&params.ctx_resp, c1_rows, Representation::PowerBasis)?,
+            positions: positions.to_vec(),
+        })
     }
 
     /// Switch a full-level ciphertext (power basis) down to the response modulus.

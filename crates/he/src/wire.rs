@@ -150,7 +150,7 @@ mod tests {
         let moduli = &MODULI[..];
         let count = 13;
         let rows: Vec<u64> = (0..moduli.len() * count)
-            .map(|k| (k as u64 * 0x9e37_79b9_7f4a_7c15) % moduli[k / count])
+            .map(|k| (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) % moduli[k / count])
             .collect();
         let mut buf = Vec::new();
         write_rows(&mut buf, &rows, count, moduli);

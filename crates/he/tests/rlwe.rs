@@ -232,3 +232,55 @@ fn malformed_public_keys_and_ciphertexts_are_rejected() {
     // either way: no panic, and an error or a well-formed ciphertext.
     let _ = SeededCiphertext::from_bytes(&params, &junk);
 }
+
+#[test]
+fn fused_finish_response_decrypts_and_hides_the_product() {
+    let params = HeParams::new().unwrap();
+    let mut rng = Prg::from_seed([7; 16]);
+    let sk = SecretKey::generate(&params, &mut rng).unwrap();
+    let pk = sk.public_key(&mut rng).unwrap();
+    let r = rng.gen_u64s(N);
+    let w = rng.gen_u64s(N);
+    let pt = Plaintext::new(&params, &w, N).unwrap();
+    let ct = sk.encrypt(&r, &mut rng).unwrap().expand(&params).unwrap();
+    let prod = ct.mul_plain(&pt);
+    let positions: Vec<usize> = (3..N).step_by(5).collect();
+    let t = rng.gen_u64s(positions.len());
+    let resp = prod
+        .clone()
+        .finish_response(&pk, &positions, &t, flood_bits(N, 1), &mut rng)
+        .unwrap();
+    let full = negacyclic(&r, &w);
+    let want: Vec<u64> = positions
+        .iter()
+        .zip(&t)
+        .map(|(&j, &tj)| full[j].wrapping_sub(tj))
+        .collect();
+    same(&sk.decrypt_sparse(&resp).unwrap(), &want);
+    // The returned c1 is not the switched-down a * w.
+    let mut naive = prod.clone();
+    naive.mod_switch_to_response(&params).unwrap();
+    let naive_sparse = naive.sparsify(&positions).unwrap();
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    resp.write(&params, &mut a);
+    naive_sparse.write(&params, &mut b);
+    let c1_len = a.len() - (positions.len() * 80).div_ceil(8) - 0;
+    let differ = a[..c1_len / 2]
+        .iter()
+        .zip(&b[..c1_len / 2])
+        .filter(|(x, y)| x != y)
+        .count();
+    assert!(
+        differ > c1_len / 4,
+        "c1 must look unrelated to a * w ({differ} bytes differ)"
+    );
+    // Wrong mask length and out-of-range positions are errors, not panics.
+    assert!(prod
+        .clone()
+        .finish_response(&pk, &positions, &t[1..], 121, &mut rng)
+        .is_err());
+    assert!(prod
+        .finish_response(&pk, &[N], &[0], 121, &mut rng)
+        .is_err());
+}

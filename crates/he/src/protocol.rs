@@ -1,0 +1,366 @@
+//! The per-query preprocessing of linear layers, both directions at once.
+//!
+//! Each party is the *encryptor* of its own random input mask and the
+//! *evaluator* of the other's, with its weight share as plaintext. For every
+//! linear layer `l` (in order), on the wire:
+//!
+//! ```text
+//!   P0 (R0, W0, sk0, pk1)                              P1 (R1, W1, sk1, pk0)
+//!   ─────────────────────                              ─────────────────────
+//!   Q0 = Enc_sk0(pack(R0))       ── Q0 (seeds, c0) ─▶  (Q1 = Enc_sk1(pack(R1)) made meanwhile)
+//!                                ◀─ Q1 (seeds, c0) ──
+//!   A1 = Σ Q1·pt(W0) + Δ(-T0)                          A0 = Σ Q0·pt(W1) + Δ(-T1)
+//!        + Enc_pk1(0) + flood, mod q'                       + Enc_pk0(0) + flood, mod q'
+//!                                ── A1 (c1, c0 @ pos) ─▶
+//!                                ◀─ A0 (c1, c0 @ pos) ──
+//!   M0 = Dec_sk0(A0) = L(R0;W1) - T1                   M1 = Dec_sk1(A1) = L(R1;W0) - T0
+//! ```
+//!
+//! Result per layer: P0 holds `(R0, M0, T0)`, P1 holds `(R1, M1, T1)`, with
+//! `M0 + T1 = L(R0; W1)` and `M1 + T0 = L(R1; W0)` mod 2^64. The messages strictly
+//! alternate (Q0, Q1, A1, A0), so no party ever waits on a send to a peer that is
+//! itself sending; the heavy work (encrypting, evaluating) overlaps between the two.
+//!
+//! Once per session, before any layer: P0 sends its public key, then P1 sends its own.
+//!
+//! The I/O-free steps are [`encrypt_query`], [`answer_query`] and
+//! [`decrypt_response`]; [`preprocess`] drives them over a [`Channel`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use blindfold_core::PartyId;
+use blindfold_net::Channel;
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+use crate::error::malformed;
+use crate::packing::{LayerPlan, LinearShape};
+use crate::rlwe::{
+    flood_bits, Ciphertext, Plaintext, PublicKey, SecretKey, SeededCiphertext, SparseCiphertext,
+};
+use crate::wire::Reader;
+use crate::{HeError, HeParams, Result};
+
+const TAG_QUERY: u8 = 0x51;
+const TAG_RESPONSE: u8 = 0x52;
+const HEADER: usize = 1 + 4 + 4;
+
+/// Bytes of a query for `plan`.
+pub(crate) fn query_len(params: &HeParams, plan: &LayerPlan) -> usize {
+    HEADER + plan.input_cts() * SeededCiphertext::byte_len(params)
+}
+
+/// Bytes of a response for `plan`.
+pub(crate) fn response_len(params: &HeParams, plan: &LayerPlan) -> usize {
+    HEADER
+        + plan
+            .output_positions()
+            .iter()
+            .map(|p| SparseCiphertext::byte_len(params, p.len()))
+            .sum::<usize>()
+}
+
+fn header(tag: u8, layer: u32, count: usize, cap: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(cap);
+    out.push(tag);
+    out.extend_from_slice(&layer.to_le_bytes());
+    out.extend_from_slice(&(count as u32).to_le_bytes());
+    out
+}
+
+fn read_header(
+    r: &mut Reader<'_>,
+    what: &'static str,
+    tag: u8,
+    layer: u32,
+    count: usize,
+) -> Result<()> {
+    if r.u8()? != tag {
+        return Err(malformed(what, "wrong tag"));
+    }
+    let got_layer = r.u32()?;
+    if got_layer != layer {
+        return Err(malformed(
+            what,
+            format!("for layer {got_layer}, expected layer {layer}"),
+        ));
+    }
+    let got = r.u32()? as usize;
+    if got != count {
+        return Err(malformed(
+            what,
+            format!("{got} ciphertexts, expected {count}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Encryptor, step 1: encrypt the packed input mask `r` (input-shaped) of layer
+/// number `layer`. Returns the query message.
+pub fn encrypt_query<R: RngCore + CryptoRng>(
+    sk: &SecretKey,
+    plan: &LayerPlan,
+    layer: u32,
+    r: &[u64],
+    rng: &mut R,
+) -> Result<Vec<u8>> {
+    let params = sk.params();
+    let polys = plan.pack_input(r)?;
+    let mut out = header(TAG_QUERY, layer, polys.len(), query_len(params, plan));
+    for p in &polys {
+        sk.encrypt(p, rng)?.write(params, &mut out);
+    }
+    Ok(out)
+}
+
+/// A weight share packed as plaintexts in NTT form: computed once per model and
+/// reused for every query.
+#[derive(Clone, Debug)]
+pub struct EncodedWeights {
+    plan: LayerPlan,
+    pts: Vec<Plaintext>,
+}
+
+impl EncodedWeights {
+    /// Pack and transform the weights `w` (OIHW for convolutions, `outputs ×
+    /// inputs` for fully connected layers) of the layer planned by `plan`.
+    pub fn new(params: &HeParams, plan: &LayerPlan, w: &[u64]) -> Result<EncodedWeights> {
+        if plan.n != params.degree() {
+            return Err(HeError::ParameterMismatch(format!(
+                "plan for degree {}, parameters of degree {}",
+                plan.n,
+                params.degree()
+            )));
+        }
+        let pts = plan
+            .pack_weights(w)?
+            .into_iter()
+            .map(|(coeffs, nnz)| Plaintext::new(params, &coeffs, nnz))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(EncodedWeights {
+            plan: plan.clone(),
+            pts,
+        })
+    }
+
+    /// The plan these weights were packed for.
+    pub fn plan(&self) -> &LayerPlan {
+        &self.plan
+    }
+}
+
+/// Evaluator: answer the peer's `query` for layer `layer` with our weight share.
+/// Returns the response message and our share `T` (output-shaped, uniform).
+pub fn answer_query<R: RngCore + CryptoRng>(
+    params: &Arc<HeParams>,
+    peer_pk: &PublicKey,
+    weights: &EncodedWeights,
+    layer: u32,
+    query: &[u8],
+    rng: &mut R,
+) -> Result<(Vec<u8>, Vec<u64>)> {
+    let plan = &weights.plan;
+    const WHAT: &str = "query";
+    let mut r = Reader::new(query, WHAT);
+    read_header(&mut r, WHAT, TAG_QUERY, layer, plan.input_cts())?;
+    let mut cts = Vec::with_capacity(plan.input_cts());
+    for _ in 0..plan.input_cts() {
+        cts.push(SeededCiphertext::read(params, &mut r)?);
+    }
+    r.finish()?;
+    let cts = cts
+        .iter()
+        .map(|c| c.expand(params))
+        .collect::<Result<Vec<Ciphertext>>>()?;
+
+    let positions = plan.output_positions();
+    let mut t = vec![0u64; plan.shape.output_len()];
+    let mut out = header(
+        TAG_RESPONSE,
+        layer,
+        positions.len(),
+        response_len(params, plan),
+    );
+    for (k, pos) in positions.iter().enumerate() {
+        let (tile, b) = (k / plan.blocks, k % plan.blocks);
+        let mut acc = Ciphertext::zero(params);
+        let mut nnz = 0;
+        for g in 0..plan.groups {
+            let pt = &weights.pts[g * plan.blocks + b];
+            acc.mul_plain_add(&cts[tile * plan.groups + g], pt);
+            nnz += pt.nnz;
+        }
+        // Our share T at the wanted positions (the others are never sent).
+        let just: Vec<usize> = pos.iter().map(|&(p, _)| p).collect();
+        let mask: Vec<u64> = (0..pos.len()).map(|_| rng.next_u64()).collect();
+        for (&(_, idx), &v) in pos.iter().zip(&mask) {
+            t[idx] = v;
+        }
+        acc.finish_response(peer_pk, &just, &mask, flood_bits(nnz, plan.groups), rng)?
+            .write(params, &mut out);
+    }
+    Ok((out, t))
+}
+
+/// Encryptor, step 2: decrypt the peer's response into our share `M`
+/// (output-shaped): `M = L(R; W_peer) - T_peer`.
+pub fn decrypt_response(
+    sk: &SecretKey,
+    plan: &LayerPlan,
+    layer: u32,
+    response: &[u8],
+) -> Result<Vec<u64>> {
+    let params = sk.params();
+    const WHAT: &str = "response";
+    let positions = plan.output_positions();
+    let mut r = Reader::new(response, WHAT);
+    read_header(&mut r, WHAT, TAG_RESPONSE, layer, positions.len())?;
+    let mut m = vec![0u64; plan.shape.output_len()];
+    let mut cts = Vec::with_capacity(positions.len());
+    for pos in &positions {
+        let just: Vec<usize> = pos.iter().map(|&(p, _)| p).collect();
+        cts.push(SparseCiphertext::read(params, &mut r, &just)?);
+    }
+    r.finish()?;
+    for (ct, pos) in cts.iter().zip(&positions) {
+        let vals = sk.decrypt_sparse(ct)?;
+        for (&(_, idx), v) in pos.iter().zip(vals) {
+            m[idx] = v;
+        }
+    }
+    Ok(m)
+}
+
+/// Keys of one session: our secret key and the peer's public key.
+pub struct HeSession {
+    params: Arc<HeParams>,
+    sk: SecretKey,
+    peer_pk: PublicKey,
+}
+
+impl HeSession {
+    /// Generate our keys and exchange public keys (P0 sends first).
+    pub fn setup<C: Channel, R: RngCore + CryptoRng>(
+        party: PartyId,
+        ch: &mut C,
+        params: &Arc<HeParams>,
+        rng: &mut R,
+    ) -> Result<HeSession> {
+        let sk = SecretKey::generate(params, rng)?;
+        let pk = sk.public_key(rng)?.to_bytes();
+        let peer = match party {
+            PartyId::P0 => {
+                ch.send_vec(pk)?;
+                ch.flush()?;
+                ch.recv()?
+            }
+            PartyId::P1 => {
+                let peer = ch.recv()?;
+                ch.send_vec(pk)?;
+                ch.flush()?;
+                peer
+            }
+        };
+        let peer_pk = PublicKey::from_bytes(params, &peer)?;
+        Ok(HeSession {
+            params: params.clone(),
+            sk,
+            peer_pk,
+        })
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &Arc<HeParams> {
+        &self.params
+    }
+}
+
+/// One party's preprocessed material for one linear layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerShares {
+    /// Our random input mask `R` (input-shaped).
+    pub r: Vec<u64>,
+    /// `M = L(R; W_peer) - T_peer` (output-shaped).
+    pub m: Vec<u64>,
+    /// Our `T` from the other direction (output-shaped).
+    pub t: Vec<u64>,
+}
+
+/// Cost of one layer as seen by one party.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerCost {
+    /// Wall-clock milliseconds from this party's start of the layer to the end.
+    pub ms: f64,
+    /// Payload bytes sent plus received (frames' 4-byte headers included).
+    pub bytes: u64,
+}
+
+/// Run the preprocessing of every layer in `weights` (our weight shares, packed
+/// once per model) for one query. Returns, per layer, our shares and costs.
+pub fn preprocess<C: Channel, R: RngCore + CryptoRng>(
+    party: PartyId,
+    ch: &mut C,
+    session: &HeSession,
+    weights: &[EncodedWeights],
+    rng: &mut R,
+) -> Result<Vec<(LayerShares, LayerCost)>> {
+    let params = &session.params;
+    let mut out = Vec::with_capacity(weights.len());
+    const FRAME: u64 = 4;
+    for (l, ew) in weights.iter().enumerate() {
+        let start = Instant::now();
+        let layer = l as u32;
+        let plan = ew.plan();
+        let mut r = vec![0u64; plan.shape.input_len()];
+        for v in r.iter_mut() {
+            *v = rng.next_u64();
+        }
+        let query = encrypt_query(&session.sk, plan, layer, &r, rng)?;
+        let mut bytes = query.len() as u64 + FRAME;
+        let (m, t) = match party {
+            PartyId::P0 => {
+                ch.send_vec(query)?;
+                ch.flush()?;
+                let peer_q = ch.recv()?;
+                bytes += peer_q.len() as u64 + FRAME;
+                let (ans, t) = answer_query(params, &session.peer_pk, ew, layer, &peer_q, rng)?;
+                bytes += ans.len() as u64 + FRAME;
+                ch.send_vec(ans)?;
+                ch.flush()?;
+                let resp = ch.recv()?;
+                bytes += resp.len() as u64 + FRAME;
+                (decrypt_response(&session.sk, plan, layer, &resp)?, t)
+            }
+            PartyId::P1 => {
+                let peer_q = ch.recv()?;
+                bytes += peer_q.len() as u64 + FRAME;
+                ch.send_vec(query)?;
+                ch.flush()?;
+                let (ans, t) = answer_query(params, &session.peer_pk, ew, layer, &peer_q, rng)?;
+                bytes += ans.len() as u64 + FRAME;
+                let resp = ch.recv()?;
+                bytes += resp.len() as u64 + FRAME;
+                ch.send_vec(ans)?;
+                ch.flush()?;
+                (decrypt_response(&session.sk, plan, layer, &resp)?, t)
+            }
+        };
+        out.push((
+            LayerShares { r, m, t },
+            LayerCost {
+                ms: start.elapsed().as_secs_f64() * 1e3,
+                bytes,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// Plan every layer of a network for the parameters' ring degree.
+pub fn plan_network(params: &HeParams, layers: &[LinearShape]) -> Result<Vec<LayerPlan>> {
+    layers
+        .iter()
+        .map(|s| LayerPlan::new(s, params.degree()))
+        .collect()
+}
