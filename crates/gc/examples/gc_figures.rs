@@ -7,9 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("eval_and_per_s   {:.3e}", bench::eval_and_per_s());
     let (g, e) = bench::gadget_and_per_s(Gadget::ReluTruncMask { f: FracBits(12) });
     println!("relu circuit: garble {g:.3e} AND/s, eval {e:.3e} AND/s");
-    for _ in 0..3 {
-        let r = bench::relu_10k()?;
-        println!("{}", serde_json::to_string(&r)?);
-    }
+    let r = bench::relu_10k()?;
+    println!("{}", serde_json::to_string_pretty(&r)?);
     Ok(())
 }
