@@ -243,9 +243,9 @@ fn check_len(what: &'static str, got: usize, expected: usize) -> Result<()> {
 /// 2-core development machine), with 1 ms counted as 50 kB.
 const COST_IN_BYTES: f64 = 204_816.0;
 const COST_OUT_BYTES: f64 = 81_920.0;
-const COST_IN_MS: f64 = 0.9;
-const COST_OUT_MS: f64 = 1.4;
-const COST_PRODUCT_MS: f64 = 0.12;
+const COST_IN_MS: f64 = 2.3;
+const COST_OUT_MS: f64 = 1.8;
+const COST_PRODUCT_MS: f64 = 0.2;
 const BYTES_PER_MS: f64 = 50_000.0;
 
 /// Largest total number of non-zero plaintext positions summed into one output
