@@ -530,3 +530,196 @@ impl QOp {
         }
     }
 }
+
+impl QModel {
+    /// Check that the program is consistent: topological order, arities, every
+    /// parameter length and shape. Programs read from files (share files) are
+    /// validated before any engine runs them, so kernels never index out of range.
+    pub fn validate(&self) -> Result<(), String> {
+        const MAX_ELEMS: usize = 1 << 28;
+        let f = self.frac;
+        if !(1..=24).contains(&f) {
+            return Err(format!("fractional bits {f} out of range"));
+        }
+        if self.nodes.is_empty()
+            || self.nodes[0].op != QOp::Input
+            || !self.nodes[0].inputs.is_empty()
+        {
+            return Err("the first node must be the input".into());
+        }
+        if self.output >= self.nodes.len() {
+            return Err("output refers to no node".into());
+        }
+        for (i, n) in self.nodes.iter().enumerate() {
+            let e = |r: String| format!("node {i} ({}): {r}", n.name);
+            let numel = n
+                .shape
+                .dims()
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .filter(|&v| v > 0 && v <= MAX_ELEMS)
+                .ok_or_else(|| e(format!("shape {} empty or too large", n.shape)))?;
+            if n.frac != f && n.frac != 2 * f {
+                return Err(e(format!("scale {} is neither f nor 2f", n.frac)));
+            }
+            if i > 0 && n.op == QOp::Input {
+                return Err(e("only node 0 may be an input".into()));
+            }
+            if n.inputs.iter().any(|&j| j >= i) {
+                return Err(e("an input is not an earlier node".into()));
+            }
+            let arity = match n.op {
+                QOp::Input => 0,
+                QOp::Add => 2,
+                QOp::Concat => n.inputs.len().max(1),
+                _ => 1,
+            };
+            if n.inputs.len() != arity {
+                return Err(e(format!("expects {arity} inputs, has {}", n.inputs.len())));
+            }
+            let ins: Vec<&QNode> = n.inputs.iter().map(|&j| &self.nodes[j]).collect();
+            let in0 = ins
+                .first()
+                .map(|x| x.shape.dims().to_vec())
+                .unwrap_or_default();
+            let chw = |d: &[usize]| -> Result<(usize, usize, usize), String> {
+                match d {
+                    [c, h, w] => Ok((*c, *h, *w)),
+                    _ => Err(e(format!("needs a [C, H, W] input, got {d:?}"))),
+                }
+            };
+            let want: Vec<usize> = match &n.op {
+                QOp::Input => n.shape.dims().to_vec(),
+                QOp::Conv { geom, weight, bias } => {
+                    if (geom.c_in, geom.h, geom.w) != chw(&in0)? {
+                        return Err(e("geometry disagrees with the input shape".into()));
+                    }
+                    if geom.stride.contains(&0) || geom.kh == 0 || geom.kw == 0 {
+                        return Err(e("zero kernel or stride".into()));
+                    }
+                    if geom.h + geom.pads[0] + geom.pads[2] < geom.kh
+                        || geom.w + geom.pads[1] + geom.pads[3] < geom.kw
+                    {
+                        return Err(e("kernel larger than the padded input".into()));
+                    }
+                    if weight.len() != geom.c_out * geom.c_in * geom.kh * geom.kw
+                        || bias.len() != geom.c_out
+                    {
+                        return Err(e("weight or bias length disagrees with the geometry".into()));
+                    }
+                    let g: crate::kernels::ConvGeom = (*geom).into();
+                    vec![geom.c_out, g.out_h(), g.out_w()]
+                }
+                QOp::ConvTranspose { geom, weight, bias } => {
+                    if (geom.c_in, geom.h, geom.w) != chw(&in0)? {
+                        return Err(e("geometry disagrees with the input shape".into()));
+                    }
+                    if geom.stride.contains(&0) || geom.h == 0 || geom.w == 0 {
+                        return Err(e("zero stride or input".into()));
+                    }
+                    if weight.len() != geom.c_out * geom.c_in * geom.kh * geom.kw
+                        || bias.len() != geom.c_out
+                    {
+                        return Err(e("weight or bias length disagrees with the geometry".into()));
+                    }
+                    let fh = (geom.h - 1) * geom.stride[0] + geom.kh + geom.output_padding[0];
+                    let fw = (geom.w - 1) * geom.stride[1] + geom.kw + geom.output_padding[1];
+                    let oh = fh
+                        .checked_sub(geom.pads[0] + geom.pads[2])
+                        .filter(|&v| v > 0);
+                    let ow = fw
+                        .checked_sub(geom.pads[1] + geom.pads[3])
+                        .filter(|&v| v > 0);
+                    match (oh, ow) {
+                        (Some(oh), Some(ow)) => vec![geom.c_out, oh, ow],
+                        _ => return Err(e("pads remove the whole output".into())),
+                    }
+                }
+                QOp::Dense {
+                    inputs,
+                    outputs,
+                    weight,
+                    bias,
+                } => {
+                    if in0 != [*inputs]
+                        || weight.len() != inputs * outputs
+                        || bias.len() != *outputs
+                    {
+                        return Err(e("dense sizes disagree".into()));
+                    }
+                    vec![*outputs]
+                }
+                QOp::ChannelAffine { scale, shift } => {
+                    let ch = in0.first().copied().unwrap_or(0);
+                    if scale.len() != ch || shift.len() != ch {
+                        return Err(e("coefficients disagree with the channels".into()));
+                    }
+                    in0.clone()
+                }
+                QOp::Add => {
+                    if ins[0].shape != ins[1].shape || ins[0].frac != ins[1].frac {
+                        return Err(e("add of different shapes or scales".into()));
+                    }
+                    in0.clone()
+                }
+                QOp::MaxPool { pool, .. } | QOp::SumPool { pool } => {
+                    let (c, h, w) = chw(&in0)?;
+                    if pool.stride.contains(&0) || pool.kernel.contains(&0) {
+                        return Err(e("zero window or stride".into()));
+                    }
+                    if pool.pads[0] >= pool.kernel[0]
+                        || pool.pads[2] >= pool.kernel[0]
+                        || pool.pads[1] >= pool.kernel[1]
+                        || pool.pads[3] >= pool.kernel[1]
+                    {
+                        return Err(e("padding not smaller than the window".into()));
+                    }
+                    if h + pool.pads[0] + pool.pads[2] < pool.kernel[0]
+                        || w + pool.pads[1] + pool.pads[3] < pool.kernel[1]
+                    {
+                        return Err(e("window larger than the input".into()));
+                    }
+                    let g = QOp::pool_geom(pool, &ins[0].shape);
+                    vec![c, g.out_h(), g.out_w()]
+                }
+                QOp::Relu { .. } | QOp::Square | QOp::Trunc | QOp::Sign | QOp::MulPublic { .. } => {
+                    in0.clone()
+                }
+                QOp::Reshape => {
+                    if ins[0].shape.numel() != numel {
+                        return Err(e("reshape changes the element count".into()));
+                    }
+                    n.shape.dims().to_vec()
+                }
+                QOp::Concat => {
+                    let rest = in0.get(1..).unwrap_or(&[]).to_vec();
+                    let mut ch = 0;
+                    for x in &ins {
+                        let d = x.shape.dims();
+                        if d.is_empty() || d[1..] != rest[..] || x.frac != ins[0].frac {
+                            return Err(e("concat of mismatched shapes or scales".into()));
+                        }
+                        ch += d[0];
+                    }
+                    let mut v = vec![ch];
+                    v.extend(rest);
+                    v
+                }
+                QOp::ResizeNearest { scale } => {
+                    let (c, h, w) = chw(&in0)?;
+                    if scale.contains(&0) {
+                        return Err(e("zero scale".into()));
+                    }
+                    vec![c, h * scale[0], w * scale[1]]
+                }
+            };
+            if want != n.shape.dims() {
+                return Err(e(format!(
+                    "recorded shape {} but the op gives {want:?}",
+                    n.shape
+                )));
+            }
+        }
+        Ok(())
+    }
+}
