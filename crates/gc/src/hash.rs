@@ -14,8 +14,9 @@ use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
 use aes::Aes128;
 use blindfold_core::Block;
 
-/// The public fixed AES key (any constant works; this one is the first 16 bytes of
-/// the SHA-256 of "blindfold half-gates").
+/// The public fixed AES key: an arbitrary constant (the security argument holds for
+/// any fixed, public key). It differs from the OT crate's key, and the OT crate's
+/// hash is a different construction, so the two never evaluate the same function.
 const FIXED_KEY: [u8; 16] = [
     0x5b, 0x1f, 0x6d, 0x92, 0x0e, 0x37, 0xc4, 0xa8, 0x71, 0x2d, 0xe9, 0x03, 0xb6, 0x4a, 0x58, 0xfc,
 ];

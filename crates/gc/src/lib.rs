@@ -13,6 +13,32 @@
 //!
 //! Who sends what, when, is at the top of [`protocol`]; docs/gc.md has the design,
 //! gate counts, security notes and measured figures.
+//!
+//! ```
+//! use blindfold_core::{FracBits, Prg};
+//! use blindfold_gc::{EvaluatorSession, Gadget, GarblerSession};
+//! use blindfold_net::MemoryChannel;
+//!
+//! let relu = Gadget::ReluTruncMask { f: FracBits(12) };
+//! let x: Vec<u64> = vec![5 << 12, (-3i64 << 12) as u64]; // 5.0 and -3.0
+//! let y1 = vec![123u64, 456]; // the evaluator's shares
+//! let y0: Vec<u64> = x.iter().zip(&y1).map(|(x, y)| x.wrapping_sub(*y)).collect();
+//! let (mut cg, mut ce) = MemoryChannel::pair();
+//! let garbler = std::thread::spawn(move || -> blindfold_gc::Result<Vec<u64>> {
+//!     let mut rng = Prg::from_seed([1; 16]);
+//!     let mut s = GarblerSession::setup(&mut cg, &mut rng)?;
+//!     let off = s.offline(&mut cg, relu, 2, &mut rng)?; // before the inputs exist
+//!     off.online(&mut cg, &y0) // the garbler's output shares r
+//! });
+//! let mut rng = Prg::from_seed([2; 16]);
+//! let mut s = EvaluatorSession::setup(&mut ce, &mut rng)?;
+//! let off = s.offline(&mut ce, relu, 2, &mut rng)?;
+//! let z = off.online(&mut ce, &y1)?; // relu(x >> 12) - r
+//! let r = garbler.join().expect("garbler thread")?;
+//! assert_eq!(r[0].wrapping_add(z[0]), 5);
+//! assert_eq!(r[1].wrapping_add(z[1]), 0);
+//! # Ok::<(), blindfold_gc::GcError>(())
+//! ```
 #![deny(unsafe_code)]
 
 pub mod bench;

@@ -1,0 +1,25 @@
+//! Print the gate counts of every gadget as a markdown table (docs/gc.md):
+//! `cargo run --release -p blindfold-gc --example gate_counts`.
+use blindfold_core::FracBits;
+use blindfold_gc::Gadget;
+
+fn main() {
+    let f = FracBits(12);
+    println!("| gadget | AND | XOR | NOT | projections | table bytes | AND depth |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for g in [
+        Gadget::ReluTruncMask { f },
+        Gadget::MaxPoolReluTruncMask { k: 4, f },
+        Gadget::MaxPoolReluTruncMask { k: 9, f },
+        Gadget::SignMask,
+        Gadget::ThresholdSignMask,
+        Gadget::ArgmaxMask { k: 2 },
+        Gadget::ArgmaxMask { k: 10 },
+    ] {
+        let c = g.circuit().counts();
+        println!(
+            "| `{g:?}` | {} | {} | {} | {} | {} | {} |",
+            c.and, c.xor, c.not, c.proj, c.table_bytes, c.and_depth
+        );
+    }
+}
