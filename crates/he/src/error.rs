@@ -41,7 +41,7 @@ pub enum HeError {
     Net(#[from] blindfold_net::NetError),
     /// The OT layer failed (Beaver squares).
     #[error("oblivious transfer: {0}")]
-    Ot(String),
+    Ot(#[from] blindfold_ot::OtError),
     /// The other party's thread panicked or disappeared (benchmarks).
     #[error("peer thread failed: {0}")]
     Peer(String),

@@ -13,7 +13,7 @@
 //!     ◀──── L(R0;W1) - T1 (re-randomized, mod-switched)
 //!                  L(R1;W0) - T0 (re-randomized, mod-switched) ────▶
 //!   holds R0, M0 = L(R0;W1) - T1, T0                       holds R1, M1 = L(R1;W0) - T0, T1
-//!   per query, Beaver squares (beaver::square_pairs, Gilboa over IKNP COT):
+//!   per query, Beaver squares (beaver::square_pairs_sender / _receiver, Gilboa over IKNP COT):
 //!     (a0, s0)                                             (a1, s1), s0 + s1 = (a0 + a1)^2
 //! ```
 //!

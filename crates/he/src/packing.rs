@@ -237,10 +237,10 @@ fn check_len(what: &'static str, got: usize, expected: usize) -> Result<()> {
     }
 }
 
-/// Cost model used to choose a tiling: bytes of one fresh input ciphertext (seed
-/// + c0 at the full level), of one response's `c1`, and CPU estimates per input
-/// ciphertext, output ciphertext and product (milliseconds, measured on the
-/// 2-core development machine), with 1 ms counted as 50 kB.
+/// Cost model used to choose a tiling: bytes of one fresh input ciphertext
+/// (seed and c0 at the full level), of one response's `c1`, and CPU estimates per
+/// input ciphertext, output ciphertext and product (milliseconds, measured on
+/// the 2-core development machine), with 1 ms counted as 50 kB.
 const COST_IN_BYTES: f64 = 204_816.0;
 const COST_OUT_BYTES: f64 = 81_920.0;
 const COST_IN_MS: f64 = 2.3;

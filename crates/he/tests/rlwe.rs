@@ -265,7 +265,7 @@ fn fused_finish_response_decrypts_and_hides_the_product() {
     let mut b = Vec::new();
     resp.write(&params, &mut a);
     naive_sparse.write(&params, &mut b);
-    let c1_len = a.len() - (positions.len() * 80).div_ceil(8) - 0;
+    let c1_len = a.len() - (positions.len() * 80).div_ceil(8);
     let differ = a[..c1_len / 2]
         .iter()
         .zip(&b[..c1_len / 2])
