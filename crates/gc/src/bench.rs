@@ -1,6 +1,8 @@
 //! Figures for `blindfold bench primitives` (and the criterion benches).
 //!
-//! * [`garble_and_per_s`], [`eval_and_per_s`]: one core, in memory, no channel, on
+//! * [`garble_and_per_s`], [`eval_and_per_s`]: one core (rates per second of this
+//!   thread's CPU time, read from `/proc/thread-self/schedstat`, so other processes
+//!   on a shared machine do not dilute them), in memory, no channel, on
 //!   an AND-only circuit (every gate an AND, 64 instances side by side), i.e. the
 //!   raw half-gates rate; [`gadget_and_per_s`] gives the rate on a real gadget
 //!   (XOR and NOT gates included in the time, only ANDs counted).
@@ -37,6 +39,36 @@ pub fn and_heavy_circuit(n_and: usize) -> Circuit {
     b.finish()
 }
 
+/// CPU time this thread has run, from `/proc/thread-self/schedstat` (Linux; the
+/// first field is nanoseconds on a CPU). `None` elsewhere.
+pub fn thread_cpu_time() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// A stopwatch of this thread's CPU time (wall-clock time where unavailable), so
+/// single-core rates are not diluted by other processes on a shared machine.
+struct CpuClock {
+    cpu0: Option<Duration>,
+    wall0: Instant,
+}
+
+impl CpuClock {
+    fn start() -> CpuClock {
+        CpuClock {
+            cpu0: thread_cpu_time(),
+            wall0: Instant::now(),
+        }
+    }
+    fn elapsed(&self) -> Duration {
+        match (self.cpu0, thread_cpu_time()) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            _ => self.wall0.elapsed(),
+        }
+    }
+}
+
 fn random_labels(prg: &mut Prg, n: usize) -> Vec<Block> {
     (0..n).map(|_| prg.gen_block()).collect()
 }
@@ -50,7 +82,7 @@ pub fn garble_rate(c: &Circuit, min_time: Duration) -> f64 {
     let mut g = Garbler::new(c, prg.gen_block());
     let per_chunk = (CHUNK * (c.n_and() + c.n_proj())) as u64;
     let mut out = GarbledChunk::default();
-    let start = Instant::now();
+    let start = CpuClock::start();
     let mut chunks = 0u64;
     while start.elapsed() < min_time || chunks < 4 {
         out.tables.clear();
@@ -82,7 +114,7 @@ pub fn eval_rate(c: &Circuit, min_time: Duration) -> f64 {
     }
     let mut ev = Evaluator::new(c);
     let mut out = EvaluatedChunk::default();
-    let start = Instant::now();
+    let start = CpuClock::start();
     let mut chunks = 0u64;
     while start.elapsed() < min_time || chunks < 4 {
         out.bits.clear();
@@ -148,6 +180,10 @@ pub struct ReluBench {
     /// Median of the trials' totals, ms.
     pub ms_median: f64,
     pub trials: usize,
+    /// CPU time of the garbler's and the evaluator's protocol threads over offline
+    /// and online (the TCP writer threads not included), ms.
+    pub garbler_cpu_ms: f64,
+    pub evaluator_cpu_ms: f64,
 }
 
 /// 10,000 fused ReLUs over loopback TCP (best of [`TRIALS`]).
@@ -182,18 +218,18 @@ pub fn relu_once(n: usize) -> Result<ReluBench> {
         .zip(&y1)
         .map(|(x, y)| x.wrapping_sub(*y))
         .collect();
-    let garbler = std::thread::spawn(move || -> Result<(Vec<u64>, f64)> {
+    let garbler = std::thread::spawn(move || -> Result<(Vec<u64>, Duration)> {
         let mut ch = TcpChannel::accept(&listener)?;
         let mut rng = Prg::from_seed([1; 16]);
         let mut s = GarblerSession::setup(&mut ch, &mut rng)?;
         ch.recv()?; // start signal
-        let t = Instant::now();
+        let cpu = CpuClock::start();
         ch.set_phase("offline");
         let off = s.offline(&mut ch, gadget, n, &mut rng)?;
         ch.recv()?; // evaluator finished offline
         ch.set_phase("online");
         let r = off.online(&mut ch, &y0)?;
-        Ok((r, t.elapsed().as_secs_f64()))
+        Ok((r, cpu.elapsed()))
     });
     let mut ch = TcpChannel::connect_with_retry(addr, Duration::from_secs(10))?;
     let mut rng = Prg::from_seed([2; 16]);
@@ -203,6 +239,7 @@ pub fn relu_once(n: usize) -> Result<ReluBench> {
     ch.send(&[1])?;
     ch.flush()?;
     let t = Instant::now();
+    let cpu = CpuClock::start();
     ch.set_phase("offline");
     let off = s.offline(&mut ch, gadget, n, &mut rng)?;
     let offline_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -212,7 +249,8 @@ pub fn relu_once(n: usize) -> Result<ReluBench> {
     let z = off.online(&mut ch, &y1)?;
     let online_ms = t1.elapsed().as_secs_f64() * 1e3;
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    let (r, _) = garbler.join().expect("garbler thread panicked")?;
+    let evaluator_cpu = cpu.elapsed();
+    let (r, garbler_cpu) = garbler.join().expect("garbler thread panicked")?;
     // Sanity: shares reconstruct the ReLU.
     for i in (0..n).step_by(997) {
         let x = ((i as i64 - 5000) * 300) as u64;
@@ -233,5 +271,7 @@ pub fn relu_once(n: usize) -> Result<ReluBench> {
         transport: "tcp-loopback".into(),
         ms_median: ms,
         trials: 1,
+        garbler_cpu_ms: garbler_cpu.as_secs_f64() * 1e3,
+        evaluator_cpu_ms: evaluator_cpu.as_secs_f64() * 1e3,
     })
 }

@@ -195,6 +195,11 @@ impl GarblerOffline {
     pub fn gadget(&self) -> Gadget {
         self.gadget
     }
+    /// The garbler's output shares `r`, already known offline (the same values
+    /// [`GarblerOffline::online`] returns).
+    pub fn output_shares(&self) -> &[u64] {
+        &self.r
+    }
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.n
