@@ -21,20 +21,22 @@ pub(crate) fn packed_len(count: usize, moduli: &[u64]) -> usize {
 pub(crate) fn write_rows(out: &mut Vec<u8>, rows: &[u64], count: usize, moduli: &[u64]) {
     for (i, &p) in moduli.iter().enumerate() {
         let bits = residue_bits(p);
+        let start = out.len();
+        let len = (count * bits as usize).div_ceil(8);
+        out.reserve(len + 8);
         let mut acc: u128 = 0;
         let mut nbits = 0u32;
         for &v in &rows[i * count..(i + 1) * count] {
             acc |= (v as u128) << nbits;
             nbits += bits;
-            while nbits >= 8 {
-                out.push(acc as u8);
-                acc >>= 8;
-                nbits -= 8;
+            if nbits >= 64 {
+                out.extend_from_slice(&(acc as u64).to_le_bytes());
+                acc >>= 64;
+                nbits -= 64;
             }
         }
-        if nbits > 0 {
-            out.push(acc as u8);
-        }
+        out.extend_from_slice(&(acc as u64).to_le_bytes());
+        out.truncate(start + len);
     }
 }
 
@@ -100,25 +102,31 @@ impl<'a> Reader<'a> {
             };
             let mut acc: u128 = 0;
             let mut nbits = 0u32;
-            let mut it = bytes.iter();
+            let mut words = bytes.chunks(8);
+            let mut bad = None;
             for _ in 0..count {
-                while nbits < bits {
+                if nbits < bits {
                     // Length was checked above: the iterator cannot run dry.
-                    let b = it.next().copied().unwrap_or(0);
-                    acc |= (b as u128) << nbits;
-                    nbits += 8;
+                    let chunk = words.next().unwrap_or(&[]);
+                    let mut w = [0u8; 8];
+                    w[..chunk.len()].copy_from_slice(chunk);
+                    acc |= (u64::from_le_bytes(w) as u128) << nbits;
+                    nbits += 64;
                 }
                 let v = (acc as u64) & mask;
                 acc >>= bits;
                 nbits -= bits;
                 if v >= p {
-                    return Err(HeError::Unreduced {
-                        what: self.what,
-                        value: v,
-                        modulus: p,
-                    });
+                    bad.get_or_insert(v);
                 }
                 out.push(v);
+            }
+            if let Some(value) = bad {
+                return Err(HeError::Unreduced {
+                    what: self.what,
+                    value,
+                    modulus: p,
+                });
             }
             if acc != 0 {
                 return Err(malformed(self.what, "non-zero padding bits"));
