@@ -11,7 +11,8 @@
 //! payload buffer grows with the bytes that actually arrive (at most
 //! [`READ_CHUNK`] ahead), so a lying length followed by a short stream costs at
 //! most one chunk before [`NetError::Truncated`]. A clean end of stream between
-//! frames is [`NetError::Closed`].
+//! frames is [`NetError::Closed`]. A read timeout ([`NetError::Timeout`]) is
+//! recoverable: a frame half read is kept and the next `recv` resumes it.
 //!
 //! [`FramedChannel`] is generic over a `Read` half and a `Write` half, which is
 //! where TLS (or a compressing, or a rate-limited, stream) slots in.
@@ -40,6 +41,7 @@ pub struct FramedChannel<R: Read, W: Write> {
     writer: W,
     max_frame: usize,
     meter: Meter,
+    partial: Partial,
 }
 
 impl<R: Read + Send, W: Write + Send> FramedChannel<R, W> {
@@ -51,6 +53,7 @@ impl<R: Read + Send, W: Write + Send> FramedChannel<R, W> {
             writer,
             max_frame: DEFAULT_MAX_FRAME,
             meter: Meter::new(),
+            partial: Partial::default(),
         }
     }
 
@@ -85,18 +88,28 @@ fn io_err(e: io::Error) -> NetError {
     }
 }
 
-/// Read until `buf` is full or the stream ends; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
+/// One `read`, retrying on `Interrupted`.
+fn read_some(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    loop {
+        match r.read(buf) {
+            Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(io_err(e)),
         }
     }
-    Ok(got)
+}
+
+/// A frame being read. Kept across calls so that a read timeout in the middle
+/// of a frame loses nothing: the next `recv` resumes where this one stopped.
+#[derive(Default)]
+struct Partial {
+    hdr: [u8; FRAME_HEADER],
+    hdr_got: usize,
+    /// Payload length, once the header is complete and checked.
+    len: Option<usize>,
+    /// Allocated payload (grows by at most `READ_CHUNK` beyond `got`).
+    body: Vec<u8>,
+    got: usize,
 }
 
 impl<R: Read + Send, W: Write + Send> Channel for FramedChannel<R, W> {
@@ -115,39 +128,53 @@ impl<R: Read + Send, W: Write + Send> Channel for FramedChannel<R, W> {
     }
 
     fn recv(&mut self) -> Result<Vec<u8>> {
-        let mut hdr = [0u8; FRAME_HEADER];
-        match read_full(&mut self.reader, &mut hdr)? {
-            0 => return Err(NetError::Closed),
-            FRAME_HEADER => {}
-            got => {
-                return Err(NetError::Truncated {
-                    expected: FRAME_HEADER,
-                    got,
-                })
+        let p = &mut self.partial;
+        while p.hdr_got < FRAME_HEADER {
+            match read_some(&mut self.reader, &mut p.hdr[p.hdr_got..])? {
+                0 if p.hdr_got == 0 => return Err(NetError::Closed),
+                0 => {
+                    return Err(NetError::Truncated {
+                        expected: FRAME_HEADER,
+                        got: p.hdr_got,
+                    })
+                }
+                n => p.hdr_got += n,
             }
         }
-        let len = u32::from_le_bytes(hdr) as usize;
-        if len > self.max_frame {
-            return Err(NetError::FrameTooLarge {
-                len,
-                max: self.max_frame,
-            });
-        }
-        let mut buf = Vec::with_capacity(len.min(READ_CHUNK));
-        while buf.len() < len {
-            let start = buf.len();
-            let step = (len - start).min(READ_CHUNK);
-            buf.resize(start + step, 0);
-            let got = read_full(&mut self.reader, &mut buf[start..])?;
-            if got < step {
-                return Err(NetError::Truncated {
-                    expected: len,
-                    got: start + got,
-                });
+        let len = match p.len {
+            Some(len) => len,
+            None => {
+                let len = u32::from_le_bytes(p.hdr) as usize;
+                if len > self.max_frame {
+                    return Err(NetError::FrameTooLarge {
+                        len,
+                        max: self.max_frame,
+                    });
+                }
+                p.len = Some(len);
+                p.body = Vec::with_capacity(len.min(READ_CHUNK));
+                len
+            }
+        };
+        while p.got < len {
+            if p.got == p.body.len() {
+                let step = (len - p.got).min(READ_CHUNK);
+                p.body.resize(p.got + step, 0);
+            }
+            match read_some(&mut self.reader, &mut p.body[p.got..])? {
+                0 => {
+                    return Err(NetError::Truncated {
+                        expected: len,
+                        got: p.got,
+                    })
+                }
+                n => p.got += n,
             }
         }
+        let body = std::mem::take(&mut p.body);
+        *p = Partial::default();
         self.meter.on_recv(len + FRAME_HEADER);
-        Ok(buf)
+        Ok(body)
     }
 
     fn flush(&mut self) -> Result<()> {

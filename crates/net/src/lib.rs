@@ -53,8 +53,8 @@ pub enum NetError {
     /// A message did not have the length the protocol step expects.
     #[error("message of {got} bytes where {expected} were expected")]
     UnexpectedLength { expected: usize, got: usize },
-    /// No message arrived within the read timeout. The channel may be
-    /// desynchronised (a frame may be half read): treat it as dead.
+    /// No (complete) message arrived within the read timeout. Recoverable: a
+    /// frame half read is kept, and the next `recv` resumes it.
     #[error("timed out waiting for the peer")]
     Timeout,
     #[error("i/o error: {0}")]

@@ -60,8 +60,8 @@ impl TcpChannel {
     }
 
     /// Make `recv` fail with [`NetError::Timeout`] after `t` without data
-    /// (`None`: wait forever). After a timeout the channel may be mid-frame:
-    /// drop it.
+    /// (`None`: wait forever). A timeout is recoverable: calling `recv` again
+    /// resumes a frame that was half read.
     pub fn set_read_timeout(&mut self, t: Option<Duration>) -> Result<()> {
         self.inner.reader().set_read_timeout(t)?;
         Ok(())

@@ -171,3 +171,35 @@ fn read_timeouts() {
     a.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
     assert!(matches!(a.recv(), Err(NetError::Timeout)));
 }
+
+#[test]
+fn timeout_mid_frame_is_recoverable() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let h = thread::spawn(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut frame = 6u32.to_le_bytes().to_vec();
+        frame.extend_from_slice(b"abcdef");
+        // Half a header, then half a payload, then the rest, with pauses.
+        for part in [&frame[..2], &frame[2..7], &frame[7..]] {
+            s.write_all(part).unwrap();
+            s.flush().unwrap();
+            thread::sleep(Duration::from_millis(150));
+        }
+    });
+    let mut ch = TcpChannel::accept(&listener).unwrap();
+    ch.set_read_timeout(Some(Duration::from_millis(30)))
+        .unwrap();
+    let mut timeouts = 0;
+    let msg = loop {
+        match ch.recv() {
+            Ok(m) => break m,
+            Err(NetError::Timeout) => timeouts += 1,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(msg, b"abcdef");
+    assert!(timeouts >= 2);
+    h.join().unwrap();
+}
