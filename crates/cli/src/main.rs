@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod paths;
 mod plain_cmds;
+mod secure_cmds;
 
 #[derive(Parser)]
 #[command(
@@ -37,6 +38,14 @@ enum Cmd {
     Eval(plain_cmds::EvalArgs),
     /// Write digits of a dataset as PNG and .npy files (inputs for `run`/`query`).
     Digits(plain_cmds::DigitsArgs),
+    /// Model owner: split a model into two share files, one per server.
+    Split(secure_cmds::SplitArgs),
+    /// Run one of the two servers.
+    Serve(secure_cmds::ServeArgs),
+    /// Client: secret-share an input to both servers and reconstruct the answer.
+    Query(secure_cmds::QueryArgs),
+    /// Both servers and a client on loopback with the bundled model and digits.
+    Demo(secure_cmds::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +56,10 @@ fn main() -> ExitCode {
         Cmd::Run(a) => plain_cmds::run(a),
         Cmd::Eval(a) => plain_cmds::eval(a),
         Cmd::Digits(a) => plain_cmds::digits(a),
+        Cmd::Split(a) => secure_cmds::split_cmd(a),
+        Cmd::Serve(a) => secure_cmds::serve(a),
+        Cmd::Query(a) => secure_cmds::query(a),
+        Cmd::Demo(a) => secure_cmds::demo(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -44,6 +44,8 @@ pub enum PlainMode {
     Plain,
     /// The float model as trained.
     Float,
+    /// Both servers and a client on loopback: the real protocols.
+    TwoServer,
 }
 
 #[derive(Args)]
@@ -169,6 +171,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     let x = data::load_input(&a.input, m.input_shape().dims())?;
     let (scores, ring) = match a.mode {
         PlainMode::Float => (engine::run_float(&m, &x)?, None),
+        PlainMode::TwoServer => bail!(
+            "`run` is plaintext; use `blindfold demo` or `serve` + `query` for the two-server mode"
+        ),
         PlainMode::Plain => {
             let y = engine::run_plain(&q, &x)?;
             (
@@ -247,6 +252,9 @@ pub fn load_dataset(
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
+    if a.mode == PlainMode::TwoServer {
+        return crate::secure_cmds::eval_two_server(&a.model, &a.data, a.limit, a.json);
+    }
     let (m, q) = a.model.load()?;
     let (ds, n) = load_dataset(&a.data, a.limit, &m)?;
     let t0 = std::time::Instant::now();

@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod party;
+pub mod server;
 pub mod share;
 
 pub use party::{Bundle, PartyEngine, Session};

@@ -1,0 +1,358 @@
+//! Commands of the two-server system: split, serve, query, demo, two-server eval.
+
+use crate::paths;
+use crate::plain_cmds::{load_dataset, progress, ModelArg};
+use anyhow::{bail, Context, Result};
+use blindfold_core::Prg;
+use blindfold_engine::party::PartyEngine;
+use blindfold_engine::server::{self, Answer, LocalCluster, ServeConfig};
+use blindfold_engine::share::{split, ModelShare};
+use blindfold_model::engine::{self as plain, argmax_ring};
+use blindfold_model::{data, summary};
+use clap::Args;
+use serde::Serialize;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct SplitArgs {
+    #[command(flatten)]
+    pub model: ModelArg,
+    /// Directory for party0.share and party1.share (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn split_cmd(a: SplitArgs) -> Result<()> {
+    let (_, q) = a.model.load()?;
+    let mut rng = Prg::from_entropy();
+    let shares = split(&q, &mut rng);
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    for s in &shares {
+        let p = a.out.join(format!("party{}.share", s.party));
+        std::fs::write(&p, s.to_bytes()).with_context(|| format!("writing {}", p.display()))?;
+        println!(
+            "wrote {} ({} bytes)",
+            p.display(),
+            std::fs::metadata(&p)?.len()
+        );
+    }
+    let s = summary::summarize(&q);
+    println!(
+        "model {}: {} parameters, each file holds the architecture and one uniformly random additive share of every weight",
+        q.name, s.parameters
+    );
+    println!("next: give party0.share to server P0 and party1.share to server P1, then `blindfold serve` on each");
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Which server this is: 0 or 1.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub party: u8,
+    /// This server's share file (from `blindfold split`).
+    #[arg(long)]
+    pub share: PathBuf,
+    /// Address to accept clients on (and, for party 0, the other server).
+    #[arg(long, default_value = "127.0.0.1:7000")]
+    pub listen: String,
+    /// The other server's listen address (party 1 connects to party 0; party 0
+    /// waits for it and ignores this flag).
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// Preprocessed bundles kept ready.
+    #[arg(long, default_value_t = 4)]
+    pub pool: usize,
+    /// Seconds to wait for a client's share or the other server.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+    /// No per-query log lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn serve(a: ServeArgs) -> Result<()> {
+    let share = ModelShare::load(&a.share)?;
+    if share.party != a.party {
+        bail!(
+            "{} is party {}'s share, but this server was started as --party {}",
+            a.share.display(),
+            share.party,
+            a.party
+        );
+    }
+    let name = share.program.name.clone();
+    let engine = PartyEngine::new(share)?;
+    let listener = TcpListener::bind(&a.listen).with_context(|| format!("binding {}", a.listen))?;
+    if a.party == 1 && a.peer.is_none() {
+        bail!("party 1 needs --peer ADDR (party 0's --listen address)");
+    }
+    eprintln!(
+        "P{} serving model {} on {} (pool of {} preprocessed queries){}",
+        a.party,
+        name,
+        listener.local_addr()?,
+        a.pool,
+        match &a.peer {
+            Some(p) if a.party == 1 => format!(", peer {p}"),
+            _ => ", waiting for P1".into(),
+        }
+    );
+    let cfg = ServeConfig {
+        peer: a.peer.clone(),
+        pool: a.pool.max(1),
+        timeout: Duration::from_secs(a.timeout.max(1)),
+        verbose: !a.quiet,
+    };
+    server::run(engine, listener, cfg, Arc::new(AtomicBool::new(false)))?;
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct QueryArgs {
+    /// P0's and P1's addresses, comma-separated.
+    #[arg(long, value_delimiter = ',', num_args = 2)]
+    pub servers: Vec<String>,
+    /// Input: .npy (float32, the model's input shape) or a grayscale PNG.
+    pub input: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for the servers.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+pub fn query(a: QueryArgs) -> Result<()> {
+    if a.servers.len() != 2 {
+        bail!("--servers takes two addresses: P0,P1");
+    }
+    // Learn the input shape from P0 through a first query attempt? No: the model
+    // info arrives in the protocol; read the input against it there.
+    let bytes_shape = peek_shape(&a.servers[0], Duration::from_secs(a.timeout))?;
+    let x = data::load_input(&a.input, &bytes_shape)?;
+    let mut rng = Prg::from_entropy();
+    let ans = server::query(
+        [a.servers[0].as_str(), a.servers[1].as_str()],
+        &x,
+        Duration::from_secs(a.timeout),
+        &mut rng,
+    )?;
+    if a.json {
+        println!("{}", serde_json::to_string(&ans)?);
+    } else {
+        print_answer(&ans);
+    }
+    Ok(())
+}
+
+/// Ask a server for the model's input shape (a connection that sends no query).
+fn peek_shape(addr: &str, timeout: Duration) -> Result<Vec<usize>> {
+    use blindfold_net::{Channel, TcpChannel};
+    let mut ch = TcpChannel::connect_with_retry(addr, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    ch.set_read_timeout(Some(timeout))?;
+    ch.send(b"BFCLIENT1")?;
+    ch.flush()?;
+    let info: server::ModelInfo =
+        serde_json::from_slice(&ch.recv()?).context("reading model info")?;
+    Ok(info.input_shape)
+}
+
+fn print_answer(a: &Answer) {
+    println!("label {}", a.label);
+    let parts: Vec<String> = a.scores.iter().map(|v| format!("{v:.4}")).collect();
+    println!("scores [{}]", parts.join(", "));
+    println!(
+        "latency {:.1} ms at the client; servers: offline {:.1} ms, online {:.1} ms, {} bytes between them online, {} offline; client traffic {} bytes",
+        a.latency_ms,
+        a.cost[0].offline_ms,
+        a.cost[0].online_ms,
+        a.cost[0].online_bytes,
+        a.cost[0].offline_bytes,
+        a.client_bytes
+    );
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Zoo model or .onnx file.
+    #[arg(long, default_value = "minionn")]
+    pub model: String,
+    /// How many bundled digits to classify.
+    #[arg(long, default_value_t = 10)]
+    pub count: usize,
+    #[arg(long, default_value_t = 12)]
+    pub frac_bits: u32,
+}
+
+pub fn demo(a: DemoArgs) -> Result<()> {
+    let ma = ModelArg {
+        model: a.model.clone(),
+        frac_bits: a.frac_bits,
+    };
+    let (m, q) = ma.load()?;
+    let ds = data::load_idx_dir(&paths::default_data())?;
+    println!("blindfold demo: model {} split into two shares; servers P0 and P1 and a client on loopback", m.name);
+    println!("each server holds one random share of every weight; the client sends each a random share of the digit\n");
+    let mut rng = Prg::from_entropy();
+    let cluster = LocalCluster::start(&q, 2, &mut rng)?;
+    println!(
+        "{:>5} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9} {:>10}",
+        "digit", "truth", "secure", "plain", "total ms", "online ms", "wait ms", "bytes"
+    );
+    let n = a.count.min(ds.len());
+    let (mut agree, mut correct) = (0, 0);
+    let mut lat = Vec::new();
+    let mut onl = Vec::new();
+    let mut offl = Vec::new();
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        let x = ds.image_f32(i);
+        let ans = cluster.query(&x, &mut rng)?;
+        let pl = argmax_ring(&plain::run_plain(&q, &x)?);
+        agree += (pl == ans.label) as usize;
+        correct += (ans.label == ds.labels[i] as usize) as usize;
+        let total_bytes = ans.cost[0].offline_bytes + ans.cost[0].online_bytes + ans.client_bytes;
+        println!(
+            "{:>5} {:>6} {:>7} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>10}",
+            i,
+            ds.labels[i],
+            ans.label,
+            pl,
+            ans.latency_ms,
+            ans.cost[0].online_ms,
+            ans.cost[0].queue_ms,
+            total_bytes
+        );
+        lat.push(ans.latency_ms);
+        onl.push(ans.cost[0].online_ms);
+        offl.push(ans.cost[0].offline_ms);
+        bytes.push(total_bytes as f64);
+    }
+    println!();
+    println!(
+        "{n} digits: secure label = plaintext reference label on {agree}/{n}; correct {correct}/{n}"
+    );
+    println!(
+        "median per query: offline {:.1} ms (done ahead of time), online {:.1} ms, client-observed {:.1} ms, {:.2} MB in all",
+        median(&mut offl),
+        median(&mut onl),
+        median(&mut lat),
+        median(&mut bytes) / 1e6
+    );
+    if agree != n {
+        bail!("secure and plaintext labels differ on {} digits", n - agree);
+    }
+    Ok(())
+}
+
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+#[derive(Serialize)]
+pub struct SecureEvalReport {
+    pub model: String,
+    pub mode: String,
+    pub frac_bits: u32,
+    pub n: usize,
+    pub float_accuracy: f64,
+    pub plain_accuracy: f64,
+    pub secure_accuracy: f64,
+    /// Fraction of inputs whose secure label equals the plaintext reference label.
+    pub agreement: f64,
+    /// Fraction whose secure output equals the reference bit for bit.
+    pub bit_exact: f64,
+    pub median_latency_ms: f64,
+    pub median_offline_ms: f64,
+    pub median_online_ms: f64,
+    pub median_bytes: f64,
+    pub seconds: f64,
+}
+
+pub fn eval_two_server(
+    ma: &ModelArg,
+    data_dir: &Option<PathBuf>,
+    limit: Option<usize>,
+    json: bool,
+) -> Result<()> {
+    let (m, q) = ma.load()?;
+    let (ds, n) = load_dataset(data_dir, limit, &m)?;
+    let t0 = std::time::Instant::now();
+    let mut rng = Prg::from_entropy();
+    let cluster = LocalCluster::start(&q, 2, &mut rng)?;
+    let pb = progress(n, &format!("two-server eval {}", m.name));
+    if json {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let (mut fc, mut pc, mut sc, mut agree, mut exact) = (0, 0, 0, 0, 0);
+    let (mut lat, mut off, mut onl, mut by) = (vec![], vec![], vec![], vec![]);
+    for i in 0..n {
+        let x = ds.image_f32(i);
+        let label = ds.labels[i] as usize;
+        let lf = plain::argmax(&plain::run_float(&m, &x)?);
+        let yp = plain::run_plain(&q, &x)?;
+        let lp = argmax_ring(&yp);
+        let ans = cluster.query(&x, &mut rng)?;
+        fc += (lf == label) as usize;
+        pc += (lp == label) as usize;
+        sc += (ans.label == label) as usize;
+        agree += (ans.label == lp) as usize;
+        exact += (ans.ring == yp) as usize;
+        lat.push(ans.latency_ms);
+        off.push(ans.cost[0].offline_ms);
+        onl.push(ans.cost[0].online_ms);
+        by.push((ans.cost[0].offline_bytes + ans.cost[0].online_bytes + ans.client_bytes) as f64);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let nf = n.max(1) as f64;
+    let r = SecureEvalReport {
+        model: m.name.clone(),
+        mode: "two-server".into(),
+        frac_bits: q.frac,
+        n,
+        float_accuracy: fc as f64 / nf,
+        plain_accuracy: pc as f64 / nf,
+        secure_accuracy: sc as f64 / nf,
+        agreement: agree as f64 / nf,
+        bit_exact: exact as f64 / nf,
+        median_latency_ms: median(&mut lat),
+        median_offline_ms: median(&mut off),
+        median_online_ms: median(&mut onl),
+        median_bytes: median(&mut by),
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    if json {
+        println!("{}", serde_json::to_string(&r)?);
+    } else {
+        println!(
+            "model {}  n = {}  two-server  ({:.1} s)",
+            r.model, r.n, r.seconds
+        );
+        println!("float accuracy        {:.2}%", 100.0 * r.float_accuracy);
+        println!("fixed-point accuracy  {:.2}%", 100.0 * r.plain_accuracy);
+        println!("secure accuracy       {:.2}%", 100.0 * r.secure_accuracy);
+        println!(
+            "agreement with plain  {:.2}%  (bit-exact outputs {:.2}%)",
+            100.0 * r.agreement,
+            100.0 * r.bit_exact
+        );
+        println!(
+            "per query (median): {:.1} ms at the client; offline {:.1} ms, online {:.1} ms; {:.2} MB",
+            r.median_latency_ms,
+            r.median_offline_ms,
+            r.median_online_ms,
+            r.median_bytes / 1e6
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,744 @@
+//! The serving layer: two server processes and any number of clients over TCP.
+//!
+//! ```text
+//!   client ──BFCLIENT──▶ P0 listen ◀──BFLINK── P1 (dials P0's listen address)
+//!   client ──BFCLIENT──▶ P1 listen
+//!
+//!   per client connection:  server ── info (JSON) ─▶ client
+//!                           client ── query id + share ─▶ server
+//!                           server ── output share + costs ─▶ client
+//!
+//!   peer link, driven by P0 (the leader), one job at a time:
+//!     OFFLINE          both produce one bundle into their FIFO pool
+//!     ONLINE qid seq   P1 answers READY once it holds the client's share for
+//!                      qid (or MISSING after a timeout); then both run the
+//!                      online phase on their oldest bundle (sequence seq)
+//! ```
+//!
+//! The pool holds at most `pool` bundles and is refilled whenever no query is
+//! waiting. Queries from many clients are accepted at once and served one after
+//! another on the peer link. If the peer link fails, the pool is dropped (its
+//! material is tied to the session) and P1 dials again; waiting clients get an
+//! error. A bundle is never used twice: it is moved out of the pool into the
+//! online phase, whatever the outcome.
+
+use crate::party::{Bundle, PartyEngine, Session};
+use crate::{EngineError, Result};
+use blindfold_core::{PartyId, Prg};
+use blindfold_net::{Channel, TcpChannel};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+const CLIENT_HELLO: &[u8] = b"BFCLIENT1";
+const LINK_HELLO: &[u8] = b"BFLINK1";
+const RESULT_OK: u8 = 0;
+const RESULT_ERR: u8 = 1;
+const JOB_OFFLINE: u8 = 1;
+const JOB_ONLINE: u8 = 2;
+const READY: u8 = 1;
+const MISSING: u8 = 0;
+
+/// What a server tells a client about the model it serves.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelInfo {
+    pub name: String,
+    pub party: u8,
+    pub model_id: String,
+    pub input_shape: Vec<usize>,
+    pub frac_bits: u32,
+    pub output_frac_bits: u32,
+    pub output_len: usize,
+}
+
+/// Costs a server reports with its output share.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct QueryCost {
+    /// Offline phase of the bundle used (this server's view).
+    pub offline_ms: f64,
+    pub offline_bytes: u64,
+    /// Online phase between the servers.
+    pub online_ms: f64,
+    pub online_bytes: u64,
+    pub online_rounds: u64,
+    /// Time the query waited for a bundle and the peer link.
+    pub queue_ms: f64,
+}
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// P1 only: P0's listen address.
+    pub peer: Option<String>,
+    /// Bundles kept ready.
+    pub pool: usize,
+    /// How long a server waits for a client's share or a peer.
+    pub timeout: Duration,
+    /// Print a line per query and per event to stderr.
+    pub verbose: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            peer: None,
+            pool: 2,
+            timeout: Duration::from_secs(30),
+            verbose: false,
+        }
+    }
+}
+
+struct Pending {
+    share: Vec<u64>,
+    reply: mpsc::Sender<std::result::Result<(Vec<u64>, QueryCost), String>>,
+    arrived: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    /// Queries whose share has arrived, by id.
+    pending: HashMap<[u8; 16], Pending>,
+    /// P0: arrival order of queries.
+    order: VecDeque<[u8; 16]>,
+}
+
+struct Shared {
+    engine: PartyEngine,
+    state: Mutex<State>,
+    cv: Condvar,
+    cfg: ServeConfig,
+    shutdown: Arc<AtomicBool>,
+    /// P0: peer links handed over by the acceptor.
+    links: Mutex<Option<mpsc::Sender<TcpChannel>>>,
+}
+
+impl Shared {
+    fn log(&self, msg: &str) {
+        if self.cfg.verbose {
+            eprintln!("[{}] {msg}", self.engine.party());
+        }
+    }
+}
+
+/// Run a server until `shutdown` is set. P0 accepts clients and P1's link on
+/// `listener`; P1 accepts clients on `listener` and dials `cfg.peer`.
+pub fn run(
+    engine: PartyEngine,
+    listener: TcpListener,
+    cfg: ServeConfig,
+    shutdown: Arc<AtomicBool>,
+) -> Result<()> {
+    let party = engine.party();
+    if party == PartyId::P1 && cfg.peer.is_none() {
+        return Err(EngineError::Protocol(
+            "party 1 needs the address of party 0 (--peer)".into(),
+        ));
+    }
+    listener
+        .set_nonblocking(true)
+        .map_err(blindfold_net::NetError::Io)?;
+    let (link_tx, link_rx) = mpsc::channel();
+    let shared = Arc::new(Shared {
+        engine,
+        state: Mutex::new(State::default()),
+        cv: Condvar::new(),
+        cfg,
+        shutdown: shutdown.clone(),
+        links: Mutex::new(Some(link_tx)),
+    });
+    let worker = {
+        let sh = shared.clone();
+        std::thread::spawn(move || match party {
+            PartyId::P0 => leader_loop(&sh, link_rx),
+            PartyId::P1 => follower_loop(&sh),
+        })
+    };
+    while !shutdown.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, addr)) => {
+                let sh = shared.clone();
+                std::thread::spawn(move || {
+                    if let Err(e) = handle_connection(&sh, stream, addr) {
+                        sh.log(&format!("connection from {addr}: {e}"));
+                    }
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(e) => shared.log(&format!("accept: {e}")),
+        }
+    }
+    shared.cv.notify_all();
+    shared.links.lock().expect("lock").take();
+    let _ = worker.join();
+    Ok(())
+}
+
+fn handle_connection(sh: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> Result<()> {
+    stream
+        .set_nonblocking(false)
+        .map_err(blindfold_net::NetError::Io)?;
+    stream
+        .set_read_timeout(Some(sh.cfg.timeout))
+        .map_err(blindfold_net::NetError::Io)?;
+    let mut ch = TcpChannel::from_stream(stream)?;
+    let hello = ch.recv()?;
+    if hello == LINK_HELLO && sh.engine.party() == PartyId::P0 {
+        sh.log(&format!("peer link from {addr}"));
+        // The link lives as long as the protocol needs: no read timeout.
+        ch.set_read_timeout(None)?;
+        if let Some(tx) = sh.links.lock().expect("lock").as_ref() {
+            let _ = tx.send(ch);
+        }
+        return Ok(());
+    }
+    if hello != CLIENT_HELLO {
+        return Err(EngineError::Protocol(
+            "unknown greeting; dropping the connection".into(),
+        ));
+    }
+    let q = sh.engine.program();
+    let info = ModelInfo {
+        name: q.name.clone(),
+        party: sh.engine.party().index() as u8,
+        model_id: hex(&sh.engine.model_id()),
+        input_shape: q.input_shape().dims().to_vec(),
+        frac_bits: q.frac,
+        output_frac_bits: q.output_frac().0,
+        output_len: q.output_shape().numel(),
+    };
+    ch.send(&serde_json::to_vec(&info).expect("serializable"))?;
+    ch.flush()?;
+    let msg = ch.recv()?;
+    let len = q.input_shape().numel();
+    let share = match parse_query(&msg, sh.engine.party(), len) {
+        Ok(v) => v,
+        Err(e) => {
+            send_error(&mut ch, &e)?;
+            return Err(EngineError::Protocol(e));
+        }
+    };
+    let (qid, share) = share;
+    let (tx, rx) = mpsc::channel();
+    {
+        let mut st = sh.state.lock().expect("lock");
+        if st.pending.contains_key(&qid) {
+            drop(st);
+            send_error(&mut ch, "duplicate query id")?;
+            return Ok(());
+        }
+        st.pending.insert(
+            qid,
+            Pending {
+                share,
+                reply: tx,
+                arrived: Instant::now(),
+            },
+        );
+        if sh.engine.party() == PartyId::P0 {
+            st.order.push_back(qid);
+        }
+    }
+    sh.cv.notify_all();
+    // Wait for the worker (bounded: queue + offline + online).
+    let res = rx.recv_timeout(sh.cfg.timeout * 2);
+    // Whatever happened, the query is no longer pending.
+    sh.state.lock().expect("lock").pending.remove(&qid);
+    match res {
+        Ok(Ok((y, cost))) => {
+            let mut out = vec![RESULT_OK];
+            let c = serde_json::to_vec(&cost).expect("serializable");
+            out.extend_from_slice(&(c.len() as u32).to_le_bytes());
+            out.extend_from_slice(&c);
+            for v in y {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            ch.send(&out)?;
+            ch.flush()?;
+        }
+        Ok(Err(e)) => send_error(&mut ch, &e)?,
+        Err(_) => send_error(&mut ch, "timed out waiting for the other server")?,
+    }
+    Ok(())
+}
+
+fn send_error(ch: &mut TcpChannel, msg: &str) -> Result<()> {
+    let mut out = vec![RESULT_ERR];
+    out.extend_from_slice(msg.as_bytes());
+    ch.send(&out)?;
+    ch.flush()?;
+    Ok(())
+}
+
+/// Query message: 16-byte id, then P0: a 16-byte seed; P1: `len` u64 values.
+fn parse_query(
+    msg: &[u8],
+    party: PartyId,
+    len: usize,
+) -> std::result::Result<([u8; 16], Vec<u64>), String> {
+    if msg.len() < 16 {
+        return Err("query message too short".into());
+    }
+    let qid: [u8; 16] = msg[..16].try_into().expect("16 bytes");
+    let body = &msg[16..];
+    let share = match party {
+        PartyId::P0 => {
+            let seed: [u8; 16] = body
+                .try_into()
+                .map_err(|_| format!("party 0 expects a 16-byte seed, got {} bytes", body.len()))?;
+            crate::client::share0_from_seed(seed, len)
+        }
+        PartyId::P1 => {
+            if body.len() != len * 8 {
+                return Err(format!(
+                    "input share has {} bytes, the model takes {} values ({} bytes)",
+                    body.len(),
+                    len,
+                    len * 8
+                ));
+            }
+            blindfold_net::bytes_to_u64s(body)
+        }
+    };
+    Ok((qid, share))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Take a pending query's share and reply channel.
+fn take_pending(sh: &Shared, qid: &[u8; 16]) -> Option<Pending> {
+    sh.state.lock().expect("lock").pending.remove(qid)
+}
+
+fn leader_loop(sh: &Arc<Shared>, links: mpsc::Receiver<TcpChannel>) {
+    let mut rng = Prg::from_entropy();
+    while !sh.shutdown.load(Ordering::SeqCst) {
+        // Wait for a peer link.
+        let mut ch = match links.recv_timeout(Duration::from_millis(100)) {
+            Ok(ch) => ch,
+            Err(_) => {
+                fail_waiting(sh, "the other server is not connected");
+                continue;
+            }
+        };
+        let mut session = match sh.engine.setup(&mut ch, &mut rng) {
+            Ok(s) => s,
+            Err(e) => {
+                sh.log(&format!("peer setup failed: {e}"));
+                continue;
+            }
+        };
+        sh.log("session established");
+        if let Err(e) = lead_session(sh, &mut ch, &mut session, &mut rng) {
+            sh.log(&format!("peer link lost: {e}; waiting for a new one"));
+            fail_waiting(sh, &format!("server link failed: {e}"));
+        }
+    }
+}
+
+fn fail_waiting(sh: &Shared, why: &str) {
+    let mut st = sh.state.lock().expect("lock");
+    let expired: Vec<[u8; 16]> = st
+        .pending
+        .iter()
+        .filter(|(_, p)| p.arrived.elapsed() > sh.cfg.timeout)
+        .map(|(k, _)| *k)
+        .collect();
+    for k in expired {
+        if let Some(p) = st.pending.remove(&k) {
+            let _ = p.reply.send(Err(why.to_string()));
+        }
+        st.order.retain(|q| *q != k);
+    }
+}
+
+fn lead_session(
+    sh: &Shared,
+    ch: &mut TcpChannel,
+    session: &mut Session,
+    rng: &mut Prg,
+) -> Result<()> {
+    let mut pool: VecDeque<Bundle> = VecDeque::new();
+    let mut seq: u64 = 0;
+    loop {
+        if sh.shutdown.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let next = {
+            let mut st = sh.state.lock().expect("lock");
+            loop {
+                if let Some(q) = st.order.pop_front() {
+                    if st.pending.contains_key(&q) {
+                        break Some(q);
+                    }
+                    continue;
+                }
+                if pool.len() < sh.cfg.pool || sh.shutdown.load(Ordering::SeqCst) {
+                    break None;
+                }
+                st = sh
+                    .cv
+                    .wait_timeout(st, Duration::from_millis(100))
+                    .expect("lock")
+                    .0;
+            }
+        };
+        match next {
+            None => {
+                if sh.shutdown.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
+                ch.send(&[JOB_OFFLINE])?;
+                ch.flush()?;
+                pool.push_back(sh.engine.offline(ch, session, rng)?);
+            }
+            Some(qid) => {
+                let t_queue = Instant::now();
+                if pool.is_empty() {
+                    ch.send(&[JOB_OFFLINE])?;
+                    ch.flush()?;
+                    pool.push_back(sh.engine.offline(ch, session, rng)?);
+                }
+                let mut job = vec![JOB_ONLINE];
+                job.extend_from_slice(&qid);
+                job.extend_from_slice(&seq.to_le_bytes());
+                ch.send(&job)?;
+                ch.flush()?;
+                let ack = ch.recv()?;
+                let Some(p) = take_pending(sh, &qid) else {
+                    // The client left; tell P1 to skip (it holds its share or not).
+                    if ack == [READY] {
+                        // Both must stay in step: run the query with a zero share.
+                        let b = pool.pop_front().expect("pool refilled above");
+                        seq += 1;
+                        let n = sh.engine.program().input_shape().numel();
+                        sh.engine.online(ch, b, vec![0; n])?;
+                    }
+                    continue;
+                };
+                if ack != [READY] {
+                    let _ = p.reply.send(Err(
+                        "the other server did not receive this query's share".into(),
+                    ));
+                    continue;
+                }
+                let b = pool.pop_front().expect("pool refilled above");
+                seq += 1;
+                let queue_ms =
+                    p.arrived.elapsed().as_secs_f64() * 1e3 - t_queue.elapsed().as_secs_f64() * 1e3;
+                let (offline_ms, offline_bytes) = (b.offline_ms, b.offline_bytes);
+                let t0 = Instant::now();
+                let s0 = ch.stats().total();
+                let (y, _) = sh.engine.online(ch, b, p.share)?;
+                let s1 = ch.stats().total();
+                let cost = QueryCost {
+                    offline_ms,
+                    offline_bytes,
+                    online_ms: t0.elapsed().as_secs_f64() * 1e3,
+                    online_bytes: s1.bytes() - s0.bytes(),
+                    online_rounds: s1.rounds() - s0.rounds(),
+                    queue_ms: queue_ms.max(0.0),
+                };
+                sh.log(&format!(
+                    "query {} done: offline {:.1} ms {} B, online {:.1} ms {} B",
+                    hex(&qid[..4]),
+                    cost.offline_ms,
+                    cost.offline_bytes,
+                    cost.online_ms,
+                    cost.online_bytes
+                ));
+                let _ = p.reply.send(Ok((y, cost)));
+            }
+        }
+    }
+}
+
+fn follower_loop(sh: &Arc<Shared>) {
+    let mut rng = Prg::from_entropy();
+    let peer = sh.cfg.peer.clone().expect("checked in run");
+    while !sh.shutdown.load(Ordering::SeqCst) {
+        let mut ch = match TcpChannel::connect_with_retry(peer.as_str(), Duration::from_millis(500))
+        {
+            Ok(ch) => ch,
+            Err(_) => {
+                fail_waiting(sh, "the other server is not reachable");
+                continue;
+            }
+        };
+        if ch.send(LINK_HELLO).and_then(|_| ch.flush()).is_err() {
+            continue;
+        }
+        let mut session = match sh.engine.setup(&mut ch, &mut rng) {
+            Ok(s) => s,
+            Err(e) => {
+                sh.log(&format!("peer setup failed: {e}"));
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+        };
+        sh.log("session established");
+        if let Err(e) = follow_session(sh, &mut ch, &mut session, &mut rng) {
+            sh.log(&format!("peer link lost: {e}; reconnecting"));
+            fail_waiting(sh, &format!("server link failed: {e}"));
+        }
+    }
+}
+
+fn follow_session(
+    sh: &Shared,
+    ch: &mut TcpChannel,
+    session: &mut Session,
+    rng: &mut Prg,
+) -> Result<()> {
+    let mut pool: VecDeque<Bundle> = VecDeque::new();
+    ch.set_read_timeout(Some(Duration::from_millis(200)))?;
+    loop {
+        if sh.shutdown.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let job = match ch.recv() {
+            Ok(j) => j,
+            Err(blindfold_net::NetError::Timeout) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        ch.set_read_timeout(None)?;
+        match job.first() {
+            Some(&JOB_OFFLINE) if job.len() == 1 => {
+                pool.push_back(sh.engine.offline(ch, session, rng)?)
+            }
+            Some(&JOB_ONLINE) if job.len() == 25 => {
+                let qid: [u8; 16] = job[1..17].try_into().expect("16 bytes");
+                // Wait for the client's share to reach us too.
+                let deadline = Instant::now() + sh.cfg.timeout;
+                let mut p = None;
+                while Instant::now() < deadline {
+                    if let Some(x) = take_pending(sh, &qid) {
+                        p = Some(x);
+                        break;
+                    }
+                    let st = sh.state.lock().expect("lock");
+                    let _ = sh
+                        .cv
+                        .wait_timeout(st, Duration::from_millis(20))
+                        .expect("lock");
+                }
+                let Some(p) = p else {
+                    ch.send(&[MISSING])?;
+                    ch.flush()?;
+                    ch.set_read_timeout(Some(Duration::from_millis(200)))?;
+                    continue;
+                };
+                ch.send(&[READY])?;
+                ch.flush()?;
+                let b = pool
+                    .pop_front()
+                    .ok_or_else(|| EngineError::Protocol("online job without a bundle".into()))?;
+                let (offline_ms, offline_bytes) = (b.offline_ms, b.offline_bytes);
+                let t0 = Instant::now();
+                let s0 = ch.stats().total();
+                let (y, _) = sh.engine.online(ch, b, p.share)?;
+                let s1 = ch.stats().total();
+                let cost = QueryCost {
+                    offline_ms,
+                    offline_bytes,
+                    online_ms: t0.elapsed().as_secs_f64() * 1e3,
+                    online_bytes: s1.bytes() - s0.bytes(),
+                    online_rounds: s1.rounds() - s0.rounds(),
+                    queue_ms: 0.0,
+                };
+                let _ = p.reply.send(Ok((y, cost)));
+            }
+            _ => return Err(EngineError::Protocol("unknown job from the leader".into())),
+        }
+        ch.set_read_timeout(Some(Duration::from_millis(200)))?;
+    }
+}
+
+/// The client's answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct Answer {
+    pub label: usize,
+    pub scores: Vec<f64>,
+    pub ring: Vec<u64>,
+    /// Wall-clock time of the whole query at the client.
+    pub latency_ms: f64,
+    /// Bytes the client sent and received.
+    pub client_bytes: u64,
+    /// Costs reported by P0 and P1.
+    pub cost: [QueryCost; 2],
+    pub info: ModelInfo,
+}
+
+/// Query two servers with one input (floats of the model's input shape).
+pub fn query(
+    servers: [&str; 2],
+    input: &[f32],
+    timeout: Duration,
+    rng: &mut Prg,
+) -> Result<Answer> {
+    let t0 = Instant::now();
+    let mut chs = Vec::with_capacity(2);
+    let mut infos = Vec::with_capacity(2);
+    for addr in servers {
+        let mut ch = TcpChannel::connect_with_retry(addr, timeout)?;
+        ch.set_read_timeout(Some(timeout * 3))?;
+        ch.send(CLIENT_HELLO)?;
+        ch.flush()?;
+        let info: ModelInfo = serde_json::from_slice(&ch.recv()?)
+            .map_err(|e| EngineError::Protocol(format!("{addr}: bad model info: {e}")))?;
+        chs.push(ch);
+        infos.push(info);
+    }
+    if infos[0].party != 0 || infos[1].party != 1 {
+        return Err(EngineError::Protocol(format!(
+            "the first server must be party 0 and the second party 1 (got {} and {})",
+            infos[0].party, infos[1].party
+        )));
+    }
+    if infos[0].model_id != infos[1].model_id {
+        return Err(EngineError::Protocol(
+            "the two servers hold shares of different models".into(),
+        ));
+    }
+    let info = infos.swap_remove(0);
+    let n: usize = info.input_shape.iter().product();
+    blindfold_model::engine::check_input(n, input)?;
+    let f = blindfold_core::FracBits(info.frac_bits);
+    let x: Vec<u64> = input
+        .iter()
+        .map(|&v| blindfold_core::ring::encode(v as f64, f))
+        .collect();
+    let (seed, x1) = crate::client::share_input(&x, rng);
+    let qid = rng.gen_seed();
+    let mut m0 = qid.to_vec();
+    m0.extend_from_slice(&seed);
+    let mut m1 = qid.to_vec();
+    for v in &x1 {
+        m1.extend_from_slice(&v.to_le_bytes());
+    }
+    chs[0].send(&m0)?;
+    chs[0].flush()?;
+    chs[1].send(&m1)?;
+    chs[1].flush()?;
+    let mut shares = Vec::with_capacity(2);
+    let mut costs = Vec::with_capacity(2);
+    for (i, ch) in chs.iter_mut().enumerate() {
+        let r = ch.recv()?;
+        match r.first() {
+            Some(&RESULT_OK) if r.len() >= 5 => {
+                let cl = u32::from_le_bytes(r[1..5].try_into().expect("4 bytes")) as usize;
+                let body = r
+                    .get(5..5 + cl)
+                    .ok_or_else(|| EngineError::Protocol("truncated result".into()))?;
+                let cost: QueryCost = serde_json::from_slice(body)
+                    .map_err(|e| EngineError::Protocol(format!("bad cost report: {e}")))?;
+                let y = &r[5 + cl..];
+                if y.len() != info.output_len * 8 {
+                    return Err(EngineError::Protocol(format!(
+                        "server {i} sent {} result bytes",
+                        y.len()
+                    )));
+                }
+                shares.push(blindfold_net::bytes_to_u64s(y));
+                costs.push(cost);
+            }
+            Some(&RESULT_ERR) => {
+                return Err(EngineError::Protocol(format!(
+                    "server {i}: {}",
+                    String::from_utf8_lossy(&r[1..])
+                )))
+            }
+            _ => {
+                return Err(EngineError::Protocol(format!(
+                    "server {i} sent a malformed result"
+                )))
+            }
+        }
+    }
+    let ring = crate::client::reconstruct(&shares[0], &shares[1]);
+    let of = blindfold_core::FracBits(info.output_frac_bits);
+    let scores: Vec<f64> = ring
+        .iter()
+        .map(|&v| blindfold_core::ring::decode(v, of))
+        .collect();
+    let client_bytes = chs.iter().map(|c| c.stats().total().bytes()).sum();
+    Ok(Answer {
+        label: blindfold_model::engine::argmax_ring(&ring),
+        scores,
+        ring,
+        latency_ms: t0.elapsed().as_secs_f64() * 1e3,
+        client_bytes,
+        cost: [costs[0].clone(), costs[1].clone()],
+        info,
+    })
+}
+
+/// Two servers on loopback in this process (demo, eval, tests): split `q`, bind
+/// both on port 0, run them on threads. Dropping the cluster stops them.
+pub struct LocalCluster {
+    pub addrs: [String; 2],
+    shutdown: Arc<AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl LocalCluster {
+    pub fn start(q: &blindfold_model::QModel, pool: usize, rng: &mut Prg) -> Result<LocalCluster> {
+        let [s0, s1] = crate::share::split(q, rng);
+        let e0 = PartyEngine::new(s0)?;
+        let e1 = PartyEngine::new(s1)?;
+        let l0 = TcpListener::bind("127.0.0.1:0").map_err(blindfold_net::NetError::Io)?;
+        let l1 = TcpListener::bind("127.0.0.1:0").map_err(blindfold_net::NetError::Io)?;
+        let a0 = l0
+            .local_addr()
+            .map_err(blindfold_net::NetError::Io)?
+            .to_string();
+        let a1 = l1
+            .local_addr()
+            .map_err(blindfold_net::NetError::Io)?
+            .to_string();
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let cfg0 = ServeConfig {
+            pool,
+            ..ServeConfig::default()
+        };
+        let cfg1 = ServeConfig {
+            peer: Some(a0.clone()),
+            ..cfg0.clone()
+        };
+        let (sd0, sd1) = (shutdown.clone(), shutdown.clone());
+        let h0 = std::thread::spawn(move || run(e0, l0, cfg0, sd0));
+        let h1 = std::thread::spawn(move || run(e1, l1, cfg1, sd1));
+        Ok(LocalCluster {
+            addrs: [a0, a1],
+            shutdown,
+            handles: vec![h0, h1],
+        })
+    }
+
+    /// Query the cluster.
+    pub fn query(&self, input: &[f32], rng: &mut Prg) -> Result<Answer> {
+        query(
+            [self.addrs[0].as_str(), self.addrs[1].as_str()],
+            input,
+            Duration::from_secs(30),
+            rng,
+        )
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
