@@ -24,6 +24,23 @@
 //! A frame on the wire is a little-endian `u32` payload length followed by the
 //! payload. Byte counters count wire bytes (payload + 4) on every channel, the
 //! memory channel included, so figures measured in tests equal those over TCP.
+//!
+//! ```
+//! use blindfold_net::{Channel, MemoryChannel};
+//! let (mut a, mut b) = MemoryChannel::pair();
+//! let peer = std::thread::spawn(move || {
+//!     let x = b.recv_u64s(2).unwrap();
+//!     b.send_u64(x[0].wrapping_add(x[1])).unwrap();
+//!     b.flush().unwrap();
+//! });
+//! a.set_phase("online");
+//! a.send_u64s(&[40, 2]).unwrap();
+//! a.flush().unwrap();
+//! assert_eq!(a.recv_u64().unwrap(), 42);
+//! peer.join().unwrap();
+//! let online = a.stats().phase("online").copied().unwrap();
+//! assert_eq!((online.bytes_sent, online.rounds()), (4 + 16, 2));
+//! ```
 #![deny(unsafe_code)]
 
 pub mod framed;

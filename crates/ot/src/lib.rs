@@ -25,6 +25,26 @@
 //! Cores are I/O-free ([`CotSender::extend_core`], [`base::BaseOtSender`]): they
 //! take and return message bytes; the channel drivers are thin loops around them.
 //! Randomness is always passed in. Semi-honest security only.
+//!
+//! ```
+//! use blindfold_core::{Block, Prg};
+//! use blindfold_net::MemoryChannel;
+//! use blindfold_ot::{CotReceiver, CotSender};
+//!
+//! let (mut a, mut b) = MemoryChannel::pair();
+//! let delta = Block(0x1234_5678_9abc_def0_0fed_cba9_8765_4321 | 1);
+//! let garbler = std::thread::spawn(move || {
+//!     let mut s = CotSender::setup(&mut a, delta, &mut Prg::from_seed([1; 16])).unwrap();
+//!     s.send_correlated(&mut a, 3).unwrap() // zero labels q_i
+//! });
+//! let mut r = CotReceiver::setup(&mut b, &mut Prg::from_seed([2; 16])).unwrap();
+//! let choices = [true, false, true];
+//! let t = r.receive_correlated(&mut b, &choices).unwrap();
+//! let q = garbler.join().unwrap();
+//! for i in 0..3 {
+//!     assert_eq!(t[i], q[i] ^ delta.and_bit(choices[i]));
+//! }
+//! ```
 #![deny(unsafe_code)]
 
 pub mod base;

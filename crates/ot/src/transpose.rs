@@ -41,6 +41,34 @@ pub fn transpose64(a: &mut [u64; 64]) {
     round!(1, 0x5555_5555_5555_5555);
 }
 
+/// [`transpose64`] on two tiles at once, lane `l` of `a[r]` being row `r` of
+/// tile `l`: the lane-wise operations map onto 128-bit vector instructions.
+#[inline]
+fn transpose64x2(a: &mut [[u64; 2]; 64]) {
+    macro_rules! round {
+        ($j:expr, $m:expr) => {{
+            const J: usize = $j;
+            const M: u64 = $m;
+            let mut base = 0;
+            while base < 64 {
+                for k in base..base + J {
+                    let (x, y) = (a[k], a[k + J]);
+                    let t = [((x[0] >> J) ^ y[0]) & M, ((x[1] >> J) ^ y[1]) & M];
+                    a[k] = [x[0] ^ (t[0] << J), x[1] ^ (t[1] << J)];
+                    a[k + J] = [y[0] ^ t[0], y[1] ^ t[1]];
+                }
+                base += 2 * J;
+            }
+        }};
+    }
+    round!(32, 0x0000_0000_FFFF_FFFF);
+    round!(16, 0x0000_FFFF_0000_FFFF);
+    round!(8, 0x00FF_00FF_00FF_00FF);
+    round!(4, 0x0F0F_0F0F_0F0F_0F0F);
+    round!(2, 0x3333_3333_3333_3333);
+    round!(1, 0x5555_5555_5555_5555);
+}
+
 #[inline]
 fn word(bytes: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
@@ -58,18 +86,18 @@ pub fn transpose_128xn(rows: &[u8], row_bytes: usize, out: &mut [Block]) {
     assert_eq!(rows.len(), 128 * row_bytes, "transpose: input size");
     assert_eq!(row_bytes % 8, 0, "transpose: row length");
     assert_eq!(out.len(), row_bytes * 8, "transpose: output size");
-    let mut lo = [0u64; 64];
-    let mut hi = [0u64; 64];
+    let mut tile = [[0u64; 2]; 64];
     for (w, dst) in out.chunks_exact_mut(64).enumerate() {
         let at = 8 * w;
-        for r in 0..64 {
-            lo[r] = word(rows, r * row_bytes + at);
-            hi[r] = word(rows, (r + 64) * row_bytes + at);
+        for (r, t) in tile.iter_mut().enumerate() {
+            *t = [
+                word(rows, r * row_bytes + at),
+                word(rows, (r + 64) * row_bytes + at),
+            ];
         }
-        transpose64(&mut lo);
-        transpose64(&mut hi);
-        for (j, d) in dst.iter_mut().enumerate() {
-            *d = Block(lo[j] as u128 | (hi[j] as u128) << 64);
+        transpose64x2(&mut tile);
+        for (d, t) in dst.iter_mut().zip(&tile) {
+            *d = Block(t[0] as u128 | (t[1] as u128) << 64);
         }
     }
 }
