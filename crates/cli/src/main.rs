@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod bench_cmd;
 mod paths;
 mod plain_cmds;
 mod secure_cmds;
@@ -46,6 +47,9 @@ enum Cmd {
     Query(secure_cmds::QueryArgs),
     /// Both servers and a client on loopback with the bundled model and digits.
     Demo(secure_cmds::DemoArgs),
+    /// Measure: `bench primitives`, `bench preprocessing --network NAME`,
+    /// `bench --network NAME --mode two-server`.
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Cmd::Serve(a) => secure_cmds::serve(a),
         Cmd::Query(a) => secure_cmds::query(a),
         Cmd::Demo(a) => secure_cmds::demo(a),
+        Cmd::Bench(a) => bench_cmd::bench(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -96,6 +96,8 @@ pub struct Bundle {
     /// Offline cost: milliseconds and bytes (sent + received) seen by this party.
     pub offline_ms: f64,
     pub offline_bytes: u64,
+    /// Offline cost per node of the program (linear, GC and square layers).
+    pub offline_layers: Vec<LayerCost>,
 }
 
 /// Per-layer cost of an online evaluation.
@@ -342,27 +344,72 @@ impl PartyEngine {
         let t0 = Instant::now();
         let b0 = ch.stats().total().bytes();
         ch.set_phase("offline");
-        let linear: Vec<LayerShares> =
-            blindfold_he::preprocess(self.party, ch, &s.he, &self.he_weights, rng)?
-                .into_iter()
-                .map(|(sh, _)| sh)
-                .collect();
+        let q = &self.share.program;
+        let node_of = |pred: &dyn Fn(&Step) -> bool| -> Vec<usize> {
+            self.steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| pred(s))
+                .map(|(i, _)| i)
+                .collect()
+        };
+        let linear_nodes = node_of(&|s| matches!(s, Step::Linear(_)));
+        let gc_nodes = node_of(&|s| matches!(s, Step::Gc { .. }));
+        let square_nodes = node_of(&|s| matches!(s, Step::Square(_)));
+        let mut offline_layers = Vec::new();
+        let mut linear = Vec::with_capacity(linear_nodes.len());
+        let he_out = blindfold_he::preprocess(self.party, ch, &s.he, &self.he_weights, rng)?;
+        for ((sh, cost), &i) in he_out.into_iter().zip(&linear_nodes) {
+            linear.push(sh);
+            offline_layers.push(LayerCost {
+                index: i,
+                op: q.nodes[i].op.kind().to_string(),
+                ms: cost.ms,
+                bytes: cost.bytes,
+                rounds: 4,
+            });
+        }
         let mut gc = Vec::with_capacity(self.gc_layers.len());
         for (j, &(g, n)) in self.gc_layers.iter().enumerate() {
+            let t = Instant::now();
+            let st0 = ch.stats().total();
             gc.push(if garbler_of(j) == self.party {
                 GcMaterial::Garbler(s.garbler.offline(ch, g, n, rng)?)
             } else {
                 GcMaterial::Evaluator(s.evaluator.offline(ch, g, n, rng)?)
             });
+            ch.flush()?;
+            let st1 = ch.stats().total();
+            let i = gc_nodes[j];
+            offline_layers.push(LayerCost {
+                index: i,
+                op: q.nodes[i].op.kind().to_string(),
+                ms: t.elapsed().as_secs_f64() * 1e3,
+                bytes: st1.bytes() - st0.bytes(),
+                rounds: st1.rounds() - st0.rounds(),
+            });
         }
+        let t = Instant::now();
+        let st0 = ch.stats().total();
         let squares = self.beaver(ch, s, rng)?;
         ch.flush()?;
+        if let Some(&i) = square_nodes.first() {
+            let st1 = ch.stats().total();
+            offline_layers.push(LayerCost {
+                index: i,
+                op: "square (all Beaver pairs)".into(),
+                ms: t.elapsed().as_secs_f64() * 1e3,
+                bytes: st1.bytes() - st0.bytes(),
+                rounds: st1.rounds() - st0.rounds(),
+            });
+        }
         Ok(Bundle {
             linear,
             gc,
             squares,
             offline_ms: t0.elapsed().as_secs_f64() * 1e3,
             offline_bytes: ch.stats().total().bytes() - b0,
+            offline_layers,
         })
     }
 
