@@ -55,6 +55,8 @@ use zeroize::Zeroize;
 pub const TABLE_MSG: usize = 1 << 20;
 /// Instances whose online labels travel in one message.
 pub const LABEL_GROUP: usize = 8 * CHUNK;
+/// Instances per round of correlated OT: `k ×` whole IKNP messages.
+const COT_GROUP: usize = blindfold_ot::CHUNK / WORD;
 
 const HEADER_BYTES: usize = 16;
 const WORD: usize = 64;
@@ -118,9 +120,6 @@ impl GarblerSession {
             .ok_or(GcError::Exhausted)?;
         let delta = self.cot.delta();
 
-        // Zero-labels of E's inputs K: the COT's q_i.
-        let q = self.cot.send_correlated(ch, n * k * WORD)?;
-
         let mut seed_a = [0u8; 16];
         rng.fill_bytes(&mut seed_a);
 
@@ -128,11 +127,16 @@ impl GarblerSession {
         header.extend_from_slice(&gate0.to_le_bytes());
         header.extend_from_slice(&(n as u64).to_le_bytes());
         ch.send_vec(header)?;
+        ch.flush()?;
 
         let mut garbler = Garbler::new(&circuit, delta);
         let mut exp_a = LabelExpander::new(seed_a);
         let ka = k * WORD;
         let mut g0 = vec![Block::ZERO; CHUNK * ka];
+        // Zero-labels of E's inputs K are the COT's q_i, obtained group by group
+        // (whole IKNP messages) so that E computes the next group's OT matrix while
+        // G garbles the current one.
+        let mut q = vec![Block::ZERO; COT_GROUP.min(n) * ka];
         let per_msg = table_msg_chunks(&circuit);
         let msg_cap = per_msg * CHUNK * circuit.table_bytes();
         let mut out = GarbledChunk {
@@ -140,24 +144,34 @@ impl GarblerSession {
             decode: Vec::new(),
             masks: Vec::with_capacity(n),
         };
-        for (ci, first) in (0..n).step_by(CHUNK).enumerate() {
-            // Within a chunk every label vector is slot-major: wire t of the
-            // chunk's instance i is entry t·b + i.
-            let b = CHUNK.min(n - first);
-            exp_a.expand((first * ka) as u64, &mut g0[..b * ka]);
-            garbler.garble_chunk(
-                gate0 + first as u64 * n_tw,
-                &g0[..b * ka],
-                &q[first * ka..(first + b) * ka],
-                &mut out,
-                rng,
-            );
-            if (ci + 1) % per_msg == 0 {
-                ch.send_vec(std::mem::replace(
-                    &mut out.tables,
-                    Vec::with_capacity(msg_cap),
-                ))?;
+        let mut chunks_done = 0usize;
+        for group in (0..n).step_by(COT_GROUP) {
+            let gb = COT_GROUP.min(n - group);
+            self.cot.send_correlated_into(ch, &mut q[..gb * ka])?;
+            for first in (group..group + gb).step_by(CHUNK) {
+                // Within a chunk every label vector is slot-major: wire t of the
+                // chunk's instance i is entry t·b + i.
+                let b = CHUNK.min(n - first);
+                let qi = (first - group) * ka;
+                exp_a.expand((first * ka) as u64, &mut g0[..b * ka]);
+                garbler.garble_chunk(
+                    gate0 + first as u64 * n_tw,
+                    &g0[..b * ka],
+                    &q[qi..qi + b * ka],
+                    &mut out,
+                    rng,
+                );
+                chunks_done += 1;
+                if chunks_done % per_msg == 0 {
+                    ch.send_vec(std::mem::replace(
+                        &mut out.tables,
+                        Vec::with_capacity(msg_cap),
+                    ))?;
+                }
             }
+        }
+        for l in q.iter_mut() {
+            l.0.zeroize();
         }
         if !out.tables.is_empty() {
             ch.send_vec(std::mem::take(&mut out.tables))?;
@@ -276,6 +290,23 @@ impl EvaluatorSession {
     ) -> Result<EvaluatorOffline> {
         let circuit = gadget.circuit();
         let k = gadget.arity();
+        let header = ch.recv_exact(HEADER_BYTES)?;
+        let word = |i: usize| u64::from_le_bytes(header[i..i + 8].try_into().expect("8 bytes"));
+        let gate0 = word(0);
+        let peer_n = word(8);
+        if peer_n != n as u64 {
+            return Err(GcError::Mismatch {
+                what: "batch size",
+                expected: n as u64,
+                got: peer_n,
+            });
+        }
+        // The peer's tweak range must not overflow before we evaluate with it.
+        (n as u64)
+            .checked_mul((circuit.n_and() + circuit.n_proj()) as u64)
+            .and_then(|g| g.checked_add(gate0))
+            .filter(|&g| g < u64::MAX / 2)
+            .ok_or(GcError::Exhausted)?;
         let kv: Vec<u64> = (0..n * k).map(|_| rng.next_u64()).collect();
         // Choice bits in the garbling order: per chunk, slot-major.
         let mut choices = Vec::with_capacity(n * k * WORD);
@@ -288,24 +319,6 @@ impl EvaluatorSession {
             }
         }
         let k_labels = self.cot.receive_correlated(ch, &choices)?;
-
-        let header = ch.recv_exact(HEADER_BYTES)?;
-        let word = |i: usize| u64::from_le_bytes(header[i..i + 8].try_into().expect("8 bytes"));
-        let gate0 = word(0);
-        let peer_n = word(8);
-        if peer_n != n as u64 {
-            return Err(GcError::Mismatch {
-                what: "batch size",
-                expected: n as u64,
-                got: peer_n,
-            });
-        }
-        let end_gate = (n as u64)
-            .checked_mul((circuit.n_and() + circuit.n_proj()) as u64)
-            .and_then(|g| g.checked_add(gate0))
-            .filter(|&g| g < u64::MAX / 2)
-            .ok_or(GcError::Exhausted)?;
-        let _ = end_gate;
 
         // Tables: whole chunks per message, ending exactly at the total.
         let chunk_bytes = CHUNK * circuit.table_bytes();
@@ -582,6 +595,13 @@ mod tests {
     }
 
     #[test]
+    fn several_ot_groups_with_arity_three() {
+        let g = Gadget::MaxPoolReluTruncMask { k: 3, f: FracBits(8) };
+        let (y0, y1) = shares(1030 * 3, 17, small);
+        run(g, y0, y1, 1);
+    }
+
+    #[test]
     fn several_batches_and_large_values() {
         let (y0, y1) = shares(1100, 11, |p| p.gen_u64());
         let out = run(Gadget::ReluTruncMask { f: FracBits(12) }, y0, y1, 2);
@@ -599,11 +619,12 @@ mod tests {
                 let mut rng = Prg::from_seed([1; 16]);
                 let mut s = GarblerSession::setup(&mut cg, &mut rng).unwrap();
                 // Play the garbler by hand up to the tables, then send a bad message.
-                let q = s.cot.send_correlated(&mut cg, 100 * 64).unwrap();
-                drop(q);
                 let mut h = vec![0u8; 16];
                 h[8..16].copy_from_slice(&100u64.to_le_bytes());
                 cg.send(&h).unwrap();
+                cg.flush().unwrap();
+                let q = s.cot.send_correlated(&mut cg, 100 * 64).unwrap();
+                drop(q);
                 let total = 100 * gadget.circuit().table_bytes();
                 cg.send(&vec![7u8; total - cut]).unwrap();
                 cg.flush().unwrap();
