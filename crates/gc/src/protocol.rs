@@ -144,7 +144,7 @@ impl GarblerSession {
             decode: Vec::new(),
             masks: Vec::with_capacity(n),
         };
-        let mut chunks_done = 0usize;
+        let mut pending = 0usize; // chunks in `out.tables`
         for group in (0..n).step_by(COT_GROUP) {
             let gb = COT_GROUP.min(n - group);
             self.cot.send_correlated_into(ch, &mut q[..gb * ka])?;
@@ -161,8 +161,9 @@ impl GarblerSession {
                     &mut out,
                     rng,
                 );
-                chunks_done += 1;
-                if chunks_done % per_msg == 0 {
+                pending += 1;
+                if pending == per_msg {
+                    pending = 0;
                     ch.send_vec(std::mem::replace(
                         &mut out.tables,
                         Vec::with_capacity(msg_cap),
@@ -596,7 +597,10 @@ mod tests {
 
     #[test]
     fn several_ot_groups_with_arity_three() {
-        let g = Gadget::MaxPoolReluTruncMask { k: 3, f: FracBits(8) };
+        let g = Gadget::MaxPoolReluTruncMask {
+            k: 3,
+            f: FracBits(8),
+        };
         let (y0, y1) = shares(1030 * 3, 17, small);
         run(g, y0, y1, 1);
     }
