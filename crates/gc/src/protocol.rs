@@ -596,6 +596,11 @@ mod tests {
     }
 
     #[test]
+    fn empty_batch() {
+        run(Gadget::SignMask, vec![], vec![], 2);
+    }
+
+    #[test]
     fn several_ot_groups_with_arity_three() {
         let g = Gadget::MaxPoolReluTruncMask {
             k: 3,
