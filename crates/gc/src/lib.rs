@@ -9,7 +9,7 @@
 //! * [`gadgets`]: 64-bit word arithmetic and the fused gadgets (ReLU with truncation
 //!   and masking, max-pool, sign, threshold sign, argmax) with their integer semantics;
 //! * [`protocol`]: the two-party vectorised offline/online API the engine calls;
-//! * [`bench`]: the figures `blindfold bench primitives` prints.
+//! * [`bench`](mod@bench): the figures `blindfold bench primitives` prints.
 //!
 //! Who sends what, when, is at the top of [`protocol`]; docs/gc.md has the design,
 //! gate counts, security notes and measured figures.
