@@ -9,12 +9,21 @@
 //! one active label per output; `lsb(label) ⊕ d` is the output bit, where `d` is the
 //! lsb of the output's zero-label, the *decoding bit* the garbler sends.
 //!
+//! Ring outputs (see [`crate::circuit`]) are garbled after the gates as one-input
+//! *projection gates*: for a term `(b ? w1 : w0)` on a wire with zero-label `W0`, the
+//! garbler draws `r_t` and sends two 64-bit rows, in the order of the labels'
+//! lsbs, `H(W0, j) + w0 - r_t` and `H(W0 ⊕ Δ, j) + w1 - r_t` (H truncated to its
+//! low 64 bits); the evaluator opens the row `lsb(W)` with `H(W, j)`. The garbler
+//! keeps `Σ r_t`, the evaluator gets `value - Σ r_t`.
+//!
 //! Vectorised: both walk the circuit over a chunk of up to [`CHUNK`] independent
 //! instances at once (gate-major, instance-minor), so every AND gate turns into one
 //! batch of `4 × chunk` (garbler) or `2 × chunk` (evaluator) fixed-key AES calls.
-//! Table bytes of a chunk are laid out gate by gate, instance by instance. The tweak
-//! of AND gate `t` of global instance `i` is `2·(i·n_and + t)` (and `+1`), unique
-//! within one `Δ`.
+//! Table bytes of a chunk are laid out gate by gate (ANDs, then projections),
+//! instance by instance. Every AND gate and projection of every instance has an
+//! index `g` unique within one `Δ` (the caller passes the chunk's first index,
+//! `gate0`; instance `i`'s gate `t` is `gate0 + i·(n_and + n_proj) + t`, ANDs first)
+//! and uses the tweaks `2g` and `2g + 1`.
 
 use crate::circuit::{Circuit, Op, OutBit};
 use crate::hash::{sigma, AesBlock, FixedKeyHash};
