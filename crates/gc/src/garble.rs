@@ -93,7 +93,7 @@ impl<'c> Garbler<'c> {
     }
 
     /// Garble a chunk of `b <= CHUNK` instances whose first AND gate has session-wide
-    /// index `gate0` (AND gate `t` of instance `i` has index `gate0 + i·n_and + t` and
+    /// index `gate0` (gate `t` of instance `i` has index `gate0 + i·(n_and + n_proj) + t` and
     /// tweaks twice that, plus one; the caller never reuses an index under one `Δ`). `g0` and `e0` hold the
     /// zero-labels of the garbler's and evaluator's inputs, slot-major (the `b`
     /// labels of input wire 0, then of wire 1, ...: `n_garbler_inputs × b` and
