@@ -130,9 +130,9 @@ pub fn query(a: QueryArgs) -> Result<()> {
     if a.servers.len() != 2 {
         bail!("--servers takes two addresses: P0,P1");
     }
-    // Learn the input shape from P0 through a first query attempt? No: the model
-    // info arrives in the protocol; read the input against it there.
-    let bytes_shape = peek_shape(&a.servers[0], Duration::from_secs(a.timeout))?;
+    let bytes_shape = server::info(&a.servers[0], Duration::from_secs(a.timeout))
+        .with_context(|| format!("asking {} for the model's input shape", a.servers[0]))?
+        .input_shape;
     let x = data::load_input(&a.input, &bytes_shape)?;
     let mut rng = Prg::from_entropy();
     let ans = server::query(
@@ -147,19 +147,6 @@ pub fn query(a: QueryArgs) -> Result<()> {
         print_answer(&ans);
     }
     Ok(())
-}
-
-/// Ask a server for the model's input shape (a connection that sends no query).
-fn peek_shape(addr: &str, timeout: Duration) -> Result<Vec<usize>> {
-    use blindfold_net::{Channel, TcpChannel};
-    let mut ch = TcpChannel::connect_with_retry(addr, timeout)
-        .with_context(|| format!("connecting to {addr}"))?;
-    ch.set_read_timeout(Some(timeout))?;
-    ch.send(b"BFCLIENT1")?;
-    ch.flush()?;
-    let info: server::ModelInfo =
-        serde_json::from_slice(&ch.recv()?).context("reading model info")?;
-    Ok(info.input_shape)
 }
 
 fn print_answer(a: &Answer) {
@@ -199,12 +186,17 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     println!("blindfold demo: model {} split into two shares; servers P0 and P1 and a client on loopback", m.name);
     println!("each server holds one random share of every weight; the client sends each a random share of the digit\n");
     let mut rng = Prg::from_entropy();
-    let cluster = LocalCluster::start(&q, 2, &mut rng)?;
+    let n = a.count.min(ds.len());
+    let pool = n.clamp(1, 16);
+    let cluster = LocalCluster::start(&q, pool, &mut rng)?;
+    let t = std::time::Instant::now();
+    eprint!("servers preprocessing {pool} queries ahead of time (HE products, garbled circuits, OTs)... ");
+    cluster.wait_ready(pool, Duration::from_secs(120))?;
+    eprintln!("{:.1} s", t.elapsed().as_secs_f64());
     println!(
         "{:>5} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9} {:>10}",
         "digit", "truth", "secure", "plain", "total ms", "online ms", "wait ms", "bytes"
     );
-    let n = a.count.min(ds.len());
     let (mut agree, mut correct) = (0, 0);
     let mut lat = Vec::new();
     let mut onl = Vec::new();

@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 
 const CLIENT_HELLO: &[u8] = b"BFCLIENT1";
 const LINK_HELLO: &[u8] = b"BFLINK1";
+const LINK_OFFLINE: u8 = b'F';
+const LINK_ONLINE: u8 = b'N';
 const RESULT_OK: u8 = 0;
 const RESULT_ERR: u8 = 1;
 const JOB_OFFLINE: u8 = 1;
@@ -53,6 +55,9 @@ pub struct ModelInfo {
     pub frac_bits: u32,
     pub output_frac_bits: u32,
     pub output_len: usize,
+    /// Preprocessed queries ready at this server right now.
+    #[serde(default)]
+    pub ready: usize,
 }
 
 /// Costs a server reports with its output share.
@@ -113,8 +118,10 @@ struct Shared {
     cv: Condvar,
     cfg: ServeConfig,
     shutdown: Arc<AtomicBool>,
+    /// Bundles in the pool (reported to clients).
+    ready: std::sync::atomic::AtomicUsize,
     /// P0: peer links handed over by the acceptor.
-    links: Mutex<Option<mpsc::Sender<TcpChannel>>>,
+    links: Mutex<Option<mpsc::Sender<(u8, TcpChannel)>>>,
 }
 
 impl Shared {
@@ -149,6 +156,7 @@ pub fn run(
         cv: Condvar::new(),
         cfg,
         shutdown: shutdown.clone(),
+        ready: std::sync::atomic::AtomicUsize::new(0),
         links: Mutex::new(Some(link_tx)),
     });
     let worker = {
@@ -189,12 +197,16 @@ fn handle_connection(sh: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> R
         .map_err(blindfold_net::NetError::Io)?;
     let mut ch = TcpChannel::from_stream(stream)?;
     let hello = ch.recv()?;
-    if hello == LINK_HELLO && sh.engine.party() == PartyId::P0 {
+    if hello.len() == LINK_HELLO.len() + 1
+        && hello.starts_with(LINK_HELLO)
+        && matches!(hello[LINK_HELLO.len()], LINK_OFFLINE | LINK_ONLINE)
+        && sh.engine.party() == PartyId::P0
+    {
         sh.log(&format!("peer link from {addr}"));
         // The link lives as long as the protocol needs: no read timeout.
         ch.set_read_timeout(None)?;
         if let Some(tx) = sh.links.lock().expect("lock").as_ref() {
-            let _ = tx.send(ch);
+            let _ = tx.send((hello[LINK_HELLO.len()], ch));
         }
         return Ok(());
     }
@@ -212,6 +224,7 @@ fn handle_connection(sh: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> R
         frac_bits: q.frac,
         output_frac_bits: q.output_frac().0,
         output_len: q.output_shape().numel(),
+        ready: sh.ready.load(Ordering::SeqCst),
     };
     ch.send(&serde_json::to_vec(&info).expect("serializable"))?;
     ch.flush()?;
@@ -318,18 +331,94 @@ fn take_pending(sh: &Shared, qid: &[u8; 16]) -> Option<Pending> {
     sh.state.lock().expect("lock").pending.remove(qid)
 }
 
-fn leader_loop(sh: &Arc<Shared>, links: mpsc::Receiver<TcpChannel>) {
+/// The bundles of one session, in production order, shared by the offline
+/// worker (which fills it) and the online worker (which drains it).
+#[derive(Default)]
+struct Pool {
+    bundles: VecDeque<(u64, Bundle)>,
+    /// Sequence number of the next bundle produced.
+    produced: u64,
+}
+
+/// One session's shared state between its two worker threads.
+struct Link {
+    pool: Mutex<Pool>,
+    cv: Condvar,
+    /// Set when either link fails: both workers stop and the pool is dropped.
+    broken: AtomicBool,
+    /// P0: a query's online phase is running.
+    online_busy: AtomicBool,
+}
+
+impl Link {
+    fn new() -> Link {
+        Link {
+            pool: Mutex::new(Pool::default()),
+            cv: Condvar::new(),
+            broken: AtomicBool::new(false),
+            online_busy: AtomicBool::new(false),
+        }
+    }
+    fn stop(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+    fn push(&self, b: Bundle) {
+        let mut p = self.pool.lock().expect("lock");
+        let seq = p.produced;
+        p.produced += 1;
+        p.bundles.push_back((seq, b));
+        self.cv.notify_all();
+    }
+    /// The oldest bundle, waiting for it (while the session lives). On P1 the
+    /// leader's sequence number `want` must match.
+    fn pop(&self, sh: &Shared, want: Option<u64>) -> Result<(u64, Bundle)> {
+        let mut p = self.pool.lock().expect("lock");
+        loop {
+            if self.stop() || sh.shutdown.load(Ordering::SeqCst) {
+                return Err(EngineError::Protocol("session closing".into()));
+            }
+            if let Some((seq, _)) = p.bundles.front() {
+                match want {
+                    Some(w) if *seq != w => {
+                        return Err(EngineError::Protocol(format!(
+                            "bundle sequence mismatch: leader wants {w}, next here is {seq}"
+                        )))
+                    }
+                    _ => return Ok(p.bundles.pop_front().expect("non-empty")),
+                }
+            }
+            p = self
+                .cv
+                .wait_timeout(p, Duration::from_millis(50))
+                .expect("lock")
+                .0;
+        }
+    }
+    fn len(&self) -> usize {
+        self.pool.lock().expect("lock").bundles.len()
+    }
+}
+
+fn leader_loop(sh: &Arc<Shared>, links: mpsc::Receiver<(u8, TcpChannel)>) {
     let mut rng = Prg::from_entropy();
+    let mut offline_ch: Option<TcpChannel> = None;
+    let mut online_ch: Option<TcpChannel> = None;
     while !sh.shutdown.load(Ordering::SeqCst) {
-        // Wait for a peer link.
-        let mut ch = match links.recv_timeout(Duration::from_millis(100)) {
-            Ok(ch) => ch,
+        match links.recv_timeout(Duration::from_millis(100)) {
+            Ok((LINK_OFFLINE, ch)) => offline_ch = Some(ch),
+            Ok((_, ch)) => online_ch = Some(ch),
             Err(_) => {
                 fail_waiting(sh, "the other server is not connected");
                 continue;
             }
+        }
+        if offline_ch.is_none() || online_ch.is_none() {
+            continue;
+        }
+        let (Some(mut off), Some(mut on)) = (offline_ch.take(), online_ch.take()) else {
+            continue;
         };
-        let mut session = match sh.engine.setup(&mut ch, &mut rng) {
+        let mut session = match sh.engine.setup(&mut off, &mut rng) {
             Ok(s) => s,
             Err(e) => {
                 sh.log(&format!("peer setup failed: {e}"));
@@ -337,9 +426,31 @@ fn leader_loop(sh: &Arc<Shared>, links: mpsc::Receiver<TcpChannel>) {
             }
         };
         sh.log("session established");
-        if let Err(e) = lead_session(sh, &mut ch, &mut session, &mut rng) {
-            sh.log(&format!("peer link lost: {e}; waiting for a new one"));
-            fail_waiting(sh, &format!("server link failed: {e}"));
+        let link = Link::new();
+        let mut off_rng = Prg::from_entropy();
+        std::thread::scope(|sc| {
+            let l = &link;
+            sc.spawn(move || {
+                if let Err(e) = lead_offline(sh, l, &mut off, &mut session, &mut off_rng) {
+                    if !l.stop() {
+                        sh.log(&format!("offline link: {e}"));
+                    }
+                }
+                l.broken.store(true, Ordering::SeqCst);
+                l.cv.notify_all();
+            });
+            if let Err(e) = lead_online(sh, l, &mut on) {
+                if !l.stop() {
+                    sh.log(&format!("online link: {e}"));
+                }
+            }
+            l.broken.store(true, Ordering::SeqCst);
+            l.cv.notify_all();
+            sh.cv.notify_all();
+        });
+        if !sh.shutdown.load(Ordering::SeqCst) {
+            sh.log("peer link lost; preprocessed material dropped; waiting for the other server");
+            fail_waiting(sh, "server link failed");
         }
     }
 }
@@ -360,123 +471,160 @@ fn fail_waiting(sh: &Shared, why: &str) {
     }
 }
 
-fn lead_session(
+/// P0's offline worker: keep the pool full.
+fn lead_offline(
     sh: &Shared,
+    link: &Link,
     ch: &mut TcpChannel,
     session: &mut Session,
     rng: &mut Prg,
 ) -> Result<()> {
-    let mut pool: VecDeque<Bundle> = VecDeque::new();
-    let mut seq: u64 = 0;
     loop {
-        if sh.shutdown.load(Ordering::SeqCst) {
+        if link.stop() || sh.shutdown.load(Ordering::SeqCst) {
             return Ok(());
         }
+        // Online work has priority: refill only when no query is waiting or
+        // running, unless the pool is empty (then a query needs a bundle now).
+        let queries_waiting = !sh.state.lock().expect("lock").order.is_empty();
+        let have = link.len();
+        if have >= sh.cfg.pool
+            || (have > 0 && (queries_waiting || link.online_busy.load(Ordering::SeqCst)))
+        {
+            let p = link.pool.lock().expect("lock");
+            let _ = link
+                .cv
+                .wait_timeout(p, Duration::from_millis(50))
+                .expect("lock");
+            continue;
+        }
+        ch.send(&[JOB_OFFLINE])?;
+        ch.flush()?;
+        let b = sh.engine.offline(ch, session, rng)?;
+        link.push(b);
+        sh.ready.store(link.len(), Ordering::SeqCst);
+    }
+}
+
+/// P0's online worker: serve queries in arrival order with the oldest bundle.
+fn lead_online(sh: &Shared, link: &Link, ch: &mut TcpChannel) -> Result<()> {
+    loop {
         let next = {
             let mut st = sh.state.lock().expect("lock");
             loop {
+                if link.stop() || sh.shutdown.load(Ordering::SeqCst) {
+                    return Ok(());
+                }
                 if let Some(q) = st.order.pop_front() {
                     if st.pending.contains_key(&q) {
-                        break Some(q);
+                        break q;
                     }
                     continue;
                 }
-                if pool.len() < sh.cfg.pool || sh.shutdown.load(Ordering::SeqCst) {
-                    break None;
-                }
                 st = sh
                     .cv
-                    .wait_timeout(st, Duration::from_millis(100))
+                    .wait_timeout(st, Duration::from_millis(50))
                     .expect("lock")
                     .0;
             }
         };
-        match next {
-            None => {
-                if sh.shutdown.load(Ordering::SeqCst) {
-                    return Ok(());
-                }
-                ch.send(&[JOB_OFFLINE])?;
-                ch.flush()?;
-                pool.push_back(sh.engine.offline(ch, session, rng)?);
-            }
-            Some(qid) => {
-                let t_queue = Instant::now();
-                if pool.is_empty() {
-                    ch.send(&[JOB_OFFLINE])?;
-                    ch.flush()?;
-                    pool.push_back(sh.engine.offline(ch, session, rng)?);
-                }
-                let mut job = vec![JOB_ONLINE];
-                job.extend_from_slice(&qid);
-                job.extend_from_slice(&seq.to_le_bytes());
-                ch.send(&job)?;
-                ch.flush()?;
-                let ack = ch.recv()?;
-                let Some(p) = take_pending(sh, &qid) else {
-                    // The client left; tell P1 to skip (it holds its share or not).
-                    if ack == [READY] {
-                        // Both must stay in step: run the query with a zero share.
-                        let b = pool.pop_front().expect("pool refilled above");
-                        seq += 1;
-                        let n = sh.engine.program().input_shape().numel();
-                        sh.engine.online(ch, b, vec![0; n])?;
-                    }
-                    continue;
-                };
-                if ack != [READY] {
-                    let _ = p.reply.send(Err(
-                        "the other server did not receive this query's share".into(),
-                    ));
-                    continue;
-                }
-                let b = pool.pop_front().expect("pool refilled above");
-                seq += 1;
-                let queue_ms =
-                    p.arrived.elapsed().as_secs_f64() * 1e3 - t_queue.elapsed().as_secs_f64() * 1e3;
-                let (offline_ms, offline_bytes) = (b.offline_ms, b.offline_bytes);
-                let t0 = Instant::now();
-                let s0 = ch.stats().total();
-                let (y, _) = sh.engine.online(ch, b, p.share)?;
-                let s1 = ch.stats().total();
-                let cost = QueryCost {
-                    offline_ms,
-                    offline_bytes,
-                    online_ms: t0.elapsed().as_secs_f64() * 1e3,
-                    online_bytes: s1.bytes() - s0.bytes(),
-                    online_rounds: s1.rounds() - s0.rounds(),
-                    queue_ms: queue_ms.max(0.0),
-                };
-                sh.log(&format!(
-                    "query {} done: offline {:.1} ms {} B, online {:.1} ms {} B",
-                    hex(&qid[..4]),
-                    cost.offline_ms,
-                    cost.offline_bytes,
-                    cost.online_ms,
-                    cost.online_bytes
+        let qid = next;
+        let t_wait = Instant::now();
+        link.online_busy.store(true, Ordering::SeqCst);
+        let res = lead_one_query(sh, link, ch, qid, t_wait);
+        link.online_busy.store(false, Ordering::SeqCst);
+        link.cv.notify_all();
+        res?;
+    }
+}
+
+fn lead_one_query(
+    sh: &Shared,
+    link: &Link,
+    ch: &mut TcpChannel,
+    qid: [u8; 16],
+    t_wait: Instant,
+) -> Result<()> {
+    {
+        let (seq, bundle) = link.pop(sh, None)?;
+        sh.ready.store(link.len(), Ordering::SeqCst);
+        let mut job = vec![JOB_ONLINE];
+        job.extend_from_slice(&qid);
+        job.extend_from_slice(&seq.to_le_bytes());
+        ch.send(&job)?;
+        ch.flush()?;
+        let ack = ch.recv()?;
+        let p = take_pending(sh, &qid);
+        if ack != [READY] {
+            if let Some(p) = p {
+                let _ = p.reply.send(Err(
+                    "the other server did not receive this query's share".into()
                 ));
-                let _ = p.reply.send(Ok((y, cost)));
             }
+            // The bundle is dropped unused: material is never reused.
+            return Ok(());
+        }
+        // P1 is committed to the online phase: run it even if our client left
+        // (with a zero share), so the two servers stay in step.
+        let (share, reply, arrived) = match p {
+            Some(p) => (p.share, Some(p.reply), p.arrived),
+            None => (
+                vec![0; sh.engine.program().input_shape().numel()],
+                None,
+                t_wait,
+            ),
+        };
+        let (offline_ms, offline_bytes) = (bundle.offline_ms, bundle.offline_bytes);
+        let queue_ms = (arrived.elapsed() - t_wait.elapsed()).as_secs_f64() * 1e3
+            + t_wait.elapsed().as_secs_f64() * 1e3;
+        let t0 = Instant::now();
+        let s0 = ch.stats().total();
+        let (y, _) = sh.engine.online(ch, bundle, share)?;
+        let s1 = ch.stats().total();
+        let online_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let cost = QueryCost {
+            offline_ms,
+            offline_bytes,
+            online_ms,
+            online_bytes: s1.bytes() - s0.bytes(),
+            online_rounds: s1.rounds() - s0.rounds(),
+            queue_ms: (queue_ms - online_ms).max(0.0),
+        };
+        sh.log(&format!(
+            "query {} (bundle {seq}): offline {:.1} ms {} B ahead of time; online {:.1} ms {} B",
+            hex(&qid[..4]),
+            cost.offline_ms,
+            cost.offline_bytes,
+            cost.online_ms,
+            cost.online_bytes
+        ));
+        if let Some(r) = reply {
+            let _ = r.send(Ok((y, cost)));
         }
     }
+    Ok(())
 }
 
 fn follower_loop(sh: &Arc<Shared>) {
     let mut rng = Prg::from_entropy();
     let peer = sh.cfg.peer.clone().expect("checked in run");
     while !sh.shutdown.load(Ordering::SeqCst) {
-        let mut ch = match TcpChannel::connect_with_retry(peer.as_str(), Duration::from_millis(500))
-        {
-            Ok(ch) => ch,
-            Err(_) => {
+        let dial = |kind: u8| -> Result<TcpChannel> {
+            let mut ch = TcpChannel::connect_with_retry(peer.as_str(), Duration::from_millis(500))?;
+            let mut hello = LINK_HELLO.to_vec();
+            hello.push(kind);
+            ch.send(&hello)?;
+            ch.flush()?;
+            Ok(ch)
+        };
+        let (mut off, mut on) = match (dial(LINK_OFFLINE), dial(LINK_ONLINE)) {
+            (Ok(a), Ok(b)) => (a, b),
+            _ => {
                 fail_waiting(sh, "the other server is not reachable");
+                std::thread::sleep(Duration::from_millis(200));
                 continue;
             }
         };
-        if ch.send(LINK_HELLO).and_then(|_| ch.flush()).is_err() {
-            continue;
-        }
-        let mut session = match sh.engine.setup(&mut ch, &mut rng) {
+        let mut session = match sh.engine.setup(&mut off, &mut rng) {
             Ok(s) => s,
             Err(e) => {
                 sh.log(&format!("peer setup failed: {e}"));
@@ -485,81 +633,121 @@ fn follower_loop(sh: &Arc<Shared>) {
             }
         };
         sh.log("session established");
-        if let Err(e) = follow_session(sh, &mut ch, &mut session, &mut rng) {
-            sh.log(&format!("peer link lost: {e}; reconnecting"));
-            fail_waiting(sh, &format!("server link failed: {e}"));
+        let link = Link::new();
+        let mut off_rng = Prg::from_entropy();
+        std::thread::scope(|sc| {
+            let l = &link;
+            sc.spawn(move || {
+                if let Err(e) = follow_offline(sh, l, &mut off, &mut session, &mut off_rng) {
+                    if !l.stop() {
+                        sh.log(&format!("offline link: {e}"));
+                    }
+                }
+                l.broken.store(true, Ordering::SeqCst);
+                l.cv.notify_all();
+            });
+            if let Err(e) = follow_online(sh, l, &mut on) {
+                if !l.stop() {
+                    sh.log(&format!("online link: {e}"));
+                }
+            }
+            l.broken.store(true, Ordering::SeqCst);
+            l.cv.notify_all();
+        });
+        if !sh.shutdown.load(Ordering::SeqCst) {
+            sh.log("peer link lost; preprocessed material dropped; reconnecting");
+            fail_waiting(sh, "server link failed");
         }
     }
 }
 
-fn follow_session(
+/// Receive one job, polling so a closing session or server is noticed.
+fn recv_job(sh: &Shared, link: &Link, ch: &mut TcpChannel) -> Result<Option<Vec<u8>>> {
+    ch.set_read_timeout(Some(Duration::from_millis(100)))?;
+    loop {
+        if link.stop() || sh.shutdown.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        match ch.recv() {
+            Ok(j) => {
+                ch.set_read_timeout(None)?;
+                return Ok(Some(j));
+            }
+            Err(blindfold_net::NetError::Timeout) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn follow_offline(
     sh: &Shared,
+    link: &Link,
     ch: &mut TcpChannel,
     session: &mut Session,
     rng: &mut Prg,
 ) -> Result<()> {
-    let mut pool: VecDeque<Bundle> = VecDeque::new();
-    ch.set_read_timeout(Some(Duration::from_millis(200)))?;
-    loop {
-        if sh.shutdown.load(Ordering::SeqCst) {
-            return Ok(());
+    while let Some(job) = recv_job(sh, link, ch)? {
+        if job != [JOB_OFFLINE] {
+            return Err(EngineError::Protocol(
+                "unknown job on the offline link".into(),
+            ));
         }
-        let job = match ch.recv() {
-            Ok(j) => j,
-            Err(blindfold_net::NetError::Timeout) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        ch.set_read_timeout(None)?;
-        match job.first() {
-            Some(&JOB_OFFLINE) if job.len() == 1 => {
-                pool.push_back(sh.engine.offline(ch, session, rng)?)
-            }
-            Some(&JOB_ONLINE) if job.len() == 25 => {
-                let qid: [u8; 16] = job[1..17].try_into().expect("16 bytes");
-                // Wait for the client's share to reach us too.
-                let deadline = Instant::now() + sh.cfg.timeout;
-                let mut p = None;
-                while Instant::now() < deadline {
-                    if let Some(x) = take_pending(sh, &qid) {
-                        p = Some(x);
-                        break;
-                    }
-                    let st = sh.state.lock().expect("lock");
-                    let _ = sh
-                        .cv
-                        .wait_timeout(st, Duration::from_millis(20))
-                        .expect("lock");
-                }
-                let Some(p) = p else {
-                    ch.send(&[MISSING])?;
-                    ch.flush()?;
-                    ch.set_read_timeout(Some(Duration::from_millis(200)))?;
-                    continue;
-                };
-                ch.send(&[READY])?;
-                ch.flush()?;
-                let b = pool
-                    .pop_front()
-                    .ok_or_else(|| EngineError::Protocol("online job without a bundle".into()))?;
-                let (offline_ms, offline_bytes) = (b.offline_ms, b.offline_bytes);
-                let t0 = Instant::now();
-                let s0 = ch.stats().total();
-                let (y, _) = sh.engine.online(ch, b, p.share)?;
-                let s1 = ch.stats().total();
-                let cost = QueryCost {
-                    offline_ms,
-                    offline_bytes,
-                    online_ms: t0.elapsed().as_secs_f64() * 1e3,
-                    online_bytes: s1.bytes() - s0.bytes(),
-                    online_rounds: s1.rounds() - s0.rounds(),
-                    queue_ms: 0.0,
-                };
-                let _ = p.reply.send(Ok((y, cost)));
-            }
-            _ => return Err(EngineError::Protocol("unknown job from the leader".into())),
-        }
-        ch.set_read_timeout(Some(Duration::from_millis(200)))?;
+        let b = sh.engine.offline(ch, session, rng)?;
+        link.push(b);
+        sh.ready.store(link.len(), Ordering::SeqCst);
     }
+    Ok(())
+}
+
+fn follow_online(sh: &Shared, link: &Link, ch: &mut TcpChannel) -> Result<()> {
+    while let Some(job) = recv_job(sh, link, ch)? {
+        if job.len() != 25 || job[0] != JOB_ONLINE {
+            return Err(EngineError::Protocol(
+                "unknown job on the online link".into(),
+            ));
+        }
+        let qid: [u8; 16] = job[1..17].try_into().expect("16 bytes");
+        let seq = u64::from_le_bytes(job[17..25].try_into().expect("8 bytes"));
+        // Wait for the client's share to reach us too.
+        let deadline = Instant::now() + sh.cfg.timeout;
+        let mut p = None;
+        while Instant::now() < deadline && !link.stop() {
+            if let Some(x) = take_pending(sh, &qid) {
+                p = Some(x);
+                break;
+            }
+            let st = sh.state.lock().expect("lock");
+            let _ = sh
+                .cv
+                .wait_timeout(st, Duration::from_millis(20))
+                .expect("lock");
+        }
+        // The leader's bundle `seq` is our next one; it is consumed either way.
+        let (_, bundle) = link.pop(sh, Some(seq))?;
+        sh.ready.store(link.len(), Ordering::SeqCst);
+        let Some(p) = p else {
+            ch.send(&[MISSING])?;
+            ch.flush()?;
+            continue;
+        };
+        ch.send(&[READY])?;
+        ch.flush()?;
+        let (offline_ms, offline_bytes) = (bundle.offline_ms, bundle.offline_bytes);
+        let t0 = Instant::now();
+        let s0 = ch.stats().total();
+        let (y, _) = sh.engine.online(ch, bundle, p.share)?;
+        let s1 = ch.stats().total();
+        let cost = QueryCost {
+            offline_ms,
+            offline_bytes,
+            online_ms: t0.elapsed().as_secs_f64() * 1e3,
+            online_bytes: s1.bytes() - s0.bytes(),
+            online_rounds: s1.rounds() - s0.rounds(),
+            queue_ms: 0.0,
+        };
+        let _ = p.reply.send(Ok((y, cost)));
+    }
+    Ok(())
 }
 
 /// The client's answer.
@@ -575,6 +763,16 @@ pub struct Answer {
     /// Costs reported by P0 and P1.
     pub cost: [QueryCost; 2],
     pub info: ModelInfo,
+}
+
+/// Ask a server what it serves (a connection that sends no query).
+pub fn info(addr: &str, timeout: Duration) -> Result<ModelInfo> {
+    let mut ch = TcpChannel::connect_with_retry(addr, timeout)?;
+    ch.set_read_timeout(Some(timeout))?;
+    ch.send(CLIENT_HELLO)?;
+    ch.flush()?;
+    serde_json::from_slice(&ch.recv()?)
+        .map_err(|e| EngineError::Protocol(format!("{addr}: bad model info: {e}")))
 }
 
 /// Query two servers with one input (floats of the model's input shape).
@@ -721,6 +919,25 @@ impl LocalCluster {
             shutdown,
             handles: vec![h0, h1],
         })
+    }
+
+    /// Model info and readiness as P0 reports it.
+    pub fn info(&self) -> Result<ModelInfo> {
+        info(&self.addrs[0], Duration::from_secs(10))
+    }
+
+    /// Wait until both servers report at least `n` preprocessed queries, or `timeout`.
+    pub fn wait_ready(&self, n: usize, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let a = info(&self.addrs[0], Duration::from_secs(10))?.ready;
+            let b = info(&self.addrs[1], Duration::from_secs(10))?.ready;
+            if a.min(b) >= n {
+                return Ok(true);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(false)
     }
 
     /// Query the cluster.
