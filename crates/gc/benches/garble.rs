@@ -28,7 +28,7 @@ fn kernels(c: &mut Criterion, name: &str, circ: &Circuit) {
             out.tables.clear();
             out.masks.clear();
             out.decode.clear();
-            garbler.garble_chunk(0, &g0, &e0, &mut out, &mut prg);
+            garbler.garble_chunk(0, &g0, &e0, &mut out);
         })
     });
     let mut ev = Evaluator::new(circ);

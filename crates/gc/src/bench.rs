@@ -88,7 +88,7 @@ pub fn garble_rate(c: &Circuit, min_time: Duration) -> f64 {
         out.tables.clear();
         out.decode.clear();
         out.masks.clear();
-        g.garble_chunk(chunks * per_chunk, &g0, &e0, &mut out, &mut prg);
+        g.garble_chunk(chunks * per_chunk, &g0, &e0, &mut out);
         chunks += 1;
     }
     (chunks as f64 * (CHUNK * c.n_and()) as f64) / start.elapsed().as_secs_f64()
@@ -108,7 +108,7 @@ pub fn eval_rate(c: &Circuit, min_time: Duration) -> f64 {
     let mut decode = Vec::new();
     for k in 0..DISTINCT {
         let mut out = GarbledChunk::default();
-        g.garble_chunk(k * per_chunk, &g0, &e0, &mut out, &mut prg);
+        g.garble_chunk(k * per_chunk, &g0, &e0, &mut out);
         decode = out.decode;
         all.push(out.tables);
     }

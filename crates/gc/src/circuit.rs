@@ -8,11 +8,11 @@
 //!
 //! * *bit outputs*, which the evaluator decodes with the garbler's decoding bits;
 //! * *ring outputs* (arithmetic projections): a word `Σ_t (b_t ? w1_t : w0_t)` over
-//!   bits `b_t` with public weights. Garbled, each term is a one-input gate whose two
-//!   rows encrypt `w_b - r_t` under the hash of the wire's labels, so the evaluator
-//!   ends with `value - r` and the garbler with `r = Σ r_t`: the arithmetic masking
-//!   costs 16 bytes and 2 (garbler) / 1 (evaluator) AES calls per term instead of a
-//!   63-AND subtractor.
+//!   bits `b_t` with public weights. Garbled, each term is a one-input gate whose
+//!   rows give `w_b - r_t` to the holder of the wire's label (one row is implicit,
+//!   one is sent), so the evaluator ends with `value - r` and the garbler with
+//!   `r = Σ r_t`: the arithmetic masking costs 8 bytes and 2 (garbler) / 1
+//!   (evaluator) AES calls per term instead of a 63-AND subtractor.
 //!
 //! The same [`Circuit`] is run by the plaintext evaluator ([`Circuit::eval_plain`]),
 //! the gate counter ([`Circuit::counts`]), the half-gates garbler and the evaluator
@@ -359,7 +359,7 @@ pub struct GateCounts {
     pub not: usize,
     /// Projection gates of the ring outputs (one per non-constant term).
     pub proj: usize,
-    /// Garbled-table bytes per instance: 32 per AND, 16 per projection.
+    /// Garbled-table bytes per instance: 32 per AND, 8 per projection.
     pub table_bytes: usize,
     /// AND depth: the largest number of AND gates on an input-to-output path.
     pub and_depth: usize,
@@ -400,7 +400,7 @@ impl Circuit {
     }
     /// Garbled-table bytes of one instance.
     pub fn table_bytes(&self) -> usize {
-        32 * self.n_and + 16 * self.n_proj
+        32 * self.n_and + 8 * self.n_proj
     }
 
     /// Plaintext back end for ring outputs: the unmasked values.

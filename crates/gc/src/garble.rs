@@ -10,11 +10,12 @@
 //! lsb of the output's zero-label, the *decoding bit* the garbler sends.
 //!
 //! Ring outputs (see [`crate::circuit`]) are garbled after the gates as one-input
-//! *projection gates*: for a term `(b ? w1 : w0)` on a wire with zero-label `W0`, the
-//! garbler draws `r_t` and sends two 64-bit rows, in the order of the labels'
-//! lsbs, `H(W0, j) + w0 - r_t` and `H(W0 ⊕ Δ, j) + w1 - r_t` (H truncated to its
-//! low 64 bits); the evaluator opens the row `lsb(W)` with `H(W, j)`. The garbler
-//! keeps `Σ r_t`, the evaluator gets `value - Σ r_t`.
+//! *projection gates*: for a term `(b ? w1 : w0)` on a wire with labels `W_0`,
+//! `W_1 = W_0 ⊕ Δ`, let `k_v = H(W_v, j) + w_v` (H truncated to its low 64 bits) and
+//! let `W_z` be the label with lsb 0. The garbler's share is `r_t = k_z` and it sends
+//! one 64-bit row `k_{1-z} - r_t` (row reduction: the lsb-0 row is implicitly
+//! zero). The evaluator holding `W` computes `m = row·lsb(W) - H(W, j)`, which is
+//! `w_v - r_t`. The garbler keeps `Σ r_t`, the evaluator gets `value - Σ r_t`.
 //!
 //! Vectorised: both walk the circuit over a chunk of up to [`CHUNK`] independent
 //! instances at once (gate-major, instance-minor), so every AND gate turns into one
@@ -29,15 +30,13 @@ use crate::circuit::{Circuit, Op, OutBit};
 use crate::hash::{sigma, AesBlock, FixedKeyHash};
 use crate::{GcError, Result};
 use blindfold_core::Block;
-use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroize;
 
 /// Instances garbled side by side.
 pub const CHUNK: usize = 64;
 /// Bytes of one half-gates table.
 pub const AND_TABLE_BYTES: usize = 32;
-/// Bytes of one projection gate (two 64-bit rows).
-pub const PROJ_TABLE_BYTES: usize = 16;
+/// Bytes of one projection gate (one 64-bit row; the other is implicit).
+pub const PROJ_TABLE_BYTES: usize = 8;
 
 /// What garbling chunks produces, appended chunk after chunk.
 #[derive(Debug, Default)]
@@ -100,17 +99,9 @@ impl<'c> Garbler<'c> {
     /// `n_evaluator_inputs × b`). Appends
     /// `b × n_and × 32` table bytes to `tables` and `b × n_outputs` decoding bits
     /// (instance-major) to `out.decode`, then garbles the ring outputs' projection
-    /// gates (16 table bytes each, after the AND tables of the chunk) with fresh
-    /// masks from `rng`, appending the garbler's share `r` of each ring output
-    /// (instance-major) to `out.masks`.
-    pub fn garble_chunk(
-        &mut self,
-        gate0: u64,
-        g0: &[Block],
-        e0: &[Block],
-        out: &mut GarbledChunk,
-        rng: &mut (impl RngCore + CryptoRng),
-    ) {
+    /// gates (8 table bytes each, after the AND tables of the chunk), appending the
+    /// garbler's share `r` of each ring output (instance-major) to `out.masks`.
+    pub fn garble_chunk(&mut self, gate0: u64, g0: &[Block], e0: &[Block], out: &mut GarbledChunk) {
         let GarbledChunk {
             tables,
             decode,
@@ -197,12 +188,10 @@ impl<'c> Garbler<'c> {
         let n_ring = c.ring_outputs().len();
         let m0 = masks.len();
         masks.resize(m0 + b * n_ring, 0);
-        let mut rbytes = [0u8; 8 * CHUNK];
         let mut p = n_and;
         for (o, terms) in c.ring_outputs().iter().enumerate() {
             for term in terms {
                 let OutBit::Slot(x) = term.bit else { continue };
-                rng.fill_bytes(&mut rbytes[..8 * b]);
                 let x = x as usize * CHUNK;
                 let step = 2 * n_tw as u128;
                 let mut j = 2 * (gate0 + p) as u128;
@@ -213,26 +202,23 @@ impl<'c> Garbler<'c> {
                     j += step;
                 }
                 hash.permute_blocks(&mut buf[..2 * b]);
-                for (i, ((q, &w), (rb, tab))) in buf
+                for (i, ((q, &w), tab)) in buf
                     .chunks_exact(2)
                     .zip(&s[x..x + b])
-                    .zip(
-                        rbytes
-                            .chunks_exact(8)
-                            .zip(row.chunks_exact_mut(PROJ_TABLE_BYTES)),
-                    )
+                    .zip(row.chunks_exact_mut(PROJ_TABLE_BYTES))
                     .enumerate()
                 {
                     let sw = sigma(w);
                     let h0 = (u128::from_le_bytes(q[0].into()) ^ sw) as u64;
                     let h1 = (u128::from_le_bytes(q[1].into()) ^ sw ^ sd) as u64;
-                    let rt = u64::from_le_bytes(rb.try_into().expect("8 bytes"));
-                    let c0 = h0.wrapping_add(term.w0.wrapping_sub(rt));
-                    let c1 = h1.wrapping_add(term.w1.wrapping_sub(rt));
-                    // Row by the label's lsb: the zero-label's row holds c0.
-                    let (first, second) = if w & 1 == 0 { (c0, c1) } else { (c1, c0) };
-                    tab[..8].copy_from_slice(&first.to_le_bytes());
-                    tab[8..].copy_from_slice(&second.to_le_bytes());
+                    // Row reduction: the label with lsb 0 opens the implicit row 0,
+                    // so r_t is chosen to make that row zero; the other label's row
+                    // is sent. Label `W0` has lsb `p`.
+                    let (k0, k1) = (h0.wrapping_add(term.w0), h1.wrapping_add(term.w1));
+                    let flip = 0u64.wrapping_sub((w & 1) as u64);
+                    let rt = k0 ^ ((k0 ^ k1) & flip); // key of the lsb-0 label
+                    let other = k1 ^ ((k0 ^ k1) & flip); // key of the lsb-1 label
+                    tab.copy_from_slice(&other.wrapping_sub(rt).to_le_bytes());
                     let m = &mut masks[m0 + i * n_ring + o];
                     *m = m.wrapping_add(rt);
                 }
@@ -240,7 +226,6 @@ impl<'c> Garbler<'c> {
                 p += 1;
             }
         }
-        rbytes.zeroize();
     }
 
     /// Zero-labels of the outputs of the last garbled chunk (instance `i` of it),
@@ -412,8 +397,9 @@ impl<'c> Evaluator<'c> {
                     .enumerate()
                 {
                     let h = (u128::from_le_bytes((*q).into()) ^ sigma(w)) as u64;
-                    let at = 8 * (w & 1) as usize;
-                    let ct = u64::from_le_bytes(tab[at..at + 8].try_into().expect("8 bytes"));
+                    // lsb 0: the implicit zero row; lsb 1: the sent row.
+                    let ct = u64::from_le_bytes(tab.try_into().expect("8 bytes"))
+                        & 0u64.wrapping_sub((w & 1) as u64);
                     let m = &mut out.ring[m0 + i * n_ring + o];
                     *m = m.wrapping_add(ct.wrapping_sub(h));
                 }
@@ -519,7 +505,7 @@ mod tests {
         let gx: Vec<bool> = (0..b * 8).map(|_| prg.gen_u64() & 1 == 1).collect();
         let ex: Vec<bool> = (0..b * 8).map(|_| prg.gen_u64() & 1 == 1).collect();
         let mut gc = GarbledChunk::default();
-        g.garble_chunk(5, &g0, &e0, &mut gc, &mut prg);
+        g.garble_chunk(5, &g0, &e0, &mut gc);
         let (tables, decode) = (&gc.tables, &gc.decode);
         let ga: Vec<Block> = g0
             .iter()

@@ -159,7 +159,6 @@ impl GarblerSession {
                     &g0[..b * ka],
                     &q[qi..qi + b * ka],
                     &mut out,
-                    rng,
                 );
                 pending += 1;
                 if pending == per_msg {
