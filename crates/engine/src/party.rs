@@ -112,7 +112,7 @@ pub struct LayerCost {
 
 /// Who garbles GC layer `j`: roles alternate so both parties work.
 pub fn garbler_of(j: usize) -> PartyId {
-    if j % 2 == 0 {
+    if j.is_multiple_of(2) {
         PartyId::P0
     } else {
         PartyId::P1
@@ -414,8 +414,8 @@ impl PartyEngine {
     }
 
     /// Beaver square pairs for every square layer: `a = a0 + a1` uniform,
-    /// `c0 + c1 = a²`, with the cross term `a0·a1` by Gilboa multiplication over
-    /// 64 additively correlated OTs per element (P0 sends, P1 chooses by bits of a1).
+    /// `c0 + c1 = a²`, the cross term `a0·a1` by Gilboa multiplication over 64
+    /// additively correlated OTs per element (`blindfold_he::beaver`).
     fn beaver(
         &self,
         ch: &mut impl Channel,
@@ -426,43 +426,23 @@ impl PartyEngine {
         if total == 0 {
             return Ok(Vec::new());
         }
-        let a: Vec<u64> = (0..total).map(|_| rng.next_u64()).collect();
-        // cross[i] = this party's additive share of a0[i]·a1[i].
-        let cross: Vec<u64> = match self.party {
+        let pairs = match self.party {
             PartyId::P0 => {
                 let cot = s
                     .beaver_send
                     .as_mut()
                     .ok_or_else(|| EngineError::Protocol("no Beaver OT session".into()))?;
-                let xs: Vec<u64> = a
-                    .iter()
-                    .flat_map(|&v| (0..64).map(move |k| v << k))
-                    .collect();
-                let r = cot.send_correlated_u64(ch, &xs)?;
-                r.chunks_exact(64)
-                    .map(|c| c.iter().fold(0u64, |acc, v| acc.wrapping_sub(*v)))
-                    .collect()
+                blindfold_he::beaver::square_pairs_sender(ch, cot, total, rng)?
             }
             PartyId::P1 => {
                 let cot = s
                     .beaver_recv
                     .as_mut()
                     .ok_or_else(|| EngineError::Protocol("no Beaver OT session".into()))?;
-                let bits: Vec<bool> = a
-                    .iter()
-                    .flat_map(|&v| (0..64).map(move |k| (v >> k) & 1 == 1))
-                    .collect();
-                let t = cot.receive_correlated_u64(ch, &bits)?;
-                t.chunks_exact(64)
-                    .map(|c| c.iter().fold(0u64, |acc, v| acc.wrapping_add(*v)))
-                    .collect()
+                blindfold_he::beaver::square_pairs_receiver(ch, cot, total, rng)?
             }
         };
-        let c: Vec<u64> = a
-            .iter()
-            .zip(&cross)
-            .map(|(&ai, &x)| ai.wrapping_mul(ai).wrapping_add(x.wrapping_mul(2)))
-            .collect();
+        let (a, c) = (&pairs.a, &pairs.a2);
         let mut out = Vec::with_capacity(self.square_layers.len());
         let mut off = 0;
         for &n in &self.square_layers {
