@@ -216,6 +216,11 @@ pub struct EvalReport {
     pub agreement: f64,
     /// Largest |plain − float| over all output scores.
     pub max_abs_diff: f64,
+    /// Probability that some local share truncation of one query is off by more
+    /// than one unit (`Σ elements · 2·max|x| / 2^64`, with `max|x|` the largest
+    /// magnitude seen before each truncation on this dataset). Zero for networks
+    /// that truncate only inside garbled circuits.
+    pub truncation_failure_per_query: f64,
     pub seconds: f64,
 }
 
@@ -264,6 +269,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     }
     let (mut fc, mut pc, mut agree) = (0usize, 0usize, 0usize);
     let mut max_diff = 0f64;
+    let trunc_nodes: Vec<usize> = (0..q.nodes.len())
+        .filter(|&i| q.nodes[i].op == blindfold_model::quant::QOp::Trunc)
+        .collect();
+    let mut trunc_max = vec![0u64; trunc_nodes.len()];
     for i in 0..n {
         let x = ds.image_f32(i);
         let label = ds.labels[i] as usize;
@@ -271,7 +280,17 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let lf = argmax(&yf);
         fc += (lf == label) as usize;
         if a.mode == PlainMode::Plain {
-            let yp = engine::decode_output(&q, &engine::run_plain(&q, &x)?);
+            let all = engine::run_plain_all(&q, &engine::encode_input(&q, &x)?)?;
+            for (k, &t) in trunc_nodes.iter().enumerate() {
+                let src = q.nodes[t].inputs[0];
+                let m = all[src]
+                    .iter()
+                    .map(|&v| (v as i64).unsigned_abs())
+                    .max()
+                    .unwrap_or(0);
+                trunc_max[k] = trunc_max[k].max(m);
+            }
+            let yp = engine::decode_output(&q, &all[q.output]);
             let lp = argmax(&yp);
             pc += (lp == label) as usize;
             agree += (lp == lf) as usize;
@@ -300,6 +319,11 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             f64::NAN
         },
         max_abs_diff: max_diff,
+        truncation_failure_per_query: trunc_nodes
+            .iter()
+            .zip(&trunc_max)
+            .map(|(&t, &m)| q.nodes[t].shape.numel() as f64 * 2.0 * m as f64 / 2f64.powi(64))
+            .sum(),
         seconds: t0.elapsed().as_secs_f64(),
     };
     if a.json {
@@ -315,6 +339,12 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             );
             println!("argmax agreement      {:.2}%", 100.0 * r.agreement);
             println!("max |plain - float|   {:.5}", r.max_abs_diff);
+            if r.truncation_failure_per_query > 0.0 {
+                println!(
+                    "local truncation: failure probability per query {:.1e} (secure may differ from plain by 1 unit per truncated element otherwise)",
+                    r.truncation_failure_per_query
+                );
+            }
         }
     }
     Ok(())
