@@ -323,7 +323,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             .iter()
             .zip(&trunc_max)
             .map(|(&t, &m)| q.nodes[t].shape.numel() as f64 * 2.0 * m as f64 / 2f64.powi(64))
-            .sum(),
+            .fold(0.0, |a, b| a + b),
         seconds: t0.elapsed().as_secs_f64(),
     };
     if a.json {
