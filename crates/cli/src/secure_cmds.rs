@@ -115,7 +115,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
 #[derive(Args)]
 pub struct QueryArgs {
     /// P0's and P1's addresses, comma-separated.
-    #[arg(long, value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_delimiter = ',', required = true)]
     pub servers: Vec<String>,
     /// Input: .npy (float32, the model's input shape) or a grayscale PNG.
     pub input: PathBuf,

@@ -11,9 +11,9 @@ impl Shape {
     pub fn new(dims: impl Into<Vec<usize>>) -> Shape {
         Shape(dims.into())
     }
-    /// Number of elements.
+    /// Number of elements (saturating: an absurd shape never wraps to a small one).
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.0.iter().fold(1usize, |a, &d| a.saturating_mul(d))
     }
     pub fn dims(&self) -> &[usize] {
         &self.0

@@ -276,7 +276,9 @@ impl PartyEngine {
         let mut hello = b"BFPEER1\0".to_vec();
         hello.extend_from_slice(&self.share.model_id);
         hello.push(self.party.index() as u8);
-        hello.extend_from_slice(&(self.share.program.nodes.len() as u64).to_le_bytes());
+        hello.extend_from_slice(
+            &crate::share::architecture_fingerprint(&self.share.program).to_le_bytes(),
+        );
         ch.send(&hello)?;
         ch.flush()?;
         let peer = ch.recv()?;

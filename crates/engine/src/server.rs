@@ -121,7 +121,7 @@ struct Shared {
     /// Bundles in the pool (reported to clients).
     ready: std::sync::atomic::AtomicUsize,
     /// P0: peer links handed over by the acceptor.
-    links: Mutex<Option<mpsc::Sender<(u8, TcpChannel)>>>,
+    links: Mutex<Option<mpsc::Sender<(u8, [u8; 16], TcpChannel)>>>,
 }
 
 impl Shared {
@@ -197,16 +197,18 @@ fn handle_connection(sh: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> R
         .map_err(blindfold_net::NetError::Io)?;
     let mut ch = TcpChannel::from_stream(stream)?;
     let hello = ch.recv()?;
-    if hello.len() == LINK_HELLO.len() + 1
+    if hello.len() == LINK_HELLO.len() + 17
         && hello.starts_with(LINK_HELLO)
         && matches!(hello[LINK_HELLO.len()], LINK_OFFLINE | LINK_ONLINE)
         && sh.engine.party() == PartyId::P0
     {
         sh.log(&format!("peer link from {addr}"));
-        // The link lives as long as the protocol needs: no read timeout.
-        ch.set_read_timeout(None)?;
+        // The read timeout stays until the session is set up (a silent impostor
+        // cannot block pairing); the leader clears it afterwards.
+        let kind = hello[LINK_HELLO.len()];
+        let nonce: [u8; 16] = hello[LINK_HELLO.len() + 1..].try_into().expect("16 bytes");
         if let Some(tx) = sh.links.lock().expect("lock").as_ref() {
-            let _ = tx.send((hello[LINK_HELLO.len()], ch));
+            let _ = tx.send((kind, nonce, ch));
         }
         return Ok(());
     }
@@ -399,23 +401,39 @@ impl Link {
     }
 }
 
-fn leader_loop(sh: &Arc<Shared>, links: mpsc::Receiver<(u8, TcpChannel)>) {
+fn leader_loop(sh: &Arc<Shared>, links: mpsc::Receiver<(u8, [u8; 16], TcpChannel)>) {
     let mut rng = Prg::from_entropy();
-    let mut offline_ch: Option<TcpChannel> = None;
-    let mut online_ch: Option<TcpChannel> = None;
+    // Latest offline and online link per dial attempt (nonce) of P1.
+    let mut offline: HashMap<[u8; 16], TcpChannel> = HashMap::new();
+    let mut online: HashMap<[u8; 16], TcpChannel> = HashMap::new();
     while !sh.shutdown.load(Ordering::SeqCst) {
-        match links.recv_timeout(Duration::from_millis(100)) {
-            Ok((LINK_OFFLINE, ch)) => offline_ch = Some(ch),
-            Ok((_, ch)) => online_ch = Some(ch),
+        let nonce = match links.recv_timeout(Duration::from_millis(100)) {
+            Ok((kind, nonce, ch)) => {
+                let map = if kind == LINK_OFFLINE {
+                    &mut offline
+                } else {
+                    &mut online
+                };
+                map.insert(nonce, ch);
+                // Bound what unpaired (possibly bogus) greetings can hold.
+                for m in [&mut offline, &mut online] {
+                    if m.len() > 8 {
+                        let keep = nonce;
+                        m.retain(|k, _| *k == keep);
+                    }
+                }
+                nonce
+            }
             Err(_) => {
                 fail_waiting(sh, "the other server is not connected");
                 continue;
             }
-        }
-        if offline_ch.is_none() || online_ch.is_none() {
+        };
+        // Pair only an offline and an online link from the same dial attempt.
+        if !(offline.contains_key(&nonce) && online.contains_key(&nonce)) {
             continue;
         }
-        let (Some(mut off), Some(mut on)) = (offline_ch.take(), online_ch.take()) else {
+        let (Some(mut off), Some(mut on)) = (offline.remove(&nonce), online.remove(&nonce)) else {
             continue;
         };
         let mut session = match sh.engine.setup(&mut off, &mut rng) {
@@ -425,6 +443,11 @@ fn leader_loop(sh: &Arc<Shared>, links: mpsc::Receiver<(u8, TcpChannel)>) {
                 continue;
             }
         };
+        if off.set_read_timeout(None).is_err() || on.set_read_timeout(None).is_err() {
+            continue;
+        }
+        offline.clear();
+        online.clear();
         sh.log("session established");
         let link = Link::new();
         let mut off_rng = Prg::from_entropy();
@@ -608,10 +631,12 @@ fn follower_loop(sh: &Arc<Shared>) {
     let mut rng = Prg::from_entropy();
     let peer = sh.cfg.peer.clone().expect("checked in run");
     while !sh.shutdown.load(Ordering::SeqCst) {
+        let attempt = rng.gen_seed();
         let dial = |kind: u8| -> Result<TcpChannel> {
             let mut ch = TcpChannel::connect_with_retry(peer.as_str(), Duration::from_millis(500))?;
             let mut hello = LINK_HELLO.to_vec();
             hello.push(kind);
+            hello.extend_from_slice(&attempt);
             ch.send(&hello)?;
             ch.flush()?;
             Ok(ch)
@@ -624,6 +649,9 @@ fn follower_loop(sh: &Arc<Shared>) {
                 continue;
             }
         };
+        if off.set_read_timeout(Some(sh.cfg.timeout)).is_err() {
+            continue;
+        }
         let mut session = match sh.engine.setup(&mut off, &mut rng) {
             Ok(s) => s,
             Err(e) => {
@@ -632,6 +660,9 @@ fn follower_loop(sh: &Arc<Shared>) {
                 continue;
             }
         };
+        if off.set_read_timeout(None).is_err() {
+            continue;
+        }
         sh.log("session established");
         let link = Link::new();
         let mut off_rng = Prg::from_entropy();

@@ -234,3 +234,33 @@ pub fn combine(a: &ModelShare, b: &ModelShare) -> Result<QModel> {
     }
     Ok(q)
 }
+
+/// A fingerprint of the public part of a program (ops, shapes, scales, geometry,
+/// public constants; weights and biases left out), so two servers can check they
+/// run the same architecture. FNV-1a over the bincode encoding: a consistency
+/// check between honest servers, not a cryptographic commitment.
+pub fn architecture_fingerprint(q: &QModel) -> u64 {
+    let mut a = q.clone();
+    for n in a.nodes.iter_mut() {
+        match &mut n.op {
+            QOp::Conv { weight, bias, .. }
+            | QOp::ConvTranspose { weight, bias, .. }
+            | QOp::Dense { weight, bias, .. }
+            | QOp::ChannelAffine {
+                scale: weight,
+                shift: bias,
+            } => {
+                weight.clear();
+                bias.clear();
+            }
+            _ => {}
+        }
+    }
+    let bytes = bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .serialize(&a)
+        .expect("in-memory serialization");
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}

@@ -537,6 +537,7 @@ impl QModel {
     /// validated before any engine runs them, so kernels never index out of range.
     pub fn validate(&self) -> Result<(), String> {
         const MAX_ELEMS: usize = 1 << 28;
+        const MAX_DIM: usize = 1 << 24;
         let f = self.frac;
         if !(1..=24).contains(&f) {
             return Err(format!("fractional bits {f} out of range"));
@@ -577,6 +578,9 @@ impl QModel {
             if n.inputs.len() != arity {
                 return Err(e(format!("expects {arity} inputs, has {}", n.inputs.len())));
             }
+            if !geometry_fields(&n.op).iter().all(|&v| v <= MAX_DIM) {
+                return Err(e(format!("a geometry value exceeds {MAX_DIM}")));
+            }
             let ins: Vec<&QNode> = n.inputs.iter().map(|&j| &self.nodes[j]).collect();
             let in0 = ins
                 .first()
@@ -602,7 +606,8 @@ impl QModel {
                     {
                         return Err(e("kernel larger than the padded input".into()));
                     }
-                    if weight.len() != geom.c_out * geom.c_in * geom.kh * geom.kw
+                    if Some(weight.len())
+                        != checked_prod(&[geom.c_out, geom.c_in, geom.kh, geom.kw])
                         || bias.len() != geom.c_out
                     {
                         return Err(e("weight or bias length disagrees with the geometry".into()));
@@ -617,7 +622,8 @@ impl QModel {
                     if geom.stride.contains(&0) || geom.h == 0 || geom.w == 0 {
                         return Err(e("zero stride or input".into()));
                     }
-                    if weight.len() != geom.c_out * geom.c_in * geom.kh * geom.kw
+                    if Some(weight.len())
+                        != checked_prod(&[geom.c_out, geom.c_in, geom.kh, geom.kw])
                         || bias.len() != geom.c_out
                     {
                         return Err(e("weight or bias length disagrees with the geometry".into()));
@@ -642,7 +648,7 @@ impl QModel {
                     bias,
                 } => {
                     if in0 != [*inputs]
-                        || weight.len() != inputs * outputs
+                        || Some(weight.len()) != checked_prod(&[*inputs, *outputs])
                         || bias.len() != *outputs
                     {
                         return Err(e("dense sizes disagree".into()));
@@ -710,7 +716,7 @@ impl QModel {
                     if scale.contains(&0) {
                         return Err(e("zero scale".into()));
                     }
-                    vec![c, h * scale[0], w * scale[1]]
+                    vec![c, h.saturating_mul(scale[0]), w.saturating_mul(scale[1])]
                 }
             };
             if want != n.shape.dims() {
@@ -722,4 +728,39 @@ impl QModel {
         }
         Ok(())
     }
+}
+
+/// Product without overflow.
+fn checked_prod(v: &[usize]) -> Option<usize> {
+    v.iter().try_fold(1usize, |a, &b| a.checked_mul(b))
+}
+
+/// Every size-like field of an op (validated against a bound before any
+/// arithmetic on them).
+fn geometry_fields(op: &QOp) -> Vec<usize> {
+    let mut v = Vec::new();
+    match op {
+        QOp::Conv { geom: g, .. } => {
+            v.extend([g.c_in, g.h, g.w, g.c_out, g.kh, g.kw]);
+            v.extend(g.stride);
+            v.extend(g.pads);
+        }
+        QOp::ConvTranspose { geom: g, .. } => {
+            v.extend([g.c_in, g.h, g.w, g.c_out, g.kh, g.kw]);
+            v.extend(g.stride);
+            v.extend(g.pads);
+            v.extend(g.output_padding);
+        }
+        QOp::Dense {
+            inputs, outputs, ..
+        } => v.extend([*inputs, *outputs]),
+        QOp::MaxPool { pool, .. } | QOp::SumPool { pool } => {
+            v.extend(pool.kernel);
+            v.extend(pool.stride);
+            v.extend(pool.pads);
+        }
+        QOp::ResizeNearest { scale } => v.extend(scale),
+        _ => {}
+    }
+    v
 }
