@@ -98,6 +98,9 @@ impl Default for ServeConfig {
     }
 }
 
+/// A link greeting from P1: kind (offline/online), dial-attempt nonce, channel.
+type PeerLink = (u8, [u8; 16], TcpChannel);
+
 struct Pending {
     share: Vec<u64>,
     reply: mpsc::Sender<std::result::Result<(Vec<u64>, QueryCost), String>>,
@@ -121,7 +124,7 @@ struct Shared {
     /// Bundles in the pool (reported to clients).
     ready: std::sync::atomic::AtomicUsize,
     /// P0: peer links handed over by the acceptor.
-    links: Mutex<Option<mpsc::Sender<(u8, [u8; 16], TcpChannel)>>>,
+    links: Mutex<Option<mpsc::Sender<PeerLink>>>,
 }
 
 impl Shared {
@@ -401,7 +404,7 @@ impl Link {
     }
 }
 
-fn leader_loop(sh: &Arc<Shared>, links: mpsc::Receiver<(u8, [u8; 16], TcpChannel)>) {
+fn leader_loop(sh: &Arc<Shared>, links: mpsc::Receiver<PeerLink>) {
     let mut rng = Prg::from_entropy();
     // Latest offline and online link per dial attempt (nonce) of P1.
     let mut offline: HashMap<[u8; 16], TcpChannel> = HashMap::new();
