@@ -31,7 +31,7 @@ use blindfold_gc::{EvaluatorOffline, EvaluatorSession, Gadget, GarblerOffline, G
 use blindfold_he::{
     Conv2dShape, EncodedWeights, FcShape, HeParams, HeSession, LayerPlan, LayerShares, LinearShape,
 };
-use blindfold_model::kernels::{self, PoolGeom};
+use blindfold_model::kernels::PoolGeom;
 use blindfold_model::quant::{QModel, QOp};
 use blindfold_net::Channel;
 use blindfold_ot::{CotReceiver, CotSender};
@@ -582,70 +582,28 @@ impl PartyEngine {
 
     /// `L(z; W_mine) + b_mine` for linear node `i`.
     fn apply_linear(&self, i: usize, z: &[u64]) -> Result<Vec<u64>> {
-        match &self.share.program.nodes[i].op {
-            QOp::Conv { geom, weight, bias } => {
-                let mut y = kernels::conv2d(&(*geom).into(), z, weight);
-                kernels::add_channel_bias(&mut y, bias);
-                Ok(y)
-            }
-            QOp::Dense {
-                inputs,
-                outputs,
-                weight,
-                bias,
-            } => {
-                let mut y = kernels::dense(*inputs, *outputs, z, weight);
-                for (v, b) in y.iter_mut().zip(bias) {
-                    *v = v.wrapping_add(*b);
-                }
-                Ok(y)
-            }
-            op => Err(EngineError::Protocol(format!(
-                "node {i} ({}) is not a linear layer",
-                op.kind()
-            ))),
-        }
+        let op = &self.share.program.nodes[i].op;
+        blindfold_model::engine::apply_weighted(op, z).ok_or_else(|| {
+            EngineError::Protocol(format!("node {i} ({}) is not a linear layer", op.kind()))
+        })
     }
 
     /// Local operations on this party's shares.
     fn local(&self, i: usize, vals: &[Vec<u64>]) -> Result<Vec<u64>> {
         let q = &self.share.program;
         let n = &q.nodes[i];
-        let f = q.frac_bits();
-        let x = |k: usize| -> &Vec<u64> { &vals[n.inputs[k]] };
-        Ok(match &n.op {
-            QOp::Trunc => x(0)
+        if n.op == QOp::Trunc {
+            let f = q.frac_bits();
+            return Ok(vals[n.inputs[0]]
                 .iter()
                 .map(|&v| match self.party {
                     PartyId::P0 => blindfold_core::ring::trunc_share_p0(v, f),
                     PartyId::P1 => blindfold_core::ring::trunc_share_p1(v, f),
                 })
-                .collect(),
-            QOp::MulPublic { factor } => x(0).iter().map(|v| v.wrapping_mul(*factor)).collect(),
-            QOp::Add => x(0)
-                .iter()
-                .zip(x(1))
-                .map(|(a, b)| a.wrapping_add(*b))
-                .collect(),
-            QOp::SumPool { pool } => {
-                kernels::sum_pool(&QOp::pool_geom(pool, &q.nodes[n.inputs[0]].shape), x(0))
-            }
-            QOp::Reshape => x(0).clone(),
-            QOp::Concat => n
-                .inputs
-                .iter()
-                .flat_map(|&j| vals[j].iter().copied())
-                .collect(),
-            QOp::ResizeNearest { scale } => {
-                let d = q.nodes[n.inputs[0]].shape.dims();
-                kernels::resize_nearest(d[0], d[1], d[2], *scale, x(0))
-            }
-            op => {
-                return Err(EngineError::Protocol(format!(
-                    "node {i} ({}) is not local",
-                    op.kind()
-                )))
-            }
+                .collect());
+        }
+        blindfold_model::engine::apply_share_local(q, i, vals).ok_or_else(|| {
+            EngineError::Protocol(format!("node {i} ({}) is not local", n.op.kind()))
         })
     }
 }

@@ -439,7 +439,7 @@ fn leader_loop(sh: &Arc<Shared>, links: mpsc::Receiver<PeerLink>) {
         let (Some(mut off), Some(mut on)) = (offline.remove(&nonce), online.remove(&nonce)) else {
             continue;
         };
-        let mut session = match sh.engine.setup(&mut off, &mut rng) {
+        let session = match sh.engine.setup(&mut off, &mut rng) {
             Ok(s) => s,
             Err(e) => {
                 sh.log(&format!("peer setup failed: {e}"));
@@ -452,28 +452,7 @@ fn leader_loop(sh: &Arc<Shared>, links: mpsc::Receiver<PeerLink>) {
         offline.clear();
         online.clear();
         sh.log("session established");
-        let link = Link::new();
-        let mut off_rng = Prg::from_entropy();
-        std::thread::scope(|sc| {
-            let l = &link;
-            sc.spawn(move || {
-                if let Err(e) = lead_offline(sh, l, &mut off, &mut session, &mut off_rng) {
-                    if !l.stop() {
-                        sh.log(&format!("offline link: {e}"));
-                    }
-                }
-                l.broken.store(true, Ordering::SeqCst);
-                l.cv.notify_all();
-            });
-            if let Err(e) = lead_online(sh, l, &mut on) {
-                if !l.stop() {
-                    sh.log(&format!("online link: {e}"));
-                }
-            }
-            l.broken.store(true, Ordering::SeqCst);
-            l.cv.notify_all();
-            sh.cv.notify_all();
-        });
+        run_session(sh, off, on, session, lead_offline, lead_online);
         if !sh.shutdown.load(Ordering::SeqCst) {
             sh.log("peer link lost; preprocessed material dropped; waiting for the other server");
             fail_waiting(sh, "server link failed");
@@ -644,7 +623,7 @@ fn follower_loop(sh: &Arc<Shared>) {
             ch.flush()?;
             Ok(ch)
         };
-        let (mut off, mut on) = match (dial(LINK_OFFLINE), dial(LINK_ONLINE)) {
+        let (mut off, on) = match (dial(LINK_OFFLINE), dial(LINK_ONLINE)) {
             (Ok(a), Ok(b)) => (a, b),
             _ => {
                 fail_waiting(sh, "the other server is not reachable");
@@ -655,7 +634,7 @@ fn follower_loop(sh: &Arc<Shared>) {
         if off.set_read_timeout(Some(sh.cfg.timeout)).is_err() {
             continue;
         }
-        let mut session = match sh.engine.setup(&mut off, &mut rng) {
+        let session = match sh.engine.setup(&mut off, &mut rng) {
             Ok(s) => s,
             Err(e) => {
                 sh.log(&format!("peer setup failed: {e}"));
@@ -667,32 +646,52 @@ fn follower_loop(sh: &Arc<Shared>) {
             continue;
         }
         sh.log("session established");
-        let link = Link::new();
-        let mut off_rng = Prg::from_entropy();
-        std::thread::scope(|sc| {
-            let l = &link;
-            sc.spawn(move || {
-                if let Err(e) = follow_offline(sh, l, &mut off, &mut session, &mut off_rng) {
-                    if !l.stop() {
-                        sh.log(&format!("offline link: {e}"));
-                    }
-                }
-                l.broken.store(true, Ordering::SeqCst);
-                l.cv.notify_all();
-            });
-            if let Err(e) = follow_online(sh, l, &mut on) {
-                if !l.stop() {
-                    sh.log(&format!("online link: {e}"));
-                }
-            }
-            l.broken.store(true, Ordering::SeqCst);
-            l.cv.notify_all();
-        });
+        run_session(sh, off, on, session, follow_offline, follow_online);
         if !sh.shutdown.load(Ordering::SeqCst) {
             sh.log("peer link lost; preprocessed material dropped; reconnecting");
             fail_waiting(sh, "server link failed");
         }
     }
+}
+
+type OfflineWorker = fn(&Shared, &Link, &mut TcpChannel, &mut Session, &mut Prg) -> Result<()>;
+type OnlineWorker = fn(&Shared, &Link, &mut TcpChannel) -> Result<()>;
+
+/// Run one session: the offline worker on its own thread, the online worker on
+/// this one; when either stops (error, shutdown), both do and the pool is dropped.
+fn run_session(
+    sh: &Shared,
+    mut off: TcpChannel,
+    mut on: TcpChannel,
+    mut session: Session,
+    offline: OfflineWorker,
+    online: OnlineWorker,
+) {
+    let link = Link::new();
+    let mut off_rng = Prg::from_entropy();
+    let stop = |l: &Link| {
+        l.broken.store(true, Ordering::SeqCst);
+        l.cv.notify_all();
+        sh.cv.notify_all();
+    };
+    std::thread::scope(|sc| {
+        let l = &link;
+        sc.spawn(move || {
+            if let Err(e) = offline(sh, l, &mut off, &mut session, &mut off_rng) {
+                if !l.stop() {
+                    sh.log(&format!("offline link: {e}"));
+                }
+            }
+            stop(l);
+        });
+        if let Err(e) = online(sh, l, &mut on) {
+            if !l.stop() {
+                sh.log(&format!("online link: {e}"));
+            }
+        }
+        stop(l);
+    });
+    sh.ready.store(0, Ordering::SeqCst);
 }
 
 /// Receive one job, polling so a closing session or server is noticed.

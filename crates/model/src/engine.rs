@@ -173,42 +173,8 @@ pub fn run_plain_all(qm: &QModel, x: &[u64]) -> Result<Vec<Vec<u64>>, ModelError
     let mut vals: Vec<Vec<u64>> = Vec::with_capacity(qm.nodes.len());
     for n in &qm.nodes {
         let inp = |k: usize| &vals[n.inputs[k]];
-        let in_dims = |k: usize| qm.nodes[n.inputs[k]].shape.dims().to_vec();
         let out = match &n.op {
             QOp::Input => x.to_vec(),
-            QOp::Conv { geom, weight, bias } => {
-                let mut y = kernels::conv2d(&(*geom).into(), inp(0), weight);
-                kernels::add_channel_bias(&mut y, bias);
-                y
-            }
-            QOp::ConvTranspose { geom, weight, bias } => {
-                let mut y = kernels::conv_transpose2d(&(*geom).into(), inp(0), weight);
-                kernels::add_channel_bias(&mut y, bias);
-                y
-            }
-            QOp::Dense {
-                inputs,
-                outputs,
-                weight,
-                bias,
-            } => {
-                let mut y = kernels::dense(*inputs, *outputs, inp(0), weight);
-                for (v, b) in y.iter_mut().zip(bias) {
-                    *v = v.wrapping_add(*b);
-                }
-                y
-            }
-            QOp::ChannelAffine { scale, shift } => {
-                let mut y = kernels::channel_scale(inp(0), scale);
-                kernels::add_channel_bias(&mut y, shift);
-                y
-            }
-            QOp::MulPublic { factor } => inp(0).iter().map(|v| v.wrapping_mul(*factor)).collect(),
-            QOp::Add => inp(0)
-                .iter()
-                .zip(inp(1))
-                .map(|(a, b)| a.wrapping_add(*b))
-                .collect(),
             QOp::Relu { trunc } => inp(0)
                 .iter()
                 .map(|&v| relu_ring(if *trunc { trunc_exact(v, f) } else { v }))
@@ -238,23 +204,82 @@ pub fn run_plain_all(qm: &QModel, x: &[u64]) -> Result<Vec<Vec<u64>>, ModelError
                     }
                 })
                 .collect(),
-            QOp::SumPool { pool } => {
-                kernels::sum_pool(&QOp::pool_geom(pool, &qm.nodes[n.inputs[0]].shape), inp(0))
-            }
-            QOp::Reshape => inp(0).clone(),
-            QOp::Concat => n
-                .inputs
-                .iter()
-                .flat_map(|&j| vals[j].iter().copied())
-                .collect(),
-            QOp::ResizeNearest { scale } => {
-                let d = in_dims(0);
-                kernels::resize_nearest(d[0], d[1], d[2], *scale, inp(0))
-            }
+            _ => match apply_weighted(&n.op, inp(0)) {
+                Some(y) => y,
+                None => apply_share_local(qm, vals.len(), &vals)
+                    .expect("every op is weighted, share-local or handled above"),
+            },
         };
         vals.push(out);
     }
     Ok(vals)
+}
+
+/// A layer with (secret) weights applied to `x`, bias included: conv, transposed
+/// conv, dense, channel affine. `None` for other ops. The reference applies it to
+/// the value, each server to `x_b + D_peer` with its weight share.
+pub fn apply_weighted(op: &QOp, x: &[u64]) -> Option<Vec<u64>> {
+    Some(match op {
+        QOp::Conv { geom, weight, bias } => {
+            let mut y = kernels::conv2d(&(*geom).into(), x, weight);
+            kernels::add_channel_bias(&mut y, bias);
+            y
+        }
+        QOp::ConvTranspose { geom, weight, bias } => {
+            let mut y = kernels::conv_transpose2d(&(*geom).into(), x, weight);
+            kernels::add_channel_bias(&mut y, bias);
+            y
+        }
+        QOp::Dense {
+            inputs,
+            outputs,
+            weight,
+            bias,
+        } => {
+            let mut y = kernels::dense(*inputs, *outputs, x, weight);
+            for (v, b) in y.iter_mut().zip(bias) {
+                *v = v.wrapping_add(*b);
+            }
+            y
+        }
+        QOp::ChannelAffine { scale, shift } => {
+            let mut y = kernels::channel_scale(x, scale);
+            kernels::add_channel_bias(&mut y, shift);
+            y
+        }
+        _ => return None,
+    })
+}
+
+/// Node `i`'s output for ops that are linear with public coefficients (public
+/// multiply, add, sum-pool, reshape, concat, resize): the same on values and on
+/// additive shares, so the reference and each server compute it identically.
+/// `None` for other ops. `vals` holds the outputs of nodes `0..i`.
+pub fn apply_share_local(qm: &QModel, i: usize, vals: &[Vec<u64>]) -> Option<Vec<u64>> {
+    let n = &qm.nodes[i];
+    let x = |k: usize| &vals[n.inputs[k]];
+    Some(match &n.op {
+        QOp::MulPublic { factor } => x(0).iter().map(|v| v.wrapping_mul(*factor)).collect(),
+        QOp::Add => x(0)
+            .iter()
+            .zip(x(1))
+            .map(|(a, b)| a.wrapping_add(*b))
+            .collect(),
+        QOp::SumPool { pool } => {
+            kernels::sum_pool(&QOp::pool_geom(pool, &qm.nodes[n.inputs[0]].shape), x(0))
+        }
+        QOp::Reshape => x(0).clone(),
+        QOp::Concat => n
+            .inputs
+            .iter()
+            .flat_map(|&j| vals[j].iter().copied())
+            .collect(),
+        QOp::ResizeNearest { scale } => {
+            let d = qm.nodes[n.inputs[0]].shape.dims();
+            kernels::resize_nearest(d[0], d[1], d[2], *scale, x(0))
+        }
+        _ => return None,
+    })
 }
 
 fn relu_ring(v: u64) -> u64 {
