@@ -124,6 +124,10 @@ pub struct QueryArgs {
     /// Seconds to wait for the servers.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
+    /// Ask for the label only: the servers compute the argmax in a garbled
+    /// circuit and the client learns nothing but the label.
+    #[arg(long)]
+    pub label_only: bool,
 }
 
 pub fn query(a: QueryArgs) -> Result<()> {
@@ -135,10 +139,16 @@ pub fn query(a: QueryArgs) -> Result<()> {
         .input_shape;
     let x = data::load_input(&a.input, &bytes_shape)?;
     let mut rng = Prg::from_entropy();
-    let ans = server::query(
+    let kind = if a.label_only {
+        blindfold_engine::party::OutputKind::Label
+    } else {
+        blindfold_engine::party::OutputKind::Logits
+    };
+    let ans = server::query_with(
         [a.servers[0].as_str(), a.servers[1].as_str()],
         &x,
         Duration::from_secs(a.timeout),
+        kind,
         &mut rng,
     )?;
     if a.json {
@@ -151,8 +161,10 @@ pub fn query(a: QueryArgs) -> Result<()> {
 
 fn print_answer(a: &Answer) {
     println!("label {}", a.label);
-    let parts: Vec<String> = a.scores.iter().map(|v| format!("{v:.4}")).collect();
-    println!("scores [{}]", parts.join(", "));
+    if !a.scores.is_empty() {
+        let parts: Vec<String> = a.scores.iter().map(|v| format!("{v:.4}")).collect();
+        println!("scores [{}]", parts.join(", "));
+    }
     println!(
         "latency {:.1} ms at the client; servers: offline {:.1} ms, online {:.1} ms, {} bytes between them online, {} offline; client traffic {} bytes",
         a.latency_ms,

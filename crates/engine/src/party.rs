@@ -70,6 +70,17 @@ pub struct PartyEngine {
     gc_layers: Vec<(Gadget, usize)>,
     /// Elements per square layer.
     square_layers: Vec<usize>,
+    /// The GC layer computing the label from the logits, if the output is a vector.
+    argmax_layer: Option<usize>,
+}
+
+/// What the servers return to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputKind {
+    /// Shares of every output value.
+    Logits,
+    /// Shares of the argmax index only (a garbled circuit over the logits).
+    Label,
 }
 
 /// Keys and OT state of one peer connection.
@@ -240,6 +251,15 @@ impl PartyEngine {
             };
             steps.push(step);
         }
+        // Every bundle also carries an argmax circuit over the logits, so a client
+        // may ask for the label only; unused material is dropped with the bundle.
+        let out = q.output_shape();
+        let argmax_layer = if out.rank() == 1 && out.numel() >= 2 {
+            gc_layers.push((Gadget::ArgmaxMask { k: out.numel() }, 1));
+            Some(gc_layers.len() - 1)
+        } else {
+            None
+        };
         Ok(PartyEngine {
             party,
             share,
@@ -249,6 +269,7 @@ impl PartyEngine {
             he_weights,
             gc_layers,
             square_layers,
+            argmax_layer,
         })
     }
 
@@ -382,10 +403,14 @@ impl PartyEngine {
             });
             ch.flush()?;
             let st1 = ch.stats().total();
-            let i = gc_nodes[j];
+            let i = gc_nodes.get(j).copied().unwrap_or(q.nodes.len());
             offline_layers.push(LayerCost {
                 index: i,
-                op: q.nodes[i].op.kind().to_string(),
+                op: q
+                    .nodes
+                    .get(i)
+                    .map_or("argmax (label only)", |n| n.op.kind())
+                    .to_string(),
                 ms: t.elapsed().as_secs_f64() * 1e3,
                 bytes: st1.bytes() - st0.bytes(),
                 rounds: st1.rounds() - st0.rounds(),
@@ -454,16 +479,38 @@ impl PartyEngine {
         Ok(out)
     }
 
-    /// The online phase: consumes `bundle`, takes this party's input share and
-    /// returns its share of the output (at the program's output scale), with the
-    /// per-layer costs.
+    /// The online phase returning shares of the logits; see [`Self::online_with`].
     pub fn online(
         &self,
         ch: &mut impl Channel,
         bundle: Bundle,
         input: Vec<u64>,
     ) -> Result<(Vec<u64>, Vec<LayerCost>)> {
+        self.online_with(ch, bundle, input, OutputKind::Logits)
+    }
+
+    /// Whether a label-only answer is available (the output is a vector).
+    pub fn supports_label(&self) -> bool {
+        self.argmax_layer.is_some()
+    }
+
+    /// The online phase: consumes `bundle`, takes this party's input share and
+    /// returns its share of the output (the logits at the program's output scale,
+    /// or the label), with the per-layer costs. Both parties must pass the same
+    /// `kind`.
+    pub fn online_with(
+        &self,
+        ch: &mut impl Channel,
+        bundle: Bundle,
+        input: Vec<u64>,
+        kind: OutputKind,
+    ) -> Result<(Vec<u64>, Vec<LayerCost>)> {
         let q = &self.share.program;
+        if kind == OutputKind::Label && self.argmax_layer.is_none() {
+            return Err(EngineError::Protocol(
+                "a label-only answer needs a vector output".into(),
+            ));
+        }
         if input.len() != q.input_shape().numel() {
             return Err(EngineError::Protocol(format!(
                 "input share has {} values, the model takes {}",
@@ -577,7 +624,30 @@ impl PartyEngine {
             });
             vals.push(out);
         }
-        Ok((vals.swap_remove(q.output), costs))
+        let logits = vals.swap_remove(q.output);
+        match (kind, self.argmax_layer) {
+            (OutputKind::Label, Some(a)) => {
+                let t0 = Instant::now();
+                let st0 = ch.stats().total();
+                let mat = gc[a]
+                    .take()
+                    .ok_or_else(|| EngineError::Protocol("GC material used twice".into()))?;
+                let label = match mat {
+                    GcMaterial::Garbler(g) => g.online(ch, &logits)?,
+                    GcMaterial::Evaluator(e) => e.online(ch, &logits)?,
+                };
+                let st1 = ch.stats().total();
+                costs.push(LayerCost {
+                    index: q.nodes.len(),
+                    op: "argmax (label only)".into(),
+                    ms: t0.elapsed().as_secs_f64() * 1e3,
+                    bytes: st1.bytes() - st0.bytes(),
+                    rounds: st1.rounds() - st0.rounds(),
+                });
+                Ok((label, costs))
+            }
+            _ => Ok((logits, costs)),
+        }
     }
 
     /// `L(z; W_mine) + b_mine` for linear node `i`.

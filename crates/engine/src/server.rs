@@ -22,7 +22,7 @@
 //! error. A bundle is never used twice: it is moved out of the pool into the
 //! online phase, whatever the outcome.
 
-use crate::party::{Bundle, PartyEngine, Session};
+use crate::party::{Bundle, OutputKind, PartyEngine, Session};
 use crate::{EngineError, Result};
 use blindfold_core::{PartyId, Prg};
 use blindfold_net::{Channel, TcpChannel};
@@ -103,6 +103,7 @@ type PeerLink = (u8, [u8; 16], TcpChannel);
 
 struct Pending {
     share: Vec<u64>,
+    kind: OutputKind,
     reply: mpsc::Sender<std::result::Result<(Vec<u64>, QueryCost), String>>,
     arrived: Instant,
 }
@@ -235,14 +236,14 @@ fn handle_connection(sh: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> R
     ch.flush()?;
     let msg = ch.recv()?;
     let len = q.input_shape().numel();
-    let share = match parse_query(&msg, sh.engine.party(), len) {
+    let share = match parse_query(&msg, sh.engine.party(), len, sh.engine.supports_label()) {
         Ok(v) => v,
         Err(e) => {
             send_error(&mut ch, &e)?;
             return Err(EngineError::Protocol(e));
         }
     };
-    let (qid, share) = share;
+    let (qid, kind, share) = share;
     let (tx, rx) = mpsc::channel();
     {
         let mut st = sh.state.lock().expect("lock");
@@ -255,6 +256,7 @@ fn handle_connection(sh: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> R
             qid,
             Pending {
                 share,
+                kind,
                 reply: tx,
                 arrived: Instant::now(),
             },
@@ -295,16 +297,32 @@ fn send_error(ch: &mut TcpChannel, msg: &str) -> Result<()> {
 }
 
 /// Query message: 16-byte id, then P0: a 16-byte seed; P1: `len` u64 values.
+/// An optional kind byte (0: logits, 1: label only) may precede the share.
 fn parse_query(
     msg: &[u8],
     party: PartyId,
     len: usize,
-) -> std::result::Result<([u8; 16], Vec<u64>), String> {
+    label_ok: bool,
+) -> std::result::Result<([u8; 16], OutputKind, Vec<u64>), String> {
     if msg.len() < 16 {
         return Err("query message too short".into());
     }
     let qid: [u8; 16] = msg[..16].try_into().expect("16 bytes");
-    let body = &msg[16..];
+    let mut body = &msg[16..];
+    let mut kind = OutputKind::Logits;
+    let with_kind = match party {
+        PartyId::P0 => body.len() == 17,
+        PartyId::P1 => body.len() % 8 == 1,
+    };
+    if with_kind {
+        kind = match body[0] {
+            0 => OutputKind::Logits,
+            1 if label_ok => OutputKind::Label,
+            1 => return Err("this model's output is not a vector; ask for the full output".into()),
+            b => return Err(format!("unknown output kind {b}")),
+        };
+        body = &body[1..];
+    }
     let share = match party {
         PartyId::P0 => {
             let seed: [u8; 16] = body
@@ -324,7 +342,7 @@ fn parse_query(
             blindfold_net::bytes_to_u64s(body)
         }
     };
-    Ok((qid, share))
+    Ok((qid, kind, share))
 }
 
 fn hex(b: &[u8]) -> String {
@@ -552,9 +570,17 @@ fn lead_one_query(
     {
         let (seq, bundle) = link.pop(sh, None)?;
         sh.ready.store(link.len(), Ordering::SeqCst);
+        let kind = sh
+            .state
+            .lock()
+            .expect("lock")
+            .pending
+            .get(&qid)
+            .map_or(OutputKind::Logits, |p| p.kind);
         let mut job = vec![JOB_ONLINE];
         job.extend_from_slice(&qid);
         job.extend_from_slice(&seq.to_le_bytes());
+        job.push((kind == OutputKind::Label) as u8);
         ch.send(&job)?;
         ch.flush()?;
         let ack = ch.recv()?;
@@ -583,7 +609,7 @@ fn lead_one_query(
             + t_wait.elapsed().as_secs_f64() * 1e3;
         let t0 = Instant::now();
         let s0 = ch.stats().total();
-        let (y, _) = sh.engine.online(ch, bundle, share)?;
+        let (y, _) = sh.engine.online_with(ch, bundle, share, kind)?;
         let s1 = ch.stats().total();
         let online_ms = t0.elapsed().as_secs_f64() * 1e3;
         let cost = QueryCost {
@@ -734,13 +760,18 @@ fn follow_offline(
 
 fn follow_online(sh: &Shared, link: &Link, ch: &mut TcpChannel) -> Result<()> {
     while let Some(job) = recv_job(sh, link, ch)? {
-        if job.len() != 25 || job[0] != JOB_ONLINE {
+        if job.len() != 26 || job[0] != JOB_ONLINE || job[25] > 1 {
             return Err(EngineError::Protocol(
                 "unknown job on the online link".into(),
             ));
         }
         let qid: [u8; 16] = job[1..17].try_into().expect("16 bytes");
         let seq = u64::from_le_bytes(job[17..25].try_into().expect("8 bytes"));
+        let kind = if job[25] == 1 {
+            OutputKind::Label
+        } else {
+            OutputKind::Logits
+        };
         // Wait for the client's share to reach us too.
         let deadline = Instant::now() + sh.cfg.timeout;
         let mut p = None;
@@ -758,17 +789,25 @@ fn follow_online(sh: &Shared, link: &Link, ch: &mut TcpChannel) -> Result<()> {
         // The leader's bundle `seq` is our next one; it is consumed either way.
         let (_, bundle) = link.pop(sh, Some(seq))?;
         sh.ready.store(link.len(), Ordering::SeqCst);
-        let Some(p) = p else {
-            ch.send(&[MISSING])?;
-            ch.flush()?;
-            continue;
+        let p = match p {
+            Some(p) if p.kind == kind => p,
+            other => {
+                if let Some(p) = other {
+                    let _ = p.reply.send(Err(
+                        "the two servers were asked for different kinds of answer".into(),
+                    ));
+                }
+                ch.send(&[MISSING])?;
+                ch.flush()?;
+                continue;
+            }
         };
         ch.send(&[READY])?;
         ch.flush()?;
         let (offline_ms, offline_bytes) = (bundle.offline_ms, bundle.offline_bytes);
         let t0 = Instant::now();
         let s0 = ch.stats().total();
-        let (y, _) = sh.engine.online(ch, bundle, p.share)?;
+        let (y, _) = sh.engine.online_with(ch, bundle, p.share, kind)?;
         let s1 = ch.stats().total();
         let cost = QueryCost {
             offline_ms,
@@ -808,11 +847,24 @@ pub fn info(addr: &str, timeout: Duration) -> Result<ModelInfo> {
         .map_err(|e| EngineError::Protocol(format!("{addr}: bad model info: {e}")))
 }
 
-/// Query two servers with one input (floats of the model's input shape).
+/// Query two servers with one input (floats of the model's input shape) for
+/// the full output.
 pub fn query(
     servers: [&str; 2],
     input: &[f32],
     timeout: Duration,
+    rng: &mut Prg,
+) -> Result<Answer> {
+    query_with(servers, input, timeout, OutputKind::Logits, rng)
+}
+
+/// Query two servers; with [`OutputKind::Label`] the servers compute the argmax
+/// in a garbled circuit and return shares of the label only (no scores).
+pub fn query_with(
+    servers: [&str; 2],
+    input: &[f32],
+    timeout: Duration,
+    kind: OutputKind,
     rng: &mut Prg,
 ) -> Result<Answer> {
     let t0 = Instant::now();
@@ -849,9 +901,12 @@ pub fn query(
         .collect();
     let (seed, x1) = crate::client::share_input(&x, rng);
     let qid = rng.gen_seed();
+    let k = (kind == OutputKind::Label) as u8;
     let mut m0 = qid.to_vec();
+    m0.push(k);
     m0.extend_from_slice(&seed);
     let mut m1 = qid.to_vec();
+    m1.push(k);
     for v in &x1 {
         m1.extend_from_slice(&v.to_le_bytes());
     }
@@ -872,7 +927,12 @@ pub fn query(
                 let cost: QueryCost = serde_json::from_slice(body)
                     .map_err(|e| EngineError::Protocol(format!("bad cost report: {e}")))?;
                 let y = &r[5 + cl..];
-                if y.len() != info.output_len * 8 {
+                let want = if kind == OutputKind::Label {
+                    1
+                } else {
+                    info.output_len
+                };
+                if y.len() != want * 8 {
                     return Err(EngineError::Protocol(format!(
                         "server {i} sent {} result bytes",
                         y.len()
@@ -896,13 +956,26 @@ pub fn query(
     }
     let ring = crate::client::reconstruct(&shares[0], &shares[1]);
     let of = blindfold_core::FracBits(info.output_frac_bits);
-    let scores: Vec<f64> = ring
-        .iter()
-        .map(|&v| blindfold_core::ring::decode(v, of))
-        .collect();
+    let (label, scores) = match kind {
+        OutputKind::Label => {
+            let l = ring[0] as usize;
+            if l >= info.output_len {
+                return Err(EngineError::Protocol(format!(
+                    "reconstructed label {l} is out of range"
+                )));
+            }
+            (l, Vec::new())
+        }
+        OutputKind::Logits => (
+            blindfold_model::engine::argmax_ring(&ring),
+            ring.iter()
+                .map(|&v| blindfold_core::ring::decode(v, of))
+                .collect(),
+        ),
+    };
     let client_bytes = chs.iter().map(|c| c.stats().total().bytes()).sum();
     Ok(Answer {
-        label: blindfold_model::engine::argmax_ring(&ring),
+        label,
         scores,
         ring,
         latency_ms: t0.elapsed().as_secs_f64() * 1e3,
@@ -971,6 +1044,17 @@ impl LocalCluster {
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(false)
+    }
+
+    /// Query the cluster for the label only.
+    pub fn query_label(&self, input: &[f32], rng: &mut Prg) -> Result<Answer> {
+        query_with(
+            [self.addrs[0].as_str(), self.addrs[1].as_str()],
+            input,
+            Duration::from_secs(30),
+            OutputKind::Label,
+            rng,
+        )
     }
 
     /// Query the cluster.

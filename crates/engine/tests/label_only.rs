@@ -1,0 +1,102 @@
+//! Label-only answers: the servers run an argmax garbled circuit over the shared
+//! logits and return shares of the label. Both parties over the in-memory channel,
+//! then the TCP service, compared with the plaintext reference's argmax.
+
+use blindfold_core::{FracBits, Prg};
+use blindfold_engine::client::{reconstruct, share0_from_seed, share_input};
+use blindfold_engine::party::{OutputKind, PartyEngine};
+use blindfold_engine::server::LocalCluster;
+use blindfold_engine::share::split;
+use blindfold_model::data::load_idx_dir;
+use blindfold_model::engine::{argmax_ring, encode_input, run_plain};
+use blindfold_model::load_onnx;
+use blindfold_model::quant::quantize;
+use blindfold_net::MemoryChannel;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn label_only_in_process_matches_reference_argmax() {
+    let m = load_onnx(root().join("models/ppml_b.onnx")).unwrap();
+    let q = quantize(&m, FracBits::DEFAULT).unwrap();
+    let ds = load_idx_dir(&root().join("data/mnist-test-1k")).unwrap();
+    let mut rng = Prg::from_seed([9; 16]);
+    let [s0, s1] = split(&q, &mut rng);
+    let (e0, e1) = (PartyEngine::new(s0).unwrap(), PartyEngine::new(s1).unwrap());
+    assert!(e0.supports_label());
+    let n = 8;
+    let xs: Vec<Vec<u64>> = (0..n)
+        .map(|i| encode_input(&q, &ds.image_f32(i)).unwrap())
+        .collect();
+    let shares: Vec<_> = xs.iter().map(|x| share_input(x, &mut rng)).collect();
+    let x1s: Vec<Vec<u64>> = shares.iter().map(|s| s.1.clone()).collect();
+    let (mut c0, mut c1) = MemoryChannel::pair();
+    let t = std::thread::spawn(move || {
+        let mut rng = Prg::from_seed([1; 16]);
+        let mut s = e1.setup(&mut c1, &mut rng).unwrap();
+        x1s.into_iter()
+            .enumerate()
+            .map(|(i, x1)| {
+                let b = e1.offline(&mut c1, &mut s, &mut rng).unwrap();
+                let kind = if i % 2 == 0 {
+                    OutputKind::Label
+                } else {
+                    OutputKind::Logits
+                };
+                e1.online_with(&mut c1, b, x1, kind).unwrap().0
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut rng0 = Prg::from_seed([0; 16]);
+    let mut s = e0.setup(&mut c0, &mut rng0).unwrap();
+    let len = q.input_shape().numel();
+    let y0s: Vec<Vec<u64>> = shares
+        .iter()
+        .enumerate()
+        .map(|(i, (seed, _))| {
+            let b = e0.offline(&mut c0, &mut s, &mut rng0).unwrap();
+            let kind = if i % 2 == 0 {
+                OutputKind::Label
+            } else {
+                OutputKind::Logits
+            };
+            e0.online_with(&mut c0, b, share0_from_seed(*seed, len), kind)
+                .unwrap()
+                .0
+        })
+        .collect();
+    let y1s = t.join().unwrap();
+    for i in 0..n {
+        let want = argmax_ring(&run_plain(&q, &ds.image_f32(i)).unwrap());
+        let got = reconstruct(&y0s[i], &y1s[i]);
+        if i % 2 == 0 {
+            assert_eq!(got.len(), 1, "label only: one value");
+            assert_eq!(got[0] as usize, want, "digit {i}");
+        } else {
+            assert_eq!(got.len(), 10);
+            assert_eq!(argmax_ring(&got), want, "digit {i}");
+        }
+    }
+}
+
+#[test]
+fn label_only_over_tcp() {
+    let m = load_onnx(root().join("models/minionn.onnx")).unwrap();
+    let q = quantize(&m, FracBits::DEFAULT).unwrap();
+    let ds = load_idx_dir(&root().join("data/mnist-test-1k")).unwrap();
+    let mut rng = Prg::from_seed([5; 16]);
+    let cluster = LocalCluster::start(&q, 2, &mut rng).unwrap();
+    for i in 0..3 {
+        let x = ds.image_f32(i);
+        let want = argmax_ring(&run_plain(&q, &x).unwrap());
+        let a = cluster.query_label(&x, &mut rng).unwrap();
+        assert_eq!(a.label, want);
+        assert!(a.scores.is_empty(), "no scores leave the servers");
+        let b = cluster.query(&x, &mut rng).unwrap();
+        assert_eq!(b.label, want);
+        assert_eq!(b.scores.len(), 10);
+    }
+}
