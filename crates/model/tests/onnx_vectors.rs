@@ -20,9 +20,10 @@ fn npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
 
 #[test]
 fn exported_graphs_match_onnxruntime() {
-    let dir = testdata();
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("testdata/onnx exists")
+    // testdata/onnx/ (opsets 13 to 18) and extra/ (the dynamo exporter's default, 20).
+    let mut cases: Vec<PathBuf> = [testdata(), testdata().join("extra")]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).expect("testdata/onnx exists"))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
         .collect();
@@ -35,6 +36,7 @@ fn exported_graphs_match_onnxruntime() {
     let mut failures = Vec::new();
     for onnx in &cases {
         let stem = onnx.file_stem().unwrap().to_string_lossy().into_owned();
+        let dir = onnx.parent().unwrap();
         let inp = dir.join(format!("{stem}.input.npy"));
         let out = dir.join(format!("{stem}.output.npy"));
         if !inp.exists() || !out.exists() {
