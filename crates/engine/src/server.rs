@@ -556,6 +556,14 @@ fn lead_online(sh: &Shared, link: &Link, ch: &mut TcpChannel) -> Result<()> {
         let res = lead_one_query(sh, link, ch, qid, t_wait);
         link.online_busy.store(false, Ordering::SeqCst);
         link.cv.notify_all();
+        if res.is_err() {
+            // If the link failed before the query's share was taken, it goes back
+            // to the front of the queue for the next session.
+            let mut st = sh.state.lock().expect("lock");
+            if st.pending.contains_key(&qid) {
+                st.order.push_front(qid);
+            }
+        }
         res?;
     }
 }
