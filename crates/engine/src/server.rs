@@ -283,7 +283,13 @@ fn handle_connection(sh: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> R
             ch.flush()?;
         }
         Ok(Err(e)) => send_error(&mut ch, &e)?,
-        Err(_) => send_error(&mut ch, "timed out waiting for the other server")?,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            send_error(&mut ch, "timed out waiting for the other server")?
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => send_error(
+            &mut ch,
+            "the link between the servers failed during this query; try again",
+        )?,
     }
     Ok(())
 }
