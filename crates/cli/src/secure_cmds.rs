@@ -68,7 +68,7 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 4)]
     pub pool: usize,
     /// Seconds to wait for a client's share or the other server.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub timeout: u64,
     /// No per-query log lines.
     #[arg(long)]
@@ -85,12 +85,20 @@ pub fn serve(a: ServeArgs) -> Result<()> {
             a.party
         );
     }
+    if a.party == 1 && a.peer.is_none() {
+        bail!("party 1 needs --peer ADDR (party 0's --listen address) and its own --listen ADDR");
+    }
+    if a.party == 0 && a.peer.is_some() {
+        eprintln!("note: party 0 waits for party 1 to connect; --peer is not used");
+    }
     let name = share.program.name.clone();
     let engine = PartyEngine::new(share)?;
-    let listener = TcpListener::bind(&a.listen).with_context(|| format!("binding {}", a.listen))?;
-    if a.party == 1 && a.peer.is_none() {
-        bail!("party 1 needs --peer ADDR (party 0's --listen address)");
-    }
+    let listener = TcpListener::bind(&a.listen).with_context(|| {
+        format!(
+            "binding {} (two servers on one machine need different --listen ports)",
+            a.listen
+        )
+    })?;
     eprintln!(
         "P{} serving model {} on {} (pool of {} preprocessed queries){}",
         a.party,
@@ -122,7 +130,7 @@ pub struct QueryArgs {
     #[arg(long)]
     pub json: bool,
     /// Seconds to wait for the servers.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub timeout: u64,
     /// Ask for the label only: the servers compute the argmax in a garbled
     /// circuit and the client learns nothing but the label.

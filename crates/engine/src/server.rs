@@ -42,6 +42,9 @@ const RESULT_OK: u8 = 0;
 const RESULT_ERR: u8 = 1;
 const JOB_OFFLINE: u8 = 1;
 const JOB_ONLINE: u8 = 2;
+const JOB_HAVE: u8 = 3;
+/// How long P1 waits for a client's share before answering a probe.
+const HAVE_WAIT: Duration = Duration::from_millis(50);
 const READY: u8 = 1;
 const MISSING: u8 = 0;
 
@@ -125,7 +128,7 @@ struct Shared {
     /// Bundles in the pool (reported to clients).
     ready: std::sync::atomic::AtomicUsize,
     /// P0: peer links handed over by the acceptor.
-    links: Mutex<Option<mpsc::Sender<PeerLink>>>,
+    links: Mutex<Option<mpsc::SyncSender<PeerLink>>>,
 }
 
 impl Shared {
@@ -153,7 +156,8 @@ pub fn run(
     listener
         .set_nonblocking(true)
         .map_err(blindfold_net::NetError::Io)?;
-    let (link_tx, link_rx) = mpsc::channel();
+    // Bounded: greetings beyond a few waiting ones are dropped.
+    let (link_tx, link_rx) = mpsc::sync_channel(4);
     let shared = Arc::new(Shared {
         engine,
         state: Mutex::new(State::default()),
@@ -212,7 +216,9 @@ fn handle_connection(sh: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> R
         let kind = hello[LINK_HELLO.len()];
         let nonce: [u8; 16] = hello[LINK_HELLO.len() + 1..].try_into().expect("16 bytes");
         if let Some(tx) = sh.links.lock().expect("lock").as_ref() {
-            let _ = tx.send((kind, nonce, ch));
+            if tx.try_send((kind, nonce, ch)).is_err() {
+                sh.log("link greeting dropped: too many waiting");
+            }
         }
         return Ok(());
     }
@@ -267,7 +273,7 @@ fn handle_connection(sh: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> R
     }
     sh.cv.notify_all();
     // Wait for the worker (bounded: queue + offline + online).
-    let res = rx.recv_timeout(sh.cfg.timeout * 2);
+    let res = rx.recv_timeout(sh.cfg.timeout.saturating_mul(2));
     // Whatever happened, the query is no longer pending.
     sh.state.lock().expect("lock").pending.remove(&qid);
     match res {
@@ -528,6 +534,7 @@ fn lead_offline(
         }
         ch.send(&[JOB_OFFLINE])?;
         ch.flush()?;
+        ch.set_read_timeout(Some(sh.cfg.timeout))?;
         let b = sh.engine.offline(ch, session, rng)?;
         link.push(b);
         sh.ready.store(link.len(), Ordering::SeqCst);
@@ -582,6 +589,23 @@ fn lead_one_query(
     t_wait: Instant,
 ) -> Result<()> {
     {
+        // Does P1 hold this query's share yet? If not, the query goes to the back
+        // of the queue (it expires at its client's deadline) and others go first;
+        // no bundle is spent on it.
+        ch.set_read_timeout(Some(sh.cfg.timeout))?;
+        let mut probe = vec![JOB_HAVE];
+        probe.extend_from_slice(&qid);
+        ch.send(&probe)?;
+        ch.flush()?;
+        if ch.recv()? != [READY] {
+            let mut st = sh.state.lock().expect("lock");
+            if st.pending.contains_key(&qid) {
+                st.order.push_back(qid);
+            }
+            drop(st);
+            std::thread::sleep(Duration::from_millis(5));
+            return Ok(());
+        }
         let (seq, bundle) = link.pop(sh, None)?;
         sh.ready.store(link.len(), Ordering::SeqCst);
         let kind = sh
@@ -619,8 +643,7 @@ fn lead_one_query(
             ),
         };
         let (offline_ms, offline_bytes) = (bundle.offline_ms, bundle.offline_bytes);
-        let queue_ms = (arrived.elapsed() - t_wait.elapsed()).as_secs_f64() * 1e3
-            + t_wait.elapsed().as_secs_f64() * 1e3;
+        let queue_ms = arrived.elapsed().as_secs_f64() * 1e3;
         let t0 = Instant::now();
         let s0 = ch.stats().total();
         let (y, _) = sh.engine.online_with(ch, bundle, share, kind)?;
@@ -709,27 +732,38 @@ fn run_session(
 ) {
     let link = Link::new();
     let mut off_rng = Prg::from_entropy();
-    let stop = |l: &Link| {
-        l.broken.store(true, Ordering::SeqCst);
-        l.cv.notify_all();
-        sh.cv.notify_all();
-    };
+    /// Stops the session when dropped, so a worker that errs or panics always
+    /// takes its partner down with it (never a half-alive session).
+    struct StopOnDrop<'a>(&'a Link, &'a Shared);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.broken.store(true, Ordering::SeqCst);
+            self.0.cv.notify_all();
+            self.1.cv.notify_all();
+        }
+    }
     std::thread::scope(|sc| {
         let l = &link;
-        sc.spawn(move || {
+        let worker = sc.spawn(move || {
+            let _stop = StopOnDrop(l, sh);
             if let Err(e) = offline(sh, l, &mut off, &mut session, &mut off_rng) {
                 if !l.stop() {
                     sh.log(&format!("offline link: {e}"));
                 }
             }
-            stop(l);
         });
-        if let Err(e) = online(sh, l, &mut on) {
-            if !l.stop() {
-                sh.log(&format!("online link: {e}"));
-            }
+        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _stop = StopOnDrop(l, sh);
+            online(sh, l, &mut on)
+        }));
+        match res {
+            Ok(Err(e)) if !l.stop() => sh.log(&format!("online link: {e}")),
+            Err(_) => sh.log("online worker panicked; session dropped"),
+            _ => {}
         }
-        stop(l);
+        if worker.join().is_err() {
+            sh.log("offline worker panicked; session dropped");
+        }
     });
     sh.ready.store(0, Ordering::SeqCst);
 }
@@ -743,7 +777,8 @@ fn recv_job(sh: &Shared, link: &Link, ch: &mut TcpChannel) -> Result<Option<Vec<
         }
         match ch.recv() {
             Ok(j) => {
-                ch.set_read_timeout(None)?;
+                // A peer that stalls mid-protocol ends the session, not the server.
+                ch.set_read_timeout(Some(sh.cfg.timeout))?;
                 return Ok(Some(j));
             }
             Err(blindfold_net::NetError::Timeout) => continue,
@@ -774,6 +809,25 @@ fn follow_offline(
 
 fn follow_online(sh: &Shared, link: &Link, ch: &mut TcpChannel) -> Result<()> {
     while let Some(job) = recv_job(sh, link, ch)? {
+        if job.len() == 17 && job[0] == JOB_HAVE {
+            let qid: [u8; 16] = job[1..17].try_into().expect("16 bytes");
+            let deadline = Instant::now() + HAVE_WAIT;
+            let mut have = false;
+            while Instant::now() < deadline {
+                if sh.state.lock().expect("lock").pending.contains_key(&qid) {
+                    have = true;
+                    break;
+                }
+                let st = sh.state.lock().expect("lock");
+                let _ = sh
+                    .cv
+                    .wait_timeout(st, Duration::from_millis(5))
+                    .expect("lock");
+            }
+            ch.send(&[if have { READY } else { MISSING }])?;
+            ch.flush()?;
+            continue;
+        }
         if job.len() != 26 || job[0] != JOB_ONLINE || job[25] > 1 {
             return Err(EngineError::Protocol(
                 "unknown job on the online link".into(),
@@ -786,8 +840,9 @@ fn follow_online(sh: &Shared, link: &Link, ch: &mut TcpChannel) -> Result<()> {
         } else {
             OutputKind::Logits
         };
-        // Wait for the client's share to reach us too.
-        let deadline = Instant::now() + sh.cfg.timeout;
+        // The probe said we hold the share; wait briefly in case it was taken by
+        // an expiring client in between.
+        let deadline = Instant::now() + HAVE_WAIT;
         let mut p = None;
         while Instant::now() < deadline && !link.stop() {
             if let Some(x) = take_pending(sh, &qid) {
@@ -801,7 +856,15 @@ fn follow_online(sh: &Shared, link: &Link, ch: &mut TcpChannel) -> Result<()> {
                 .expect("lock");
         }
         // The leader's bundle `seq` is our next one; it is consumed either way.
-        let (_, bundle) = link.pop(sh, Some(seq))?;
+        let (_, bundle) = match link.pop(sh, Some(seq)) {
+            Ok(b) => b,
+            Err(e) => {
+                if let Some(p) = p {
+                    let _ = p.reply.send(Err(format!("server error: {e}")));
+                }
+                return Err(e);
+            }
+        };
         sh.ready.store(link.len(), Ordering::SeqCst);
         let p = match p {
             Some(p) if p.kind == kind => p,
@@ -886,7 +949,7 @@ pub fn query_with(
     let mut infos = Vec::with_capacity(2);
     for addr in servers {
         let mut ch = TcpChannel::connect_with_retry(addr, timeout)?;
-        ch.set_read_timeout(Some(timeout * 3))?;
+        ch.set_read_timeout(Some(timeout.saturating_mul(3)))?;
         ch.send(CLIENT_HELLO)?;
         ch.flush()?;
         let info: ModelInfo = serde_json::from_slice(&ch.recv()?)

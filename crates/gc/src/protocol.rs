@@ -410,20 +410,22 @@ impl EvaluatorOffline {
         let c = &self.circuit;
         let n_tw = (c.n_and() + c.n_proj()) as u64;
         let ka = k * WORD;
-        let mut ev = Evaluator::new(c);
-        let mut res = EvaluatedChunk {
-            bits: Vec::new(),
-            ring: Vec::with_capacity(n),
-        };
+        // All of the garbler's labels (one flight of LABEL_GROUP-sized messages).
+        let mut la = Vec::with_capacity(n * ka);
+        for group in (0..n).step_by(LABEL_GROUP) {
+            let gb = LABEL_GROUP.min(n - group);
+            la.extend(ch.recv_blocks(gb * ka)?);
+        }
+        // Locate each chunk's tables (chunks never straddle messages).
+        let probe = Evaluator::new(c);
+        let mut chunks: Vec<(usize, usize, &[u8])> = Vec::with_capacity(n.div_ceil(CHUNK));
         let mut msgs = self.tables.iter();
         let mut cur: &[u8] = &[];
         for group in (0..n).step_by(LABEL_GROUP) {
             let gb = LABEL_GROUP.min(n - group);
-            let la = ch.recv_blocks(gb * ka)?;
             for first in (group..group + gb).step_by(CHUNK) {
                 let b = CHUNK.min(group + gb - first);
-                let src = (first - group) * ka;
-                let need = ev.table_bytes(b);
+                let need = probe.table_bytes(b);
                 if cur.is_empty() && need > 0 {
                     cur = msgs.next().ok_or(GcError::Truncated)?;
                 }
@@ -432,18 +434,61 @@ impl EvaluatorOffline {
                 }
                 let (tab, rest) = cur.split_at(need);
                 cur = rest;
+                chunks.push((first, b, tab));
+            }
+        }
+        // Evaluate the chunks on up to EVAL_THREADS threads, each a contiguous
+        // range, and join the outputs in order.
+        let eval_range = |range: &[(usize, usize, &[u8])]| -> Result<Vec<u64>> {
+            let mut ev = Evaluator::new(c);
+            let mut res = EvaluatedChunk {
+                bits: Vec::new(),
+                ring: Vec::with_capacity(range.len() * CHUNK),
+            };
+            for &(first, b, tab) in range {
                 ev.eval_chunk(
                     self.gate0 + first as u64 * n_tw,
-                    &la[src..src + b * ka],
+                    &la[first * ka..(first + b) * ka],
                     &self.k_labels[first * ka..(first + b) * ka],
                     tab,
                     &[],
                     &mut res,
                 )?;
             }
+            Ok(res.ring)
+        };
+        let threads = eval_threads()
+            .min(chunks.len().div_ceil(MIN_CHUNKS_PER_THREAD))
+            .max(1);
+        if threads == 1 {
+            return eval_range(&chunks);
         }
-        Ok(std::mem::take(&mut res.ring))
+        let per = chunks.len().div_ceil(threads);
+        let parts: Vec<Result<Vec<u64>>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = chunks
+                .chunks(per)
+                .map(|r| sc.spawn(move || eval_range(r)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        let mut out = Vec::with_capacity(n);
+        for p in parts {
+            out.extend(p?);
+        }
+        Ok(out)
     }
+}
+
+/// Chunks below which a batch is evaluated on one thread.
+const MIN_CHUNKS_PER_THREAD: usize = 8;
+
+/// Threads for evaluating a large batch online: the machine's parallelism, at
+/// most 4 (the garbler is idle while the evaluator works, so its core is free).
+fn eval_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 #[cfg(test)]

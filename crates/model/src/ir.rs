@@ -261,7 +261,10 @@ fn window_out(
     if stride == 0 || k == 0 {
         return Err("zero kernel or stride".into());
     }
-    let padded = len + pad_a + pad_b;
+    let padded = len
+        .checked_add(pad_a)
+        .and_then(|v| v.checked_add(pad_b))
+        .ok_or("padding too large")?;
     if padded < k {
         return Err(format!("window {k} larger than padded input {padded}"));
     }
@@ -312,8 +315,15 @@ pub fn infer_shape(op: &Op, ins: &[&Shape], recorded: &Shape) -> Result<Shape, S
             if c.stride[0] == 0 || c.stride[1] == 0 {
                 return Err("zero stride".into());
             }
-            let full_h = (h - 1) * c.stride[0] + c.kh + c.output_padding[0];
-            let full_w = (w - 1) * c.stride[1] + c.kw + c.output_padding[1];
+            let grow = |len: usize, s: usize, k: usize, op: usize| {
+                (len - 1)
+                    .checked_mul(s)
+                    .and_then(|v| v.checked_add(k))
+                    .and_then(|v| v.checked_add(op))
+                    .ok_or("conv-transpose output too large")
+            };
+            let full_h = grow(h, c.stride[0], c.kh, c.output_padding[0])?;
+            let full_w = grow(w, c.stride[1], c.kw, c.output_padding[1])?;
             let oh = full_h
                 .checked_sub(c.pads[0] + c.pads[2])
                 .filter(|&v| v > 0)

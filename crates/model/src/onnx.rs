@@ -29,6 +29,8 @@ use std::collections::HashMap;
 pub const MAX_ONNX_BYTES: usize = 1 << 30;
 /// Largest tensor (elements) accepted.
 const MAX_TENSOR_ELEMS: usize = 1 << 28;
+/// Largest dimension, kernel, stride or padding accepted in any attribute.
+const MAX_DIM: usize = 1 << 24;
 
 /// An import failure.
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +162,9 @@ fn tensor_to_const(t: &TensorProto) -> std::result::Result<Const, String> {
     for &d in &t.dims {
         if d < 0 {
             return Err(format!("negative dimension {d}"));
+        }
+        if d as u64 > MAX_DIM as u64 {
+            return Err(format!("dimension {d} exceeds {MAX_DIM}"));
         }
         dims.push(d as usize);
         numel = numel
@@ -895,11 +900,11 @@ impl<'a> Importer<'a> {
                     axis += r;
                 }
                 if r == 0
-                    || axis != 0
-                        && r != 1
-                        && parts
-                            .iter()
-                            .any(|p| p.dims[..axis as usize].iter().product::<usize>() != 1)
+                    || !(0..r).contains(&axis)
+                    || parts.iter().any(|p| p.dims.len() as i64 != r)
+                    || parts
+                        .iter()
+                        .any(|p| p.dims[..axis as usize].iter().product::<usize>() != 1)
                 {
                     return Err(self.err(
                         node,
@@ -940,6 +945,9 @@ impl<'a> Importer<'a> {
             }
             "Slice" => {
                 let x = c(0)?;
+                if x.numel() == 0 {
+                    return Err(self.err(node, "slice of an empty constant"));
+                }
                 let r = x.dims.len() as i64;
                 let (starts, ends, axes, steps) = if self.opset >= 10 {
                     let opt = |k: usize| -> Option<Vec<i64>> {
@@ -981,7 +989,7 @@ impl<'a> Importer<'a> {
                         let mut i = s0;
                         while i < e0 {
                             idx.push(i as usize);
-                            i += step;
+                            i = i.saturating_add(step);
                         }
                     } else {
                         let (s0, e0) = (
@@ -991,7 +999,7 @@ impl<'a> Importer<'a> {
                         let mut i = s0;
                         while i > e0 {
                             idx.push(i as usize);
-                            i += step;
+                            i = i.saturating_add(step);
                         }
                     }
                     keep[a as usize] = idx;
@@ -1237,7 +1245,7 @@ impl<'a> Importer<'a> {
         match auto.as_str() {
             "NOTSET" | "" => {
                 let p = attr_ints(node, "pads").unwrap_or(vec![0; 4]);
-                if p.len() != 4 || p.iter().any(|&v| v < 0) {
+                if p.len() != 4 || p.iter().any(|&v| !(0..=MAX_DIM as i64).contains(&v)) {
                     return Err(
                         self.err(node, format!("pads {p:?} must be four non-negative values"))
                     );
@@ -1325,6 +1333,12 @@ impl<'a> Importer<'a> {
             }
             begin[a] = pads[k];
             end[a] = pads[k + axes.len()];
+            if begin[a] > MAX_DIM as i64 || end[a] > MAX_DIM as i64 {
+                return Err(self.err(
+                    node,
+                    format!("pad {} exceeds {MAX_DIM}", begin[a].max(end[a])),
+                ));
+            }
         }
         if r != 4
             || begin[..2].iter().chain(&end[..2]).any(|&v| v != 0)
@@ -1408,7 +1422,7 @@ impl<'a> Importer<'a> {
             return Err(self.err(node, "auto_pad is not supported for transposed convolution"));
         }
         let p = attr_ints(node, "pads").unwrap_or(vec![0; 4]);
-        if p.len() != 4 || p.iter().any(|&v| v < 0) {
+        if p.len() != 4 || p.iter().any(|&v| !(0..=MAX_DIM as i64).contains(&v)) {
             return Err(self.err(node, "pads must be four non-negative values"));
         }
         let output_padding = pair(node, "output_padding", 0).map_err(|r| self.err(node, r))?;
@@ -1601,7 +1615,7 @@ impl<'a> Importer<'a> {
         }
         let k = attr_ints(node, "kernel_shape")
             .ok_or_else(|| self.err(node, "missing kernel_shape"))?;
-        if k.len() != 2 || k.iter().any(|&v| v <= 0) {
+        if k.len() != 2 || k.iter().any(|&v| !(1..=MAX_DIM as i64).contains(&v)) {
             return Err(self.err(
                 node,
                 format!("kernel_shape {k:?} must be two positive values"),
@@ -1870,13 +1884,15 @@ fn attr_str(node: &NodeProto, name: &str) -> Option<String> {
 fn pair(node: &NodeProto, name: &str, default: usize) -> std::result::Result<[usize; 2], String> {
     match attr_ints(node, name) {
         None => Ok([default, default]),
-        Some(v) if v.len() == 2 && v.iter().all(|&x| x >= 0) => {
+        Some(v) if v.len() == 2 && v.iter().all(|&x| (0..=MAX_DIM as i64).contains(&x)) => {
             if default == 1 && v.contains(&0) {
                 return Err(format!("{name} must be positive"));
             }
             Ok([v[0] as usize, v[1] as usize])
         }
-        Some(v) => Err(format!("{name} {v:?} must have two non-negative values")),
+        Some(v) => Err(format!(
+            "{name} {v:?} must have two values between 0 and {MAX_DIM}"
+        )),
     }
 }
 

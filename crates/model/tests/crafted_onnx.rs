@@ -1,0 +1,184 @@
+//! Crafted ONNX graphs with absurd attributes: clear errors, never a panic or an
+//! accepted bogus geometry (found by review; see docs/SECURITY.md).
+
+use onnx_protobuf::*;
+use protobuf::{Message, MessageField};
+
+fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
+    use onnx_protobuf::tensor_shape_proto::{dimension::Value as DV, Dimension};
+    let mut sh = TensorShapeProto::new();
+    for &d in dims {
+        let mut dd = Dimension::new();
+        dd.value = Some(DV::DimValue(d));
+        sh.dim.push(dd);
+    }
+    let mut tt = type_proto::Tensor::new();
+    tt.elem_type = 1;
+    tt.shape = MessageField::some(sh);
+    let mut t = TypeProto::new();
+    t.value = Some(type_proto::Value::TensorType(tt));
+    let mut v = ValueInfoProto::new();
+    v.name = name.into();
+    v.type_ = MessageField::some(t);
+    v
+}
+fn ints_init(name: &str, dims: &[i64], v: &[i64]) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.into();
+    t.dims = dims.to_vec();
+    t.data_type = 7;
+    t.int64_data = v.to_vec();
+    t
+}
+fn f_init(name: &str, dims: &[i64], v: &[f32]) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.into();
+    t.dims = dims.to_vec();
+    t.data_type = 1;
+    t.float_data = v.to_vec();
+    t
+}
+fn node(op: &str, ins: &[&str], out: &str, attrs: Vec<AttributeProto>) -> NodeProto {
+    let mut n = NodeProto::new();
+    n.op_type = op.into();
+    n.input = ins.iter().map(|s| s.to_string()).collect();
+    n.output = vec![out.into()];
+    n.attribute = attrs;
+    n
+}
+fn a_int(name: &str, v: i64) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.into();
+    a.type_ = protobuf::EnumOrUnknown::new(attribute_proto::AttributeType::INT);
+    a.i = v;
+    a
+}
+fn a_ints(name: &str, v: &[i64]) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.into();
+    a.type_ = protobuf::EnumOrUnknown::new(attribute_proto::AttributeType::INTS);
+    a.ints = v.to_vec();
+    a
+}
+fn model(nodes: Vec<NodeProto>, inits: Vec<TensorProto>, xdims: &[i64]) -> Vec<u8> {
+    let mut g = GraphProto::new();
+    g.name = "g".into();
+    g.node = nodes;
+    g.initializer = inits;
+    g.input.push(vi("x", xdims));
+    g.output.push(vi("y", &[]));
+    let mut m = ModelProto::new();
+    m.ir_version = 8;
+    let mut o = OperatorSetIdProto::new();
+    o.version = 13;
+    m.opset_import.push(o);
+    m.graph = MessageField::some(g);
+    m.write_to_bytes().unwrap()
+}
+/// The importer must return an error (never panic, never accept) on each case.
+fn must_reject(what: &str, bytes: Vec<u8>) {
+    let r =
+        std::panic::catch_unwind(|| blindfold_model::onnx::import_onnx(&bytes, "t").map(|_| ()));
+    match r {
+        Ok(Err(e)) => assert!(!e.to_string().is_empty(), "{what}"),
+        Ok(Ok(())) => panic!("{what}: a crafted graph was accepted"),
+        Err(_) => panic!("{what}: the importer panicked"),
+    }
+}
+
+/// Valid but extreme: may import, must not panic.
+fn must_not_panic(what: &str, bytes: Vec<u8>) {
+    let r =
+        std::panic::catch_unwind(|| blindfold_model::onnx::import_onnx(&bytes, "t").map(|_| ()));
+    assert!(r.is_ok(), "{what}: the importer panicked");
+}
+
+#[test]
+fn crafted_attributes_are_errors_not_panics() {
+    must_reject(
+        "const concat axis=3",
+        model(
+            vec![
+                node("Concat", &["a", "b"], "c", vec![a_int("axis", 3)]),
+                node("Relu", &["x"], "y", vec![]),
+                node("Identity", &["c"], "unused", vec![]),
+            ],
+            vec![ints_init("a", &[2], &[1, 2]), ints_init("b", &[2], &[3, 4])],
+            &[1, 1, 4, 4],
+        ),
+    );
+    let m = i64::MAX;
+    must_reject(
+        "conv huge pads",
+        model(
+            vec![node(
+                "Conv",
+                &["x", "w"],
+                "y",
+                vec![a_ints("pads", &[m, 0, m, 0])],
+            )],
+            vec![f_init("w", &[1, 1, 3, 3], &[0.1; 9])],
+            &[1, 1, 8, 8],
+        ),
+    );
+    must_not_panic(
+        "const slice huge step",
+        model(
+            vec![
+                node("Slice", &["a", "s", "e", "ax", "st"], "c", vec![]),
+                node("Add", &["x", "c"], "y", vec![]),
+            ],
+            vec![
+                ints_init("a", &[4], &[1, 2, 3, 4]),
+                ints_init("s", &[1], &[1]),
+                ints_init("e", &[1], &[4]),
+                ints_init("ax", &[1], &[0]),
+                ints_init("st", &[1], &[i64::MAX]),
+            ],
+            &[1, 1, 4, 4],
+        ),
+    );
+    must_reject(
+        "const concat ranks",
+        model(
+            vec![
+                node("Concat", &["a", "b"], "c", vec![a_int("axis", 1)]),
+                node("Relu", &["x"], "y", vec![]),
+                node("Identity", &["c"], "unused", vec![]),
+            ],
+            vec![
+                ints_init("a", &[1, 2], &[1, 2]),
+                ints_init("b", &[2], &[3, 4]),
+            ],
+            &[1, 1, 4, 4],
+        ),
+    );
+    must_reject(
+        "convtranspose huge stride",
+        model(
+            vec![node(
+                "ConvTranspose",
+                &["x", "w"],
+                "y",
+                vec![a_ints("strides", &[1i64 << 62, 1])],
+            )],
+            vec![f_init("w", &[1, 1, 3, 3], &[0.1; 9])],
+            &[1, 1, 8, 8],
+        ),
+    );
+    must_reject(
+        "huge empty initializer",
+        model(
+            vec![
+                node("Slice", &["a", "s", "e"], "c", vec![]),
+                node("Add", &["x", "c"], "y", vec![]),
+            ],
+            vec![
+                ints_init("a", &[1 << 40, 0], &[]),
+                ints_init("s", &[1], &[0]),
+                ints_init("e", &[1], &[5]),
+            ],
+            &[1, 1, 4, 4],
+        ),
+    );
+}
