@@ -204,7 +204,8 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let (m, q) = ma.load()?;
     let ds = data::load_idx_dir(&paths::default_data())?;
     println!("blindfold demo: model {} split into two shares; servers P0 and P1 and a client on loopback", m.name);
-    println!("each server holds one random share of every weight; the client sends each a random share of the digit\n");
+    println!("each server holds one random share of every weight; the client sends each a random share of the digit");
+    println!("offline = preprocessing done ahead of time for that query (HE products, garbled circuits, OTs)\n");
     let mut rng = Prg::from_entropy();
     let n = a.count.min(ds.len());
     let pool = n.clamp(1, 16);
@@ -214,8 +215,16 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     cluster.wait_ready(pool, Duration::from_secs(120))?;
     eprintln!("{:.1} s", t.elapsed().as_secs_f64());
     println!(
-        "{:>5} {:>6} {:>7} {:>7} {:>9} {:>9} {:>9} {:>10}",
-        "digit", "truth", "secure", "plain", "total ms", "online ms", "wait ms", "bytes"
+        "{:>5} {:>6} {:>7} {:>7} {:>11} {:>10} {:>11} {:>10} {:>9}",
+        "digit",
+        "truth",
+        "secure",
+        "plain",
+        "client ms",
+        "online ms",
+        "offline ms",
+        "online MB",
+        "total MB"
     );
     let (mut agree, mut correct) = (0, 0);
     let mut lat = Vec::new();
@@ -230,15 +239,16 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         correct += (ans.label == ds.labels[i] as usize) as usize;
         let total_bytes = ans.cost[0].offline_bytes + ans.cost[0].online_bytes + ans.client_bytes;
         println!(
-            "{:>5} {:>6} {:>7} {:>7} {:>9.1} {:>9.1} {:>9.1} {:>10}",
+            "{:>5} {:>6} {:>7} {:>7} {:>11.1} {:>10.1} {:>11.1} {:>10.2} {:>9.2}",
             i,
             ds.labels[i],
             ans.label,
             pl,
             ans.latency_ms,
             ans.cost[0].online_ms,
-            ans.cost[0].queue_ms,
-            total_bytes
+            ans.cost[0].offline_ms,
+            (ans.cost[0].online_bytes + ans.client_bytes) as f64 / 1e6,
+            total_bytes as f64 / 1e6
         );
         lat.push(ans.latency_ms);
         onl.push(ans.cost[0].online_ms);
