@@ -40,10 +40,24 @@ enum Cmd {
     /// Write digits of a dataset as PNG and .npy files (inputs for `run`/`query`).
     Digits(plain_cmds::DigitsArgs),
     /// Model owner: split a model into two share files, one per server.
+    #[command(
+        after_help = "Example:\n  blindfold split minionn --out /tmp/shares\n  \
+(then copy party0.share to server P0 and party1.share to server P1)"
+    )]
     Split(secure_cmds::SplitArgs),
     /// Run one of the two servers.
+    #[command(after_help = "Example (two terminals or two machines):\n  \
+blindfold serve --party 0 --share party0.share --listen 0.0.0.0:7000\n  \
+blindfold serve --party 1 --share party1.share --listen 0.0.0.0:7001 --peer P0_HOST:7000\n\n\
+Party 1 connects to party 0; both then precompute queries in the background and \
+answer clients on their --listen address.")]
     Serve(secure_cmds::ServeArgs),
     /// Client: secret-share an input to both servers and reconstruct the answer.
+    #[command(
+        after_help = "Example:\n  blindfold digits --out /tmp/digits --count 1\n  \
+blindfold query --servers P0_HOST:7000,P1_HOST:7001 /tmp/digits/digit0_label1.png\n\n\
+P0 receives only a random seed, P1 only the input masked by that seed's expansion."
+    )]
     Query(secure_cmds::QueryArgs),
     /// Both servers and a client on loopback with the bundled model and digits.
     Demo(secure_cmds::DemoArgs),
