@@ -130,7 +130,7 @@ pub fn garbler_of(j: usize) -> PartyId {
     }
 }
 
-fn conv_shape(g: &blindfold_model::quant::ConvGeomSer) -> LinearShape {
+fn conv_shape(g: &blindfold_model::kernels::ConvGeom) -> LinearShape {
     LinearShape::Conv2d(Conv2dShape {
         c_in: g.c_in,
         h: g.h,

@@ -221,12 +221,12 @@ pub fn run_plain_all(qm: &QModel, x: &[u64]) -> Result<Vec<Vec<u64>>, ModelError
 pub fn apply_weighted(op: &QOp, x: &[u64]) -> Option<Vec<u64>> {
     Some(match op {
         QOp::Conv { geom, weight, bias } => {
-            let mut y = kernels::conv2d(&(*geom).into(), x, weight);
+            let mut y = kernels::conv2d(geom, x, weight);
             kernels::add_channel_bias(&mut y, bias);
             y
         }
         QOp::ConvTranspose { geom, weight, bias } => {
-            let mut y = kernels::conv_transpose2d(&(*geom).into(), x, weight);
+            let mut y = kernels::conv_transpose2d(geom, x, weight);
             kernels::add_channel_bias(&mut y, bias);
             y
         }

@@ -43,7 +43,7 @@ impl Scalar for u64 {
 }
 
 /// Geometry of a 2-D convolution on a `[c_in, h, w]` input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConvGeom {
     pub c_in: usize,
     pub h: usize,
@@ -103,7 +103,7 @@ pub fn conv2d<T: Scalar>(g: &ConvGeom, x: &[T], weight: &[T]) -> Vec<T> {
 }
 
 /// Geometry of a transposed convolution; weights `[c_in, c_out, kh, kw]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConvTransposeGeom {
     pub c_in: usize,
     pub h: usize,

@@ -31,12 +31,12 @@ pub enum QOp {
     Input,
     /// Conv; weight at `f`, bias at `2f`.
     Conv {
-        geom: ConvGeomSer,
+        geom: ConvGeom,
         weight: Vec<u64>,
         bias: Vec<u64>,
     },
     ConvTranspose {
-        geom: ConvTransposeGeomSer,
+        geom: ConvTransposeGeom,
         weight: Vec<u64>,
         bias: Vec<u64>,
     },
@@ -119,64 +119,6 @@ impl QOp {
             QOp::Relu { .. } | QOp::MaxPool { .. } | QOp::Sign => "garbled circuit",
             QOp::Square => "Beaver square (OT-preprocessed)",
             QOp::Trunc => "local share truncation",
-        }
-    }
-}
-
-/// Serializable copy of [`ConvGeom`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConvGeomSer {
-    pub c_in: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c_out: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: [usize; 2],
-    pub pads: [usize; 4],
-}
-
-impl From<ConvGeomSer> for ConvGeom {
-    fn from(g: ConvGeomSer) -> ConvGeom {
-        ConvGeom {
-            c_in: g.c_in,
-            h: g.h,
-            w: g.w,
-            c_out: g.c_out,
-            kh: g.kh,
-            kw: g.kw,
-            stride: g.stride,
-            pads: g.pads,
-        }
-    }
-}
-
-/// Serializable copy of [`ConvTransposeGeom`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConvTransposeGeomSer {
-    pub c_in: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c_out: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: [usize; 2],
-    pub pads: [usize; 4],
-    pub output_padding: [usize; 2],
-}
-
-impl From<ConvTransposeGeomSer> for ConvTransposeGeom {
-    fn from(g: ConvTransposeGeomSer) -> ConvTransposeGeom {
-        ConvTransposeGeom {
-            c_in: g.c_in,
-            h: g.h,
-            w: g.w,
-            c_out: g.c_out,
-            kh: g.kh,
-            kw: g.kw,
-            stride: g.stride,
-            pads: g.pads,
-            output_padding: g.output_padding,
         }
     }
 }
@@ -303,7 +245,7 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
             Op::Conv(c) => {
                 let x = b.at_f(ins[0]);
                 let s = &b.nodes[x].shape;
-                let geom = ConvGeomSer {
+                let geom = ConvGeom {
                     c_in: c.c_in,
                     h: s.dims()[1],
                     w: s.dims()[2],
@@ -323,7 +265,7 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
             Op::ConvTranspose(c) => {
                 let x = b.at_f(ins[0]);
                 let s = &b.nodes[x].shape;
-                let geom = ConvTransposeGeomSer {
+                let geom = ConvTransposeGeom {
                     c_in: c.c_in,
                     h: s.dims()[1],
                     w: s.dims()[2],
@@ -612,7 +554,7 @@ impl QModel {
                     {
                         return Err(e("weight or bias length disagrees with the geometry".into()));
                     }
-                    let g: crate::kernels::ConvGeom = (*geom).into();
+                    let g = *geom;
                     vec![geom.c_out, g.out_h(), g.out_w()]
                 }
                 QOp::ConvTranspose { geom, weight, bias } => {
