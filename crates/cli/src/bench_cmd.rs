@@ -126,7 +126,7 @@ fn engines(a: &BenchArgs) -> Result<(String, PartyEngine, PartyEngine)> {
 
 fn preprocessing(a: &BenchArgs) -> Result<()> {
     let (name, e0, _) = engines(a)?;
-    let r = blindfold_he::bench::bench(e0.linear_shapes(), a.queries.max(1))?;
+    let r = blindfold_he::bench::bench(&e0.linear_shapes(), a.queries.max(1))?;
     if a.json {
         let mut v = serde_json::to_value(&r)?;
         v["network"] = serde_json::Value::String(name);

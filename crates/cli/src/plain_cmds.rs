@@ -3,6 +3,7 @@
 use crate::paths;
 use anyhow::{bail, Context, Result};
 use blindfold_core::FracBits;
+use blindfold_engine::plan::{Deployment, Plan};
 use blindfold_model::engine::{self, argmax};
 use blindfold_model::quant::{quantize, QModel};
 use blindfold_model::{data, load_onnx, summary, Model};
@@ -33,9 +34,42 @@ impl ModelArg {
 pub struct InspectArgs {
     #[command(flatten)]
     pub model: ModelArg,
+    /// The deployment whose protocols to show (what `split` and `serve` would run).
+    #[arg(long, default_value = "two-server", value_parser = parse_deployment)]
+    pub mode: Deployment,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A deployment by the name users type.
+pub fn parse_deployment(s: &str) -> std::result::Result<Deployment, String> {
+    Deployment::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Deployment::ALL.iter().map(|d| d.name()).collect();
+        format!("unknown mode '{s}' (one of: {})", names.join(", "))
+    })
+}
+
+/// `inspect --json`: the model's summary and the planner's answer per layer.
+#[derive(Serialize)]
+struct InspectReport {
+    #[serde(flatten)]
+    summary: summary::Summary,
+    mode: Deployment,
+    /// Whether `split` and `serve` accept this model in this mode.
+    supported: bool,
+    /// Per node: the protocol, or why the mode cannot run it.
+    protocols: Vec<ProtocolRow>,
+}
+
+#[derive(Serialize)]
+struct ProtocolRow {
+    index: usize,
+    op: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unsupported: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
@@ -122,8 +156,25 @@ pub fn zoo() -> Result<()> {
 pub fn inspect(a: InspectArgs) -> Result<()> {
     let (_, q) = a.model.load()?;
     let s = summary::summarize(&q);
+    let survey = Plan::survey(&q, a.mode);
+    let supported = survey.iter().all(|r| r.protocol.is_ok());
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&s)?);
+        let protocols = survey
+            .iter()
+            .map(|r| ProtocolRow {
+                index: r.node,
+                op: r.op,
+                protocol: r.protocol.as_ref().ok().cloned(),
+                unsupported: r.protocol.as_ref().err().cloned(),
+            })
+            .collect();
+        let report = InspectReport {
+            summary: s,
+            mode: a.mode,
+            supported,
+            protocols,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     println!(
@@ -131,10 +182,14 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         s.name, s.input_shape, s.output_shape, s.frac_bits
     );
     println!(
-        "{:>3}  {:<16} {:<14} {:>12} {:>4} {:>9} {:>10} {:>7}  protocol",
-        "#", "layer", "op", "output", "frac", "params", "mults", "nonlin"
+        "{:>3}  {:<16} {:<14} {:>12} {:>4} {:>9} {:>10} {:>7}  protocol ({})",
+        "#", "layer", "op", "output", "frac", "params", "mults", "nonlin", a.mode
     );
-    for l in &s.layers {
+    for (l, p) in s.layers.iter().zip(&survey) {
+        let protocol = match &p.protocol {
+            Ok(p) => p.clone(),
+            Err(why) => format!("NOT SUPPORTED: {why}"),
+        };
         let name: String = l.name.chars().take(16).collect();
         println!(
             "{:>3}  {:<16} {:<14} {:>12} {:>4} {:>9} {:>10} {:>7}  {}",
@@ -146,13 +201,19 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
             l.parameters,
             l.multiplications,
             l.nonlinear,
-            l.protocol
+            protocol
         );
     }
     println!(
         "total: {} parameters, {} multiplications, {} garbled non-linear elements ({} comparisons in max-pools), {} squares, {} local truncations",
         s.parameters, s.multiplications, s.nonlinear, s.comparisons, s.squares, s.truncations
     );
+    if !supported {
+        println!(
+            "{} mode cannot run this model: `split` refuses it (layers marked NOT SUPPORTED)",
+            a.mode
+        );
+    }
     Ok(())
 }
 

@@ -5,8 +5,9 @@ use crate::plain_cmds::{load_dataset, progress, ModelArg};
 use anyhow::{bail, Context, Result};
 use blindfold_core::Prg;
 use blindfold_engine::party::PartyEngine;
+use blindfold_engine::plan::Deployment;
 use blindfold_engine::server::{self, Answer, LocalCluster, ServeConfig};
-use blindfold_engine::share::{split, ModelShare};
+use blindfold_engine::share::{split_for, ModelShare};
 use blindfold_model::engine::{self as plain, argmax_ring};
 use blindfold_model::{data, summary};
 use clap::Args;
@@ -29,10 +30,10 @@ pub struct SplitArgs {
 pub fn split_cmd(a: SplitArgs) -> Result<()> {
     let (_, q) = a.model.load()?;
     let mut rng = Prg::from_entropy();
-    let shares = split(&q, &mut rng);
+    let shares = split_for(&q, Deployment::TwoServer, &mut rng)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     for s in &shares {
-        let p = a.out.join(format!("party{}.share", s.party));
+        let p = a.out.join(format!("party{}.share", s.party.index()));
         std::fs::write(&p, s.to_bytes()).with_context(|| format!("writing {}", p.display()))?;
         println!(
             "wrote {} ({} bytes)",
@@ -77,7 +78,7 @@ pub struct ServeArgs {
 
 pub fn serve(a: ServeArgs) -> Result<()> {
     let share = ModelShare::load(&a.share)?;
-    if share.party != a.party {
+    if share.party.index() != a.party as usize {
         bail!(
             "{} is party {}'s share, but this server was started as --party {}",
             a.share.display(),

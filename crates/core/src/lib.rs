@@ -51,6 +51,21 @@ impl PartyId {
     }
 }
 
+/// Serialized as its index, one byte; decoding rejects anything but 0 and 1.
+impl serde::Serialize for PartyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.index() as u8)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PartyId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PartyId, D::Error> {
+        let i = <u8 as serde::Deserialize>::deserialize(d)?;
+        PartyId::from_index(i as usize)
+            .ok_or_else(|| serde::de::Error::custom(format!("party {i} is not 0 or 1")))
+    }
+}
+
 impl std::fmt::Display for PartyId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "P{}", self.index())

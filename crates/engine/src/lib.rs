@@ -3,6 +3,8 @@
 //! The two-party engine of DESIGN section 3 over the fixed-point program of
 //! `blindfold-model`:
 //!
+//! * [`plan`]: the one planner: which protocol runs each node of the program in
+//!   a deployment, and who does what ([`Roles`]);
 //! * [`share`]: the model owner's split into two share files, and their
 //!   validated encoding;
 //! * [`party`]: one server's engine: session setup, the per-query offline bundle
@@ -13,10 +15,12 @@
 
 pub mod client;
 pub mod party;
+pub mod plan;
 pub mod server;
 pub mod share;
 
 pub use party::{Bundle, PartyEngine, Session};
+pub use plan::{Deployment, Plan, Roles};
 pub use share::ModelShare;
 
 /// Errors of the engine.
@@ -34,15 +38,47 @@ pub enum EngineError {
     #[error("model: {0}")]
     Model(#[from] blindfold_model::ModelError),
     #[error("share file: {0}")]
-    ShareFile(String),
-    #[error("layer {layer} ({op}) is not supported in two-party mode: {reason}")]
+    ShareFile(#[from] share::ShareFileError),
+    /// The planner cannot run this layer in this deployment.
+    #[error("layer {layer} ({op}) is not supported in {mode} mode: {reason}")]
     Unsupported {
         layer: usize,
         op: &'static str,
+        mode: &'static str,
         reason: String,
     },
+    /// The peer server is not the counterpart of this one.
+    #[error("peer mismatch: {0}")]
+    PeerMismatch(#[from] PeerMismatch),
+    /// An input share of the wrong length.
+    #[error("input share has {got} values, the model takes {expected}")]
+    InputLength { expected: usize, got: usize },
+    /// A label-only answer was asked of a model whose output is not a vector.
+    #[error("a label-only answer needs a vector output")]
+    LabelNeedsVector,
+    /// A bundle that was not made by this engine's plan (a programming error:
+    /// bundles are consumed by value and only `offline` makes them).
+    #[error("the bundle does not match the plan at layer {layer}")]
+    BundleMismatch { layer: usize },
+    // Serving errors (server.rs) follow.
     #[error("protocol: {0}")]
     Protocol(String),
+}
+
+/// Why two servers refuse to pair.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerMismatch {
+    #[error("the peer is not a blindfold server of this version")]
+    NotBlindfold,
+    #[error("the peer holds a share of a different model split")]
+    OtherSplit,
+    #[error("the peer also claims to be party {0}")]
+    SameParty(u8),
+    #[error("the peer's program differs")]
+    OtherProgram,
+    #[error("the peer runs another deployment")]
+    OtherDeployment,
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;

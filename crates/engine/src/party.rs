@@ -1,4 +1,8 @@
-//! One server's side of the two-party engine.
+//! One party's side of the two-party engine, driven by a [`Plan`] and its
+//! [`Roles`]. The diagram is the two-server deployment (both parties hold weight
+//! shares, P0 adds public terms, garblers alternate); with one weight holder
+//! only the other party's direction of every exchange below runs (see
+//! [`PartyEngine::linear_online`]).
 //!
 //! ```text
 //!  P0 (program with W0, b0)                          P1 (program with W1, b1)
@@ -20,58 +24,42 @@
 //!  sum-pool, add, reshape, concat, resize, public multiply: local on shares
 //! ```
 //!
-//! The online phase consumes a [`Bundle`] by value: preprocessed material is never
-//! reused. Each linear layer and each square costs one round (both parties send at
+//! The offline phase makes one material per plan step, in step order; the online
+//! phase consumes a [`Bundle`] by value, step and material together, so
+//! preprocessed material is never reused. Each linear layer and each square costs one round (both parties send at
 //! once), each GC layer one round trip.
 
+use crate::plan::{GcStep, Plan, Roles, StepSpec};
 use crate::share::ModelShare;
-use crate::{EngineError, Result};
-use blindfold_core::{FracBits, PartyId};
-use blindfold_gc::{EvaluatorOffline, EvaluatorSession, Gadget, GarblerOffline, GarblerSession};
+use crate::{EngineError, PeerMismatch, Result};
+use blindfold_core::PartyId;
+use blindfold_gc::{EvaluatorOffline, EvaluatorSession, GarblerOffline, GarblerSession};
 use blindfold_he::{
-    Conv2dShape, EncodedWeights, FcShape, HeParams, HeSession, LayerPlan, LayerShares, LinearShape,
+    Conv2dShape, DirectedShares, EncodedWeights, HeParams, HeSession, LayerJob, LinearShape,
 };
-use blindfold_model::kernels::PoolGeom;
-use blindfold_model::quant::{QModel, QOp};
+use blindfold_model::quant::QModel;
 use blindfold_net::Channel;
 use blindfold_ot::{CotReceiver, CotSender};
 use rand_core::{CryptoRng, RngCore};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// How the engine computes one node of the program.
-#[derive(Clone, Debug)]
-enum Step {
-    Input,
-    /// Index into the linear layers (HE material).
-    Linear(usize),
-    /// Index into the GC layers; the gadget; the gather of inputs (per element,
-    /// `k` indices into the input value); post-scaling of the output by `2^f`.
-    Gc {
-        index: usize,
-        gather: Option<Vec<usize>>,
-        scale_out: bool,
-    },
-    /// Index into the square layers (Beaver material).
-    Square(usize),
-    Local,
+/// A step of the plan with what this party prepared for it once per model.
+struct Prepared {
+    spec: StepSpec,
+    /// This party's weight share packed for the homomorphic products, on linear
+    /// steps where this party answers the peer's queries.
+    weights: Option<EncodedWeights>,
 }
 
-/// A server's engine for one model share: the program, the plan of each node,
-/// and this party's weight shares encoded for the homomorphic products.
+/// A server's engine for one model share: the plan, and this party's weight
+/// shares encoded for the homomorphic products.
 pub struct PartyEngine {
     party: PartyId,
     share: ModelShare,
-    steps: Vec<Step>,
-    linear_shapes: Vec<LinearShape>,
+    plan: Plan,
+    steps: Vec<Prepared>,
     he_params: Arc<HeParams>,
-    he_weights: Vec<EncodedWeights>,
-    /// `(gadget, elements)` per GC layer.
-    gc_layers: Vec<(Gadget, usize)>,
-    /// Elements per square layer.
-    square_layers: Vec<usize>,
-    /// The GC layer computing the label from the logits, if the output is a vector.
-    argmax_layer: Option<usize>,
 }
 
 /// What the servers return to the client.
@@ -83,13 +71,19 @@ pub enum OutputKind {
     Label,
 }
 
-/// Keys and OT state of one peer connection.
+/// Keys and OT state of one peer connection, for the roles of the plan.
 pub struct Session {
-    he: HeSession,
-    garbler: GarblerSession,
-    evaluator: EvaluatorSession,
-    beaver_send: Option<CotSender>,
-    beaver_recv: Option<CotReceiver>,
+    he: Option<HeSession>,
+    garbler: Option<GarblerSession>,
+    evaluator: Option<EvaluatorSession>,
+    beaver: BeaverOt,
+}
+
+/// This party's end of the OTs behind Beaver squares.
+enum BeaverOt {
+    None,
+    Sender(CotSender),
+    Receiver(CotReceiver),
 }
 
 /// A garbled-circuit layer's offline material, in the role this party plays.
@@ -98,12 +92,33 @@ enum GcMaterial {
     Evaluator(EvaluatorOffline),
 }
 
-/// One query's preprocessed material. Consumed by [`PartyEngine::online`].
+impl GcMaterial {
+    fn online(self, ch: &mut impl Channel, inputs: &[u64]) -> Result<Vec<u64>> {
+        Ok(match self {
+            GcMaterial::Garbler(g) => g.online(ch, inputs)?,
+            GcMaterial::Evaluator(e) => e.online(ch, inputs)?,
+        })
+    }
+}
+
+/// One step's preprocessed material.
+enum Material {
+    /// Steps without preprocessing (input, truncation, local ops).
+    None,
+    Linear(DirectedShares),
+    Gc(GcMaterial),
+    /// Shares of `a` and of `a²`.
+    Square {
+        a: Vec<u64>,
+        a2: Vec<u64>,
+    },
+}
+
+/// One query's preprocessed material: one [`Material`] per step of the plan, in
+/// step order, and the label circuit's. Consumed by [`PartyEngine::online_with`].
 pub struct Bundle {
-    linear: Vec<LayerShares>,
-    gc: Vec<GcMaterial>,
-    /// Per square layer: shares of `a` and of `a²`.
-    squares: Vec<(Vec<u64>, Vec<u64>)>,
+    steps: Vec<Material>,
+    label: Option<GcMaterial>,
     /// Offline cost: milliseconds and bytes (sent + received) seen by this party.
     pub offline_ms: f64,
     pub offline_bytes: u64,
@@ -121,16 +136,8 @@ pub struct LayerCost {
     pub rounds: u64,
 }
 
-/// Who garbles GC layer `j`: roles alternate so both parties work.
-pub fn garbler_of(j: usize) -> PartyId {
-    if j.is_multiple_of(2) {
-        PartyId::P0
-    } else {
-        PartyId::P1
-    }
-}
-
-fn conv_shape(g: &blindfold_model::kernels::ConvGeom) -> LinearShape {
+/// The homomorphic packing's view of a convolution.
+pub(crate) fn conv_shape(g: &blindfold_model::kernels::ConvGeom) -> LinearShape {
     LinearShape::Conv2d(Conv2dShape {
         c_in: g.c_in,
         h: g.h,
@@ -147,129 +154,100 @@ fn conv_shape(g: &blindfold_model::kernels::ConvGeom) -> LinearShape {
     })
 }
 
-impl PartyEngine {
-    /// Plan the program and encode this party's weights for the HE products.
-    pub fn new(share: ModelShare) -> Result<PartyEngine> {
-        let party = share.party_id();
-        let q = &share.program;
-        let f = q.frac_bits();
-        let he_params = HeParams::new()?;
-        let mut steps = Vec::with_capacity(q.nodes.len());
-        let mut linear_shapes = Vec::new();
-        let mut he_weights = Vec::new();
-        let mut gc_layers = Vec::new();
-        let mut square_layers = Vec::new();
-        for (i, n) in q.nodes.iter().enumerate() {
-            let unsupported = |reason: &str| EngineError::Unsupported {
-                layer: i,
-                op: n.op.kind(),
-                reason: reason.to_string(),
-            };
-            let step = match &n.op {
-                QOp::Input => Step::Input,
-                QOp::Conv { geom, weight, .. } => {
-                    let s = conv_shape(geom);
-                    let plan = LayerPlan::new(&s, he_params.degree())?;
-                    he_weights.push(EncodedWeights::new(&he_params, &plan, weight)?);
-                    linear_shapes.push(s);
-                    Step::Linear(linear_shapes.len() - 1)
-                }
-                QOp::Dense {
-                    inputs,
-                    outputs,
-                    weight,
-                    ..
-                } => {
-                    let s = LinearShape::Fc(FcShape {
-                        inputs: *inputs,
-                        outputs: *outputs,
-                    });
-                    let plan = LayerPlan::new(&s, he_params.degree())?;
-                    he_weights.push(EncodedWeights::new(&he_params, &plan, weight)?);
-                    linear_shapes.push(s);
-                    Step::Linear(linear_shapes.len() - 1)
-                }
-                QOp::ConvTranspose { .. } | QOp::ChannelAffine { .. } => return Err(unsupported(
-                    "the homomorphic packing covers convolutions and fully connected layers only",
-                )),
-                QOp::Relu { trunc } => {
-                    let g = Gadget::ReluTruncMask {
-                        f: if *trunc { f } else { FracBits(0) },
-                    };
-                    gc_layers.push((g, n.shape.numel()));
-                    Step::Gc {
-                        index: gc_layers.len() - 1,
-                        gather: None,
-                        scale_out: false,
-                    }
-                }
-                QOp::MaxPool { pool, relu, trunc } => {
-                    if !relu {
-                        return Err(unsupported(
-                            "max-pool without an adjacent ReLU has no circuit yet",
-                        ));
-                    }
-                    let geom: PoolGeom = QOp::pool_geom(pool, &q.nodes[n.inputs[0]].shape);
-                    let k = pool.kernel[0] * pool.kernel[1];
-                    let mut gather = Vec::with_capacity(n.shape.numel() * k);
-                    for win in geom.windows() {
-                        // Pad short (border) windows by repeating an element: max is idempotent.
-                        for j in 0..k {
-                            gather.push(win[j.min(win.len() - 1)]);
-                        }
-                    }
-                    let g = Gadget::MaxPoolReluTruncMask {
-                        k,
-                        f: if *trunc { f } else { FracBits(0) },
-                    };
-                    gc_layers.push((g, n.shape.numel()));
-                    Step::Gc {
-                        index: gc_layers.len() - 1,
-                        gather: Some(gather),
-                        scale_out: false,
-                    }
-                }
-                QOp::Sign => {
-                    gc_layers.push((Gadget::SignMask, n.shape.numel()));
-                    Step::Gc {
-                        index: gc_layers.len() - 1,
-                        gather: None,
-                        scale_out: true,
-                    }
-                }
-                QOp::Square => {
-                    square_layers.push(n.shape.numel());
-                    Step::Square(square_layers.len() - 1)
-                }
-                QOp::Trunc
-                | QOp::MulPublic { .. }
-                | QOp::Add
-                | QOp::SumPool { .. }
-                | QOp::Reshape
-                | QOp::Concat
-                | QOp::ResizeNearest { .. } => Step::Local,
-            };
-            steps.push(step);
+/// The peer handshake at the start of a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PeerHello {
+    model_id: [u8; 16],
+    party: u8,
+    deployment: u8,
+    fingerprint: u64,
+}
+
+impl PeerHello {
+    const MAGIC: &'static [u8; 8] = b"BFPEER2\0";
+    const LEN: usize = 8 + 16 + 1 + 1 + 8;
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::LEN);
+        out.extend_from_slice(Self::MAGIC);
+        out.extend_from_slice(&self.model_id);
+        out.push(self.party);
+        out.push(self.deployment);
+        out.extend_from_slice(&self.fingerprint.to_le_bytes());
+        out
+    }
+
+    fn decode(b: &[u8]) -> std::result::Result<PeerHello, PeerMismatch> {
+        if b.len() != Self::LEN || &b[..8] != Self::MAGIC {
+            return Err(PeerMismatch::NotBlindfold);
         }
-        // Every bundle also carries an argmax circuit over the logits, so a client
-        // may ask for the label only; unused material is dropped with the bundle.
-        let out = q.output_shape();
-        let argmax_layer = if out.rank() == 1 && out.numel() >= 2 {
-            gc_layers.push((Gadget::ArgmaxMask { k: out.numel() }, 1));
-            Some(gc_layers.len() - 1)
-        } else {
-            None
-        };
+        let mut model_id = [0u8; 16];
+        model_id.copy_from_slice(&b[8..24]);
+        let mut fp = [0u8; 8];
+        fp.copy_from_slice(&b[26..34]);
+        Ok(PeerHello {
+            model_id,
+            party: b[24],
+            deployment: b[25],
+            fingerprint: u64::from_le_bytes(fp),
+        })
+    }
+
+    /// Whether `peer` is the counterpart of `self`.
+    fn check(&self, peer: &PeerHello) -> std::result::Result<(), PeerMismatch> {
+        if peer.model_id != self.model_id {
+            return Err(PeerMismatch::OtherSplit);
+        }
+        if peer.party == self.party || peer.party > 1 {
+            return Err(PeerMismatch::SameParty(peer.party));
+        }
+        if peer.deployment != self.deployment {
+            return Err(PeerMismatch::OtherDeployment);
+        }
+        if peer.fingerprint != self.fingerprint {
+            return Err(PeerMismatch::OtherProgram);
+        }
+        Ok(())
+    }
+}
+
+impl PartyEngine {
+    /// Plan the program for the two-server deployment and encode this party's
+    /// weights for the homomorphic products.
+    pub fn new(share: ModelShare) -> Result<PartyEngine> {
+        let plan = Plan::new(&share.program, crate::plan::Deployment::TwoServer)?;
+        PartyEngine::with_plan(share, plan)
+    }
+
+    /// An engine for `plan` (made from `share.program`, possibly with other roles).
+    pub fn with_plan(share: ModelShare, plan: Plan) -> Result<PartyEngine> {
+        let party = share.party_id();
+        let he_params = HeParams::new()?;
+        let answers = plan.roles().he_directions().answers(party);
+        let mut steps = Vec::with_capacity(plan.steps().len());
+        for step in plan.steps() {
+            let weights = match &step.spec {
+                StepSpec::Linear(l) if answers => {
+                    let w = share.program.nodes[step.node]
+                        .op
+                        .secrets()
+                        .ok_or(EngineError::BundleMismatch { layer: step.node })?
+                        .weight;
+                    Some(EncodedWeights::new(&he_params, &l.he, w)?)
+                }
+                _ => None,
+            };
+            steps.push(Prepared {
+                spec: step.spec.clone(),
+                weights,
+            });
+        }
         Ok(PartyEngine {
             party,
             share,
+            plan,
             steps,
-            linear_shapes,
             he_params,
-            he_weights,
-            gc_layers,
-            square_layers,
-            argmax_layer,
         })
     }
 
@@ -282,82 +260,86 @@ impl PartyEngine {
     pub fn model_id(&self) -> [u8; 16] {
         self.share.model_id
     }
-    pub fn linear_shapes(&self) -> &[LinearShape] {
-        &self.linear_shapes
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+    fn roles(&self) -> &Roles {
+        self.plan.roles()
+    }
+    pub fn linear_shapes(&self) -> Vec<LinearShape> {
+        self.plan.linear_shapes()
     }
 
     /// Set up a session with the peer: checks that both hold shares of the same
-    /// split and complementary parties, then HE keys and OT base setups.
+    /// split, complementary parties and the same deployment and program, then the
+    /// HE keys and OT base setups the plan's roles need.
     pub fn setup(
         &self,
         ch: &mut impl Channel,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Session> {
-        // Handshake: model id, party, program fingerprint.
-        let mut hello = b"BFPEER1\0".to_vec();
-        hello.extend_from_slice(&self.share.model_id);
-        hello.push(self.party.index() as u8);
-        hello.extend_from_slice(
-            &crate::share::architecture_fingerprint(&self.share.program).to_le_bytes(),
-        );
-        ch.send(&hello)?;
-        ch.flush()?;
-        let peer = ch.recv()?;
-        if peer.len() != hello.len() || peer[..8] != hello[..8] {
-            return Err(EngineError::Protocol(
-                "the peer is not a blindfold server of this version".into(),
-            ));
-        }
-        if peer[8..24] != hello[8..24] {
-            return Err(EngineError::Protocol(
-                "the peer holds a share of a different model split".into(),
-            ));
-        }
-        if peer[24] as usize != self.party.other().index() {
-            return Err(EngineError::Protocol(format!(
-                "the peer also claims to be party {}",
-                peer[24]
-            )));
-        }
-        if peer[25..] != hello[25..] {
-            return Err(EngineError::Protocol("the peer's program differs".into()));
-        }
-        let he = HeSession::setup(self.party, ch, &self.he_params, rng)?;
-        let (garbler, evaluator) = match self.party {
-            PartyId::P0 => {
-                let g = GarblerSession::setup(ch, rng)?;
-                let e = EvaluatorSession::setup(ch, rng)?;
-                (g, e)
-            }
-            PartyId::P1 => {
-                let e = EvaluatorSession::setup(ch, rng)?;
-                let g = GarblerSession::setup(ch, rng)?;
-                (g, e)
-            }
+        let hello = PeerHello {
+            model_id: self.share.model_id,
+            party: self.party.index() as u8,
+            deployment: self.plan.deployment().wire_id(),
+            fingerprint: crate::share::architecture_fingerprint(&self.share.program),
         };
-        let (beaver_send, beaver_recv) = if self.square_layers.is_empty() {
-            (None, None)
+        ch.send(&hello.encode())?;
+        ch.flush()?;
+        hello.check(&PeerHello::decode(&ch.recv()?)?)?;
+        let roles = *self.roles();
+        let he = if self
+            .steps
+            .iter()
+            .any(|s| matches!(s.spec, StepSpec::Linear(_)))
+        {
+            Some(HeSession::setup_directed(
+                self.party,
+                ch,
+                &self.he_params,
+                roles.he_directions(),
+                rng,
+            )?)
         } else {
-            match self.party {
-                PartyId::P0 => {
-                    let mut d = [0u8; 16];
-                    rng.fill_bytes(&mut d);
-                    let delta = blindfold_core::Block::from_bytes(d);
-                    (Some(CotSender::setup(ch, delta, rng)?), None)
-                }
-                PartyId::P1 => (None, Some(CotReceiver::setup(ch, rng)?)),
+            None
+        };
+        // One GC session per direction in use, P0's garbling first.
+        let garblers: Vec<PartyId> = self.plan.circuits().map(|g| g.garbler).collect();
+        let (mut garbler, mut evaluator) = (None, None);
+        for g in [PartyId::P0, PartyId::P1] {
+            if !garblers.contains(&g) {
+                continue;
             }
+            if g == self.party {
+                garbler = Some(GarblerSession::setup(ch, rng)?);
+            } else {
+                evaluator = Some(EvaluatorSession::setup(ch, rng)?);
+            }
+        }
+        let squares = self
+            .steps
+            .iter()
+            .any(|s| matches!(s.spec, StepSpec::Square(_)));
+        let beaver = if !squares {
+            BeaverOt::None
+        } else if roles.beaver_sender() == self.party {
+            let mut d = [0u8; 16];
+            rng.fill_bytes(&mut d);
+            let delta = blindfold_core::Block::from_bytes(d);
+            BeaverOt::Sender(CotSender::setup(ch, delta, rng)?)
+        } else {
+            BeaverOt::Receiver(CotReceiver::setup(ch, rng)?)
         };
         Ok(Session {
             he,
             garbler,
             evaluator,
-            beaver_send,
-            beaver_recv,
+            beaver,
         })
     }
 
-    /// The offline phase for one query: everything input-independent.
+    /// The offline phase for one query: everything input-independent, one
+    /// material per step of the plan.
     pub fn offline(
         &self,
         ch: &mut impl Channel,
@@ -368,115 +350,168 @@ impl PartyEngine {
         let b0 = ch.stats().total().bytes();
         ch.set_phase("offline");
         let q = &self.share.program;
-        let node_of = |pred: &dyn Fn(&Step) -> bool| -> Vec<usize> {
-            self.steps
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| pred(s))
-                .map(|(i, _)| i)
-                .collect()
-        };
-        let linear_nodes = node_of(&|s| matches!(s, Step::Linear(_)));
-        let gc_nodes = node_of(&|s| matches!(s, Step::Gc { .. }));
-        let square_nodes = node_of(&|s| matches!(s, Step::Square(_)));
+        let plan_steps = self.plan.steps();
         let mut offline_layers = Vec::new();
-        let mut linear = Vec::with_capacity(linear_nodes.len());
-        let he_out = blindfold_he::preprocess(self.party, ch, &s.he, &self.he_weights, rng)?;
-        for ((sh, cost), &i) in he_out.into_iter().zip(&linear_nodes) {
-            linear.push(sh);
-            offline_layers.push(LayerCost {
-                index: i,
-                op: q.nodes[i].op.kind().to_string(),
-                ms: cost.ms,
-                bytes: cost.bytes,
-                rounds: 4,
-            });
+
+        // Homomorphic products of every linear layer, in one pass.
+        let jobs: Vec<LayerJob<'_>> = self
+            .steps
+            .iter()
+            .filter_map(|p| match &p.spec {
+                StepSpec::Linear(l) => Some(LayerJob {
+                    plan: &l.he,
+                    weights: p.weights.as_ref(),
+                }),
+                _ => None,
+            })
+            .collect();
+        let mut linear = Vec::new();
+        if !jobs.is_empty() {
+            let he =
+                s.he.as_ref()
+                    .ok_or(EngineError::BundleMismatch { layer: 0 })?;
+            let linear_nodes = plan_steps
+                .iter()
+                .filter(|st| matches!(st.spec, StepSpec::Linear(_)));
+            let out = blindfold_he::preprocess_directed(self.party, ch, he, &jobs, rng)?;
+            for ((sh, cost), st) in out.into_iter().zip(linear_nodes) {
+                offline_layers.push(LayerCost {
+                    index: st.node,
+                    op: st.op.to_string(),
+                    ms: cost.ms,
+                    bytes: cost.bytes,
+                    rounds: 4,
+                });
+                linear.push(sh);
+            }
         }
-        let mut gc = Vec::with_capacity(self.gc_layers.len());
-        for (j, &(g, n)) in self.gc_layers.iter().enumerate() {
+
+        // Garbled circuits, program order, the label circuit last.
+        let circuit_nodes = plan_steps
+            .iter()
+            .filter(|st| matches!(st.spec, StepSpec::Gc(_)))
+            .map(|st| (st.node, st.op))
+            .chain(
+                self.plan
+                    .label()
+                    .map(|_| (q.nodes.len(), "argmax (label only)")),
+            );
+        let mut circuits = Vec::new();
+        for (g, (node, op)) in self.plan.circuits().zip(circuit_nodes) {
             let t = Instant::now();
             let st0 = ch.stats().total();
-            gc.push(if garbler_of(j) == self.party {
-                GcMaterial::Garbler(s.garbler.offline(ch, g, n, rng)?)
-            } else {
-                GcMaterial::Evaluator(s.evaluator.offline(ch, g, n, rng)?)
-            });
+            circuits.push(self.garble_or_evaluate(ch, s, g, rng)?);
             ch.flush()?;
             let st1 = ch.stats().total();
-            let i = gc_nodes.get(j).copied().unwrap_or(q.nodes.len());
             offline_layers.push(LayerCost {
-                index: i,
-                op: q
-                    .nodes
-                    .get(i)
-                    .map_or("argmax (label only)", |n| n.op.kind())
-                    .to_string(),
+                index: node,
+                op: op.to_string(),
                 ms: t.elapsed().as_secs_f64() * 1e3,
                 bytes: st1.bytes() - st0.bytes(),
                 rounds: st1.rounds() - st0.rounds(),
             });
         }
+
+        // Beaver pairs for every square, in one batch.
         let t = Instant::now();
         let st0 = ch.stats().total();
-        let squares = self.beaver(ch, s, rng)?;
+        let sizes: Vec<usize> = self
+            .steps
+            .iter()
+            .filter_map(|p| match p.spec {
+                StepSpec::Square(sq) => Some(sq.elements),
+                _ => None,
+            })
+            .collect();
+        let (mut a_all, mut a2_all) = self.beaver(ch, s, sizes.iter().sum(), rng)?;
         ch.flush()?;
-        if let Some(&i) = square_nodes.first() {
+        if let Some(st) = plan_steps
+            .iter()
+            .find(|st| matches!(st.spec, StepSpec::Square(_)))
+        {
             let st1 = ch.stats().total();
             offline_layers.push(LayerCost {
-                index: i,
+                index: st.node,
                 op: "square (all Beaver pairs)".into(),
                 ms: t.elapsed().as_secs_f64() * 1e3,
                 bytes: st1.bytes() - st0.bytes(),
                 rounds: st1.rounds() - st0.rounds(),
             });
         }
+
+        // One material per step, in step order.
+        let mut linear = linear.into_iter();
+        let mut circuits = circuits.into_iter();
+        let mut steps = Vec::with_capacity(self.steps.len());
+        for (i, p) in self.steps.iter().enumerate() {
+            let missing = EngineError::BundleMismatch { layer: i };
+            steps.push(match p.spec {
+                StepSpec::Linear(_) => Material::Linear(linear.next().ok_or(missing)?),
+                StepSpec::Gc(_) => Material::Gc(circuits.next().ok_or(missing)?),
+                StepSpec::Square(sq) => {
+                    // Take this layer's pairs off the front of the batch.
+                    let rest_a = a_all.split_off(sq.elements.min(a_all.len()));
+                    let rest_a2 = a2_all.split_off(sq.elements.min(a2_all.len()));
+                    let a = std::mem::replace(&mut a_all, rest_a);
+                    let a2 = std::mem::replace(&mut a2_all, rest_a2);
+                    if a.len() != sq.elements {
+                        return Err(missing);
+                    }
+                    Material::Square { a, a2 }
+                }
+                StepSpec::Input | StepSpec::Trunc | StepSpec::Local => Material::None,
+            });
+        }
+        let label = circuits.next();
         Ok(Bundle {
-            linear,
-            gc,
-            squares,
+            steps,
+            label,
             offline_ms: t0.elapsed().as_secs_f64() * 1e3,
             offline_bytes: ch.stats().total().bytes() - b0,
             offline_layers,
         })
     }
 
-    /// Beaver square pairs for every square layer: `a = a0 + a1` uniform,
-    /// `c0 + c1 = a²`, the cross term `a0·a1` by Gilboa multiplication over 64
-    /// additively correlated OTs per element (`blindfold_he::beaver`).
+    fn garble_or_evaluate(
+        &self,
+        ch: &mut impl Channel,
+        s: &mut Session,
+        g: &GcStep,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<GcMaterial> {
+        let no_session = EngineError::BundleMismatch { layer: 0 };
+        Ok(if g.garbler == self.party {
+            let gs = s.garbler.as_mut().ok_or(no_session)?;
+            GcMaterial::Garbler(gs.offline(ch, g.gadget, g.elements, rng)?)
+        } else {
+            let es = s.evaluator.as_mut().ok_or(no_session)?;
+            GcMaterial::Evaluator(es.offline(ch, g.gadget, g.elements, rng)?)
+        })
+    }
+
+    /// `total` Beaver square pairs: `a = a0 + a1` uniform, `c0 + c1 = a²`, the
+    /// cross term `a0·a1` by Gilboa multiplication over 64 additively correlated
+    /// OTs per element (`blindfold_he::beaver`).
     fn beaver(
         &self,
         ch: &mut impl Channel,
         s: &mut Session,
+        total: usize,
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<Vec<(Vec<u64>, Vec<u64>)>> {
-        let total: usize = self.square_layers.iter().sum();
+    ) -> Result<(Vec<u64>, Vec<u64>)> {
         if total == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
-        let pairs = match self.party {
-            PartyId::P0 => {
-                let cot = s
-                    .beaver_send
-                    .as_mut()
-                    .ok_or_else(|| EngineError::Protocol("no Beaver OT session".into()))?;
+        let mut pairs = match &mut s.beaver {
+            BeaverOt::Sender(cot) => {
                 blindfold_he::beaver::square_pairs_sender(ch, cot, total, rng)?
             }
-            PartyId::P1 => {
-                let cot = s
-                    .beaver_recv
-                    .as_mut()
-                    .ok_or_else(|| EngineError::Protocol("no Beaver OT session".into()))?;
+            BeaverOt::Receiver(cot) => {
                 blindfold_he::beaver::square_pairs_receiver(ch, cot, total, rng)?
             }
+            BeaverOt::None => return Err(EngineError::BundleMismatch { layer: 0 }),
         };
-        let (a, c) = (&pairs.a, &pairs.a2);
-        let mut out = Vec::with_capacity(self.square_layers.len());
-        let mut off = 0;
-        for &n in &self.square_layers {
-            out.push((a[off..off + n].to_vec(), c[off..off + n].to_vec()));
-            off += n;
-        }
-        Ok(out)
+        Ok((std::mem::take(&mut pairs.a), std::mem::take(&mut pairs.a2)))
     }
 
     /// The online phase returning shares of the logits; see [`Self::online_with`].
@@ -491,7 +526,7 @@ impl PartyEngine {
 
     /// Whether a label-only answer is available (the output is a vector).
     pub fn supports_label(&self) -> bool {
-        self.argmax_layer.is_some()
+        self.plan.label().is_some()
     }
 
     /// The online phase: consumes `bundle`, takes this party's input share and
@@ -506,136 +541,128 @@ impl PartyEngine {
         kind: OutputKind,
     ) -> Result<(Vec<u64>, Vec<LayerCost>)> {
         let q = &self.share.program;
-        if kind == OutputKind::Label && self.argmax_layer.is_none() {
-            return Err(EngineError::Protocol(
-                "a label-only answer needs a vector output".into(),
-            ));
+        if kind == OutputKind::Label && !self.supports_label() {
+            return Err(EngineError::LabelNeedsVector);
         }
-        if input.len() != q.input_shape().numel() {
-            return Err(EngineError::Protocol(format!(
-                "input share has {} values, the model takes {}",
-                input.len(),
-                q.input_shape().numel()
-            )));
+        let expected = q.input_shape().numel();
+        if input.len() != expected {
+            return Err(EngineError::InputLength {
+                expected,
+                got: input.len(),
+            });
         }
-        let f = q.frac_bits();
-        let Bundle {
-            linear,
-            gc,
-            squares,
-            ..
-        } = bundle;
-        let mut linear: Vec<Option<LayerShares>> = linear.into_iter().map(Some).collect();
-        let mut gc: Vec<Option<GcMaterial>> = gc.into_iter().map(Some).collect();
-        let mut squares: Vec<Option<(Vec<u64>, Vec<u64>)>> =
-            squares.into_iter().map(Some).collect();
+        if bundle.steps.len() != self.steps.len() {
+            return Err(EngineError::BundleMismatch { layer: 0 });
+        }
+        let f = self.plan.frac_bits();
+        let me = self.party;
+        let roles = *self.roles();
         let mut vals: Vec<Vec<u64>> = Vec::with_capacity(q.nodes.len());
-        let mut costs = Vec::new();
-        let mut input = Some(input);
-        for (i, (n, step)) in q.nodes.iter().zip(&self.steps).enumerate() {
+        let mut costs = Vec::with_capacity(q.nodes.len() + 1);
+        let mut steps = self.steps.iter().zip(bundle.steps).enumerate();
+        // Node 0 is the input: the planner refuses any other program.
+        match steps.next() {
+            Some((
+                _,
+                (
+                    Prepared {
+                        spec: StepSpec::Input,
+                        ..
+                    },
+                    Material::None,
+                ),
+            )) => {}
+            _ => return Err(EngineError::BundleMismatch { layer: 0 }),
+        }
+        costs.push(LayerCost {
+            index: 0,
+            op: q.nodes[0].op.kind().to_string(),
+            ..LayerCost::default()
+        });
+        vals.push(input);
+        for (i, (p, mat)) in steps {
+            let n = &q.nodes[i];
             let t0 = Instant::now();
-            let st0 = ch.stats();
+            let st0 = ch.stats().total();
             ch.set_phase("online");
-            let x = |k: usize| -> &Vec<u64> { &vals[n.inputs[k]] };
-            let out: Vec<u64> = match step {
-                Step::Input => input.take().unwrap_or_default(),
-                Step::Linear(l) => {
-                    let sh = linear[*l].take().ok_or_else(|| {
-                        EngineError::Protocol("linear material used twice".into())
-                    })?;
-                    let xs = x(0);
-                    let d: Vec<u64> = xs
-                        .iter()
-                        .zip(&sh.r)
-                        .map(|(a, r)| a.wrapping_sub(*r))
-                        .collect();
-                    ch.send_u64s(&d)?;
-                    ch.flush()?;
-                    let dp = ch.recv_u64s(xs.len())?;
-                    let z: Vec<u64> = xs
-                        .iter()
-                        .zip(&dp)
-                        .map(|(a, b)| a.wrapping_add(*b))
-                        .collect();
-                    let mut y = self.apply_linear(i, &z)?;
-                    for ((v, m), t) in y.iter_mut().zip(&sh.m).zip(&sh.t) {
-                        *v = v.wrapping_add(*m).wrapping_add(*t);
-                    }
-                    y
+            let out: Vec<u64> = match (&p.spec, mat) {
+                (StepSpec::Linear(_), Material::Linear(sh)) => {
+                    self.linear_online(ch, i, &vals[n.inputs[0]], sh, &roles)?
                 }
-                Step::Square(s) => {
-                    let (a, c) = squares[*s].take().ok_or_else(|| {
-                        EngineError::Protocol("Beaver material used twice".into())
-                    })?;
-                    let xs = x(0);
+                (StepSpec::Square(_), Material::Square { a, a2 }) => {
+                    let xs = &vals[n.inputs[0]];
                     let e_mine: Vec<u64> =
                         xs.iter().zip(&a).map(|(v, a)| v.wrapping_sub(*a)).collect();
                     ch.send_u64s(&e_mine)?;
                     ch.flush()?;
                     let e_peer = ch.recv_u64s(xs.len())?;
+                    let public = roles.public_terms() == me;
                     e_mine
                         .iter()
                         .zip(&e_peer)
-                        .zip(a.iter().zip(&c))
+                        .zip(a.iter().zip(&a2))
                         .map(|((e0, e1), (a, c))| {
                             let e = e0.wrapping_add(*e1);
-                            let mut y = e.wrapping_mul(2).wrapping_mul(*a).wrapping_add(*c);
-                            if self.party == PartyId::P0 {
-                                y = y.wrapping_add(e.wrapping_mul(e));
+                            let y = e.wrapping_mul(2).wrapping_mul(*a).wrapping_add(*c);
+                            if public {
+                                y.wrapping_add(e.wrapping_mul(e))
+                            } else {
+                                y
                             }
-                            y
                         })
                         .collect()
                 }
-                Step::Gc {
-                    index,
-                    gather,
-                    scale_out,
-                    ..
-                } => {
-                    let mat = gc[*index]
-                        .take()
-                        .ok_or_else(|| EngineError::Protocol("GC material used twice".into()))?;
-                    let xs = x(0);
-                    let inputs: Vec<u64> = match gather {
-                        Some(g) => g.iter().map(|&j| xs[j]).collect(),
-                        None => xs.clone(),
+                (StepSpec::Gc(g), Material::Gc(mat)) => {
+                    let xs = &vals[n.inputs[0]];
+                    let mut y = match &g.gather {
+                        Some(idx) => {
+                            let inputs: Vec<u64> = idx.iter().map(|&j| xs[j]).collect();
+                            mat.online(ch, &inputs)?
+                        }
+                        None => mat.online(ch, xs)?,
                     };
-                    let mut y = match mat {
-                        GcMaterial::Garbler(g) => g.online(ch, &inputs)?,
-                        GcMaterial::Evaluator(e) => e.online(ch, &inputs)?,
-                    };
-                    if *scale_out {
+                    if g.scale_out {
                         for v in y.iter_mut() {
                             *v = v.wrapping_shl(f.0);
                         }
                     }
                     y
                 }
-                Step::Local => self.local(i, &vals)?,
+                (StepSpec::Trunc, Material::None) => {
+                    let first = roles.public_terms() == me;
+                    vals[n.inputs[0]]
+                        .iter()
+                        .map(|&v| {
+                            if first {
+                                blindfold_core::ring::trunc_share_p0(v, f)
+                            } else {
+                                blindfold_core::ring::trunc_share_p1(v, f)
+                            }
+                        })
+                        .collect()
+                }
+                (StepSpec::Local, Material::None) => {
+                    blindfold_model::engine::apply_share_local(q, i, &vals)
+                        .ok_or(EngineError::BundleMismatch { layer: i })?
+                }
+                _ => return Err(EngineError::BundleMismatch { layer: i }),
             };
-            let st1 = ch.stats();
+            let st1 = ch.stats().total();
             costs.push(LayerCost {
                 index: i,
                 op: n.op.kind().to_string(),
                 ms: t0.elapsed().as_secs_f64() * 1e3,
-                bytes: st1.total().bytes() - st0.total().bytes(),
-                rounds: st1.total().rounds() - st0.total().rounds(),
+                bytes: st1.bytes() - st0.bytes(),
+                rounds: st1.rounds() - st0.rounds(),
             });
             vals.push(out);
         }
         let logits = vals.swap_remove(q.output);
-        match (kind, self.argmax_layer) {
-            (OutputKind::Label, Some(a)) => {
+        match (kind, bundle.label) {
+            (OutputKind::Label, Some(mat)) => {
                 let t0 = Instant::now();
                 let st0 = ch.stats().total();
-                let mat = gc[a]
-                    .take()
-                    .ok_or_else(|| EngineError::Protocol("GC material used twice".into()))?;
-                let label = match mat {
-                    GcMaterial::Garbler(g) => g.online(ch, &logits)?,
-                    GcMaterial::Evaluator(e) => e.online(ch, &logits)?,
-                };
+                let label = mat.online(ch, &logits)?;
                 let st1 = ch.stats().total();
                 costs.push(LayerCost {
                     index: q.nodes.len(),
@@ -646,34 +673,66 @@ impl PartyEngine {
                 });
                 Ok((label, costs))
             }
-            _ => Ok((logits, costs)),
+            (OutputKind::Label, None) => Err(EngineError::LabelNeedsVector),
+            (OutputKind::Logits, _) => Ok((logits, costs)),
         }
     }
 
-    /// `L(z; W_mine) + b_mine` for linear node `i`.
-    fn apply_linear(&self, i: usize, z: &[u64]) -> Result<Vec<u64>> {
-        let op = &self.share.program.nodes[i].op;
-        blindfold_model::engine::apply_weighted(op, z).ok_or_else(|| {
-            EngineError::Protocol(format!("node {i} ({}) is not a linear layer", op.kind()))
-        })
-    }
-
-    /// Local operations on this party's shares.
-    fn local(&self, i: usize, vals: &[Vec<u64>]) -> Result<Vec<u64>> {
-        let q = &self.share.program;
-        let n = &q.nodes[i];
-        if n.op == QOp::Trunc {
-            let f = q.frac_bits();
-            return Ok(vals[n.inputs[0]]
+    /// One linear layer online, by roles: a party that queried sends
+    /// `D = x - R`; a weight holder adds `L(x + D_peer; W) + b` and its `T`; a
+    /// party that queried adds its `M`.
+    fn linear_online(
+        &self,
+        ch: &mut impl Channel,
+        i: usize,
+        xs: &[u64],
+        sh: DirectedShares,
+        roles: &Roles,
+    ) -> Result<Vec<u64>> {
+        let me = self.party;
+        let mismatch = EngineError::BundleMismatch { layer: i };
+        let (i_query, i_hold) = (roles.queries_linear(me), roles.holds_weights(me));
+        if i_query {
+            let mask = sh
+                .mask
+                .as_ref()
+                .ok_or(EngineError::BundleMismatch { layer: i })?;
+            let d: Vec<u64> = xs
                 .iter()
-                .map(|&v| match self.party {
-                    PartyId::P0 => blindfold_core::ring::trunc_share_p0(v, f),
-                    PartyId::P1 => blindfold_core::ring::trunc_share_p1(v, f),
-                })
-                .collect());
+                .zip(&mask.r)
+                .map(|(a, r)| a.wrapping_sub(*r))
+                .collect();
+            ch.send_u64s(&d)?;
+            ch.flush()?;
         }
-        blindfold_model::engine::apply_share_local(q, i, vals).ok_or_else(|| {
-            EngineError::Protocol(format!("node {i} ({}) is not local", n.op.kind()))
-        })
+        let mut y = if i_hold {
+            // The peer queried us exactly when we hold weights.
+            let dp = ch.recv_u64s(xs.len())?;
+            let z: Vec<u64> = xs
+                .iter()
+                .zip(&dp)
+                .map(|(a, b)| a.wrapping_add(*b))
+                .collect();
+            let op = &self.share.program.nodes[i].op;
+            let mut y = blindfold_model::engine::apply_weighted(op, &z)
+                .ok_or(EngineError::BundleMismatch { layer: i })?;
+            let t =
+                sh.t.as_ref()
+                    .ok_or(EngineError::BundleMismatch { layer: i })?;
+            for (v, t) in y.iter_mut().zip(t) {
+                *v = v.wrapping_add(*t);
+            }
+            y
+        } else {
+            let out = self.share.program.nodes[i].shape.numel();
+            vec![0u64; out]
+        };
+        if i_query {
+            let mask = sh.mask.ok_or(mismatch)?;
+            for (v, m) in y.iter_mut().zip(&mask.m) {
+                *v = v.wrapping_add(*m);
+            }
+        }
+        Ok(y)
     }
 }

@@ -10,23 +10,55 @@
 //! encoding of [`ModelShare`] (size-limited). Decoding validates the program
 //! (shapes, parameter sizes) before anything uses it.
 
-use crate::{EngineError, Result};
+use crate::plan::{Deployment, Plan};
+use crate::Result;
 use bincode::Options;
 use blindfold_core::PartyId;
-use blindfold_model::quant::{QModel, QOp};
+use blindfold_model::quant::{QModel, SecretsMut};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 const MAGIC: &[u8; 16] = b"BLINDFOLD-SHARE\0";
 const VERSION: u32 = 1;
 /// Largest share file accepted.
 pub const MAX_SHARE_BYTES: u64 = 1 << 31;
 
+/// Why a share file (or a pair of shares) is refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShareFileError {
+    #[error("not a blindfold share file (bad magic)")]
+    BadMagic,
+    #[error("share file version {got}, this build reads {VERSION}")]
+    Version { got: u32 },
+    #[error("corrupt share file: {0}")]
+    Corrupt(String),
+    #[error("inconsistent model: {0}")]
+    Inconsistent(String),
+    #[error("file too large ({len} bytes, at most {MAX_SHARE_BYTES})")]
+    TooLarge { len: u64 },
+    #[error("shares of different model splits")]
+    DifferentSplits,
+    #[error("shares of different programs")]
+    DifferentPrograms,
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    InFile {
+        path: PathBuf,
+        source: Box<ShareFileError>,
+    },
+}
+
 /// One party's share of a model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelShare {
-    /// 0 or 1.
-    pub party: u8,
+    /// Which server this share is for.
+    pub party: PartyId,
     /// Identifies the split: both shares of one split carry the same value.
     pub model_id: [u8; 16],
     /// The program with this party's weight and bias shares.
@@ -34,8 +66,9 @@ pub struct ModelShare {
 }
 
 impl ModelShare {
+    /// Which server this share is for.
     pub fn party_id(&self) -> PartyId {
-        PartyId::from_index(self.party as usize).expect("validated at decode")
+        self.party
     }
 
     /// Encode as a share file.
@@ -52,136 +85,94 @@ impl ModelShare {
     }
 
     /// Decode and validate a share file.
-    pub fn from_bytes(bytes: &[u8]) -> Result<ModelShare> {
-        let bad = |m: String| EngineError::ShareFile(m);
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<ModelShare, ShareFileError> {
         if bytes.len() < 20 || &bytes[..16] != MAGIC {
-            return Err(bad("not a blindfold share file (bad magic)".into()));
+            return Err(ShareFileError::BadMagic);
         }
-        let v = u32::from_le_bytes(bytes[16..20].try_into().expect("4 bytes"));
+        let mut v = [0u8; 4];
+        v.copy_from_slice(&bytes[16..20]);
+        let v = u32::from_le_bytes(v);
         if v != VERSION {
-            return Err(bad(format!(
-                "share file version {v}, this build reads {VERSION}"
-            )));
+            return Err(ShareFileError::Version { got: v });
         }
         let s: ModelShare = bincode::DefaultOptions::new()
             .with_fixint_encoding()
             .with_limit(MAX_SHARE_BYTES)
             .reject_trailing_bytes()
             .deserialize(&bytes[20..])
-            .map_err(|e| bad(format!("corrupt share file: {e}")))?;
-        if s.party > 1 {
-            return Err(bad(format!("party {} is not 0 or 1", s.party)));
-        }
+            .map_err(|e| ShareFileError::Corrupt(e.to_string()))?;
         s.program
             .validate()
-            .map_err(|e| bad(format!("inconsistent model: {e}")))?;
+            .map_err(|e| ShareFileError::Inconsistent(e.to_string()))?;
         Ok(s)
     }
 
     /// Read a share file.
-    pub fn load(path: &std::path::Path) -> Result<ModelShare> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| EngineError::ShareFile(format!("{}: {e}", path.display())))?;
+    pub fn load(path: &std::path::Path) -> std::result::Result<ModelShare, ShareFileError> {
+        let io = |source| ShareFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
         if meta.len() > MAX_SHARE_BYTES {
-            return Err(EngineError::ShareFile(format!(
-                "{}: file too large",
-                path.display()
-            )));
+            return Err(ShareFileError::InFile {
+                path: path.to_path_buf(),
+                source: Box::new(ShareFileError::TooLarge { len: meta.len() }),
+            });
         }
-        let bytes = std::fs::read(path)
-            .map_err(|e| EngineError::ShareFile(format!("{}: {e}", path.display())))?;
-        ModelShare::from_bytes(&bytes)
-            .map_err(|e| EngineError::ShareFile(format!("{}: {e}", path.display())))
+        let bytes = std::fs::read(path).map_err(io)?;
+        ModelShare::from_bytes(&bytes).map_err(|e| ShareFileError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
     }
 }
 
-fn split_vec(v: &[u64], rng: &mut (impl RngCore + CryptoRng)) -> (Vec<u64>, Vec<u64>) {
-    let s0: Vec<u64> = v.iter().map(|_| rng.next_u64()).collect();
-    let s1: Vec<u64> = v.iter().zip(&s0).map(|(x, r)| x.wrapping_sub(*r)).collect();
-    (s0, s1)
+/// Each op's secret parameters, in program order; the same exhaustive accessor
+/// ([`blindfold_model::quant::QOp::secrets_mut`]) that every user of secrets
+/// goes through.
+fn secrets_mut(q: &mut QModel) -> impl Iterator<Item = SecretsMut<'_>> {
+    q.nodes.iter_mut().filter_map(|n| n.op.secrets_mut())
 }
 
-/// Split a quantized model: every weight and bias `w` becomes `w0` uniform and
-/// `w1 = w - w0`. Public constants (the average-pool factor) stay in both.
+/// Split a quantized model for `deployment` after asking the planner whether
+/// it can run there: refuses a program it cannot, naming the layer, the op and
+/// the reason. What the model owner's `split` command calls.
+pub fn split_for(
+    q: &QModel,
+    deployment: Deployment,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<[ModelShare; 2]> {
+    Plan::new(q, deployment)?;
+    Ok(split(q, rng))
+}
+
+/// Split the secret parameters of a quantized model: every one of them `w`
+/// (weights, biases, channel scales and shifts) becomes `w0` uniform and
+/// `w1 = w - w0`. Public constants (the average-pool factor) stay in both. Does
+/// not ask the planner (see [`split_for`]).
 pub fn split(q: &QModel, rng: &mut (impl RngCore + CryptoRng)) -> [ModelShare; 2] {
     let mut model_id = [0u8; 16];
     rng.fill_bytes(&mut model_id);
     let mut p0 = q.clone();
     let mut p1 = q.clone();
-    for ((n0, n1), n) in p0.nodes.iter_mut().zip(p1.nodes.iter_mut()).zip(&q.nodes) {
-        let mut sp = |a: &mut Vec<u64>, b: &mut Vec<u64>, v: &Vec<u64>| {
-            let (x, y) = split_vec(v, rng);
-            *a = x;
-            *b = y;
-        };
-        match (&mut n0.op, &mut n1.op, &n.op) {
-            (
-                QOp::Conv {
-                    weight: w0,
-                    bias: b0,
-                    ..
-                },
-                QOp::Conv {
-                    weight: w1,
-                    bias: b1,
-                    ..
-                },
-                QOp::Conv { weight, bias, .. },
-            )
-            | (
-                QOp::ConvTranspose {
-                    weight: w0,
-                    bias: b0,
-                    ..
-                },
-                QOp::ConvTranspose {
-                    weight: w1,
-                    bias: b1,
-                    ..
-                },
-                QOp::ConvTranspose { weight, bias, .. },
-            )
-            | (
-                QOp::Dense {
-                    weight: w0,
-                    bias: b0,
-                    ..
-                },
-                QOp::Dense {
-                    weight: w1,
-                    bias: b1,
-                    ..
-                },
-                QOp::Dense { weight, bias, .. },
-            )
-            | (
-                QOp::ChannelAffine {
-                    scale: w0,
-                    shift: b0,
-                },
-                QOp::ChannelAffine {
-                    scale: w1,
-                    shift: b1,
-                },
-                QOp::ChannelAffine {
-                    scale: weight,
-                    shift: bias,
-                },
-            ) => {
-                sp(w0, w1, weight);
-                sp(b0, b1, bias);
+    for (a, b) in secrets_mut(&mut p0).zip(secrets_mut(&mut p1)) {
+        for (x, y) in [(a.weight, b.weight), (a.bias, b.bias)] {
+            for (u, v) in x.iter_mut().zip(y.iter_mut()) {
+                let r = rng.next_u64();
+                *v = u.wrapping_sub(r);
+                *u = r;
             }
-            _ => {}
         }
     }
     [
         ModelShare {
-            party: 0,
+            party: PartyId::P0,
             model_id,
             program: p0,
         },
         ModelShare {
-            party: 1,
+            party: PartyId::P1,
             model_id,
             program: p1,
         },
@@ -189,72 +180,35 @@ pub fn split(q: &QModel, rng: &mut (impl RngCore + CryptoRng)) -> [ModelShare; 2
 }
 
 /// Recombine two shares (tests and tools; never done by a server).
-pub fn combine(a: &ModelShare, b: &ModelShare) -> Result<QModel> {
+pub fn combine(a: &ModelShare, b: &ModelShare) -> std::result::Result<QModel, ShareFileError> {
     if a.model_id != b.model_id {
-        return Err(EngineError::ShareFile("shares of different models".into()));
+        return Err(ShareFileError::DifferentSplits);
+    }
+    if architecture_fingerprint(&a.program) != architecture_fingerprint(&b.program) {
+        return Err(ShareFileError::DifferentPrograms);
     }
     let mut q = a.program.clone();
-    for (n, m) in q.nodes.iter_mut().zip(&b.program.nodes) {
-        let add = |x: &mut Vec<u64>, y: &Vec<u64>| {
-            for (u, v) in x.iter_mut().zip(y) {
-                *u = u.wrapping_add(*v);
-            }
-        };
-        match (&mut n.op, &m.op) {
-            (
-                QOp::Conv { weight, bias, .. },
-                QOp::Conv {
-                    weight: w, bias: c, ..
-                },
-            )
-            | (
-                QOp::ConvTranspose { weight, bias, .. },
-                QOp::ConvTranspose {
-                    weight: w, bias: c, ..
-                },
-            )
-            | (
-                QOp::Dense { weight, bias, .. },
-                QOp::Dense {
-                    weight: w, bias: c, ..
-                },
-            )
-            | (
-                QOp::ChannelAffine {
-                    scale: weight,
-                    shift: bias,
-                },
-                QOp::ChannelAffine { scale: w, shift: c },
-            ) => {
-                add(weight, w);
-                add(bias, c);
-            }
-            _ => {}
+    let mut other = b.program.clone();
+    for (x, y) in secrets_mut(&mut q).zip(secrets_mut(&mut other)) {
+        for (u, v) in x.weight.iter_mut().zip(y.weight.iter()) {
+            *u = u.wrapping_add(*v);
+        }
+        for (u, v) in x.bias.iter_mut().zip(y.bias.iter()) {
+            *u = u.wrapping_add(*v);
         }
     }
     Ok(q)
 }
 
 /// A fingerprint of the public part of a program (ops, shapes, scales, geometry,
-/// public constants; weights and biases left out), so two servers can check they
-/// run the same architecture. FNV-1a over the bincode encoding: a consistency
-/// check between honest servers, not a cryptographic commitment.
+/// public constants; every secret parameter left out), so two servers can check
+/// they run the same architecture. FNV-1a over the bincode encoding: a
+/// consistency check between honest servers, not a cryptographic commitment.
 pub fn architecture_fingerprint(q: &QModel) -> u64 {
     let mut a = q.clone();
-    for n in a.nodes.iter_mut() {
-        match &mut n.op {
-            QOp::Conv { weight, bias, .. }
-            | QOp::ConvTranspose { weight, bias, .. }
-            | QOp::Dense { weight, bias, .. }
-            | QOp::ChannelAffine {
-                scale: weight,
-                shift: bias,
-            } => {
-                weight.clear();
-                bias.clear();
-            }
-            _ => {}
-        }
+    for s in secrets_mut(&mut a) {
+        s.weight.clear();
+        s.bias.clear();
     }
     let bytes = bincode::DefaultOptions::new()
         .with_fixint_encoding()

@@ -42,5 +42,8 @@ mod wire;
 pub use error::{HeError, Result};
 pub use packing::{Conv2dShape, FcShape, LayerPlan, LinearShape};
 pub use params::HeParams;
-pub use protocol::{preprocess, EncodedWeights, HeSession, LayerCost, LayerShares};
+pub use protocol::{
+    preprocess, preprocess_directed, DirectedShares, Directions, EncodedWeights, HeSession,
+    LayerCost, LayerJob, LayerShares, MaskShares,
+};
 pub use rlwe::{Ciphertext, Plaintext, PublicKey, SecretKey, SeededCiphertext, SparseCiphertext};

@@ -232,39 +232,94 @@ pub fn decrypt_response(
     Ok(m)
 }
 
-/// Keys of one session: our secret key and the peer's public key.
+/// Which directions of the preprocessing run. Party `p` *queries* when it
+/// encrypts a mask for the peer's weights (so the peer must hold weights); in the
+/// two-server deployment both do, in a client-server deployment only the party
+/// without weights does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Directions {
+    queries: [bool; 2],
+}
+
+impl Directions {
+    /// Both parties query (both hold weight shares).
+    pub const BOTH: Directions = Directions {
+        queries: [true, true],
+    };
+
+    /// `queries[p]`: whether party `p` queries.
+    pub fn new(queries: [bool; 2]) -> Directions {
+        Directions { queries }
+    }
+
+    /// Only `p` queries: the peer holds all the weights.
+    pub fn only(p: PartyId) -> Directions {
+        let mut queries = [false; 2];
+        queries[p.index()] = true;
+        Directions { queries }
+    }
+
+    /// Whether party `p` encrypts a mask for its peer's weights.
+    pub fn queries(&self, p: PartyId) -> bool {
+        self.queries[p.index()]
+    }
+
+    /// Whether party `p` answers its peer's queries with its weights.
+    pub fn answers(&self, p: PartyId) -> bool {
+        self.queries[p.other().index()]
+    }
+}
+
+/// Keys of one session: our secret key if we query, the peer's public key if
+/// we answer.
 pub struct HeSession {
     params: Arc<HeParams>,
-    sk: SecretKey,
-    peer_pk: PublicKey,
+    directions: Directions,
+    sk: Option<SecretKey>,
+    peer_pk: Option<PublicKey>,
 }
 
 impl HeSession {
-    /// Generate our keys and exchange public keys (P0 sends first).
+    /// Both directions: generate our keys and exchange public keys (P0 first).
     pub fn setup<C: Channel, R: RngCore + CryptoRng>(
         party: PartyId,
         ch: &mut C,
         params: &Arc<HeParams>,
         rng: &mut R,
     ) -> Result<HeSession> {
-        let sk = SecretKey::generate(params, rng)?;
-        let pk = sk.public_key(rng)?.to_bytes();
-        let peer = match party {
-            PartyId::P0 => {
-                ch.send_vec(pk)?;
-                ch.flush()?;
-                ch.recv()?
-            }
-            PartyId::P1 => {
-                let peer = ch.recv()?;
-                ch.send_vec(pk)?;
-                ch.flush()?;
-                peer
-            }
+        HeSession::setup_directed(party, ch, params, Directions::BOTH, rng)
+    }
+
+    /// Set up the given directions: a querying party generates a key pair and
+    /// sends its public key (P0's first); an answering party receives it.
+    pub fn setup_directed<C: Channel, R: RngCore + CryptoRng>(
+        party: PartyId,
+        ch: &mut C,
+        params: &Arc<HeParams>,
+        directions: Directions,
+        rng: &mut R,
+    ) -> Result<HeSession> {
+        let sk = if directions.queries(party) {
+            Some(SecretKey::generate(params, rng)?)
+        } else {
+            None
         };
-        let peer_pk = PublicKey::from_bytes(params, &peer)?;
+        let mut peer_pk = None;
+        for turn in [PartyId::P0, PartyId::P1] {
+            if !directions.queries(turn) {
+                continue;
+            }
+            if turn == party {
+                let sk = sk.as_ref().ok_or_else(|| no_key("secret key"))?;
+                ch.send_vec(sk.public_key(rng)?.to_bytes())?;
+                ch.flush()?;
+            } else {
+                peer_pk = Some(PublicKey::from_bytes(params, &ch.recv()?)?);
+            }
+        }
         Ok(HeSession {
             params: params.clone(),
+            directions,
             sk,
             peer_pk,
         })
@@ -274,9 +329,21 @@ impl HeSession {
     pub fn params(&self) -> &Arc<HeParams> {
         &self.params
     }
+
+    /// The directions this session was set up for.
+    pub fn directions(&self) -> Directions {
+        self.directions
+    }
 }
 
-/// One party's preprocessed material for one linear layer.
+fn no_key(what: &'static str) -> HeError {
+    HeError::Malformed {
+        what: "session",
+        reason: format!("no {what}: the session was set up without this direction"),
+    }
+}
+
+/// One party's preprocessed material for one linear layer, both directions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerShares {
     /// Our random input mask `R` (input-shaped).
@@ -285,6 +352,24 @@ pub struct LayerShares {
     pub m: Vec<u64>,
     /// Our `T` from the other direction (output-shaped).
     pub t: Vec<u64>,
+}
+
+/// Our half of the direction in which we query: the mask and its product.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MaskShares {
+    /// Our random input mask `R` (input-shaped).
+    pub r: Vec<u64>,
+    /// `M = L(R; W_peer) - T_peer` (output-shaped).
+    pub m: Vec<u64>,
+}
+
+/// One party's material for one linear layer, in the directions that run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectedShares {
+    /// Present when we query.
+    pub mask: Option<MaskShares>,
+    /// Our `T` (output-shaped), present when we answer.
+    pub t: Option<Vec<u64>>,
 }
 
 /// Cost of one layer as seen by one party.
@@ -296,8 +381,17 @@ pub struct LayerCost {
     pub bytes: u64,
 }
 
+/// One layer of [`preprocess_directed`]: its plan, and our encoded weights when
+/// we answer (the peer queries).
+#[derive(Clone, Copy, Debug)]
+pub struct LayerJob<'a> {
+    pub plan: &'a LayerPlan,
+    pub weights: Option<&'a EncodedWeights>,
+}
+
 /// Run the preprocessing of every layer in `weights` (our weight shares, packed
-/// once per model) for one query. Returns, per layer, our shares and costs.
+/// once per model) for one query, both directions. Returns, per layer, our
+/// shares and costs.
 pub fn preprocess<C: Channel, R: RngCore + CryptoRng>(
     party: PartyId,
     ch: &mut C,
@@ -305,49 +399,138 @@ pub fn preprocess<C: Channel, R: RngCore + CryptoRng>(
     weights: &[EncodedWeights],
     rng: &mut R,
 ) -> Result<Vec<(LayerShares, LayerCost)>> {
+    let jobs: Vec<LayerJob<'_>> = weights
+        .iter()
+        .map(|w| LayerJob {
+            plan: w.plan(),
+            weights: Some(w),
+        })
+        .collect();
+    preprocess_directed(party, ch, session, &jobs, rng)?
+        .into_iter()
+        .map(|(sh, cost)| match (sh.mask, sh.t) {
+            (Some(MaskShares { r, m }), Some(t)) => Ok((LayerShares { r, m, t }, cost)),
+            _ => Err(no_key("direction")),
+        })
+        .collect()
+}
+
+/// Run the preprocessing of `layers` in the session's directions for one query.
+///
+/// Per layer the messages strictly alternate: P0's query, P1's query, P0's
+/// answer to P1, P1's answer to P0 — each present only when its direction runs —
+/// so no party ever waits on a send to a peer that is itself sending.
+pub fn preprocess_directed<C: Channel, R: RngCore + CryptoRng>(
+    party: PartyId,
+    ch: &mut C,
+    session: &HeSession,
+    layers: &[LayerJob<'_>],
+    rng: &mut R,
+) -> Result<Vec<(DirectedShares, LayerCost)>> {
     let params = &session.params;
-    let mut out = Vec::with_capacity(weights.len());
+    let dirs = session.directions;
+    let (i_query, i_answer) = (dirs.queries(party), dirs.answers(party));
+    let mut out = Vec::with_capacity(layers.len());
     const FRAME: u64 = 4;
-    for (l, ew) in weights.iter().enumerate() {
+    for (l, job) in layers.iter().enumerate() {
         let start = Instant::now();
         let layer = l as u32;
-        let plan = ew.plan();
-        let mut r = vec![0u64; plan.shape.input_len()];
-        for v in r.iter_mut() {
-            *v = rng.next_u64();
+        let plan = job.plan;
+        let mut bytes = 0u64;
+        // Our query (if we query).
+        let mut mask = None;
+        let mut query = None;
+        if i_query {
+            let sk = session.sk.as_ref().ok_or_else(|| no_key("secret key"))?;
+            let r: Vec<u64> = (0..plan.shape.input_len())
+                .map(|_| rng.next_u64())
+                .collect();
+            query = Some(encrypt_query(sk, plan, layer, &r, rng)?);
+            mask = Some(r);
         }
-        let query = encrypt_query(&session.sk, plan, layer, &r, rng)?;
-        let mut bytes = query.len() as u64 + FRAME;
-        let (m, t) = match party {
+        let weights = if i_answer {
+            Some(job.weights.ok_or(HeError::Length {
+                what: "weights of an answering party",
+                got: 0,
+                expected: 1,
+            })?)
+        } else {
+            None
+        };
+        let answer = |peer_q: &[u8], rng: &mut R| -> Result<(Vec<u8>, Vec<u64>)> {
+            let pk = session.peer_pk.as_ref().ok_or_else(|| no_key("peer key"))?;
+            let w = weights.ok_or_else(|| no_key("weights"))?;
+            answer_query(params, pk, w, layer, peer_q, rng)
+        };
+        let send = |ch: &mut C, m: Vec<u8>, bytes: &mut u64| -> Result<()> {
+            *bytes += m.len() as u64 + FRAME;
+            ch.send_vec(m)?;
+            ch.flush()?;
+            Ok(())
+        };
+        let recv = |ch: &mut C, bytes: &mut u64| -> Result<Vec<u8>> {
+            let m = ch.recv()?;
+            *bytes += m.len() as u64 + FRAME;
+            Ok(m)
+        };
+        let (resp, t) = match party {
             PartyId::P0 => {
-                ch.send_vec(query)?;
-                ch.flush()?;
-                let peer_q = ch.recv()?;
-                bytes += peer_q.len() as u64 + FRAME;
-                let (ans, t) = answer_query(params, &session.peer_pk, ew, layer, &peer_q, rng)?;
-                bytes += ans.len() as u64 + FRAME;
-                ch.send_vec(ans)?;
-                ch.flush()?;
-                let resp = ch.recv()?;
-                bytes += resp.len() as u64 + FRAME;
-                (decrypt_response(&session.sk, plan, layer, &resp)?, t)
+                if let Some(q) = query {
+                    send(ch, q, &mut bytes)?;
+                }
+                let mut t = None;
+                if i_answer {
+                    let peer_q = recv(ch, &mut bytes)?;
+                    let (ans, tt) = answer(&peer_q, rng)?;
+                    send(ch, ans, &mut bytes)?;
+                    t = Some(tt);
+                }
+                let resp = if i_query {
+                    Some(recv(ch, &mut bytes)?)
+                } else {
+                    None
+                };
+                (resp, t)
             }
             PartyId::P1 => {
-                let peer_q = ch.recv()?;
-                bytes += peer_q.len() as u64 + FRAME;
-                ch.send_vec(query)?;
-                ch.flush()?;
-                let (ans, t) = answer_query(params, &session.peer_pk, ew, layer, &peer_q, rng)?;
-                bytes += ans.len() as u64 + FRAME;
-                let resp = ch.recv()?;
-                bytes += resp.len() as u64 + FRAME;
-                ch.send_vec(ans)?;
-                ch.flush()?;
-                (decrypt_response(&session.sk, plan, layer, &resp)?, t)
+                let peer_q = if i_answer {
+                    Some(recv(ch, &mut bytes)?)
+                } else {
+                    None
+                };
+                if let Some(q) = query {
+                    send(ch, q, &mut bytes)?;
+                }
+                // Answer the peer while its answer to us is on the way.
+                let ans = match &peer_q {
+                    Some(q) => Some(answer(q, rng)?),
+                    None => None,
+                };
+                let resp = if i_query {
+                    Some(recv(ch, &mut bytes)?)
+                } else {
+                    None
+                };
+                let t = match ans {
+                    Some((a, t)) => {
+                        send(ch, a, &mut bytes)?;
+                        Some(t)
+                    }
+                    None => None,
+                };
+                (resp, t)
             }
         };
+        let mask = match (mask, resp) {
+            (Some(r), Some(resp)) => {
+                let sk = session.sk.as_ref().ok_or_else(|| no_key("secret key"))?;
+                let m = decrypt_response(sk, plan, layer, &resp)?;
+                Some(MaskShares { r, m })
+            }
+            _ => None,
+        };
         out.push((
-            LayerShares { r, m, t },
+            DirectedShares { mask, t },
             LayerCost {
                 ms: start.elapsed().as_secs_f64() * 1e3,
                 bytes,

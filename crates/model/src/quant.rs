@@ -106,21 +106,87 @@ impl QOp {
         }
     }
 
-    /// How the two-party engine computes this op.
-    pub fn protocol(&self) -> &'static str {
+    /// This op's secret parameters, if it carries any.
+    ///
+    /// The one place that says which fields of an op are secret: splitting into
+    /// shares, recombining, fingerprinting the public architecture, counting
+    /// parameters and encoding weights for homomorphic products all go through
+    /// it. The match is exhaustive on purpose: a new op fails to compile here
+    /// until its author says whether it carries secrets.
+    pub fn secrets(&self) -> Option<Secrets<'_>> {
         match self {
-            QOp::Input => "secret-shared input",
-            QOp::Conv { .. }
-            | QOp::ConvTranspose { .. }
-            | QOp::Dense { .. }
-            | QOp::ChannelAffine { .. } => "HE-preprocessed bilinear (1 round)",
-            QOp::MulPublic { .. } | QOp::Add | QOp::SumPool { .. } => "local on shares",
-            QOp::Reshape | QOp::Concat | QOp::ResizeNearest { .. } => "local (data movement)",
-            QOp::Relu { .. } | QOp::MaxPool { .. } | QOp::Sign => "garbled circuit",
-            QOp::Square => "Beaver square (OT-preprocessed)",
-            QOp::Trunc => "local share truncation",
+            QOp::Conv { weight, bias, .. }
+            | QOp::ConvTranspose { weight, bias, .. }
+            | QOp::Dense { weight, bias, .. } => Some(Secrets { weight, bias }),
+            QOp::ChannelAffine { scale, shift } => Some(Secrets {
+                weight: scale,
+                bias: shift,
+            }),
+            QOp::Input
+            | QOp::MulPublic { .. }
+            | QOp::Add
+            | QOp::Relu { .. }
+            | QOp::MaxPool { .. }
+            | QOp::Square
+            | QOp::Trunc
+            | QOp::Sign
+            | QOp::SumPool { .. }
+            | QOp::Reshape
+            | QOp::Concat
+            | QOp::ResizeNearest { .. } => None,
         }
     }
+
+    /// [`Self::secrets`], mutably (same exhaustive match).
+    pub fn secrets_mut(&mut self) -> Option<SecretsMut<'_>> {
+        match self {
+            QOp::Conv { weight, bias, .. }
+            | QOp::ConvTranspose { weight, bias, .. }
+            | QOp::Dense { weight, bias, .. } => Some(SecretsMut { weight, bias }),
+            QOp::ChannelAffine { scale, shift } => Some(SecretsMut {
+                weight: scale,
+                bias: shift,
+            }),
+            QOp::Input
+            | QOp::MulPublic { .. }
+            | QOp::Add
+            | QOp::Relu { .. }
+            | QOp::MaxPool { .. }
+            | QOp::Square
+            | QOp::Trunc
+            | QOp::Sign
+            | QOp::SumPool { .. }
+            | QOp::Reshape
+            | QOp::Concat
+            | QOp::ResizeNearest { .. } => None,
+        }
+    }
+}
+
+/// The secret parameters of one op: a multiplicative part (weights, a channel
+/// scale) and an additive part (bias, shift). Public constants (the average-pool
+/// factor of [`QOp::MulPublic`]) are architecture, not secrets.
+#[derive(Clone, Copy, Debug)]
+pub struct Secrets<'a> {
+    pub weight: &'a [u64],
+    pub bias: &'a [u64],
+}
+
+impl Secrets<'_> {
+    /// Number of secret ring elements.
+    pub fn len(&self) -> usize {
+        self.weight.len() + self.bias.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Mutable access to an op's secret parameters.
+#[derive(Debug)]
+pub struct SecretsMut<'a> {
+    pub weight: &'a mut Vec<u64>,
+    pub bias: &'a mut Vec<u64>,
 }
 
 /// A node of the fixed-point program.

@@ -1,4 +1,7 @@
 //! Per-layer cost summary of a fixed-point program (`blindfold inspect`).
+//!
+//! Mode-independent facts only; which protocol runs each layer is the engine
+//! planner's answer (`blindfold_engine::plan`), which `inspect` prints beside it.
 
 use crate::quant::{QModel, QOp};
 use serde::Serialize;
@@ -20,7 +23,6 @@ pub struct LayerSummary {
     pub nonlinear: usize,
     /// Pairwise comparisons inside max-pool circuits.
     pub comparisons: usize,
-    pub protocol: String,
 }
 
 /// Whole-model summary.
@@ -49,30 +51,21 @@ pub fn summarize(q: &QModel) -> Summary {
             .first()
             .map(|&j| q.nodes[j].shape.to_string())
             .unwrap_or_default();
-        let (params, mults, nonlin, cmps) = match &n.op {
-            QOp::Conv { geom, weight, bias } => (
-                weight.len() + bias.len(),
-                out * geom.c_in * geom.kh * geom.kw,
-                0,
-                0,
-            ),
-            QOp::ConvTranspose { geom, weight, bias } => (
-                weight.len() + bias.len(),
+        let params = n.op.secrets().map_or(0, |s| s.len());
+        let (mults, nonlin, cmps) = match &n.op {
+            QOp::Conv { geom, .. } => (out * geom.c_in * geom.kh * geom.kw, 0, 0),
+            QOp::ConvTranspose { geom, .. } => (
                 geom.c_in * geom.h * geom.w * geom.c_out * geom.kh * geom.kw,
                 0,
                 0,
             ),
             QOp::Dense {
-                inputs,
-                outputs,
-                weight,
-                bias,
-            } => (weight.len() + bias.len(), inputs * outputs, 0, 0),
-            QOp::ChannelAffine { scale, shift } => (scale.len() + shift.len(), out, 0, 0),
-            QOp::Square => (0, out, 0, 0),
-            QOp::Relu { .. } | QOp::Sign => (0, 0, out, 0),
-            QOp::MaxPool { pool, .. } => (0, 0, out, out * (pool.kernel[0] * pool.kernel[1] - 1)),
-            _ => (0, 0, 0, 0),
+                inputs, outputs, ..
+            } => (inputs * outputs, 0, 0),
+            QOp::ChannelAffine { .. } | QOp::Square => (out, 0, 0),
+            QOp::Relu { .. } | QOp::Sign => (0, out, 0),
+            QOp::MaxPool { pool, .. } => (0, out, out * (pool.kernel[0] * pool.kernel[1] - 1)),
+            _ => (0, 0, 0),
         };
         layers.push(LayerSummary {
             index: i,
@@ -85,7 +78,6 @@ pub fn summarize(q: &QModel) -> Summary {
             multiplications: mults,
             nonlinear: nonlin,
             comparisons: cmps,
-            protocol: n.op.protocol().to_string(),
         });
     }
     Summary {

@@ -1,0 +1,446 @@
+//! The planner: which protocol computes each node of a fixed-point program in a
+//! given deployment, and who does what.
+//!
+//! ```text
+//!  QModel ──Plan::new(program, Deployment)──▶ Plan { roles, steps[node], label }
+//!                                               │
+//!     inspect: Plan::survey (every node, supported or why not)
+//!     split:   share::split_for refuses what Plan::new refuses
+//!     serve:   PartyEngine::new runs exactly Plan::new's steps
+//! ```
+//!
+//! A [`Deployment`] names a configuration users pick (`--mode`); its [`Roles`]
+//! say, per party, who holds weights, which directions of homomorphic
+//! preprocessing run, who garbles which circuit and who adds public terms. The
+//! engine (`party.rs`) reads roles, never party numbers, so a new deployment is a
+//! new `Roles` value plus the ops it can or cannot run, not a rewrite.
+//!
+//! Each [`Step`] carries its own spec (the HE packing of a linear layer, the
+//! gadget, gather and garbler of a circuit, the size of a Beaver batch); at run
+//! time the offline phase produces one material per step, in step order, and the
+//! online phase consumes them together.
+
+use crate::{EngineError, Result};
+use blindfold_core::{FracBits, PartyId};
+use blindfold_gc::Gadget;
+use blindfold_he::{Directions, FcShape, LayerPlan, LinearShape};
+use blindfold_model::quant::{QModel, QOp};
+use serde::Serialize;
+
+/// A deployment: who the two parties of the engine are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Deployment {
+    /// Two non-colluding servers, each holding an additive share of the model
+    /// and of the input.
+    TwoServer,
+}
+
+impl Deployment {
+    /// Every deployment the engine knows.
+    pub const ALL: [Deployment; 1] = [Deployment::TwoServer];
+
+    /// The name users type (`--mode`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Deployment::TwoServer => "two-server",
+        }
+    }
+
+    /// Parse a name printed by [`Self::name`].
+    pub fn from_name(s: &str) -> Option<Deployment> {
+        Deployment::ALL.into_iter().find(|d| d.name() == s)
+    }
+
+    /// Who does what in this deployment.
+    pub fn roles(self) -> Roles {
+        match self {
+            Deployment::TwoServer => Roles::two_server(),
+        }
+    }
+
+    /// A one-byte identifier for handshakes.
+    pub fn wire_id(self) -> u8 {
+        match self {
+            Deployment::TwoServer => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How garbler and evaluator roles are assigned to garbled-circuit layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Garbling {
+    /// Circuit `j` (in program order, the label circuit last) is garbled by P0
+    /// when `j` is even and by P1 when odd, so both parties work.
+    Alternate,
+    /// One party garbles every circuit.
+    Fixed(PartyId),
+}
+
+/// Who does what, by party. The engine reads these, never `party == P0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Roles {
+    /// Whether each party holds (a share of) the weights.
+    weights: [bool; 2],
+    /// The party that adds public terms (`e²` of a Beaver square) and takes the
+    /// first form of local share truncation.
+    public_terms: PartyId,
+    /// The OT sender of the Beaver cross products.
+    beaver_sender: PartyId,
+    garbling: Garbling,
+}
+
+impl Roles {
+    /// Both servers hold a weight share: both directions of homomorphic
+    /// preprocessing run, garblers alternate, P0 adds public terms.
+    pub fn two_server() -> Roles {
+        Roles {
+            weights: [true, true],
+            public_terms: PartyId::P0,
+            beaver_sender: PartyId::P0,
+            garbling: Garbling::Alternate,
+        }
+    }
+
+    /// One party (`holder`) holds the plaintext weights, the other only its
+    /// input: one direction of homomorphic preprocessing (the other party
+    /// encrypts its mask), the given garbling policy. The configuration a
+    /// client-server deployment runs.
+    pub fn single_weight_holder(holder: PartyId, garbling: Garbling) -> Roles {
+        let mut weights = [false; 2];
+        weights[holder.index()] = true;
+        Roles {
+            weights,
+            public_terms: holder,
+            beaver_sender: holder,
+            garbling,
+        }
+    }
+
+    /// Whether party `p` holds (a share of) the weights.
+    pub fn holds_weights(&self, p: PartyId) -> bool {
+        self.weights[p.index()]
+    }
+
+    /// The directions of homomorphic preprocessing: `p` encrypts its mask for
+    /// the peer's weights exactly when the peer holds weights.
+    pub fn he_directions(&self) -> Directions {
+        Directions::new([self.weights[1], self.weights[0]])
+    }
+
+    /// Whether party `p` sends `x_p - R_p` in a linear layer (it queried).
+    pub fn queries_linear(&self, p: PartyId) -> bool {
+        self.holds_weights(p.other())
+    }
+
+    /// The party that adds public terms.
+    pub fn public_terms(&self) -> PartyId {
+        self.public_terms
+    }
+
+    /// The OT sender of Beaver cross products.
+    pub fn beaver_sender(&self) -> PartyId {
+        self.beaver_sender
+    }
+
+    /// Who garbles circuit number `j` (program order, the label circuit last).
+    pub fn garbler(&self, j: usize) -> PartyId {
+        match self.garbling {
+            Garbling::Alternate if j.is_multiple_of(2) => PartyId::P0,
+            Garbling::Alternate => PartyId::P1,
+            Garbling::Fixed(p) => p,
+        }
+    }
+}
+
+/// A linear layer: homomorphically preprocessed, one online round.
+#[derive(Clone, Debug)]
+pub struct LinearStep {
+    pub shape: LinearShape,
+    /// The packing of the homomorphic products.
+    pub he: LayerPlan,
+}
+
+/// A garbled-circuit layer.
+#[derive(Clone, Debug)]
+pub struct GcStep {
+    pub gadget: Gadget,
+    /// Circuit instances (output elements).
+    pub elements: usize,
+    /// Per instance, `arity` indices into the input value (max-pool windows);
+    /// `None`: instance `e` takes input element `e`.
+    pub gather: Option<Vec<usize>>,
+    /// Multiply the output by `2^f` (sign outputs `±1` at scale `f`).
+    pub scale_out: bool,
+    pub garbler: PartyId,
+}
+
+/// A batch of Beaver squares.
+#[derive(Clone, Copy, Debug)]
+pub struct SquareStep {
+    pub elements: usize,
+}
+
+/// How one node is computed.
+#[derive(Clone, Debug)]
+pub enum StepSpec {
+    /// The secret-shared input (always node 0).
+    Input,
+    Linear(LinearStep),
+    Gc(GcStep),
+    Square(SquareStep),
+    /// Local share truncation by `f`.
+    Trunc,
+    /// Linear with public coefficients or data movement: the same on shares.
+    Local,
+}
+
+impl StepSpec {
+    /// What `inspect` prints.
+    pub fn protocol(&self) -> String {
+        match self {
+            StepSpec::Input => "secret-shared input".into(),
+            StepSpec::Linear(l) => format!(
+                "HE-preprocessed bilinear, 1 round ({} ciphertexts)",
+                l.he.input_cts() + l.he.output_cts()
+            ),
+            StepSpec::Gc(g) => format!("garbled circuit, {} garbles", g.garbler),
+            StepSpec::Square(_) => "Beaver square (OT-preprocessed)".into(),
+            StepSpec::Trunc => "local share truncation".into(),
+            StepSpec::Local => "local on shares".into(),
+        }
+    }
+}
+
+/// One planned node.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The node of the program.
+    pub node: usize,
+    /// The op's kind (`QOp::kind`).
+    pub op: &'static str,
+    pub spec: StepSpec,
+}
+
+/// The plan of one program in one deployment.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    deployment: Deployment,
+    roles: Roles,
+    frac: FracBits,
+    steps: Vec<Step>,
+    /// The argmax circuit over the output, present when the output is a vector:
+    /// every bundle carries it so a client may ask for the label only.
+    label: Option<GcStep>,
+}
+
+/// One row of [`Plan::survey`].
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeSupport {
+    pub node: usize,
+    pub op: &'static str,
+    /// The protocol, or why this deployment cannot run the node.
+    pub protocol: std::result::Result<String, String>,
+}
+
+impl Plan {
+    /// Plan `q` for `deployment`; refuses the first node it cannot run.
+    pub fn new(q: &QModel, deployment: Deployment) -> Result<Plan> {
+        Plan::with_roles(q, deployment, deployment.roles())
+    }
+
+    /// Plan `q` with explicit roles (a deployment's defaults overridden, e.g. by
+    /// measurement or in tests).
+    pub fn with_roles(q: &QModel, deployment: Deployment, roles: Roles) -> Result<Plan> {
+        let mut steps = Vec::with_capacity(q.nodes.len());
+        let mut circuits = 0usize;
+        for (i, n) in q.nodes.iter().enumerate() {
+            let spec = plan_node(q, i, &roles, &mut circuits).map_err(|reason| {
+                EngineError::Unsupported {
+                    layer: i,
+                    op: n.op.kind(),
+                    mode: deployment.name(),
+                    reason,
+                }
+            })?;
+            steps.push(Step {
+                node: i,
+                op: n.op.kind(),
+                spec,
+            });
+        }
+        let out = q.output_shape();
+        let label = (out.rank() == 1 && out.numel() >= 2).then(|| GcStep {
+            gadget: Gadget::ArgmaxMask { k: out.numel() },
+            elements: 1,
+            gather: None,
+            scale_out: false,
+            garbler: roles.garbler(circuits),
+        });
+        Ok(Plan {
+            deployment,
+            roles,
+            frac: q.frac_bits(),
+            steps,
+            label,
+        })
+    }
+
+    /// Every node with the protocol that would run it in `deployment`, or the
+    /// reason it cannot: what `inspect` prints. Agrees with [`Plan::new`]: that
+    /// succeeds exactly when every row here is `Ok`.
+    pub fn survey(q: &QModel, deployment: Deployment) -> Vec<NodeSupport> {
+        let roles = deployment.roles();
+        let mut circuits = 0usize;
+        q.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| NodeSupport {
+                node: i,
+                op: n.op.kind(),
+                protocol: plan_node(q, i, &roles, &mut circuits).map(|s| s.protocol()),
+            })
+            .collect()
+    }
+
+    pub fn deployment(&self) -> Deployment {
+        self.deployment
+    }
+    pub fn roles(&self) -> &Roles {
+        &self.roles
+    }
+    pub fn frac_bits(&self) -> FracBits {
+        self.frac
+    }
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+    pub fn label(&self) -> Option<&GcStep> {
+        self.label.as_ref()
+    }
+
+    /// The garbled circuits in offline order (program order, the label last).
+    pub fn circuits(&self) -> impl Iterator<Item = &GcStep> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.spec {
+                StepSpec::Gc(g) => Some(g),
+                _ => None,
+            })
+            .chain(self.label.iter())
+    }
+
+    /// The linear layers' shapes in program order.
+    pub fn linear_shapes(&self) -> Vec<LinearShape> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.spec {
+                StepSpec::Linear(l) => Some(l.shape.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Plan node `i`; `circuits` counts garbled circuits so far (garbler choice).
+fn plan_node(
+    q: &QModel,
+    i: usize,
+    roles: &Roles,
+    circuits: &mut usize,
+) -> std::result::Result<StepSpec, String> {
+    let n = &q.nodes[i];
+    let f = q.frac_bits();
+    let mut gc = |gadget: Gadget, gather: Option<Vec<usize>>, scale_out: bool| {
+        let g = GcStep {
+            gadget,
+            elements: n.shape.numel(),
+            gather,
+            scale_out,
+            garbler: roles.garbler(*circuits),
+        };
+        *circuits += 1;
+        StepSpec::Gc(g)
+    };
+    let linear = |shape: LinearShape| -> std::result::Result<StepSpec, String> {
+        let he = LayerPlan::new(&shape, blindfold_he::params::RING_DEGREE)
+            .map_err(|e| format!("no homomorphic packing for this shape: {e}"))?;
+        Ok(StepSpec::Linear(LinearStep { shape, he }))
+    };
+    Ok(match &n.op {
+        QOp::Input if i == 0 => StepSpec::Input,
+        QOp::Input => return Err("only node 0 may be the input".into()),
+        _ if i == 0 => return Err("node 0 must be the input".into()),
+        QOp::Conv { geom, .. } => linear(crate::party::conv_shape(geom))?,
+        QOp::Dense {
+            inputs, outputs, ..
+        } => linear(LinearShape::Fc(FcShape {
+            inputs: *inputs,
+            outputs: *outputs,
+        }))?,
+        QOp::ConvTranspose { .. } => {
+            return Err(
+                "transposed convolutions have no homomorphic packing yet (convolutions and \
+                 fully connected layers only)"
+                    .into(),
+            )
+        }
+        QOp::ChannelAffine { .. } => {
+            return Err(
+                "a channel affine map that is not folded into a convolution has no homomorphic \
+                 packing yet"
+                    .into(),
+            )
+        }
+        QOp::Relu { trunc } => gc(
+            Gadget::ReluTruncMask {
+                f: if *trunc { f } else { FracBits(0) },
+            },
+            None,
+            false,
+        ),
+        QOp::MaxPool { pool, relu, trunc } => {
+            if !relu {
+                return Err("max-pool without an adjacent ReLU has no circuit yet".into());
+            }
+            let geom = QOp::pool_geom(pool, &q.nodes[n.inputs[0]].shape);
+            let k = pool.kernel[0] * pool.kernel[1];
+            let mut gather = Vec::with_capacity(n.shape.numel() * k);
+            for win in geom.windows() {
+                if win.is_empty() {
+                    return Err("a pooling window covers no input".into());
+                }
+                // Pad short (border) windows by repeating an element: max is idempotent.
+                for j in 0..k {
+                    gather.push(win[j.min(win.len() - 1)]);
+                }
+            }
+            gc(
+                Gadget::MaxPoolReluTruncMask {
+                    k,
+                    f: if *trunc { f } else { FracBits(0) },
+                },
+                Some(gather),
+                false,
+            )
+        }
+        QOp::Sign => gc(Gadget::SignMask, None, true),
+        QOp::Square => StepSpec::Square(SquareStep {
+            elements: n.shape.numel(),
+        }),
+        QOp::Trunc => StepSpec::Trunc,
+        QOp::MulPublic { .. }
+        | QOp::Add
+        | QOp::SumPool { .. }
+        | QOp::Reshape
+        | QOp::Concat
+        | QOp::ResizeNearest { .. } => StepSpec::Local,
+    })
+}
