@@ -1,0 +1,326 @@
+//! The planner is the one authority on what runs where:
+//!
+//! * for every model under `testdata/onnx` and in the zoo, `inspect` (the
+//!   planner's survey), `split` (`share::split_for`) and `serve`
+//!   (`PartyEngine::new`) agree on whether the model runs, and on the first layer
+//!   that does not; where it runs, both parties on threads over an in-memory
+//!   channel compute what the plaintext reference computes;
+//! * roles, not party numbers, drive the engine: with one weight holder (the
+//!   client-server configuration) the other party's weights are never read and
+//!   the answer is still the reference's;
+//! * no secret parameter of any op kind appears in clear in either share file.
+
+use blindfold_core::{FracBits, PartyId, Prg, Shape};
+use blindfold_engine::client::{reconstruct, share0_from_seed, share_input};
+use blindfold_engine::party::PartyEngine;
+use blindfold_engine::plan::{Deployment, Garbling, Plan, Roles};
+use blindfold_engine::share::{combine, split, split_for, ModelShare};
+use blindfold_engine::EngineError;
+use blindfold_model::engine::{encode_input, run_plain_all};
+use blindfold_model::ir::Pool;
+use blindfold_model::kernels::{ConvGeom, ConvTransposeGeom};
+use blindfold_model::load_onnx;
+use blindfold_model::quant::{quantize, QModel, QNode, QOp};
+use blindfold_net::MemoryChannel;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every importable model file: the ONNX test vectors and the zoo.
+fn every_model() -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for dir in ["testdata/onnx", "testdata/onnx/extra", "models"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+            .collect();
+        files.sort();
+        v.extend(files);
+    }
+    assert!(v.len() > 60, "found only {} models", v.len());
+    v
+}
+
+/// One query through both engines over an in-memory channel.
+fn two_party(e0: PartyEngine, e1: PartyEngine, x: &[u64]) -> Vec<u64> {
+    let mut rng = Prg::from_seed([5; 16]);
+    let (seed, x1) = share_input(x, &mut rng);
+    let len = x.len();
+    let (mut c0, mut c1) = MemoryChannel::pair();
+    let t1 = std::thread::spawn(move || {
+        let mut rng = Prg::from_seed([1; 16]);
+        let mut s = e1.setup(&mut c1, &mut rng).unwrap();
+        let b = e1.offline(&mut c1, &mut s, &mut rng).unwrap();
+        e1.online(&mut c1, b, x1).unwrap().0
+    });
+    let mut rng0 = Prg::from_seed([0; 16]);
+    let mut s = e0.setup(&mut c0, &mut rng0).unwrap();
+    let b = e0.offline(&mut c0, &mut s, &mut rng0).unwrap();
+    let y0 = e0
+        .online(&mut c0, b, share0_from_seed(seed, len))
+        .unwrap()
+        .0;
+    reconstruct(&y0, &t1.join().unwrap())
+}
+
+/// Largest |a - b| in units of the last place.
+fn max_units(a: &[u64], b: &[u64]) -> u64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x.wrapping_sub(*y) as i64).unsigned_abs())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Compare a secure output with the reference: bit-exact without local
+/// truncations; with them, each is off by at most one unit and the error grows
+/// through later layers (bound far below what a protocol bug gives: ~2^63).
+fn assert_matches_reference(q: &QModel, got: &[u64], want: &[u64], what: &str) {
+    if q.nodes.iter().any(|n| n.op == QOp::Trunc) {
+        let d = max_units(got, want);
+        assert!(d < 1 << 20, "{what}: {d} units from the reference");
+    } else {
+        assert_eq!(got, want, "{what}: not bit-exact");
+    }
+}
+
+fn input_for(q: &QModel, seed: u8) -> Vec<u64> {
+    let mut rng = Prg::from_seed([seed; 16]);
+    let x: Vec<f32> = (0..q.input_shape().numel())
+        .map(|_| (rng.gen_u64() >> 40) as f32 / (1u64 << 24) as f32)
+        .collect();
+    encode_input(q, &x).unwrap()
+}
+
+#[test]
+fn inspect_split_and_serve_agree_on_every_model() {
+    let (mut ran, mut refused) = (0, 0);
+    for path in every_model() {
+        let name = path.display().to_string();
+        let q = quantize(&load_onnx(&path).unwrap(), FracBits::DEFAULT).unwrap();
+        let survey = Plan::survey(&q, Deployment::TwoServer);
+        assert_eq!(survey.len(), q.nodes.len(), "{name}");
+        let first_refused = survey.iter().find(|r| r.protocol.is_err()).map(|r| r.node);
+        let planned = Plan::new(&q, Deployment::TwoServer);
+        let mut rng = Prg::from_seed([3; 16]);
+        let split_res = split_for(&q, Deployment::TwoServer, &mut rng);
+        // What a server does with shares made without asking (a crafted split).
+        let [s0, s1] = split(&q, &mut rng);
+        let served = PartyEngine::new(s0);
+        match first_refused {
+            Some(layer) => {
+                refused += 1;
+                for (what, res) in [
+                    ("plan", planned.map(|_| ())),
+                    ("split", split_res.map(|_| ())),
+                    ("serve", served.map(|_| ())),
+                ] {
+                    match res {
+                        Err(EngineError::Unsupported { layer: l, mode, .. }) => {
+                            assert_eq!(l, layer, "{name}: {what} refuses another layer");
+                            assert_eq!(mode, "two-server");
+                        }
+                        Err(e) => panic!("{name}: {what} fails otherwise: {e}"),
+                        Ok(()) => panic!("{name}: inspect refuses layer {layer}, {what} accepts"),
+                    }
+                }
+            }
+            None => {
+                planned.unwrap_or_else(|e| panic!("{name}: inspect accepts, plan: {e}"));
+                split_res.unwrap_or_else(|e| panic!("{name}: inspect accepts, split: {e}"));
+                let e0 = served.unwrap_or_else(|e| panic!("{name}: inspect accepts, serve: {e}"));
+                if name.contains("/models/") {
+                    // The zoo runs end to end in zoo_two_party.rs.
+                    continue;
+                }
+                ran += 1;
+                let e1 = PartyEngine::new(s1).unwrap();
+                let x = input_for(&q, 9);
+                let want = run_plain_all(&q, &x).unwrap().swap_remove(q.output);
+                let got = two_party(e0, e1, &x);
+                assert_matches_reference(&q, &got, &want, &name);
+            }
+        }
+    }
+    assert!(ran >= 30, "only {ran} test vectors ran");
+    assert!(refused >= 3, "only {refused} models refused");
+}
+
+/// One weight holder (P1 holds the plaintext model, P0 only the input): one HE
+/// direction, P1 garbles every circuit. P0's copy of the weights is garbage, so a
+/// protocol that read it would give a wrong answer.
+#[test]
+fn roles_with_one_weight_holder_match_the_reference() {
+    for name in ["ppml_c", "secureml", "sok_ecg"] {
+        let q = quantize(
+            &load_onnx(root().join(format!("models/{name}.onnx"))).unwrap(),
+            FracBits::DEFAULT,
+        )
+        .unwrap();
+        let roles = Roles::single_weight_holder(PartyId::P1, Garbling::Fixed(PartyId::P1));
+        let mut rng = Prg::from_seed([8; 16]);
+        let [mut s0, s1] = split(&q, &mut rng);
+        let mut s1 = s1;
+        s1.program = q.clone();
+        for n in s0.program.nodes.iter_mut() {
+            if let Some(s) = n.op.secrets_mut() {
+                for v in s.weight.iter_mut().chain(s.bias.iter_mut()) {
+                    *v = rng.gen_u64();
+                }
+            }
+        }
+        let plan = |s: &ModelShare| Plan::with_roles(&s.program, Deployment::TwoServer, roles);
+        let p0 = plan(&s0).unwrap();
+        assert!(p0.circuits().all(|g| g.garbler == PartyId::P1));
+        assert!(!roles.he_directions().queries(PartyId::P1));
+        let e0 = PartyEngine::with_plan(s0.clone(), p0).unwrap();
+        let e1 = PartyEngine::with_plan(s1.clone(), plan(&s1).unwrap()).unwrap();
+        let x = input_for(&q, 4);
+        let want = run_plain_all(&q, &x).unwrap().swap_remove(q.output);
+        let got = two_party(e0, e1, &x);
+        assert_matches_reference(&q, &got, &want, name);
+    }
+}
+
+/// One node of every op kind. The match below has no wildcard: a new op kind
+/// fails to compile here until this test covers it.
+fn one_of_every_kind(rng: &mut Prg) -> Vec<QOp> {
+    let mut w = |n: usize| -> Vec<u64> { (0..n).map(|_| rng.gen_u64() | 1 << 63).collect() };
+    let conv = ConvGeom {
+        c_in: 2,
+        h: 4,
+        w: 4,
+        c_out: 3,
+        kh: 3,
+        kw: 3,
+        stride: [1, 1],
+        pads: [1, 1, 1, 1],
+    };
+    let pool = Pool {
+        kernel: [2, 2],
+        stride: [2, 2],
+        pads: [0, 0, 0, 0],
+    };
+    let ops = vec![
+        QOp::Input,
+        QOp::Conv {
+            geom: conv,
+            weight: w(54),
+            bias: w(3),
+        },
+        QOp::ConvTranspose {
+            geom: ConvTransposeGeom {
+                c_in: 3,
+                h: 4,
+                w: 4,
+                c_out: 2,
+                kh: 2,
+                kw: 2,
+                stride: [2, 2],
+                pads: [0, 0, 0, 0],
+                output_padding: [0, 0],
+            },
+            weight: w(24),
+            bias: w(2),
+        },
+        QOp::Dense {
+            inputs: 8,
+            outputs: 4,
+            weight: w(32),
+            bias: w(4),
+        },
+        QOp::ChannelAffine {
+            scale: w(3),
+            shift: w(3),
+        },
+        QOp::MulPublic {
+            factor: 0x5eed_0000_0000_0001,
+        },
+        QOp::Add,
+        QOp::Relu { trunc: true },
+        QOp::MaxPool {
+            pool: pool.clone(),
+            relu: true,
+            trunc: false,
+        },
+        QOp::Square,
+        QOp::Trunc,
+        QOp::Sign,
+        QOp::SumPool { pool },
+        QOp::Reshape,
+        QOp::Concat,
+        QOp::ResizeNearest { scale: [2, 2] },
+    ];
+    for op in &ops {
+        match op {
+            QOp::Input
+            | QOp::Conv { .. }
+            | QOp::ConvTranspose { .. }
+            | QOp::Dense { .. }
+            | QOp::ChannelAffine { .. }
+            | QOp::MulPublic { .. }
+            | QOp::Add
+            | QOp::Relu { .. }
+            | QOp::MaxPool { .. }
+            | QOp::Square
+            | QOp::Trunc
+            | QOp::Sign
+            | QOp::SumPool { .. }
+            | QOp::Reshape
+            | QOp::Concat
+            | QOp::ResizeNearest { .. } => {}
+        }
+    }
+    ops
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn no_secret_parameter_appears_in_clear_in_a_share_file() {
+    let mut rng = Prg::from_seed([21; 16]);
+    let nodes: Vec<QNode> = one_of_every_kind(&mut rng)
+        .into_iter()
+        .enumerate()
+        .map(|(i, op)| QNode {
+            name: format!("n{i}"),
+            inputs: if i == 0 { vec![] } else { vec![i - 1] },
+            op,
+            shape: Shape::new(vec![4]),
+            frac: 12,
+        })
+        .collect();
+    let q = QModel {
+        name: "every-kind".into(),
+        frac: 12,
+        output: nodes.len() - 1,
+        nodes,
+        final_activation: None,
+    };
+    let secrets: Vec<u64> = q
+        .nodes
+        .iter()
+        .filter_map(|n| n.op.secrets())
+        .flat_map(|s| s.weight.iter().chain(s.bias).copied().collect::<Vec<_>>())
+        .collect();
+    assert_eq!(secrets.len(), 54 + 3 + 24 + 2 + 32 + 4 + 3 + 3);
+    let shares = split(&q, &mut rng);
+    let files: Vec<Vec<u8>> = shares.iter().map(|s| s.to_bytes()).collect();
+    for (p, f) in files.iter().enumerate() {
+        for v in &secrets {
+            assert!(
+                !contains(f, &v.to_le_bytes()),
+                "secret {v:#x} in clear in party {p}'s share file"
+            );
+        }
+        // The search works: public constants are there.
+        assert!(contains(f, &0x5eed_0000_0000_0001u64.to_le_bytes()));
+    }
+    // And the shares still add up to the model.
+    assert_eq!(combine(&shares[0], &shares[1]).unwrap(), q);
+}
