@@ -7,17 +7,16 @@
 //!   servers on threads of this process over loopback TCP, per query (medians)
 //!   and per layer.
 
-use crate::plain_cmds::ModelArg;
-use crate::secure_cmds::median;
-use anyhow::{bail, Result};
+use crate::plain_cmds::{ModeArg, ModelArg};
+use anyhow::Result;
 use blindfold_core::Prg;
-use blindfold_engine::party::{LayerCost, PartyEngine};
-use blindfold_engine::share::split;
-use blindfold_net::{Channel, TcpChannel};
+use blindfold_engine::infer;
+use blindfold_engine::party::PartyEngine;
+use blindfold_engine::plan::Deployment;
+use blindfold_engine::share::split_for;
+use blindfold_engine::Mode;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use std::net::TcpListener;
-use std::time::Duration;
 
 #[derive(Clone, Copy, ValueEnum, Debug, PartialEq, Eq)]
 pub enum BenchKind {
@@ -27,11 +26,6 @@ pub enum BenchKind {
     Preprocessing,
 }
 
-#[derive(Clone, Copy, ValueEnum, Debug, PartialEq, Eq)]
-pub enum BenchMode {
-    TwoServer,
-}
-
 #[derive(Args)]
 pub struct BenchArgs {
     /// What to measure; without it, the whole protocol (--mode).
@@ -39,8 +33,8 @@ pub struct BenchArgs {
     /// Zoo model name or .onnx file.
     #[arg(long, default_value = "minionn")]
     pub network: String,
-    #[arg(long, value_enum, default_value_t = BenchMode::TwoServer)]
-    pub mode: BenchMode,
+    #[arg(long, value_enum, default_value_t = ModeArg::TwoServer)]
+    pub mode: ModeArg,
     /// Queries (the medians are over these).
     #[arg(long, default_value_t = 10)]
     pub queries: usize,
@@ -54,7 +48,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     match a.kind {
         Some(BenchKind::Primitives) => primitives(a.json),
         Some(BenchKind::Preprocessing) => preprocessing(&a),
-        None => two_server(&a),
+        None => secure(&a),
     }
 }
 
@@ -120,7 +114,7 @@ fn engines(a: &BenchArgs) -> Result<(String, PartyEngine, PartyEngine)> {
     };
     let (m, q) = ma.load()?;
     let mut rng = Prg::from_entropy();
-    let [s0, s1] = split(&q, &mut rng);
+    let [s0, s1] = split_for(&q, Deployment::TwoServer, &mut rng)?;
     Ok((m.name, PartyEngine::new(s0)?, PartyEngine::new(s1)?))
 }
 
@@ -149,138 +143,24 @@ fn preprocessing(a: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-#[derive(Serialize, Default, Clone)]
-struct LayerRow {
-    index: usize,
-    op: String,
-    offline_ms: f64,
-    offline_bytes: u64,
-    online_ms: f64,
-    online_bytes: u64,
-    online_rounds: u64,
-}
-
-#[derive(Serialize)]
-struct TwoServerReport {
-    network: String,
-    mode: &'static str,
-    transport: &'static str,
-    queries: usize,
-    setup_ms: f64,
-    offline_ms: f64,
-    online_ms: f64,
-    total_ms: f64,
-    bytes: u64,
-    offline_bytes: u64,
-    online_bytes: u64,
-    rounds: u64,
-    layers: Vec<LayerRow>,
-}
-
-fn two_server(a: &BenchArgs) -> Result<()> {
-    let (name, e0, e1) = engines(a)?;
-    let n_q = a.queries.max(1);
-    let len = e0.program().input_shape().numel();
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let h1 = std::thread::spawn(move || -> Result<()> {
-        let mut ch = TcpChannel::connect_with_retry(addr, Duration::from_secs(10))?;
-        let mut rng = Prg::from_entropy();
-        let mut s = e1.setup(&mut ch, &mut rng)?;
-        for _ in 0..n_q {
-            let b = e1.offline(&mut ch, &mut s, &mut rng)?;
-            let x: Vec<u64> = rng.gen_u64s(len);
-            e1.online(&mut ch, b, x)?;
-        }
-        Ok(())
-    });
-    let mut ch = TcpChannel::accept(&listener)?;
-    let mut rng = Prg::from_entropy();
-    let t = std::time::Instant::now();
-    let mut s = e0.setup(&mut ch, &mut rng)?;
-    let setup_ms = t.elapsed().as_secs_f64() * 1e3;
-    if !a.json {
-        eprintln!("network {name}: {n_q} queries over loopback TCP...");
-    }
-    let mut off_ms = Vec::new();
-    let mut on_ms = Vec::new();
-    let mut off_b = Vec::new();
-    let mut on_b = Vec::new();
-    let mut rounds = Vec::new();
-    let mut per_layer: Vec<Vec<LayerRow>> = Vec::new();
-    for _ in 0..n_q {
-        let b = e0.offline(&mut ch, &mut s, &mut rng)?;
-        off_ms.push(b.offline_ms);
-        off_b.push(b.offline_bytes as f64);
-        let offl: Vec<LayerCost> = b.offline_layers.clone();
-        let x: Vec<u64> = rng.gen_u64s(len);
-        let st0 = ch.stats().total();
-        let t = std::time::Instant::now();
-        let (_, onl) = e0.online(&mut ch, b, x)?;
-        on_ms.push(t.elapsed().as_secs_f64() * 1e3);
-        let st1 = ch.stats().total();
-        on_b.push((st1.bytes() - st0.bytes()) as f64);
-        rounds.push((st1.rounds() - st0.rounds()) as f64);
-        let mut rows: Vec<LayerRow> = onl
-            .iter()
-            .map(|c| LayerRow {
-                index: c.index,
-                op: c.op.clone(),
-                online_ms: c.ms,
-                online_bytes: c.bytes,
-                online_rounds: c.rounds,
-                ..LayerRow::default()
-            })
-            .collect();
-        for o in &offl {
-            if let Some(r) = rows.iter_mut().find(|r| r.index == o.index) {
-                r.offline_ms += o.ms;
-                r.offline_bytes += o.bytes;
-            }
-        }
-        per_layer.push(rows);
-    }
-    match h1.join() {
-        Ok(r) => r?,
-        Err(_) => bail!("party 1 panicked"),
-    }
-    // Per-layer medians across queries.
-    let n_layers = per_layer[0].len();
-    let layers: Vec<LayerRow> = (0..n_layers)
-        .map(|l| {
-            let col = |f: &dyn Fn(&LayerRow) -> f64| -> f64 {
-                let mut v: Vec<f64> = per_layer.iter().map(|q| f(&q[l])).collect();
-                median(&mut v)
-            };
-            LayerRow {
-                index: per_layer[0][l].index,
-                op: per_layer[0][l].op.clone(),
-                offline_ms: col(&|r| r.offline_ms),
-                offline_bytes: col(&|r| r.offline_bytes as f64) as u64,
-                online_ms: col(&|r| r.online_ms),
-                online_bytes: col(&|r| r.online_bytes as f64) as u64,
-                online_rounds: col(&|r| r.online_rounds as f64) as u64,
-            }
-        })
-        .collect();
-    let mut totals: Vec<f64> = off_ms.iter().zip(&on_ms).map(|(a, b)| a + b).collect();
-    let offline_bytes = median(&mut off_b) as u64;
-    let online_bytes = median(&mut on_b) as u64;
-    let r = TwoServerReport {
-        network: name,
-        mode: "two-server",
-        transport: "tcp-loopback",
-        queries: n_q,
-        setup_ms,
-        offline_ms: median(&mut off_ms),
-        online_ms: median(&mut on_ms),
-        total_ms: median(&mut totals),
-        bytes: offline_bytes + online_bytes,
-        offline_bytes,
-        online_bytes,
-        rounds: median(&mut rounds) as u64,
-        layers,
+fn secure(a: &BenchArgs) -> Result<()> {
+    let mode = Mode::from(a.mode);
+    let ma = ModelArg {
+        model: a.network.clone(),
+        frac_bits: a.frac_bits,
     };
+    let (m, q) = ma.load()?;
+    let n_q = a.queries.max(1);
+    let pb = crate::plain_cmds::progress(
+        n_q,
+        &format!("network {}: {mode} over loopback TCP", m.name),
+    );
+    if a.json {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut r = infer::bench(&q, mode, n_q, &mut |k| pb.set_position(k as u64))?;
+    pb.finish_and_clear();
+    r.network = m.name;
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
         return Ok(());

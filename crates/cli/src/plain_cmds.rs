@@ -3,7 +3,9 @@
 use crate::paths;
 use anyhow::{bail, Context, Result};
 use blindfold_core::FracBits;
+use blindfold_engine::infer::{self, EvalReport};
 use blindfold_engine::plan::{Deployment, Plan};
+use blindfold_engine::Mode;
 use blindfold_model::engine::{self, argmax};
 use blindfold_model::quant::{quantize, QModel};
 use blindfold_model::{data, load_onnx, summary, Model};
@@ -72,8 +74,9 @@ struct ProtocolRow {
     unsupported: Option<String>,
 }
 
+/// `--mode`: every way blindfold runs a model (`blindfold_engine::Mode`).
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
-pub enum PlainMode {
+pub enum ModeArg {
     /// The fixed-point reference (what the secure engines compute).
     Plain,
     /// The float model as trained.
@@ -82,14 +85,24 @@ pub enum PlainMode {
     TwoServer,
 }
 
+impl From<ModeArg> for Mode {
+    fn from(m: ModeArg) -> Mode {
+        match m {
+            ModeArg::Plain => Mode::Plain,
+            ModeArg::Float => Mode::Float,
+            ModeArg::TwoServer => Mode::Secure(Deployment::TwoServer),
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub model: ModelArg,
     /// Input: .npy (float32, the model's input shape) or a grayscale PNG.
     pub input: PathBuf,
-    #[arg(long, value_enum, default_value_t = PlainMode::Plain)]
-    pub mode: PlainMode,
+    #[arg(long, value_enum, default_value_t = ModeArg::Plain)]
+    pub mode: ModeArg,
     /// Apply the model's dropped final softmax to the printed scores.
     #[arg(long)]
     pub softmax: bool,
@@ -108,8 +121,8 @@ pub struct EvalArgs {
     /// Evaluate only the first N inputs.
     #[arg(long)]
     pub limit: Option<usize>,
-    #[arg(long, value_enum, default_value_t = PlainMode::Plain)]
-    pub mode: PlainMode,
+    #[arg(long, value_enum, default_value_t = ModeArg::Plain)]
+    pub mode: ModeArg,
     #[arg(long)]
     pub json: bool,
 }
@@ -230,19 +243,15 @@ struct RunOutput {
 pub fn run(a: RunArgs) -> Result<()> {
     let (m, q) = a.model.load()?;
     let x = data::load_input(&a.input, m.input_shape().dims())?;
-    let (scores, ring) = match a.mode {
-        PlainMode::Float => (engine::run_float(&m, &x)?, None),
-        PlainMode::TwoServer => bail!(
-            "`run` is plaintext; use `blindfold demo` or `serve` + `query` for the two-server mode"
-        ),
-        PlainMode::Plain => {
-            let y = engine::run_plain(&q, &x)?;
-            (
-                engine::decode_output(&q, &y),
-                Some(y.iter().map(|&v| v as i64).collect()),
-            )
-        }
-    };
+    let mode = Mode::from(a.mode);
+    if mode.is_secure() {
+        bail!("`run` is plaintext; use `blindfold demo` or `serve` + `query` for the {mode} mode");
+    }
+    let p = infer::open(mode, &m, &q)?.infer(&x)?;
+    let (scores, ring) = (
+        p.scores,
+        p.ring.map(|y| y.iter().map(|&v| v as i64).collect()),
+    );
     let scores = if a.softmax {
         engine::apply_final(m.final_activation, &scores)
     } else {
@@ -250,7 +259,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     };
     let out = RunOutput {
         model: m.name.clone(),
-        mode: format!("{:?}", a.mode).to_lowercase(),
+        mode: mode.name().to_string(),
         label: argmax(&scores),
         scores,
         ring,
@@ -263,26 +272,6 @@ pub fn run(a: RunArgs) -> Result<()> {
         println!("scores [{}]", parts.join(", "));
     }
     Ok(())
-}
-
-#[derive(Serialize)]
-pub struct EvalReport {
-    pub model: String,
-    pub mode: String,
-    pub frac_bits: u32,
-    pub n: usize,
-    pub float_accuracy: f64,
-    pub plain_accuracy: f64,
-    /// Fraction of inputs whose fixed-point argmax equals the float argmax.
-    pub agreement: f64,
-    /// Largest |plain − float| over all output scores.
-    pub max_abs_diff: f64,
-    /// Probability that some local share truncation of one query is off by more
-    /// than one unit (`Σ elements · 2·max|x| / 2^64`, with `max|x|` the largest
-    /// magnitude seen before each truncation on this dataset). Zero for networks
-    /// that truncate only inside garbled circuits.
-    pub truncation_failure_per_query: f64,
-    pub seconds: f64,
 }
 
 pub fn progress(n: usize, what: &str) -> ProgressBar {
@@ -318,97 +307,68 @@ pub fn load_dataset(
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    if a.mode == PlainMode::TwoServer {
-        return crate::secure_cmds::eval_two_server(&a.model, &a.data, a.limit, a.json);
-    }
+    let mode = Mode::from(a.mode);
     let (m, q) = a.model.load()?;
     let (ds, n) = load_dataset(&a.data, a.limit, &m)?;
-    let t0 = std::time::Instant::now();
-    let pb = progress(n, &format!("eval {} ({:?})", m.name, a.mode).to_lowercase());
+    let pb = progress(n, &format!("eval {} ({mode})", m.name));
     if a.json {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let (mut fc, mut pc, mut agree) = (0usize, 0usize, 0usize);
-    let mut max_diff = 0f64;
-    let trunc_nodes: Vec<usize> = (0..q.nodes.len())
-        .filter(|&i| q.nodes[i].op == blindfold_model::quant::QOp::Trunc)
-        .collect();
-    let mut trunc_max = vec![0u64; trunc_nodes.len()];
-    for i in 0..n {
-        let x = ds.image_f32(i);
-        let label = ds.labels[i] as usize;
-        let yf = engine::run_float(&m, &x)?;
-        let lf = argmax(&yf);
-        fc += (lf == label) as usize;
-        if a.mode == PlainMode::Plain {
-            let all = engine::run_plain_all(&q, &engine::encode_input(&q, &x)?)?;
-            for (k, &t) in trunc_nodes.iter().enumerate() {
-                let src = q.nodes[t].inputs[0];
-                let m = all[src]
-                    .iter()
-                    .map(|&v| (v as i64).unsigned_abs())
-                    .max()
-                    .unwrap_or(0);
-                trunc_max[k] = trunc_max[k].max(m);
-            }
-            let yp = engine::decode_output(&q, &all[q.output]);
-            let lp = argmax(&yp);
-            pc += (lp == label) as usize;
-            agree += (lp == lf) as usize;
-            for (p, f) in yp.iter().zip(&yf) {
-                max_diff = max_diff.max((p - f).abs());
-            }
-        }
-        pb.inc(1);
-    }
+    let r = infer::evaluate(&m, &q, &ds, n, mode, &mut |done| {
+        pb.set_position(done as u64)
+    })?;
     pb.finish_and_clear();
-    let nf = n.max(1) as f64;
-    let r = EvalReport {
-        model: m.name.clone(),
-        mode: format!("{:?}", a.mode).to_lowercase(),
-        frac_bits: q.frac,
-        n,
-        float_accuracy: fc as f64 / nf,
-        plain_accuracy: if a.mode == PlainMode::Plain {
-            pc as f64 / nf
-        } else {
-            f64::NAN
-        },
-        agreement: if a.mode == PlainMode::Plain {
-            agree as f64 / nf
-        } else {
-            f64::NAN
-        },
-        max_abs_diff: max_diff,
-        truncation_failure_per_query: trunc_nodes
-            .iter()
-            .zip(&trunc_max)
-            .map(|(&t, &m)| q.nodes[t].shape.numel() as f64 * 2.0 * m as f64 / 2f64.powi(64))
-            .fold(0.0, |a, b| a + b),
-        seconds: t0.elapsed().as_secs_f64(),
-    };
     if a.json {
         println!("{}", serde_json::to_string(&r)?);
     } else {
-        println!("model {}  n = {}  ({:.2} s)", r.model, r.n, r.seconds);
-        println!("float accuracy        {:.2}%", 100.0 * r.float_accuracy);
-        if a.mode == PlainMode::Plain {
-            println!(
-                "fixed-point accuracy  {:.2}%  ({} fractional bits)",
-                100.0 * r.plain_accuracy,
-                r.frac_bits
-            );
-            println!("argmax agreement      {:.2}%", 100.0 * r.agreement);
-            println!("max |plain - float|   {:.5}", r.max_abs_diff);
-            if r.truncation_failure_per_query > 0.0 {
-                println!(
-                    "local truncation: failure probability per query {:.1e} (secure may differ from plain by 1 unit per truncated element otherwise)",
-                    r.truncation_failure_per_query
-                );
-            }
-        }
+        print_eval(&r);
     }
     Ok(())
+}
+
+fn print_eval(r: &EvalReport) {
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.2}%", 100.0 * v));
+    println!(
+        "model {}  n = {}  {}  ({:.2} s)",
+        r.model, r.n, r.mode, r.seconds
+    );
+    println!("float accuracy        {:.2}%", 100.0 * r.float_accuracy);
+    if r.mode == Mode::Float {
+        return;
+    }
+    println!(
+        "fixed-point accuracy  {}  ({} fractional bits)",
+        pct(r.plain_accuracy),
+        r.frac_bits
+    );
+    match &r.secure {
+        None => {
+            println!("argmax agreement      {}", pct(r.agreement));
+            if let Some(d) = r.max_abs_diff {
+                println!("max |plain - float|   {d:.5}");
+            }
+        }
+        Some(s) => {
+            println!("secure accuracy       {:.2}%", 100.0 * s.secure_accuracy);
+            println!(
+                "agreement with plain  {}  (bit-exact outputs {:.2}%)",
+                pct(r.agreement),
+                100.0 * s.bit_exact
+            );
+            println!(
+                "per query (median): {:.1} ms at the client; offline {:.1} ms, online {:.1} ms; {:.2} MB",
+                s.median_latency_ms,
+                s.median_offline_ms,
+                s.median_online_ms,
+                s.median_bytes / 1e6
+            );
+        }
+    }
+    if let Some(t) = r.truncation_failure_per_query.filter(|&t| t > 0.0) {
+        println!(
+            "local truncation: failure probability per query {t:.1e} (secure may differ from plain by 1 unit per truncated element otherwise)"
+        );
+    }
 }
 
 #[derive(Args)]

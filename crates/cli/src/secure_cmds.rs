@@ -1,9 +1,10 @@
-//! Commands of the two-server system: split, serve, query, demo, two-server eval.
+//! Commands of the two-server system: split, serve, query, demo.
 
 use crate::paths;
-use crate::plain_cmds::{load_dataset, progress, ModelArg};
+use crate::plain_cmds::ModelArg;
 use anyhow::{bail, Context, Result};
 use blindfold_core::Prg;
+use blindfold_engine::infer::median;
 use blindfold_engine::party::PartyEngine;
 use blindfold_engine::plan::Deployment;
 use blindfold_engine::server::{self, Answer, LocalCluster, ServeConfig};
@@ -11,7 +12,6 @@ use blindfold_engine::share::{split_for, ModelShare};
 use blindfold_model::engine::{self as plain, argmax_ring};
 use blindfold_model::{data, summary};
 use clap::Args;
-use serde::Serialize;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -269,113 +269,6 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     );
     if agree != n {
         bail!("secure and plaintext labels differ on {} digits", n - agree);
-    }
-    Ok(())
-}
-
-pub fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-#[derive(Serialize)]
-pub struct SecureEvalReport {
-    pub model: String,
-    pub mode: String,
-    pub frac_bits: u32,
-    pub n: usize,
-    pub float_accuracy: f64,
-    pub plain_accuracy: f64,
-    pub secure_accuracy: f64,
-    /// Fraction of inputs whose secure label equals the plaintext reference label.
-    pub agreement: f64,
-    /// Fraction whose secure output equals the reference bit for bit.
-    pub bit_exact: f64,
-    pub median_latency_ms: f64,
-    pub median_offline_ms: f64,
-    pub median_online_ms: f64,
-    pub median_bytes: f64,
-    pub seconds: f64,
-}
-
-pub fn eval_two_server(
-    ma: &ModelArg,
-    data_dir: &Option<PathBuf>,
-    limit: Option<usize>,
-    json: bool,
-) -> Result<()> {
-    let (m, q) = ma.load()?;
-    let (ds, n) = load_dataset(data_dir, limit, &m)?;
-    let t0 = std::time::Instant::now();
-    let mut rng = Prg::from_entropy();
-    let cluster = LocalCluster::start(&q, 2, &mut rng)?;
-    let pb = progress(n, &format!("two-server eval {}", m.name));
-    if json {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let (mut fc, mut pc, mut sc, mut agree, mut exact) = (0, 0, 0, 0, 0);
-    let (mut lat, mut off, mut onl, mut by) = (vec![], vec![], vec![], vec![]);
-    for i in 0..n {
-        let x = ds.image_f32(i);
-        let label = ds.labels[i] as usize;
-        let lf = plain::argmax(&plain::run_float(&m, &x)?);
-        let yp = plain::run_plain(&q, &x)?;
-        let lp = argmax_ring(&yp);
-        let ans = cluster.query(&x, &mut rng)?;
-        fc += (lf == label) as usize;
-        pc += (lp == label) as usize;
-        sc += (ans.label == label) as usize;
-        agree += (ans.label == lp) as usize;
-        exact += (ans.ring == yp) as usize;
-        lat.push(ans.latency_ms);
-        off.push(ans.cost[0].offline_ms);
-        onl.push(ans.cost[0].online_ms);
-        by.push((ans.cost[0].offline_bytes + ans.cost[0].online_bytes + ans.client_bytes) as f64);
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
-    let nf = n.max(1) as f64;
-    let r = SecureEvalReport {
-        model: m.name.clone(),
-        mode: "two-server".into(),
-        frac_bits: q.frac,
-        n,
-        float_accuracy: fc as f64 / nf,
-        plain_accuracy: pc as f64 / nf,
-        secure_accuracy: sc as f64 / nf,
-        agreement: agree as f64 / nf,
-        bit_exact: exact as f64 / nf,
-        median_latency_ms: median(&mut lat),
-        median_offline_ms: median(&mut off),
-        median_online_ms: median(&mut onl),
-        median_bytes: median(&mut by),
-        seconds: t0.elapsed().as_secs_f64(),
-    };
-    if json {
-        println!("{}", serde_json::to_string(&r)?);
-    } else {
-        println!(
-            "model {}  n = {}  two-server  ({:.1} s)",
-            r.model, r.n, r.seconds
-        );
-        println!("float accuracy        {:.2}%", 100.0 * r.float_accuracy);
-        println!("fixed-point accuracy  {:.2}%", 100.0 * r.plain_accuracy);
-        println!("secure accuracy       {:.2}%", 100.0 * r.secure_accuracy);
-        println!(
-            "agreement with plain  {:.2}%  (bit-exact outputs {:.2}%)",
-            100.0 * r.agreement,
-            100.0 * r.bit_exact
-        );
-        println!(
-            "per query (median): {:.1} ms at the client; offline {:.1} ms, online {:.1} ms; {:.2} MB",
-            r.median_latency_ms,
-            r.median_offline_ms,
-            r.median_online_ms,
-            r.median_bytes / 1e6
-        );
     }
     Ok(())
 }

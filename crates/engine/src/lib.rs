@@ -10,15 +10,19 @@
 //! * [`party`]: one server's engine: session setup, the per-query offline bundle
 //!   (homomorphic products, garbled circuits, Beaver squares) and the online
 //!   evaluation that consumes it exactly once;
-//! * [`client`]: sharing a query and reconstructing the answer.
+//! * [`client`]: sharing a query and reconstructing the answer;
+//! * [`infer`]: one [`infer::Mode`] type, the [`infer::Inference`] interface
+//!   every mode implements, and evaluation and benchmarks returning reports.
 #![deny(unsafe_code)]
 
 pub mod client;
+pub mod infer;
 pub mod party;
 pub mod plan;
 pub mod server;
 pub mod share;
 
+pub use infer::{Inference, Mode};
 pub use party::{Bundle, PartyEngine, Session};
 pub use plan::{Deployment, Plan, Roles};
 pub use share::ModelShare;

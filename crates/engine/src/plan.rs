@@ -193,7 +193,7 @@ pub struct SquareStep {
 pub enum StepSpec {
     /// The secret-shared input (always node 0).
     Input,
-    Linear(LinearStep),
+    Linear(Box<LinearStep>),
     Gc(GcStep),
     Square(SquareStep),
     /// Local share truncation by `f`.
@@ -342,7 +342,7 @@ impl Plan {
         self.steps
             .iter()
             .filter_map(|s| match &s.spec {
-                StepSpec::Linear(l) => Some(l.shape.clone()),
+                StepSpec::Linear(l) => Some(l.shape),
                 _ => None,
             })
             .collect()
@@ -372,7 +372,7 @@ fn plan_node(
     let linear = |shape: LinearShape| -> std::result::Result<StepSpec, String> {
         let he = LayerPlan::new(&shape, blindfold_he::params::RING_DEGREE)
             .map_err(|e| format!("no homomorphic packing for this shape: {e}"))?;
-        Ok(StepSpec::Linear(LinearStep { shape, he }))
+        Ok(StepSpec::Linear(Box::new(LinearStep { shape, he })))
     };
     Ok(match &n.op {
         QOp::Input if i == 0 => StepSpec::Input,

@@ -1,0 +1,516 @@
+//! One mode type and one small inference interface for every way blindfold runs
+//! a model, and the evaluation and benchmark built on them. The CLI only parses
+//! flags and formats these reports.
+//!
+//! ```text
+//!  Mode::Float ──────▶ FloatInference    (the model as trained, f64)
+//!  Mode::Plain ──────▶ PlainInference    (the fixed-point reference)
+//!  Mode::Secure(d) ──▶ LocalInference    (deployment d's servers on loopback)
+//!                         │
+//!        evaluate(): accuracies, agreement, bit-exactness, costs → EvalReport
+//!        bench():    both parties over loopback TCP, medians    → BenchReport
+//! ```
+//!
+//! Adding a mode: a `Mode` variant (or a [`Deployment`]) and an [`Inference`]
+//! implementation; `evaluate` and the CLI pick it up.
+
+use crate::party::{LayerCost, PartyEngine};
+use crate::plan::Deployment;
+use crate::server::LocalCluster;
+use crate::{EngineError, Result};
+use blindfold_core::Prg;
+use blindfold_model::data::Dataset;
+use blindfold_model::engine as reference;
+use blindfold_model::quant::{QModel, QOp};
+use blindfold_model::Model;
+use blindfold_net::{Channel, TcpChannel};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// How a model is run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// The float model as trained.
+    Float,
+    /// The fixed-point reference: what the secure engines compute.
+    Plain,
+    /// A secure deployment.
+    Secure(Deployment),
+}
+
+impl Mode {
+    /// Every mode, in the order help texts list them.
+    pub const ALL: [Mode; 3] = [
+        Mode::Plain,
+        Mode::Float,
+        Mode::Secure(Deployment::TwoServer),
+    ];
+
+    /// The name users type (`--mode`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Float => "float",
+            Mode::Plain => "plain",
+            Mode::Secure(d) => d.name(),
+        }
+    }
+
+    /// Parse a name printed by [`Self::name`].
+    pub fn from_name(s: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.name() == s)
+    }
+
+    /// Whether this mode computes on secrets.
+    pub fn is_secure(self) -> bool {
+        matches!(self, Mode::Secure(_))
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Mode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// What one inference costs (secure modes).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct InferenceCost {
+    /// Wall-clock time at the client.
+    pub latency_ms: f64,
+    /// The offline phase of the bundle the query used (P0's view).
+    pub offline_ms: f64,
+    /// The online phase between the servers (P0's view).
+    pub online_ms: f64,
+    /// Bytes: offline and online between the servers plus the client's.
+    pub bytes: u64,
+}
+
+/// One answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct Prediction {
+    pub label: usize,
+    /// Decoded output scores.
+    pub scores: Vec<f64>,
+    /// The ring output, in fixed-point modes.
+    pub ring: Option<Vec<u64>>,
+    /// Costs, in secure modes.
+    pub cost: Option<InferenceCost>,
+}
+
+/// The one inference interface every mode implements.
+pub trait Inference {
+    fn mode(&self) -> Mode;
+    /// Predict one input (float values, the model's input shape flattened).
+    fn infer(&mut self, input: &[f32]) -> Result<Prediction>;
+}
+
+/// [`Mode::Float`].
+pub struct FloatInference<'a> {
+    model: &'a Model,
+}
+
+impl Inference for FloatInference<'_> {
+    fn mode(&self) -> Mode {
+        Mode::Float
+    }
+    fn infer(&mut self, input: &[f32]) -> Result<Prediction> {
+        let scores = reference::run_float(self.model, input)?;
+        Ok(Prediction {
+            label: reference::argmax(&scores),
+            scores,
+            ring: None,
+            cost: None,
+        })
+    }
+}
+
+/// [`Mode::Plain`].
+pub struct PlainInference<'a> {
+    q: &'a QModel,
+}
+
+impl Inference for PlainInference<'_> {
+    fn mode(&self) -> Mode {
+        Mode::Plain
+    }
+    fn infer(&mut self, input: &[f32]) -> Result<Prediction> {
+        let y = reference::run_plain(self.q, input)?;
+        Ok(Prediction {
+            label: reference::argmax_ring(&y),
+            scores: reference::decode_output(self.q, &y),
+            ring: Some(y),
+            cost: None,
+        })
+    }
+}
+
+/// [`Mode::Secure`]: the deployment's servers on loopback in this process (a
+/// fresh split), queried as a client would.
+pub struct LocalInference {
+    deployment: Deployment,
+    cluster: LocalCluster,
+    rng: Prg,
+}
+
+impl LocalInference {
+    /// Split `q`, start both servers with `pool` bundles preprocessed ahead.
+    pub fn start(q: &QModel, deployment: Deployment, pool: usize) -> Result<LocalInference> {
+        crate::plan::Plan::new(q, deployment)?;
+        let mut rng = Prg::from_entropy();
+        let cluster = match deployment {
+            Deployment::TwoServer => LocalCluster::start(q, pool, &mut rng)?,
+        };
+        Ok(LocalInference {
+            deployment,
+            cluster,
+            rng,
+        })
+    }
+
+    /// The servers behind this client.
+    pub fn cluster(&self) -> &LocalCluster {
+        &self.cluster
+    }
+}
+
+impl Inference for LocalInference {
+    fn mode(&self) -> Mode {
+        Mode::Secure(self.deployment)
+    }
+    fn infer(&mut self, input: &[f32]) -> Result<Prediction> {
+        let a = self.cluster.query(input, &mut self.rng)?;
+        let c = &a.cost[0];
+        Ok(Prediction {
+            label: a.label,
+            scores: a.scores,
+            ring: Some(a.ring),
+            cost: Some(InferenceCost {
+                latency_ms: a.latency_ms,
+                offline_ms: c.offline_ms,
+                online_ms: c.online_ms,
+                bytes: c.offline_bytes + c.online_bytes + a.client_bytes,
+            }),
+        })
+    }
+}
+
+/// An [`Inference`] for `mode` (secure modes start their servers).
+pub fn open<'a>(mode: Mode, model: &'a Model, q: &'a QModel) -> Result<Box<dyn Inference + 'a>> {
+    Ok(match mode {
+        Mode::Float => Box::new(FloatInference { model }),
+        Mode::Plain => Box::new(PlainInference { q }),
+        Mode::Secure(d) => Box::new(LocalInference::start(q, d, 2)?),
+    })
+}
+
+/// The median (upper median for even lengths); NaN for no values.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Accuracy of a model on a dataset in one mode.
+///
+/// Every mode reports the float accuracy. Fixed-point modes add the reference's
+/// accuracy, the largest |plain − float| and the local-truncation failure
+/// probability; `agreement` is plain against float in plain mode and secure
+/// against plain in secure modes. Secure modes add their own accuracy, the
+/// fraction of bit-exact outputs and median costs.
+#[derive(Clone, Debug, Serialize)]
+pub struct EvalReport {
+    pub model: String,
+    pub mode: Mode,
+    pub frac_bits: u32,
+    pub n: usize,
+    pub float_accuracy: f64,
+    pub plain_accuracy: Option<f64>,
+    pub agreement: Option<f64>,
+    /// Largest |plain − float| over all output scores.
+    pub max_abs_diff: Option<f64>,
+    /// Probability that some local share truncation of one query is off by more
+    /// than one unit (`Σ elements · 2·max|x| / 2^64`, with `max|x|` the largest
+    /// magnitude seen before each truncation on this dataset). Zero for networks
+    /// that truncate only inside garbled circuits.
+    pub truncation_failure_per_query: Option<f64>,
+    #[serde(flatten)]
+    pub secure: Option<SecureEval>,
+    pub seconds: f64,
+}
+
+/// The secure part of an [`EvalReport`].
+#[derive(Clone, Debug, Serialize)]
+pub struct SecureEval {
+    pub secure_accuracy: f64,
+    /// Fraction whose secure output equals the reference bit for bit.
+    pub bit_exact: f64,
+    pub median_latency_ms: f64,
+    pub median_offline_ms: f64,
+    pub median_online_ms: f64,
+    pub median_bytes: f64,
+}
+
+/// Evaluate the first `n` items of `ds` in `mode`; `progress` is called after
+/// each item with the number done.
+pub fn evaluate(
+    model: &Model,
+    q: &QModel,
+    ds: &Dataset,
+    n: usize,
+    mode: Mode,
+    progress: &mut dyn FnMut(usize),
+) -> Result<EvalReport> {
+    let need = model.input_shape().numel();
+    if ds.rows * ds.cols != need {
+        return Err(EngineError::InputLength {
+            expected: need,
+            got: ds.rows * ds.cols,
+        });
+    }
+    let n = n.min(ds.len());
+    let t0 = Instant::now();
+    let fixed = mode != Mode::Float;
+    let mut secure = match mode {
+        Mode::Secure(d) => Some(LocalInference::start(q, d, 2)?),
+        _ => None,
+    };
+    let trunc_nodes: Vec<usize> = (0..q.nodes.len())
+        .filter(|&i| q.nodes[i].op == QOp::Trunc)
+        .collect();
+    let mut trunc_max = vec![0u64; trunc_nodes.len()];
+    let (mut fc, mut pc, mut agree, mut sc, mut exact) = (0usize, 0usize, 0usize, 0usize, 0usize);
+    let mut max_diff = 0f64;
+    let (mut lat, mut off, mut onl, mut by) = (vec![], vec![], vec![], vec![]);
+    for i in 0..n {
+        let x = ds.image_f32(i);
+        let truth = ds.labels[i] as usize;
+        let yf = reference::run_float(model, &x)?;
+        let lf = reference::argmax(&yf);
+        fc += (lf == truth) as usize;
+        if fixed {
+            let all = reference::run_plain_all(q, &reference::encode_input(q, &x)?)?;
+            for (k, &t) in trunc_nodes.iter().enumerate() {
+                let m = all[q.nodes[t].inputs[0]]
+                    .iter()
+                    .map(|&v| (v as i64).unsigned_abs())
+                    .max()
+                    .unwrap_or(0);
+                trunc_max[k] = trunc_max[k].max(m);
+            }
+            let yp = &all[q.output];
+            let sp = reference::decode_output(q, yp);
+            let lp = reference::argmax(&sp);
+            pc += (lp == truth) as usize;
+            for (p, f) in sp.iter().zip(&yf) {
+                max_diff = max_diff.max((p - f).abs());
+            }
+            match secure.as_mut() {
+                None => agree += (lp == lf) as usize,
+                Some(s) => {
+                    let a = s.infer(&x)?;
+                    sc += (a.label == truth) as usize;
+                    agree += (a.label == lp) as usize;
+                    exact += (a.ring.as_ref() == Some(yp)) as usize;
+                    if let Some(c) = a.cost {
+                        lat.push(c.latency_ms);
+                        off.push(c.offline_ms);
+                        onl.push(c.online_ms);
+                        by.push(c.bytes as f64);
+                    }
+                }
+            }
+        }
+        progress(i + 1);
+    }
+    let nf = n.max(1) as f64;
+    let frac = |k: usize| k as f64 / nf;
+    Ok(EvalReport {
+        model: model.name.clone(),
+        mode,
+        frac_bits: q.frac,
+        n,
+        float_accuracy: frac(fc),
+        plain_accuracy: fixed.then(|| frac(pc)),
+        agreement: fixed.then(|| frac(agree)),
+        max_abs_diff: fixed.then_some(max_diff),
+        truncation_failure_per_query: fixed.then(|| {
+            trunc_nodes
+                .iter()
+                .zip(&trunc_max)
+                .map(|(&t, &m)| q.nodes[t].shape.numel() as f64 * 2.0 * m as f64 / 2f64.powi(64))
+                .sum()
+        }),
+        secure: secure.map(|_| SecureEval {
+            secure_accuracy: frac(sc),
+            bit_exact: frac(exact),
+            median_latency_ms: median(&mut lat),
+            median_offline_ms: median(&mut off),
+            median_online_ms: median(&mut onl),
+            median_bytes: median(&mut by),
+        }),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// One layer's row of a [`BenchReport`] (medians over the queries).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BenchLayer {
+    pub index: usize,
+    pub op: String,
+    pub offline_ms: f64,
+    pub offline_bytes: u64,
+    pub online_ms: f64,
+    pub online_bytes: u64,
+    pub online_rounds: u64,
+}
+
+/// The whole protocol's cost per query (medians), as P0 sees it.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub network: String,
+    pub mode: Mode,
+    pub transport: &'static str,
+    pub queries: usize,
+    pub setup_ms: f64,
+    pub offline_ms: f64,
+    pub online_ms: f64,
+    pub total_ms: f64,
+    pub bytes: u64,
+    pub offline_bytes: u64,
+    pub online_bytes: u64,
+    pub rounds: u64,
+    pub layers: Vec<BenchLayer>,
+}
+
+/// Run `queries` queries of `q` in `mode` with both parties on threads of this
+/// process over loopback TCP (one session, one fresh bundle per query, random
+/// input shares) and report medians; `progress` is called after each query.
+pub fn bench(
+    q: &QModel,
+    mode: Mode,
+    queries: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<BenchReport> {
+    let deployment = match mode {
+        Mode::Secure(d) => d,
+        other => {
+            return Err(EngineError::Unsupported {
+                layer: 0,
+                op: "input",
+                mode: other.name(),
+                reason: "bench measures the secure modes; plaintext modes have no protocol".into(),
+            })
+        }
+    };
+    let n_q = queries.max(1);
+    let mut rng = Prg::from_entropy();
+    let [s0, s1] = crate::share::split_for(q, deployment, &mut rng)?;
+    let e0 = PartyEngine::new(s0)?;
+    let e1 = PartyEngine::new(s1)?;
+    let len = q.input_shape().numel();
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(blindfold_net::NetError::Io)?;
+    let addr = listener.local_addr().map_err(blindfold_net::NetError::Io)?;
+    let h1 = std::thread::spawn(move || -> Result<()> {
+        let mut ch = TcpChannel::connect_with_retry(addr, Duration::from_secs(10))?;
+        let mut rng = Prg::from_entropy();
+        let mut s = e1.setup(&mut ch, &mut rng)?;
+        for _ in 0..n_q {
+            let b = e1.offline(&mut ch, &mut s, &mut rng)?;
+            let x: Vec<u64> = rng.gen_u64s(len);
+            e1.online(&mut ch, b, x)?;
+        }
+        Ok(())
+    });
+    let mut ch = TcpChannel::accept(&listener)?;
+    let t = Instant::now();
+    let mut s = e0.setup(&mut ch, &mut rng)?;
+    let setup_ms = t.elapsed().as_secs_f64() * 1e3;
+    let (mut off_ms, mut on_ms, mut off_b, mut on_b, mut rounds) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let mut per_query: Vec<Vec<BenchLayer>> = Vec::new();
+    for k in 0..n_q {
+        let b = e0.offline(&mut ch, &mut s, &mut rng)?;
+        off_ms.push(b.offline_ms);
+        off_b.push(b.offline_bytes as f64);
+        let offl: Vec<LayerCost> = b.offline_layers.clone();
+        let x: Vec<u64> = rng.gen_u64s(len);
+        let st0 = ch.stats().total();
+        let t = Instant::now();
+        let (_, onl) = e0.online(&mut ch, b, x)?;
+        on_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let st1 = ch.stats().total();
+        on_b.push((st1.bytes() - st0.bytes()) as f64);
+        rounds.push((st1.rounds() - st0.rounds()) as f64);
+        let mut rows: Vec<BenchLayer> = onl
+            .iter()
+            .map(|c| BenchLayer {
+                index: c.index,
+                op: c.op.clone(),
+                online_ms: c.ms,
+                online_bytes: c.bytes,
+                online_rounds: c.rounds,
+                ..BenchLayer::default()
+            })
+            .collect();
+        for o in &offl {
+            if let Some(r) = rows.iter_mut().find(|r| r.index == o.index) {
+                r.offline_ms += o.ms;
+                r.offline_bytes += o.bytes;
+            }
+        }
+        per_query.push(rows);
+        progress(k + 1);
+    }
+    match h1.join() {
+        Ok(r) => r?,
+        Err(_) => {
+            return Err(EngineError::Net(blindfold_net::NetError::Io(
+                std::io::Error::other("party 1's thread panicked"),
+            )))
+        }
+    }
+    let layers = (0..per_query[0].len())
+        .map(|l| {
+            let col = |f: &dyn Fn(&BenchLayer) -> f64| -> f64 {
+                let mut v: Vec<f64> = per_query.iter().map(|q| f(&q[l])).collect();
+                median(&mut v)
+            };
+            BenchLayer {
+                index: per_query[0][l].index,
+                op: per_query[0][l].op.clone(),
+                offline_ms: col(&|r| r.offline_ms),
+                offline_bytes: col(&|r| r.offline_bytes as f64) as u64,
+                online_ms: col(&|r| r.online_ms),
+                online_bytes: col(&|r| r.online_bytes as f64) as u64,
+                online_rounds: col(&|r| r.online_rounds as f64) as u64,
+            }
+        })
+        .collect();
+    let mut totals: Vec<f64> = off_ms.iter().zip(&on_ms).map(|(a, b)| a + b).collect();
+    let offline_bytes = median(&mut off_b) as u64;
+    let online_bytes = median(&mut on_b) as u64;
+    Ok(BenchReport {
+        network: q.name.clone(),
+        mode,
+        transport: "tcp-loopback",
+        queries: n_q,
+        setup_ms,
+        offline_ms: median(&mut off_ms),
+        online_ms: median(&mut on_ms),
+        total_ms: median(&mut totals),
+        bytes: offline_bytes + online_bytes,
+        offline_bytes,
+        online_bytes,
+        rounds: median(&mut rounds) as u64,
+        layers,
+    })
+}
