@@ -1,8 +1,11 @@
-//! The per-query preprocessing of linear layers, both directions at once.
+//! The per-query preprocessing of linear layers, in one or both directions.
 //!
-//! Each party is the *encryptor* of its own random input mask and the
-//! *evaluator* of the other's, with its weight share as plaintext. For every
-//! linear layer `l` (in order), on the wire:
+//! In the two-server deployment each party is the *encryptor* of its own random
+//! input mask and the *evaluator* of the other's, with its weight share as
+//! plaintext ([`Directions::BOTH`]). With one weight holder only the other
+//! party encrypts and only the holder evaluates ([`Directions::only`]): the
+//! messages of the missing direction are simply absent. For every linear layer
+//! `l` (in order), on the wire, both directions:
 //!
 //! ```text
 //!   P0 (R0, W0, sk0, pk1)                              P1 (R1, W1, sk1, pk0)
@@ -21,10 +24,12 @@
 //! alternate (Q0, Q1, A1, A0), so no party ever waits on a send to a peer that is
 //! itself sending; the heavy work (encrypting, evaluating) overlaps between the two.
 //!
-//! Once per session, before any layer: P0 sends its public key, then P1 sends its own.
+//! Once per session, before any layer: each querying party sends its public key,
+//! P0's first ([`HeSession::setup_directed`]).
 //!
 //! The I/O-free steps are [`encrypt_query`], [`answer_query`] and
-//! [`decrypt_response`]; [`preprocess`] drives them over a [`Channel`].
+//! [`decrypt_response`]; [`preprocess_directed`] (and [`preprocess`], both
+//! directions) drives them over a [`Channel`].
 
 use std::sync::Arc;
 use std::time::Instant;
