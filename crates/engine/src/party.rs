@@ -29,7 +29,7 @@ use crate::{EngineError, Result};
 use blindfold_core::{FracBits, PartyId};
 use blindfold_gc::{EvaluatorOffline, EvaluatorSession, Gadget, GarblerOffline, GarblerSession};
 use blindfold_he::{
-    Conv2dShape, EncodedWeights, FcShape, HeParams, HeSession, LayerPlan, LayerShares, LinearShape,
+    EncodedWeights, FcShape, HeParams, HeSession, LayerPlan, LayerShares, LinearShape,
 };
 use blindfold_model::kernels::PoolGeom;
 use blindfold_model::quant::{QModel, QOp};
@@ -130,23 +130,6 @@ pub fn garbler_of(j: usize) -> PartyId {
     }
 }
 
-fn conv_shape(g: &blindfold_model::kernels::ConvGeom) -> LinearShape {
-    LinearShape::Conv2d(Conv2dShape {
-        c_in: g.c_in,
-        h: g.h,
-        w: g.w,
-        c_out: g.c_out,
-        kh: g.kh,
-        kw: g.kw,
-        stride_h: g.stride[0],
-        stride_w: g.stride[1],
-        pad_top: g.pads[0],
-        pad_left: g.pads[1],
-        pad_bottom: g.pads[2],
-        pad_right: g.pads[3],
-    })
-}
-
 impl PartyEngine {
     /// Plan the program and encode this party's weights for the HE products.
     pub fn new(share: ModelShare) -> Result<PartyEngine> {
@@ -168,7 +151,7 @@ impl PartyEngine {
             let step = match &n.op {
                 QOp::Input => Step::Input,
                 QOp::Conv { geom, weight, .. } => {
-                    let s = conv_shape(geom);
+                    let s = LinearShape::Conv2d(*geom);
                     let plan = LayerPlan::new(&s, he_params.degree())?;
                     he_weights.push(EncodedWeights::new(&he_params, &plan, weight)?);
                     linear_shapes.push(s);
