@@ -305,7 +305,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let r = EvalReport {
         model: m.name.clone(),
         mode: format!("{:?}", a.mode).to_lowercase(),
-        frac_bits: q.frac,
+        frac_bits: q.frac.0,
         n,
         float_accuracy: fc as f64 / nf,
         plain_accuracy: if a.mode == PlainMode::Plain {

@@ -340,7 +340,7 @@ pub fn eval_two_server(
     let r = SecureEvalReport {
         model: m.name.clone(),
         mode: "two-server".into(),
-        frac_bits: q.frac,
+        frac_bits: q.frac.0,
         n,
         float_accuracy: fc as f64 / nf,
         plain_accuracy: pc as f64 / nf,
