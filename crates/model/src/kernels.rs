@@ -270,6 +270,32 @@ mod tests {
         assert!((lhs - rhs).abs() < 1e-9);
     }
 
+    /// Shape inference uses the checked core arithmetic: an empty input to a
+    /// transposed convolution is an error, not an underflow.
+    #[test]
+    fn shape_inference_rejects_empty_transpose_input() {
+        use crate::ir::{infer_shape, ConvTranspose, Op};
+        use blindfold_core::Shape;
+        let op = Op::ConvTranspose(ConvTranspose {
+            weight: vec![0.0; 4],
+            c_in: 1,
+            c_out: 1,
+            kh: 2,
+            kw: 2,
+            bias: vec![0.0],
+            stride: [1, 1],
+            pads: [0; 4],
+            output_padding: [0, 0],
+        });
+        let empty = Shape::new([1, 0, 3]);
+        assert!(infer_shape(&op, &[&empty], &empty).is_err());
+        let ok = Shape::new([1, 2, 3]);
+        assert_eq!(
+            infer_shape(&op, &[&ok], &ok).unwrap(),
+            Shape::new([1, 3, 4])
+        );
+    }
+
     #[test]
     fn pools_skip_padding() {
         let g = PoolGeom {
