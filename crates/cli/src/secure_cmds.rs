@@ -82,7 +82,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         bail!(
             "{} is party {}'s share, but this server was started as --party {}",
             a.share.display(),
-            share.party,
+            share.party.index(),
             a.party
         );
     }

@@ -6,20 +6,27 @@
 //!   [`FracBits`] fractional bits, and the truncations of DESIGN section 2;
 //! * [`tensor`]: a dense row-major tensor of ring elements or floats;
 //! * [`prg`]: an AES-128-CTR pseudo-random generator with `fork()` sub-streams;
+//! * [`geom`]: convolution and pooling geometry ([`ConvGeom`],
+//!   [`ConvTransposeGeom`], [`PoolGeom`]) with checked output-size arithmetic,
+//!   shared by the model, the homomorphic packing and the engine;
 //! * [`PartyId`]: which of the two computing parties we are.
 #![deny(unsafe_code)]
 
 pub mod block;
+pub mod geom;
 pub mod prg;
 pub mod ring;
 pub mod tensor;
 
 pub use block::Block;
+pub use geom::{ConvGeom, ConvTransposeGeom, GeomError, PoolGeom};
 pub use prg::{Prg, Seed};
 pub use ring::FracBits;
 pub use tensor::{Shape, Tensor};
 
 /// One of the two computing parties (servers P0 and P1, or client and server).
+///
+/// Serialized as its index, a `u8` (0 or 1); any other value is rejected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PartyId {
     P0,
@@ -51,7 +58,12 @@ impl PartyId {
     }
 }
 
-/// Serialized as its index, one byte; decoding rejects anything but 0 and 1.
+impl std::fmt::Display for PartyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "P{}", self.index())
+    }
+}
+
 impl serde::Serialize for PartyId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u8(self.index() as u8)
@@ -60,14 +72,23 @@ impl serde::Serialize for PartyId {
 
 impl<'de> serde::Deserialize<'de> for PartyId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PartyId, D::Error> {
-        let i = <u8 as serde::Deserialize>::deserialize(d)?;
-        PartyId::from_index(i as usize)
-            .ok_or_else(|| serde::de::Error::custom(format!("party {i} is not 0 or 1")))
+        let i = u8::deserialize(d)?;
+        PartyId::from_index(i as usize).ok_or_else(|| {
+            serde::de::Error::invalid_value(serde::de::Unexpected::Unsigned(i.into()), &"0 or 1")
+        })
     }
 }
 
-impl std::fmt::Display for PartyId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "P{}", self.index())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn party_id_serializes_as_its_index() {
+        assert_eq!(serde_json::to_string(&PartyId::P1).unwrap(), "1");
+        assert_eq!(serde_json::from_str::<PartyId>("0").unwrap(), PartyId::P0);
+        assert!(serde_json::from_str::<PartyId>("2").is_err());
+        assert_eq!(serde_json::to_string(&FracBits(12)).unwrap(), "12");
+        assert_eq!(serde_json::from_str::<FracBits>("7").unwrap(), FracBits(7));
     }
 }

@@ -5,7 +5,11 @@
 //! `round(v * 2^f) mod 2^64`.
 
 /// Number of fractional bits of a fixed-point encoding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// Serialized as the bare `u32` (`#[serde(transparent)]`), so programs that held
+/// a `u32` keep their encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct FracBits(pub u32);
 
 impl FracBits {

@@ -335,7 +335,7 @@ pub fn evaluate(
     Ok(EvalReport {
         model: model.name.clone(),
         mode,
-        frac_bits: q.frac,
+        frac_bits: q.frac.0,
         n,
         float_accuracy: frac(fc),
         plain_accuracy: fixed.then(|| frac(pc)),

@@ -34,9 +34,7 @@ use crate::share::ModelShare;
 use crate::{EngineError, PeerMismatch, Result};
 use blindfold_core::PartyId;
 use blindfold_gc::{EvaluatorOffline, EvaluatorSession, GarblerOffline, GarblerSession};
-use blindfold_he::{
-    Conv2dShape, DirectedShares, EncodedWeights, HeParams, HeSession, LayerJob, LinearShape,
-};
+use blindfold_he::{DirectedShares, EncodedWeights, HeParams, HeSession, LayerJob, LinearShape};
 use blindfold_model::quant::QModel;
 use blindfold_net::Channel;
 use blindfold_ot::{CotReceiver, CotSender};
@@ -134,24 +132,6 @@ pub struct LayerCost {
     pub ms: f64,
     pub bytes: u64,
     pub rounds: u64,
-}
-
-/// The homomorphic packing's view of a convolution.
-pub(crate) fn conv_shape(g: &blindfold_model::kernels::ConvGeom) -> LinearShape {
-    LinearShape::Conv2d(Conv2dShape {
-        c_in: g.c_in,
-        h: g.h,
-        w: g.w,
-        c_out: g.c_out,
-        kh: g.kh,
-        kw: g.kw,
-        stride_h: g.stride[0],
-        stride_w: g.stride[1],
-        pad_top: g.pads[0],
-        pad_left: g.pads[1],
-        pad_bottom: g.pads[2],
-        pad_right: g.pads[3],
-    })
 }
 
 /// The peer handshake at the start of a session.

@@ -378,7 +378,7 @@ fn plan_node(
         QOp::Input if i == 0 => StepSpec::Input,
         QOp::Input => return Err("only node 0 may be the input".into()),
         _ if i == 0 => return Err("node 0 must be the input".into()),
-        QOp::Conv { geom, .. } => linear(crate::party::conv_shape(geom))?,
+        QOp::Conv { geom, .. } => linear(LinearShape::Conv2d(*geom))?,
         QOp::Dense {
             inputs, outputs, ..
         } => linear(LinearShape::Fc(FcShape {

@@ -233,7 +233,7 @@ fn handle_connection(sh: &Arc<Shared>, stream: TcpStream, addr: SocketAddr) -> R
         party: sh.engine.party().index() as u8,
         model_id: hex(&sh.engine.model_id()),
         input_shape: q.input_shape().dims().to_vec(),
-        frac_bits: q.frac,
+        frac_bits: q.frac.0,
         output_frac_bits: q.output_frac().0,
         output_len: q.output_shape().numel(),
         ready: sh.ready.load(Ordering::SeqCst),

@@ -32,6 +32,8 @@ pub enum ShareFileError {
     BadMagic,
     #[error("share file version {got}, this build reads {VERSION}")]
     Version { got: u32 },
+    #[error("party {0} is not 0 or 1")]
+    BadParty(u8),
     #[error("corrupt share file: {0}")]
     Corrupt(String),
     #[error("inconsistent model: {0}")]
@@ -94,6 +96,12 @@ impl ModelShare {
         let v = u32::from_le_bytes(v);
         if v != VERSION {
             return Err(ShareFileError::Version { got: v });
+        }
+        // The party byte comes first in the encoding: name it precisely.
+        if let Some(&p) = bytes.get(20) {
+            if p > 1 {
+                return Err(ShareFileError::BadParty(p));
+            }
         }
         let s: ModelShare = bincode::DefaultOptions::new()
             .with_fixint_encoding()

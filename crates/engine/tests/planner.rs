@@ -292,12 +292,12 @@ fn no_secret_parameter_appears_in_clear_in_a_share_file() {
             inputs: if i == 0 { vec![] } else { vec![i - 1] },
             op,
             shape: Shape::new(vec![4]),
-            frac: 12,
+            frac: FracBits(12),
         })
         .collect();
     let q = QModel {
         name: "every-kind".into(),
-        frac: 12,
+        frac: FracBits(12),
         output: nodes.len() - 1,
         nodes,
         final_activation: None,

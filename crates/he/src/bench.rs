@@ -19,7 +19,7 @@ use blindfold_core::{PartyId, Prg};
 use blindfold_net::MemoryChannel;
 use serde::{Deserialize, Serialize};
 
-use crate::packing::{linear_reference, Conv2dShape, FcShape, LayerPlan, LinearShape};
+use crate::packing::{linear_reference, ConvGeom, FcShape, LayerPlan, LinearShape};
 use crate::protocol::{
     plan_network, preprocess, EncodedWeights, HeSession, LayerCost, LayerShares,
 };
@@ -43,7 +43,7 @@ fn fc(inputs: usize, outputs: usize) -> LinearShape {
 }
 
 fn conv(c_in: usize, hw: usize, c_out: usize, k: usize, stride: usize, pad: usize) -> LinearShape {
-    LinearShape::Conv2d(Conv2dShape::square(c_in, hw, c_out, k, stride, pad))
+    LinearShape::Conv2d(ConvGeom::square(c_in, hw, c_out, k, stride, pad))
 }
 
 /// The linear layers of a zoo network (as in `training/models.py`), until the

@@ -40,7 +40,7 @@ mod rng;
 mod wire;
 
 pub use error::{HeError, Result};
-pub use packing::{Conv2dShape, FcShape, LayerPlan, LinearShape};
+pub use packing::{ConvGeom, FcShape, LayerPlan, LinearShape};
 pub use params::HeParams;
 pub use protocol::{
     preprocess, preprocess_directed, DirectedShares, Directions, EncodedWeights, HeSession,

@@ -25,24 +25,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{HeError, Result};
-
-/// A 2-D convolution (no bias), NCHW input `c_in × h × w`, OIHW weights
-/// `c_out × c_in × kh × kw`, output `c_out × out_h × out_w`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Conv2dShape {
-    pub c_in: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c_out: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride_h: usize,
-    pub stride_w: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
-    pub pad_bottom: usize,
-    pub pad_right: usize,
-}
+pub use blindfold_core::geom::ConvGeom;
 
 /// A fully connected layer (no bias): weights `outputs × inputs`, row-major.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -51,119 +34,43 @@ pub struct FcShape {
     pub outputs: usize,
 }
 
-/// A linear layer the preprocessing handles.
+/// A linear layer the preprocessing handles. Convolutions use the geometry type
+/// of the whole workspace ([`ConvGeom`], from `blindfold_core::geom`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LinearShape {
-    Conv2d(Conv2dShape),
+    Conv2d(ConvGeom),
     Fc(FcShape),
-}
-
-impl Conv2dShape {
-    /// Square kernel, equal strides and padding on all sides.
-    pub fn square(
-        c_in: usize,
-        hw: usize,
-        c_out: usize,
-        k: usize,
-        stride: usize,
-        pad: usize,
-    ) -> Self {
-        Conv2dShape {
-            c_in,
-            h: hw,
-            w: hw,
-            c_out,
-            kh: k,
-            kw: k,
-            stride_h: stride,
-            stride_w: stride,
-            pad_top: pad,
-            pad_left: pad,
-            pad_bottom: pad,
-            pad_right: pad,
-        }
-    }
-
-    /// Padded height.
-    pub fn hp(&self) -> usize {
-        self.h + self.pad_top + self.pad_bottom
-    }
-
-    /// Padded width.
-    pub fn wp(&self) -> usize {
-        self.w + self.pad_left + self.pad_right
-    }
-
-    /// Output height.
-    pub fn out_h(&self) -> usize {
-        (self.hp() - self.kh) / self.stride_h + 1
-    }
-
-    /// Output width.
-    pub fn out_w(&self) -> usize {
-        (self.wp() - self.kw) / self.stride_w + 1
-    }
-
-    /// Check that the shape is meaningful.
-    pub fn validate(&self) -> Result<()> {
-        let dims = [
-            self.c_in,
-            self.h,
-            self.w,
-            self.c_out,
-            self.kh,
-            self.kw,
-            self.stride_h,
-            self.stride_w,
-        ];
-        if dims.contains(&0) {
-            return Err(HeError::Shape(format!("zero dimension in {self:?}")));
-        }
-        if self.kh > self.hp() || self.kw > self.wp() {
-            return Err(HeError::Shape(format!(
-                "kernel {}x{} larger than the padded input {}x{}",
-                self.kh,
-                self.kw,
-                self.hp(),
-                self.wp()
-            )));
-        }
-        Ok(())
-    }
 }
 
 impl FcShape {
     /// The equivalent 1×1 convolution.
-    pub fn as_conv(&self) -> Conv2dShape {
-        Conv2dShape::square(self.inputs, 1, self.outputs, 1, 1, 0)
+    pub fn as_conv(&self) -> ConvGeom {
+        ConvGeom::square(self.inputs, 1, self.outputs, 1, 1, 0)
     }
 }
 
 impl LinearShape {
     /// The convolution view (fully connected layers are 1×1 convolutions).
-    pub fn conv(&self) -> Conv2dShape {
+    pub fn conv(&self) -> ConvGeom {
         match self {
             LinearShape::Conv2d(c) => *c,
             LinearShape::Fc(f) => f.as_conv(),
         }
     }
 
-    /// Elements of the input tensor.
+    /// Elements of the input tensor (saturating; exact once validated).
     pub fn input_len(&self) -> usize {
-        let c = self.conv();
-        c.c_in * c.h * c.w
+        self.conv().input_len()
     }
 
-    /// Elements of the output tensor.
+    /// Elements of the output tensor (saturating; exact once validated).
     pub fn output_len(&self) -> usize {
-        let c = self.conv();
-        c.c_out * c.out_h() * c.out_w()
+        self.conv().out_len()
     }
 
-    /// Elements of the weight tensor.
+    /// Elements of the weight tensor (saturating; exact once validated).
     pub fn weight_len(&self) -> usize {
-        let c = self.conv();
-        c.c_out * c.c_in * c.kh * c.kw
+        self.conv().weight_len()
     }
 
     /// A short human-readable description, e.g. `conv 1x28x28 -> 16 k5 s1 p0`.
@@ -178,12 +85,12 @@ impl LinearShape {
                 c.c_out,
                 c.kh,
                 c.kw,
-                c.stride_h,
-                c.stride_w,
-                c.pad_top,
-                c.pad_left,
-                c.pad_bottom,
-                c.pad_right
+                c.stride[0],
+                c.stride[1],
+                c.pads[0],
+                c.pads[1],
+                c.pads[2],
+                c.pads[3]
             ),
         }
     }
@@ -192,7 +99,7 @@ impl LinearShape {
 /// The plaintext reference `L(x; W)` mod 2^64 (wrapping), for tests and the engine.
 pub fn linear_reference(shape: &LinearShape, x: &[u64], w: &[u64]) -> Result<Vec<u64>> {
     let c = shape.conv();
-    c.validate()?;
+    validate_conv(&c)?;
     check_len("input", x.len(), shape.input_len())?;
     check_len("weights", w.len(), shape.weight_len())?;
     let (oh, ow) = (c.out_h(), c.out_w());
@@ -203,16 +110,16 @@ pub fn linear_reference(shape: &LinearShape, x: &[u64], w: &[u64]) -> Result<Vec
                 let mut acc = 0u64;
                 for ci in 0..c.c_in {
                     for di in 0..c.kh {
-                        let pi = i * c.stride_h + di;
-                        if pi < c.pad_top || pi - c.pad_top >= c.h {
+                        let pi = i * c.stride[0] + di;
+                        if pi < c.pads[0] || pi - c.pads[0] >= c.h {
                             continue;
                         }
                         for dj in 0..c.kw {
-                            let pj = j * c.stride_w + dj;
-                            if pj < c.pad_left || pj - c.pad_left >= c.w {
+                            let pj = j * c.stride[1] + dj;
+                            if pj < c.pads[1] || pj - c.pads[1] >= c.w {
                                 continue;
                             }
-                            let xv = x[(ci * c.h + pi - c.pad_top) * c.w + pj - c.pad_left];
+                            let xv = x[(ci * c.h + pi - c.pads[0]) * c.w + pj - c.pads[1]];
                             let wv = w[((o * c.c_in + ci) * c.kh + di) * c.kw + dj];
                             acc = acc.wrapping_add(xv.wrapping_mul(wv));
                         }
@@ -223,6 +130,11 @@ pub fn linear_reference(shape: &LinearShape, x: &[u64], w: &[u64]) -> Result<Vec
         }
     }
     Ok(out)
+}
+
+/// [`ConvGeom::validate`] as this crate's error.
+fn validate_conv(c: &ConvGeom) -> Result<()> {
+    c.validate().map_err(|e| HeError::Shape(e.to_string()))
 }
 
 fn check_len(what: &'static str, got: usize, expected: usize) -> Result<()> {
@@ -284,7 +196,7 @@ impl LayerPlan {
     /// The cheapest valid tiling for ring degree `n` (by the cost model above).
     pub fn new(shape: &LinearShape, n: usize) -> Result<LayerPlan> {
         let c = shape.conv();
-        c.validate()?;
+        validate_conv(&c)?;
         let mut best: Option<(f64, LayerPlan)> = None;
         let mut last_cg = 0;
         for groups in 1..=c.c_in {
@@ -319,16 +231,16 @@ impl LayerPlan {
     /// A plan with a given number of channels per group and output rows per tile.
     pub fn with_tiling(shape: &LinearShape, n: usize, c_g: usize, t_o: usize) -> Result<LayerPlan> {
         let c = shape.conv();
-        c.validate()?;
+        validate_conv(&c)?;
         if c_g == 0 || c_g > c.c_in || t_o == 0 || t_o > c.out_h() {
             return Err(HeError::Shape(format!("tiling Cg={c_g}, To={t_o}")));
         }
-        let h_t = (t_o - 1) * c.stride_h + c.kh;
-        let s = c_g * h_t * c.wp();
+        let h_t = (t_o - 1) * c.stride[0] + c.kh;
+        let s = c_g * h_t * c.padded_w();
         if s > n {
             return Err(HeError::Shape(format!(
                 "tile {c_g}x{h_t}x{} exceeds ring degree {n}",
-                c.wp()
+                c.padded_w()
             )));
         }
         let m = (n / s).min(c.c_out);
@@ -344,7 +256,7 @@ impl LayerPlan {
             m,
             blocks: c.c_out.div_ceil(m),
             s,
-            o_off: (c_g - 1) * h_t * c.wp() + (c.kh - 1) * c.wp() + (c.kw - 1),
+            o_off: (c_g - 1) * h_t * c.padded_w() + (c.kh - 1) * c.padded_w() + (c.kw - 1),
         };
         if plan.max_nnz_per_output() > MAX_NNZ_PER_OUTPUT {
             return Err(HeError::Shape(format!(
@@ -396,10 +308,10 @@ impl LayerPlan {
     pub fn pack_input(&self, x: &[u64]) -> Result<Vec<Vec<u64>>> {
         check_len("input", x.len(), self.shape.input_len())?;
         let c = self.shape.conv();
-        let wp = c.wp();
+        let wp = c.padded_w();
         let mut out = Vec::with_capacity(self.input_cts());
         for tile in 0..self.tiles {
-            let row0 = tile * self.t_o * c.stride_h;
+            let row0 = tile * self.t_o * c.stride[0];
             for g in 0..self.groups {
                 let mut poly = vec![0u64; self.n];
                 for cl in 0..self.c_g {
@@ -409,11 +321,11 @@ impl LayerPlan {
                     }
                     for i in 0..self.h_t {
                         let pi = row0 + i;
-                        if pi < c.pad_top || pi - c.pad_top >= c.h {
+                        if pi < c.pads[0] || pi - c.pads[0] >= c.h {
                             continue;
                         }
-                        let src = (ch * c.h + pi - c.pad_top) * c.w;
-                        let dst = (cl * self.h_t + i) * wp + c.pad_left;
+                        let src = (ch * c.h + pi - c.pads[0]) * c.w;
+                        let dst = (cl * self.h_t + i) * wp + c.pads[1];
                         poly[dst..dst + c.w].copy_from_slice(&x[src..src + c.w]);
                     }
                 }
@@ -428,7 +340,7 @@ impl LayerPlan {
     pub fn pack_weights(&self, w: &[u64]) -> Result<Vec<(Vec<u64>, usize)>> {
         check_len("weights", w.len(), self.shape.weight_len())?;
         let c = self.shape.conv();
-        let wp = c.wp();
+        let wp = c.padded_w();
         let mut out = Vec::with_capacity(self.plaintexts());
         for g in 0..self.groups {
             for b in 0..self.blocks {
@@ -464,7 +376,7 @@ impl LayerPlan {
     /// positions to decrypt and, for each, its index in the flattened output.
     pub fn output_positions(&self) -> Vec<Vec<(usize, usize)>> {
         let c = self.shape.conv();
-        let (oh, ow, wp) = (c.out_h(), c.out_w(), c.wp());
+        let (oh, ow, wp) = (c.out_h(), c.out_w(), c.padded_w());
         let mut all = Vec::with_capacity(self.output_cts());
         for tile in 0..self.tiles {
             for b in 0..self.blocks {
@@ -481,7 +393,7 @@ impl LayerPlan {
                         }
                         for j in 0..ow {
                             let pos =
-                                ol * self.s + self.o_off + r * c.stride_h * wp + j * c.stride_w;
+                                ol * self.s + self.o_off + r * c.stride[0] * wp + j * c.stride[1];
                             v.push((pos, (o * oh + i) * ow + j));
                         }
                     }
@@ -579,7 +491,7 @@ pub(crate) mod tests {
         assert_eq!(simulate(&plan, &x, &w), want, "{plan:?}");
     }
 
-    fn conv_strategy() -> impl Strategy<Value = Conv2dShape> {
+    fn conv_strategy() -> impl Strategy<Value = ConvGeom> {
         (
             1usize..5,
             1usize..10,
@@ -597,19 +509,15 @@ pub(crate) mod tests {
             .prop_filter_map(
                 "kernel fits",
                 |(c_in, h, w, c_out, kh, kw, sh, sw, pt, pl, pb, pr)| {
-                    let s = Conv2dShape {
+                    let s = ConvGeom {
                         c_in,
                         h,
                         w,
                         c_out,
                         kh,
                         kw,
-                        stride_h: sh,
-                        stride_w: sw,
-                        pad_top: pt,
-                        pad_left: pl,
-                        pad_bottom: pb,
-                        pad_right: pr,
+                        stride: [sh, sw],
+                        pads: [pt, pl, pb, pr],
                     };
                     s.validate().ok().map(|_| s)
                 },
@@ -647,18 +555,18 @@ pub(crate) mod tests {
     #[test]
     fn tiling_is_used_when_the_input_exceeds_the_ring() {
         // 3x20x20 = 1200 > 256: channel groups and spatial tiles.
-        let ls = LinearShape::Conv2d(Conv2dShape::square(3, 20, 4, 3, 1, 1));
+        let ls = LinearShape::Conv2d(ConvGeom::square(3, 20, 4, 3, 1, 1));
         let plan = LayerPlan::new(&ls, 256).unwrap();
         assert!(plan.tiles > 1);
         check(ls, 256, 7);
         // Several output channels share a plaintext when the input is small.
-        let small = LinearShape::Conv2d(Conv2dShape::square(1, 6, 8, 3, 1, 0));
+        let small = LinearShape::Conv2d(ConvGeom::square(1, 6, 8, 3, 1, 0));
         assert!(LayerPlan::new(&small, 256).unwrap().m > 1);
     }
 
     #[test]
     fn too_wide_rows_are_an_error() {
-        let ls = LinearShape::Conv2d(Conv2dShape::square(1, 300, 1, 3, 1, 0));
+        let ls = LinearShape::Conv2d(ConvGeom::square(1, 300, 1, 3, 1, 0));
         assert!(matches!(LayerPlan::new(&ls, 256), Err(HeError::Shape(_))));
         let zero = LinearShape::Fc(FcShape {
             inputs: 0,

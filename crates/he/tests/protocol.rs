@@ -68,7 +68,7 @@ fn explicit_two_party_run_with_fixed_seeds() {
             inputs: 30,
             outputs: 7,
         }),
-        LinearShape::Conv2d(blindfold_he::Conv2dShape::square(2, 9, 3, 3, 2, 1)),
+        LinearShape::Conv2d(blindfold_he::ConvGeom::square(2, 9, 3, 3, 2, 1)),
     ];
     let (c0, c1) = MemoryChannel::pair();
     let party = |id: PartyId, mut ch: MemoryChannel, layers: Vec<LinearShape>| {

@@ -261,14 +261,9 @@ fn window_out(
     if stride == 0 || k == 0 {
         return Err("zero kernel or stride".into());
     }
-    let padded = len
-        .checked_add(pad_a)
-        .and_then(|v| v.checked_add(pad_b))
-        .ok_or("padding too large")?;
-    if padded < k {
-        return Err(format!("window {k} larger than padded input {padded}"));
-    }
-    Ok((padded - k) / stride + 1)
+    blindfold_core::geom::window_count(len, k, stride, pad_a, pad_b).ok_or_else(|| {
+        format!("window {k} larger than the input {len} padded by {pad_a} + {pad_b}, or padding too large")
+    })
 }
 
 /// The output shape of `op` on inputs of shapes `ins`. `recorded` is the node's
@@ -315,23 +310,27 @@ pub fn infer_shape(op: &Op, ins: &[&Shape], recorded: &Shape) -> Result<Shape, S
             if c.stride[0] == 0 || c.stride[1] == 0 {
                 return Err("zero stride".into());
             }
-            let grow = |len: usize, s: usize, k: usize, op: usize| {
-                (len - 1)
-                    .checked_mul(s)
-                    .and_then(|v| v.checked_add(k))
-                    .and_then(|v| v.checked_add(op))
-                    .ok_or("conv-transpose output too large")
+            let out = |len, s, k, lo, hi, op| {
+                blindfold_core::geom::transpose_len(len, k, s, lo, hi, op).ok_or(
+                    "conv-transpose: empty input or kernel, output too large, or pads remove the whole output",
+                )
             };
-            let full_h = grow(h, c.stride[0], c.kh, c.output_padding[0])?;
-            let full_w = grow(w, c.stride[1], c.kw, c.output_padding[1])?;
-            let oh = full_h
-                .checked_sub(c.pads[0] + c.pads[2])
-                .filter(|&v| v > 0)
-                .ok_or("conv-transpose pads remove the whole output")?;
-            let ow = full_w
-                .checked_sub(c.pads[1] + c.pads[3])
-                .filter(|&v| v > 0)
-                .ok_or("conv-transpose pads remove the whole output")?;
+            let oh = out(
+                h,
+                c.stride[0],
+                c.kh,
+                c.pads[0],
+                c.pads[2],
+                c.output_padding[0],
+            )?;
+            let ow = out(
+                w,
+                c.stride[1],
+                c.kw,
+                c.pads[1],
+                c.pads[3],
+                c.output_padding[1],
+            )?;
             Ok(Shape::new([c.c_out, oh, ow]))
         }
         Op::Dense(d) => {

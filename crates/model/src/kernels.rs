@@ -1,6 +1,11 @@
 //! Layer kernels written once over a [`Scalar`] and used by the float engine
 //! (`f64`), the fixed-point reference (`u64`, wrapping) and the secure engines
 //! (which apply the linear kernels to ring shares).
+//!
+//! The geometry types live in `blindfold_core::geom` (the homomorphic packing and
+//! the engine use the same ones) and are re-exported here.
+
+pub use blindfold_core::geom::{ConvGeom, ConvTransposeGeom, PoolGeom};
 
 /// The arithmetic a kernel needs.
 pub trait Scalar: Copy + Default + PartialEq + Send + Sync + std::fmt::Debug {
@@ -42,32 +47,6 @@ impl Scalar for u64 {
     }
 }
 
-/// Geometry of a 2-D convolution on a `[c_in, h, w]` input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ConvGeom {
-    pub c_in: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c_out: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: [usize; 2],
-    /// `[top, left, bottom, right]`.
-    pub pads: [usize; 4],
-}
-
-impl ConvGeom {
-    pub fn out_h(&self) -> usize {
-        (self.h + self.pads[0] + self.pads[2] - self.kh) / self.stride[0] + 1
-    }
-    pub fn out_w(&self) -> usize {
-        (self.w + self.pads[1] + self.pads[3] - self.kw) / self.stride[1] + 1
-    }
-    pub fn out_len(&self) -> usize {
-        self.c_out * self.out_h() * self.out_w()
-    }
-}
-
 /// `out[co, oy, ox] = sum w[co, ci, ky, kx] * x[ci, oy*s+ky-pt, ox*s+kx-pl]`
 /// (weights `[c_out, c_in, kh, kw]`, zero padding, no bias).
 pub fn conv2d<T: Scalar>(g: &ConvGeom, x: &[T], weight: &[T]) -> Vec<T> {
@@ -100,33 +79,6 @@ pub fn conv2d<T: Scalar>(g: &ConvGeom, x: &[T], weight: &[T]) -> Vec<T> {
         }
     }
     out
-}
-
-/// Geometry of a transposed convolution; weights `[c_in, c_out, kh, kw]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ConvTransposeGeom {
-    pub c_in: usize,
-    pub h: usize,
-    pub w: usize,
-    pub c_out: usize,
-    pub kh: usize,
-    pub kw: usize,
-    pub stride: [usize; 2],
-    pub pads: [usize; 4],
-    pub output_padding: [usize; 2],
-}
-
-impl ConvTransposeGeom {
-    pub fn out_h(&self) -> usize {
-        (self.h - 1) * self.stride[0] + self.kh + self.output_padding[0]
-            - self.pads[0]
-            - self.pads[2]
-    }
-    pub fn out_w(&self) -> usize {
-        (self.w - 1) * self.stride[1] + self.kw + self.output_padding[1]
-            - self.pads[1]
-            - self.pads[3]
-    }
 }
 
 /// Transposed convolution (no bias).
@@ -186,55 +138,6 @@ pub fn add_channel_bias<T: Scalar>(y: &mut [T], bias: &[T]) {
     let per = y.len() / bias.len().max(1);
     for (i, v) in y.iter_mut().enumerate() {
         *v = v.add(bias[i / per]);
-    }
-}
-
-/// Pooling geometry on a `[c, h, w]` input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PoolGeom {
-    pub c: usize,
-    pub h: usize,
-    pub w: usize,
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    pub pads: [usize; 4],
-}
-
-impl PoolGeom {
-    pub fn out_h(&self) -> usize {
-        (self.h + self.pads[0] + self.pads[2] - self.kernel[0]) / self.stride[0] + 1
-    }
-    pub fn out_w(&self) -> usize {
-        (self.w + self.pads[1] + self.pads[3] - self.kernel[1]) / self.stride[1] + 1
-    }
-
-    /// For each output element, the input indices inside its window (padding
-    /// positions omitted). The secure engines use this to gather max-pool inputs.
-    pub fn windows(&self) -> Vec<Vec<usize>> {
-        let (oh, ow) = (self.out_h(), self.out_w());
-        let mut res = Vec::with_capacity(self.c * oh * ow);
-        for c in 0..self.c {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let mut win = Vec::with_capacity(self.kernel[0] * self.kernel[1]);
-                    for ky in 0..self.kernel[0] {
-                        let iy = (oy * self.stride[0] + ky) as isize - self.pads[0] as isize;
-                        if iy < 0 || iy >= self.h as isize {
-                            continue;
-                        }
-                        for kx in 0..self.kernel[1] {
-                            let ix = (ox * self.stride[1] + kx) as isize - self.pads[1] as isize;
-                            if ix < 0 || ix >= self.w as isize {
-                                continue;
-                            }
-                            win.push((c * self.h + iy as usize) * self.w + ix as usize);
-                        }
-                    }
-                    res.push(win);
-                }
-            }
-        }
-        res
     }
 }
 
@@ -365,6 +268,32 @@ mod tests {
             .map(|(a, b)| a * b)
             .sum();
         assert!((lhs - rhs).abs() < 1e-9);
+    }
+
+    /// Shape inference uses the checked core arithmetic: an empty input to a
+    /// transposed convolution is an error, not an underflow.
+    #[test]
+    fn shape_inference_rejects_empty_transpose_input() {
+        use crate::ir::{infer_shape, ConvTranspose, Op};
+        use blindfold_core::Shape;
+        let op = Op::ConvTranspose(ConvTranspose {
+            weight: vec![0.0; 4],
+            c_in: 1,
+            c_out: 1,
+            kh: 2,
+            kw: 2,
+            bias: vec![0.0],
+            stride: [1, 1],
+            pads: [0; 4],
+            output_padding: [0, 0],
+        });
+        let empty = Shape::new([1, 0, 3]);
+        assert!(infer_shape(&op, &[&empty], &empty).is_err());
+        let ok = Shape::new([1, 2, 3]);
+        assert_eq!(
+            infer_shape(&op, &[&ok], &ok).unwrap(),
+            Shape::new([1, 3, 4])
+        );
     }
 
     #[test]

@@ -198,7 +198,7 @@ pub struct QNode {
     pub inputs: Vec<ValueId>,
     pub shape: Shape,
     /// Fractional bits of this value (`f` or `2f`).
-    pub frac: u32,
+    pub frac: FracBits,
 }
 
 /// A quantized model: the program the plaintext reference and the secure engines
@@ -206,7 +206,7 @@ pub struct QNode {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QModel {
     pub name: String,
-    pub frac: u32,
+    pub frac: FracBits,
     pub nodes: Vec<QNode>,
     pub output: ValueId,
     pub final_activation: Option<FinalActivation>,
@@ -214,7 +214,7 @@ pub struct QModel {
 
 impl QModel {
     pub fn frac_bits(&self) -> FracBits {
-        FracBits(self.frac)
+        self.frac
     }
     pub fn input_shape(&self) -> &Shape {
         &self.nodes[0].shape
@@ -224,7 +224,7 @@ impl QModel {
     }
     /// Fractional bits of the output values.
     pub fn output_frac(&self) -> FracBits {
-        FracBits(self.nodes[self.output].frac)
+        self.nodes[self.output].frac
     }
 }
 
@@ -369,12 +369,12 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
             }
             Op::Add => {
                 let (x, y) = b.same_scale(ins[0], ins[1]);
-                let fr = b.nodes[x].frac;
+                let fr = b.nodes[x].frac.0;
                 b.push(n.name.clone(), QOp::Add, vec![x, y], n.shape.clone(), fr)
             }
             Op::Relu => {
                 let x = ins[0];
-                let trunc = b.nodes[x].frac == 2 * f;
+                let trunc = b.nodes[x].frac.0 == 2 * f;
                 b.push(
                     n.name.clone(),
                     QOp::Relu { trunc },
@@ -385,7 +385,7 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
             }
             Op::MaxPool(p) => {
                 let x = ins[0];
-                let trunc = b.nodes[x].frac == 2 * f;
+                let trunc = b.nodes[x].frac.0 == 2 * f;
                 // Fuse a following ReLU that is the pool's only consumer, or a
                 // preceding one whose only consumer is this pool.
                 let relu_before = deferred_relu[n.inputs[0]];
@@ -412,7 +412,7 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
             Op::Sign => b.push(n.name.clone(), QOp::Sign, vec![ins[0]], n.shape.clone(), f),
             Op::AvgPool(p) => {
                 let x = ins[0];
-                let fr = b.nodes[x].frac;
+                let fr = b.nodes[x].frac.0;
                 let id = b.push(
                     n.name.clone(),
                     QOp::SumPool { pool: p.clone() },
@@ -437,7 +437,7 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
                 }
             }
             Op::Reshape => {
-                let fr = b.nodes[ins[0]].frac;
+                let fr = b.nodes[ins[0]].frac.0;
                 b.push(n.name.clone(), QOp::Reshape, ins, n.shape.clone(), fr)
             }
             Op::Concat => {
@@ -447,11 +447,11 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
                 } else {
                     ins
                 };
-                let fr = b.nodes[xs[0]].frac;
+                let fr = b.nodes[xs[0]].frac.0;
                 b.push(n.name.clone(), QOp::Concat, xs, n.shape.clone(), fr)
             }
             Op::ResizeNearest { scale } => {
-                let fr = b.nodes[ins[0]].frac;
+                let fr = b.nodes[ins[0]].frac.0;
                 b.push(
                     n.name.clone(),
                     QOp::ResizeNearest { scale: *scale },
@@ -465,7 +465,7 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
     }
     Ok(QModel {
         name: model.name.clone(),
-        frac: f,
+        frac,
         output: map[model.output],
         nodes: b.nodes,
         final_activation: model.final_activation,
@@ -491,14 +491,14 @@ impl Builder {
             op,
             inputs,
             shape,
-            frac,
+            frac: FracBits(frac),
         });
         self.nodes.len() - 1
     }
 
     /// `x` at scale `f`, inserting a truncation if it is at `2f`.
     fn at_f(&mut self, x: ValueId) -> ValueId {
-        if self.nodes[x].frac == self.f {
+        if self.nodes[x].frac.0 == self.f {
             return x;
         }
         // Reuse an existing truncation of the same value.
@@ -546,7 +546,7 @@ impl QModel {
     pub fn validate(&self) -> Result<(), String> {
         const MAX_ELEMS: usize = 1 << 28;
         const MAX_DIM: usize = 1 << 24;
-        let f = self.frac;
+        let f = self.frac.0;
         if !(1..=24).contains(&f) {
             return Err(format!("fractional bits {f} out of range"));
         }
@@ -568,8 +568,8 @@ impl QModel {
                 .try_fold(1usize, |a, &d| a.checked_mul(d))
                 .filter(|&v| v > 0 && v <= MAX_ELEMS)
                 .ok_or_else(|| e(format!("shape {} empty or too large", n.shape)))?;
-            if n.frac != f && n.frac != 2 * f {
-                return Err(e(format!("scale {} is neither f nor 2f", n.frac)));
+            if n.frac.0 != f && n.frac.0 != 2 * f {
+                return Err(e(format!("scale {} is neither f nor 2f", n.frac.0)));
             }
             if i > 0 && n.op == QOp::Input {
                 return Err(e("only node 0 may be an input".into()));

@@ -73,7 +73,7 @@ pub fn summarize(q: &QModel) -> Summary {
             op: n.op.kind().to_string(),
             input_shape: in_shape,
             output_shape: n.shape.to_string(),
-            frac: n.frac,
+            frac: n.frac.0,
             parameters: params,
             multiplications: mults,
             nonlinear: nonlin,
@@ -82,7 +82,7 @@ pub fn summarize(q: &QModel) -> Summary {
     }
     Summary {
         name: q.name.clone(),
-        frac_bits: q.frac,
+        frac_bits: q.frac.0,
         input_shape: q.input_shape().to_string(),
         output_shape: q.output_shape().to_string(),
         parameters: layers.iter().map(|l| l.parameters).sum(),
