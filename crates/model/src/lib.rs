@@ -79,7 +79,9 @@ pub fn load_onnx(path: impl AsRef<Path>) -> Result<Model, ModelError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
-    onnx::import_onnx(&bytes, &name).map_err(|error| ModelError::Onnx {
+    // External tensor data is resolved inside the model's own directory.
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    onnx::import_onnx_with_base(&bytes, &name, base).map_err(|error| ModelError::Onnx {
         path: path.into(),
         error,
     })
