@@ -77,7 +77,9 @@ pub enum ExternalDataError {
 #[derive(Debug)]
 pub(crate) struct ExternalDir {
     dir: PathBuf,
+    /// Bytes read so far, and the most allowed ([`MAX_EXTERNAL_BYTES`]).
     used: Cell<u64>,
+    limit: u64,
 }
 
 /// The parsed `external_data` entries of a tensor.
@@ -156,6 +158,7 @@ impl ExternalDir {
         ExternalDir {
             dir: dir.to_path_buf(),
             used: Cell::new(0),
+            limit: MAX_EXTERNAL_BYTES,
         }
     }
 
@@ -212,15 +215,12 @@ impl ExternalDir {
             .used
             .get()
             .checked_add(length)
-            .filter(|&u| u <= MAX_EXTERNAL_BYTES)
-            .ok_or(ExternalDataError::TooLarge {
-                limit: MAX_EXTERNAL_BYTES,
-            })?;
+            .filter(|&u| u <= self.limit)
+            .ok_or(ExternalDataError::TooLarge { limit: self.limit })?;
         self.used.set(used);
         file.seek(SeekFrom::Start(r.offset)).map_err(io(&path))?;
-        let len = usize::try_from(length).map_err(|_| ExternalDataError::TooLarge {
-            limit: MAX_EXTERNAL_BYTES,
-        })?;
+        let len = usize::try_from(length)
+            .map_err(|_| ExternalDataError::TooLarge { limit: self.limit })?;
         let mut buf = vec![0u8; len];
         file.read_exact(&mut buf).map_err(io(&path))?;
         Ok(buf)
@@ -265,6 +265,28 @@ mod tests {
             check_location(""),
             Err(ExternalDataError::BadLocation { .. })
         ));
+    }
+
+    #[test]
+    fn total_budget() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/onnx");
+        let name = "conv_relu_linear_dynamo18_external.onnx.data";
+        let refs = |off: &str, len: &str| {
+            vec![
+                entry("location", name),
+                entry("offset", off),
+                entry("length", len),
+            ]
+        };
+        let mut ext = ExternalDir::new(&dir);
+        ext.limit = 300;
+        assert_eq!(ext.read(&refs("0", "288"), 288).unwrap().len(), 288);
+        // 288 + 16 > 300: refused before reading.
+        assert!(matches!(
+            ext.read(&refs("0", "16"), 16),
+            Err(ExternalDataError::TooLarge { limit: 300 })
+        ));
+        assert_eq!(ext.read(&refs("0", "12"), 12).unwrap().len(), 12);
     }
 
     #[test]
