@@ -261,7 +261,8 @@ fn symlinks_out_of_the_directory_are_refused() {
 #[test]
 fn malformed_entries() {
     let dir = model_dir("entries");
-    let cases: Vec<(Vec<(&str, &str)>, fn(&ExternalDataError) -> bool)> = vec![
+    type Check = fn(&ExternalDataError) -> bool;
+    let cases: Vec<(Vec<(&str, &str)>, Check)> = vec![
         (vec![("offset", "16")], |e| {
             matches!(e, ExternalDataError::MissingLocation)
         }),
