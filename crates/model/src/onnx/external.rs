@@ -46,12 +46,10 @@ pub enum ExternalDataError {
     #[error("external data location '{location}' is not a file name")]
     BadLocation { location: String },
     /// `location` resolves (through symbolic links) outside the model's directory.
-    #[error("external data location '{location}' resolves to {resolved}, outside the model's directory {dir}")]
-    OutsideModelDir {
-        location: String,
-        resolved: PathBuf,
-        dir: PathBuf,
-    },
+    #[error(
+        "external data location '{location}' resolves to {resolved}, outside the model's directory"
+    )]
+    OutsideModelDir { location: String, resolved: PathBuf },
     #[error("external data file {path}: {error}")]
     Io {
         path: PathBuf,
@@ -181,7 +179,6 @@ impl ExternalDir {
             return Err(ExternalDataError::OutsideModelDir {
                 location: r.location.to_string(),
                 resolved: path,
-                dir,
             });
         }
         let mut file = std::fs::File::open(&path).map_err(io(&path))?;

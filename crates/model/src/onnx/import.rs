@@ -219,7 +219,9 @@ impl<'a> Importer<'a> {
             output,
             final_activation: self.final_activation,
         });
-        model.validate()?;
+        model
+            .validate()
+            .map_err(|e| OnnxError::Invalid(Box::new(e)))?;
         Ok(model)
     }
 

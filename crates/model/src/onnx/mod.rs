@@ -84,8 +84,9 @@ pub enum OnnxError {
         opset: i64,
         reason: String,
     },
+    /// (Boxed: keeps the error small.)
     #[error("imported graph is inconsistent: {0}")]
-    Invalid(#[from] crate::ir::InvalidModel),
+    Invalid(Box<crate::ir::InvalidModel>),
 }
 
 type Result<T> = std::result::Result<T, OnnxError>;
