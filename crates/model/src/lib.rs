@@ -54,8 +54,12 @@ pub enum ModelError {
     InputSize { expected: usize, got: usize },
     #[error("input value {value} at index {index} is not finite or exceeds 1e6 in magnitude")]
     InputValue { index: usize, value: f32 },
-    #[error("{path}: {reason}")]
-    Data { path: PathBuf, reason: String },
+    #[error("{path}: {error}")]
+    Data {
+        path: PathBuf,
+        #[source]
+        error: data::DataError,
+    },
 }
 
 /// Read and import an ONNX file; the model is named after the file stem.
