@@ -63,6 +63,8 @@ pub enum ModelError {
 }
 
 /// Read and import an ONNX file; the model is named after the file stem.
+/// Tensors stored as ONNX external data are read from files in the model's
+/// directory (see [`onnx::ExternalDataError`] for the rules).
 pub fn load_onnx(path: impl AsRef<Path>) -> Result<Model, ModelError> {
     let path = path.as_ref();
     let meta = std::fs::metadata(path).map_err(|error| ModelError::Io {

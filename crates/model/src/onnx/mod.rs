@@ -14,11 +14,12 @@
 //! ONNX tensors carry a batch dimension; the IR does not. The importer assumes a
 //! batch of one: the input's first dimension must be 1 or symbolic.
 //!
-//! Layout: [`import`](self) holds the importer state and the walk; `ops/` one file
-//! per op family, each with a table from `op_type` to its handler; `fold.rs` the
+//! Layout: `import.rs` holds the importer state and the walk; `ops/` one file per
+//! op family, each with a table from `op_type` to its handler; `fold.rs` the
 //! constant folder (same shape of table); `tensor.rs` and `external.rs` decode
 //! `TensorProto`s (inline or external data); `attrs.rs` the attribute accessors and
-//! the one axis normaliser; `shape.rs` pure shape arithmetic.
+//! the one axis normaliser; `shape.rs` pure shape arithmetic. See
+//! `docs/onnx-import.md` for how to add an op.
 //!
 //! # External data
 //!
