@@ -698,17 +698,8 @@ impl QModel {
                 }
                 QOp::ChannelAffine { scale, shift } => {
                     let ch = in0.first().copied().unwrap_or(0);
-                    if scale.len() != ch || shift.len() != ch {
-                        return Err(e(ProgramErrorKind::ParamLength {
-                            what: "coefficient",
-                            expected: ch,
-                            got: if scale.len() != ch {
-                                scale.len()
-                            } else {
-                                shift.len()
-                            },
-                        }));
-                    }
+                    param("scale", Some(ch), scale.len())?;
+                    param("shift", Some(ch), shift.len())?;
                     in0.clone()
                 }
                 QOp::Add => {
