@@ -2,12 +2,16 @@
 """Generate the ONNX importer's test vectors in testdata/onnx/.
 
     training/.venv/bin/python training/make_test_vectors.py
+    training/.venv/bin/python training/make_test_vectors.py --only conv_relu_linear
 
 For each case: NAME.onnx, NAME.input.npy (float32, batch dimension 1) and
 NAME.output.npy (float32, what **onnxruntime** computes on that input), exported by
 `torch.onnx.export` with the TorchScript exporter (dynamo=False) at opsets 13-18,
 with the dynamo exporter (dynamo=True), and a few graphs built by hand with
-onnx.helper (what torch never emits, e.g. asymmetric Conv pads). testdata/onnx/
+onnx.helper (what torch never emits, e.g. asymmetric Conv pads). Cases exported with
+`external_data=True` (tag `_external`) also have NAME.onnx.data, the ONNX external
+data file the .onnx refers to. `--only CASE...` regenerates those torch cases and
+their manifest entries, leaving the other files as they are. testdata/onnx/
 manifest.json lists every case: exporter, options, opset, ops present, shapes.
 testdata/onnx/malformed/ holds broken files and their own manifest.json saying
 which error each must produce. Everything is seeded: rerunning gives the same
@@ -323,10 +327,26 @@ class UpsampleConcat(nn.Module):
         return self.out(torch.cat([a, b], dim=1))
 
 
+class ConvReluLinear(nn.Module):
+    """Conv 3x3 (8 channels), ReLU, Flatten, Linear (2,970 parameters); exported with
+    external data: the large initializers live in NAME.onnx.data."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3)
+        self.fc = nn.Linear(8 * 6 * 6, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.relu(self.conv(x)), 1))
+
+
 TS = "torchscript"
 DYN = "dynamo"
 PRESERVE = {"training": "PRESERVE"}
 NOOPT = {"optimize": False}
+# torch.onnx.export(..., external_data=True): initializers above the exporter's size
+# threshold go to NAME.onnx.data beside NAME.onnx (ONNX external data).
+EXTERNAL = {"external_data": True}
 
 # name -> (module class, input shape, input kind, [(exporter, opset, options)])
 CASES = {
@@ -355,6 +375,7 @@ CASES = {
     "bn_default": (BnDefault, (1, 1, 8, 8), "randn", [(TS, 13, PRESERVE), (TS, 17, {}), (DYN, 18, NOOPT)]),
     "tiny_unet": (TinyUNet, (1, 1, 8, 8), "randn", [(TS, 17, {}), (DYN, 18, {})]),
     "upsample_concat": (UpsampleConcat, (1, 1, 6, 6), "randn", [(TS, 15, {}), (DYN, 18, {})]),
+    "conv_relu_linear": (ConvReluLinear, (1, 1, 8, 8), "randn", [(DYN, 18, EXTERNAL)]),
 }
 
 
@@ -388,7 +409,7 @@ def export_torch(module, x, path, exporter, opset, options):
             kwargs["training"] = torch.onnx.TrainingMode.PRESERVE
     else:
         kwargs["dynamo"] = True
-        kwargs["external_data"] = False
+        kwargs["external_data"] = options.get("external_data", False)
         kwargs["optimize"] = options.get("optimize", True)
         kwargs["verbose"] = False
     torch.onnx.export(module, (x,), path, **kwargs)
@@ -414,12 +435,20 @@ def describe(path):
     return m, opset, ops, counts, inputs
 
 
+def external_initializers(path):
+    """Names of the initializers whose data is in an external file."""
+    m = onnx.load(path, load_external_data=False)
+    return sorted(t.name for t in m.graph.initializer if t.data_location == TensorProto.EXTERNAL)
+
+
 def tag(exporter, opset, options):
     t = {TS: "ts", DYN: "dynamo", "onnx.helper": "hand"}[exporter] + str(opset)
     if options.get("training") == "PRESERVE":
         t += "_preserve"
     if options.get("optimize") is False:
         t += "_noopt"
+    if options.get("external_data"):
+        t += "_external"
     return t
 
 
@@ -581,17 +610,35 @@ def malformed(out_dir, valid_path, rng):
 
 def main():
     torch.set_num_threads(1)
-    # Remove what a previous run generated (not README.md).
-    for sub in ("extra", "malformed"):
-        shutil.rmtree(os.path.join(OUT, sub), ignore_errors=True)
-    os.makedirs(OUT, exist_ok=True)
-    for fn in os.listdir(OUT):
-        if fn.endswith((".onnx", ".npy")) or fn == "manifest.json":
-            os.remove(os.path.join(OUT, fn))
+    # `--only CASE [CASE...]`: regenerate those torch cases and update their entries
+    # in manifest.json, leaving every other file alone.
+    only = sys.argv[sys.argv.index("--only") + 1:] if "--only" in sys.argv else None
+    if only is not None and (not only or any(c not in CASES for c in only)):
+        sys.exit(f"--only takes case names among: {' '.join(CASES)}")
     manifest = []
     failures = []
+    if only is None:
+        # Remove what a previous run generated (not README.md).
+        for sub in ("extra", "malformed"):
+            shutil.rmtree(os.path.join(OUT, sub), ignore_errors=True)
+        os.makedirs(OUT, exist_ok=True)
+        for fn in os.listdir(OUT):
+            if fn.endswith((".onnx", ".onnx.data", ".npy")) or fn == "manifest.json":
+                os.remove(os.path.join(OUT, fn))
+    else:
+        with open(os.path.join(OUT, "manifest.json")) as f:
+            old = json.load(f)
+        manifest = [e for e in old["cases"] if e["case"] not in only]
+        failures = [e for e in old["export_failures"] if not any(e["name"].startswith(c + "_") for c in only)]
+        for e in old["cases"]:
+            if e["case"] in only:
+                for fn in [e["file"], e["input"], e["output"], *e.get("external_data", [])]:
+                    if os.path.exists(os.path.join(OUT, fn)):
+                        os.remove(os.path.join(OUT, fn))
 
     for case, (cls, shape, kind, exports) in CASES.items():
+        if only is not None and case not in only:
+            continue
         # Seeds derived from the case name, so adding a case changes no other.
         case_seed = SEED * 100003 + zlib.crc32(case.encode())
         torch.manual_seed(case_seed)
@@ -603,15 +650,20 @@ def main():
         with torch.no_grad():
             want = module(x).numpy()
         for exporter, opset, options in exports:
-            tmp = os.path.join(OUT, "tmp_export.onnx")
+            external = bool(options.get("external_data"))
+            tmp_dir = os.path.join(OUT, "tmp_export")
+            os.makedirs(tmp_dir, exist_ok=True)
+            # An external-data file names its .data file: export it under its final
+            # name (assuming the requested opset; checked below) in a scratch directory.
+            tmp_name = f"{case}_{tag(exporter, opset, options)}" if external else "tmp_export"
+            tmp = os.path.join(tmp_dir, f"{tmp_name}.onnx")
             try:
                 export_torch(module, x, tmp, exporter, opset, options)
             except Exception as e:  # keep going; report which combination failed
                 name = f"{case}_{tag(exporter, opset, options)}"
                 failures.append({"name": name, "error": f"{type(e).__name__}: {str(e)[:300]}"})
                 print(f"FAILED {name}: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
-                if os.path.exists(tmp):
-                    os.remove(tmp)
+                shutil.rmtree(tmp_dir, ignore_errors=True)
                 continue
             # Named by the opset actually produced: the dynamo exporter works at opset 18
             # and converts down on request, which fails for 13 (the file stays at 18);
@@ -627,7 +679,17 @@ def main():
             sub = "" if 13 <= got_opset <= 18 else "extra"
             os.makedirs(os.path.join(OUT, sub), exist_ok=True)
             path = os.path.join(OUT, sub, f"{name}.onnx")
+            data_files = []
+            if external:
+                if name != tmp_name:
+                    raise RuntimeError(f"{tmp_name}: exported at opset {got_opset}, not {opset}")
+                data_files = sorted(fn for fn in os.listdir(tmp_dir) if fn != f"{name}.onnx")
+                if data_files != [f"{name}.onnx.data"]:
+                    raise RuntimeError(f"{name}: expected one {name}.onnx.data, got {data_files}")
+                for fn in data_files:
+                    os.replace(os.path.join(tmp_dir, fn), os.path.join(OUT, sub, fn))
             os.replace(tmp, path)
+            shutil.rmtree(tmp_dir, ignore_errors=True)
             m, got_opset, ops, counts, inputs = describe(path)
             xin = x.numpy().astype(np.float32)
             out = run_ort(path, xin).astype(np.float32)
@@ -645,11 +707,13 @@ def main():
                 "ops": ops, "op_counts": counts, "input_name": inputs[0],
                 "input_shape": list(xin.shape), "output_shape": list(out.shape),
                 "max_abs_output": float(np.abs(out).max()), "torch_vs_onnxruntime_max_abs_diff": err,
+                **({"external_data": [f"{sub}/{fn}" if sub else fn for fn in data_files],
+                    "external_initializers": external_initializers(path)} if external else {}),
             })
             print(f"{name}: opset {got_opset}, ops {' '.join(ops)}")
 
     rng = np.random.default_rng(SEED)
-    for case, (build, opsets) in HAND_CASES.items():
+    for case, (build, opsets) in ({} if only is not None else HAND_CASES).items():
         for opset in opsets:
             graph, shape, desc = build(np.random.default_rng(SEED + opset), opset)
             model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
@@ -674,7 +738,8 @@ def main():
             })
             print(f"{name}: opset {got_opset}, ops {' '.join(ops)}")
 
-    malformed(os.path.join(OUT, "malformed"), os.path.join(OUT, "conv_stride_pad_ts13.onnx"), rng)
+    if only is None:
+        malformed(os.path.join(OUT, "malformed"), os.path.join(OUT, "conv_stride_pad_ts13.onnx"), rng)
 
     ops_by_exporter = {}
     for e in manifest:

@@ -4,6 +4,70 @@
 use crate::ModelError;
 use std::path::Path;
 
+/// A decoding failure of a dataset or input file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// The file does not start like a file of `format`.
+    #[error("not {format} file ({detail})")]
+    BadMagic {
+        format: &'static str,
+        detail: &'static str,
+    },
+    /// A header (`what`) cut short: `expected` bytes needed, `got` present.
+    #[error("truncated {what}: {expected} bytes needed, {got} present")]
+    Truncated {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("{format} element type {dtype} is not supported ({supported})")]
+    UnsupportedDtype {
+        format: &'static str,
+        dtype: String,
+        supported: &'static str,
+    },
+    #[error("{format} version {version} is not supported")]
+    UnsupportedVersion { format: &'static str, version: u8 },
+    #[error("IDX rank {rank} is not between 1 and 4")]
+    Rank { rank: u8 },
+    /// The header's dimensions need `expected` data bytes; the file has `got`.
+    #[error("dimensions {dims:?} need {expected} data bytes, file has {got}")]
+    DataLength {
+        dims: Vec<usize>,
+        expected: usize,
+        got: usize,
+    },
+    #[error("{what} exceeds the limit of {limit}")]
+    TooLarge { what: &'static str, limit: usize },
+    /// A `.npy` header that does not parse (`reason` says where).
+    #[error(".npy header: {reason}")]
+    NpyHeader { reason: String },
+    #[error("Fortran-order arrays are not supported")]
+    FortranOrder,
+    #[error("not a PNG image: {0}")]
+    Png(#[source] png::DecodingError),
+    #[error("PNG color type {0} is not supported")]
+    PngColor(&'static str),
+    #[error("PNG encoding: {0}")]
+    PngEncode(#[source] png::EncodingError),
+    #[error("{h}x{w} pixels do not fit the {len}-byte buffer")]
+    PixelCount { h: usize, w: usize, len: usize },
+    /// An input (`what`: an array, an image) whose shape is not the model's.
+    #[error("{what} of shape {got:?} does not fit the model input {expected:?}")]
+    ShapeMismatch {
+        what: &'static str,
+        expected: Vec<usize>,
+        got: Vec<usize>,
+    },
+    #[error("expected [n, rows, cols] images, got {got:?}")]
+    ImageRank { got: Vec<usize> },
+    #[error("{labels:?} labels for {images} images")]
+    LabelCount { labels: Vec<usize>, images: usize },
+    #[error("no {0} found")]
+    Missing(&'static str),
+}
+
 /// A labelled image dataset: `n` images of `rows × cols` bytes, row-major.
 #[derive(Clone, Debug)]
 pub struct Dataset {
@@ -34,44 +98,62 @@ impl Dataset {
 const MAX_IDX_BYTES: usize = 1 << 30;
 
 /// Parse an IDX file of unsigned bytes; returns its dimensions and data.
-pub fn parse_idx_u8(bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>), String> {
+pub fn parse_idx_u8(bytes: &[u8]) -> Result<(Vec<usize>, Vec<u8>), DataError> {
     if bytes.len() < 4 {
-        return Err("file shorter than the 4-byte IDX magic".into());
+        return Err(DataError::Truncated {
+            what: "IDX magic",
+            expected: 4,
+            got: bytes.len(),
+        });
     }
     if bytes[0] != 0 || bytes[1] != 0 {
-        return Err("not an IDX file (magic must start with two zero bytes)".into());
+        return Err(DataError::BadMagic {
+            format: "an IDX",
+            detail: "magic must start with two zero bytes",
+        });
     }
     if bytes[2] != 0x08 {
-        return Err(format!(
-            "IDX element type 0x{:02x} is not unsigned byte (0x08)",
-            bytes[2]
-        ));
+        return Err(DataError::UnsupportedDtype {
+            format: "IDX",
+            dtype: format!("0x{:02x}", bytes[2]),
+            supported: "unsigned byte, 0x08",
+        });
     }
-    let rank = bytes[3] as usize;
+    let rank = bytes[3];
     if rank == 0 || rank > 4 {
-        return Err(format!("IDX rank {rank} is not between 1 and 4"));
+        return Err(DataError::Rank { rank });
     }
+    let rank = rank as usize;
     let header = 4 + 4 * rank;
     if bytes.len() < header {
-        return Err("truncated IDX header".into());
+        return Err(DataError::Truncated {
+            what: "IDX header",
+            expected: header,
+            got: bytes.len(),
+        });
     }
     let mut dims = Vec::with_capacity(rank);
     let mut total: usize = 1;
     for k in 0..rank {
-        let d =
-            u32::from_be_bytes(bytes[4 + 4 * k..8 + 4 * k].try_into().expect("4 bytes")) as usize;
+        let b = &bytes[4 + 4 * k..8 + 4 * k];
+        let d = u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
         dims.push(d);
-        total = total
-            .checked_mul(d)
-            .filter(|&t| t <= MAX_IDX_BYTES)
-            .ok_or("IDX dimensions too large")?;
+        total =
+            total
+                .checked_mul(d)
+                .filter(|&t| t <= MAX_IDX_BYTES)
+                .ok_or(DataError::TooLarge {
+                    what: "IDX data size",
+                    limit: MAX_IDX_BYTES,
+                })?;
     }
     let body = &bytes[header..];
     if body.len() != total {
-        return Err(format!(
-            "IDX dimensions {dims:?} need {total} data bytes, file has {}",
-            body.len()
-        ));
+        return Err(DataError::DataLength {
+            dims,
+            expected: total,
+            got: body.len(),
+        });
     }
     Ok((dims, body.to_vec()))
 }
@@ -83,27 +165,27 @@ fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
     })
 }
 
-fn data_err(path: &Path, reason: impl Into<String>) -> ModelError {
+fn data_err(path: &Path, error: DataError) -> ModelError {
     ModelError::Data {
         path: path.into(),
-        reason: reason.into(),
+        error,
     }
 }
 
 /// Load an image IDX file and its label IDX file.
 pub fn load_idx_dataset(images: &Path, labels: &Path) -> Result<Dataset, ModelError> {
-    let (idims, idata) = parse_idx_u8(&read(images)?).map_err(|r| data_err(images, r))?;
-    let (ldims, ldata) = parse_idx_u8(&read(labels)?).map_err(|r| data_err(labels, r))?;
+    let (idims, idata) = parse_idx_u8(&read(images)?).map_err(|e| data_err(images, e))?;
+    let (ldims, ldata) = parse_idx_u8(&read(labels)?).map_err(|e| data_err(labels, e))?;
     if idims.len() != 3 {
-        return Err(data_err(
-            images,
-            format!("expected [n, rows, cols] images, got {idims:?}"),
-        ));
+        return Err(data_err(images, DataError::ImageRank { got: idims }));
     }
     if ldims.len() != 1 || ldims[0] != idims[0] {
         return Err(data_err(
             labels,
-            format!("{ldims:?} labels for {} images", idims[0]),
+            DataError::LabelCount {
+                labels: ldims,
+                images: idims[0],
+            },
         ));
     }
     Ok(Dataset {
@@ -131,60 +213,84 @@ pub fn load_idx_dir(dir: &Path) -> Result<Dataset, ModelError> {
     }
     Err(data_err(
         dir,
-        "no images.idx3-ubyte / labels.idx1-ubyte found",
+        DataError::Missing("images.idx3-ubyte / labels.idx1-ubyte"),
     ))
 }
 
+/// Largest `.npy` array accepted (elements).
+const MAX_NPY_ELEMS: usize = 1 << 28;
+
 /// Parse a `.npy` file holding float32 (or float64) values in C order.
 /// Returns the shape and the values.
-pub fn parse_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
+pub fn parse_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), DataError> {
     const MAGIC: &[u8] = b"\x93NUMPY";
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
-        return Err("not a .npy file (bad magic)".into());
+        return Err(DataError::BadMagic {
+            format: "a .npy",
+            detail: "bad magic",
+        });
     }
     let major = bytes[6];
     let (hlen, start): (usize, usize) = match major {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 => {
             if bytes.len() < 12 {
-                return Err("truncated .npy header".into());
+                return Err(DataError::Truncated {
+                    what: ".npy header",
+                    expected: 12,
+                    got: bytes.len(),
+                });
             }
-            (
-                u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize,
-                12,
-            )
+            let b = &bytes[8..12];
+            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
         }
-        v => return Err(format!(".npy version {v} is not supported")),
+        version => {
+            return Err(DataError::UnsupportedVersion {
+                format: ".npy",
+                version,
+            })
+        }
     };
     let end = start
         .checked_add(hlen)
         .filter(|&e| e <= bytes.len())
-        .ok_or("truncated .npy header")?;
-    let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| ".npy header is not text")?;
+        .ok_or(DataError::Truncated {
+            what: ".npy header",
+            expected: start.saturating_add(hlen),
+            got: bytes.len(),
+        })?;
+    let bad = |reason: &str| DataError::NpyHeader {
+        reason: reason.into(),
+    };
+    let header = std::str::from_utf8(&bytes[start..end]).map_err(|_| bad("not text"))?;
     let field = |key: &str| -> Option<&str> {
         let i = header.find(&format!("'{key}'"))?;
         let rest = &header[i + key.len() + 2..];
         let rest = rest.trim_start().strip_prefix(':')?.trim_start();
         Some(rest)
     };
-    let descr = field("descr").ok_or("missing descr")?;
+    let descr = field("descr").ok_or_else(|| bad("missing descr"))?;
     let width = if descr.starts_with("'<f4'") || descr.starts_with("'float32'") {
         4
     } else if descr.starts_with("'<f8'") {
         8
     } else {
-        return Err(format!(
-            "dtype {} is not little-endian float32/float64",
-            descr.split(',').next().unwrap_or("")
-        ));
+        return Err(DataError::UnsupportedDtype {
+            format: ".npy",
+            dtype: descr.split(',').next().unwrap_or("").to_string(),
+            supported: "little-endian float32/float64",
+        });
     };
-    let fortran = field("fortran_order").ok_or("missing fortran_order")?;
+    let fortran = field("fortran_order").ok_or_else(|| bad("missing fortran_order"))?;
     if fortran.starts_with("True") {
-        return Err("Fortran-order arrays are not supported".into());
+        return Err(DataError::FortranOrder);
     }
-    let shape_s = field("shape").ok_or("missing shape")?;
-    let open = shape_s.find('(').ok_or("bad shape")?;
-    let close = shape_s.find(')').ok_or("bad shape")?;
+    let shape_s = field("shape").ok_or_else(|| bad("missing shape"))?;
+    let open = shape_s.find('(').ok_or_else(|| bad("bad shape"))?;
+    let close = shape_s.find(')').ok_or_else(|| bad("bad shape"))?;
+    if close < open {
+        return Err(bad("bad shape"));
+    }
     let mut shape = Vec::new();
     for part in shape_s[open + 1..close].split(',') {
         let p = part.trim();
@@ -193,21 +299,24 @@ pub fn parse_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
         }
         shape.push(
             p.parse::<usize>()
-                .map_err(|_| format!("bad dimension '{p}'"))?,
+                .map_err(|_| bad(&format!("bad dimension '{p}'")))?,
         );
     }
     let n = shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .filter(|&n| n <= 1 << 28)
-        .ok_or("array too large")?;
+        .filter(|&n| n <= MAX_NPY_ELEMS)
+        .ok_or(DataError::TooLarge {
+            what: ".npy array (elements)",
+            limit: MAX_NPY_ELEMS,
+        })?;
     let body = &bytes[end..];
     if body.len() != n * width {
-        return Err(format!(
-            "shape {shape:?} needs {} data bytes, file has {}",
-            n * width,
-            body.len()
-        ));
+        return Err(DataError::DataLength {
+            dims: shape,
+            expected: n * width,
+            got: body.len(),
+        });
     }
     let vals = if width == 4 {
         body.chunks_exact(4)
@@ -215,7 +324,7 @@ pub fn parse_npy(bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), String> {
             .collect()
     } else {
         body.chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
             .collect()
     };
     Ok((shape, vals))
@@ -243,28 +352,30 @@ pub fn write_npy(shape: &[usize], vals: &[f32]) -> Vec<u8> {
     out
 }
 
+/// Largest PNG accepted (pixels).
+const MAX_PNG_PIXELS: usize = 1 << 24;
+
 /// Decode a grayscale (or RGB, averaged) 8-bit PNG to floats in `[0, 1]`.
 /// Returns `(height, width, pixels)`.
-pub fn decode_png(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
+pub fn decode_png(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), DataError> {
     let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
     dec.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = dec
-        .read_info()
-        .map_err(|e| format!("not a PNG image: {e}"))?;
+    let mut reader = dec.read_info().map_err(DataError::Png)?;
     let (w, h) = (reader.info().width as usize, reader.info().height as usize);
-    if w * h > 1 << 24 {
-        return Err(format!("image of {w}x{h} pixels is too large"));
+    if w.checked_mul(h).is_none_or(|n| n > MAX_PNG_PIXELS) {
+        return Err(DataError::TooLarge {
+            what: "PNG image (pixels)",
+            limit: MAX_PNG_PIXELS,
+        });
     }
     let mut buf = vec![0u8; reader.output_buffer_size()];
-    let info = reader
-        .next_frame(&mut buf)
-        .map_err(|e| format!("corrupt PNG: {e}"))?;
+    let info = reader.next_frame(&mut buf).map_err(DataError::Png)?;
     let ch = match info.color_type {
         png::ColorType::Grayscale => 1,
         png::ColorType::GrayscaleAlpha => 2,
         png::ColorType::Rgb => 3,
         png::ColorType::Rgba => 4,
-        png::ColorType::Indexed => return Err("indexed PNG not expanded".into()),
+        png::ColorType::Indexed => return Err(DataError::PngColor("indexed (not expanded)")),
     };
     let data = &buf[..info.buffer_size()];
     let px: Vec<f32> = data
@@ -282,14 +393,28 @@ pub fn decode_png(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), String> {
 }
 
 /// Encode 8-bit grayscale pixels as a PNG.
-pub fn encode_png(h: usize, w: usize, pixels: &[u8]) -> Result<Vec<u8>, String> {
+pub fn encode_png(h: usize, w: usize, pixels: &[u8]) -> Result<Vec<u8>, DataError> {
+    let (Ok(w32), Ok(h32)) = (u32::try_from(w), u32::try_from(h)) else {
+        return Err(DataError::PixelCount {
+            h,
+            w,
+            len: pixels.len(),
+        });
+    };
+    if h.checked_mul(w) != Some(pixels.len()) {
+        return Err(DataError::PixelCount {
+            h,
+            w,
+            len: pixels.len(),
+        });
+    }
     let mut out = Vec::new();
     {
-        let mut enc = png::Encoder::new(&mut out, w as u32, h as u32);
+        let mut enc = png::Encoder::new(&mut out, w32, h32);
         enc.set_color(png::ColorType::Grayscale);
         enc.set_depth(png::BitDepth::Eight);
-        let mut wr = enc.write_header().map_err(|e| e.to_string())?;
-        wr.write_image_data(pixels).map_err(|e| e.to_string())?;
+        let mut wr = enc.write_header().map_err(DataError::PngEncode)?;
+        wr.write_image_data(pixels).map_err(DataError::PngEncode)?;
     }
     Ok(out)
 }
@@ -301,7 +426,7 @@ pub fn load_input(path: &Path, input_shape: &[usize]) -> Result<Vec<f32>, ModelE
     let bytes = read(path)?;
     let want: usize = input_shape.iter().product();
     if bytes.starts_with(b"\x89PNG") {
-        let (h, w, px) = decode_png(&bytes).map_err(|r| data_err(path, r))?;
+        let (h, w, px) = decode_png(&bytes).map_err(|e| data_err(path, e))?;
         if input_shape.len() != 3
             || input_shape[0] != 1
             || input_shape[1] != h
@@ -309,12 +434,16 @@ pub fn load_input(path: &Path, input_shape: &[usize]) -> Result<Vec<f32>, ModelE
         {
             return Err(data_err(
                 path,
-                format!("a {h}x{w} grayscale image does not fit the model input {input_shape:?}"),
+                DataError::ShapeMismatch {
+                    what: "a grayscale image",
+                    expected: input_shape.to_vec(),
+                    got: vec![1, h, w],
+                },
             ));
         }
         return Ok(px);
     }
-    let (shape, vals) = parse_npy(&bytes).map_err(|r| data_err(path, r))?;
+    let (shape, vals) = parse_npy(&bytes).map_err(|e| data_err(path, e))?;
     let stripped: &[usize] = match shape.as_slice() {
         [1, rest @ ..] if rest == input_shape => rest,
         s => s,
@@ -322,7 +451,11 @@ pub fn load_input(path: &Path, input_shape: &[usize]) -> Result<Vec<f32>, ModelE
     if stripped != input_shape && !(shape.len() == 1 && shape[0] == want) {
         return Err(data_err(
             path,
-            format!("array of shape {shape:?} does not fit the model input {input_shape:?}"),
+            DataError::ShapeMismatch {
+                what: "an array",
+                expected: input_shape.to_vec(),
+                got: shape,
+            },
         ));
     }
     Ok(vals)
@@ -346,20 +479,59 @@ mod tests {
         let (d, b) = parse_idx_u8(&idx(&[2, 2, 2], &[1, 2, 3, 4, 5, 6, 7, 8])).unwrap();
         assert_eq!(d, vec![2, 2, 2]);
         assert_eq!(b.len(), 8);
-        assert!(parse_idx_u8(&[]).unwrap_err().contains("shorter"));
-        assert!(parse_idx_u8(&[1, 0, 8, 1]).unwrap_err().contains("magic"));
-        assert!(parse_idx_u8(&[0, 0, 0x0d, 1, 0, 0, 0, 1, 0])
-            .unwrap_err()
-            .contains("type"));
-        assert!(parse_idx_u8(&[0, 0, 8, 9]).unwrap_err().contains("rank"));
-        assert!(parse_idx_u8(&[0, 0, 8, 2, 0, 0])
-            .unwrap_err()
-            .contains("truncated"));
-        assert!(parse_idx_u8(&idx(&[2, 2, 2], &[1, 2, 3]))
-            .unwrap_err()
-            .contains("need 8"));
+        assert!(matches!(
+            parse_idx_u8(&[]),
+            Err(DataError::Truncated {
+                expected: 4,
+                got: 0,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_idx_u8(&[1, 0, 8, 1]),
+            Err(DataError::BadMagic { .. })
+        ));
+        assert!(matches!(
+            parse_idx_u8(&[0, 0, 0x0d, 1, 0, 0, 0, 1, 0]),
+            Err(DataError::UnsupportedDtype { .. })
+        ));
+        assert!(matches!(
+            parse_idx_u8(&[0, 0, 8, 9]),
+            Err(DataError::Rank { rank: 9 })
+        ));
+        assert!(matches!(
+            parse_idx_u8(&[0, 0, 8, 2, 0, 0]),
+            Err(DataError::Truncated {
+                expected: 12,
+                got: 6,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_idx_u8(&idx(&[2, 2, 2], &[1, 2, 3])),
+            Err(DataError::DataLength {
+                expected: 8,
+                got: 3,
+                ..
+            })
+        ));
         // A lying header must not cause a huge allocation.
-        assert!(parse_idx_u8(&idx(&[u32::MAX, u32::MAX, u32::MAX], &[])).is_err());
+        assert!(matches!(
+            parse_idx_u8(&idx(&[u32::MAX, u32::MAX, u32::MAX], &[])),
+            Err(DataError::TooLarge { .. })
+        ));
+        // Messages still say what is wrong.
+        let e = parse_idx_u8(&idx(&[2, 2, 2], &[1, 2, 3])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dimensions [2, 2, 2] need 8 data bytes, file has 3"
+        );
+    }
+
+    /// `bytes` with the first `from` replaced by `to`.
+    fn patch(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let i = bytes.windows(from.len()).position(|w| w == from).unwrap();
+        [&bytes[..i], to, &bytes[i + from.len()..]].concat()
     }
 
     #[test]
@@ -368,17 +540,46 @@ mod tests {
         let (s, v) = parse_npy(&bytes).unwrap();
         assert_eq!(s, vec![1, 2, 3]);
         assert_eq!(v[5], 6.5);
-        assert!(parse_npy(b"hello").is_err());
-        assert!(parse_npy(&bytes[..bytes.len() - 1])
-            .unwrap_err()
-            .contains("data bytes"));
+        assert!(matches!(
+            parse_npy(b"hello"),
+            Err(DataError::BadMagic { .. })
+        ));
+        assert!(matches!(
+            parse_npy(&bytes[..bytes.len() - 1]),
+            Err(DataError::DataLength {
+                expected: 24,
+                got: 23,
+                ..
+            })
+        ));
         let mut bad = bytes.clone();
         let i = bad.windows(3).position(|w| w == b"<f4").unwrap();
         bad[i + 1] = b'i';
-        assert!(parse_npy(&bad).unwrap_err().contains("dtype"));
+        assert!(matches!(
+            parse_npy(&bad),
+            Err(DataError::UnsupportedDtype { .. })
+        ));
         let mut short = bytes[..9].to_vec();
         short.push(0);
-        assert!(parse_npy(&short).is_err());
+        assert!(matches!(
+            parse_npy(&short),
+            Err(DataError::Truncated { .. })
+        ));
+        let mut v9 = bytes.clone();
+        v9[6] = 9;
+        assert!(matches!(
+            parse_npy(&v9),
+            Err(DataError::UnsupportedVersion { version: 9, .. })
+        ));
+        let fortran = patch(&bytes, b"False", b"True ");
+        assert!(matches!(parse_npy(&fortran), Err(DataError::FortranOrder)));
+        let huge = patch(&bytes, b"(1, 2, 3)", b"(99999999999)");
+        assert!(matches!(parse_npy(&huge), Err(DataError::TooLarge { .. })));
+        let weird = patch(&bytes, b"(1, 2, 3)", b")1, 2, 3(");
+        assert!(matches!(
+            parse_npy(&weird),
+            Err(DataError::NpyHeader { .. })
+        ));
     }
 
     #[test]
@@ -388,7 +589,51 @@ mod tests {
         let (h, w, v) = decode_png(&bytes).unwrap();
         assert_eq!((h, w), (28, 28));
         assert_eq!(v[255], 1.0);
-        assert!(decode_png(&bytes[..bytes.len() / 2]).is_err());
-        assert!(decode_png(b"\x89PNG garbage").is_err());
+        assert!(matches!(
+            decode_png(&bytes[..bytes.len() / 2]),
+            Err(DataError::Png(_))
+        ));
+        assert!(matches!(
+            decode_png(b"\x89PNG garbage"),
+            Err(DataError::Png(_))
+        ));
+        assert!(matches!(
+            encode_png(28, 27, &px),
+            Err(DataError::PixelCount { .. })
+        ));
+    }
+
+    #[test]
+    fn inputs_of_the_wrong_shape() {
+        let dir = std::env::temp_dir().join(format!("blindfold-data-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let npy = dir.join("x.npy");
+        std::fs::write(&npy, write_npy(&[1, 2, 3], &[0.0; 6])).unwrap();
+        assert_eq!(load_input(&npy, &[2, 3]).unwrap().len(), 6);
+        match load_input(&npy, &[3, 2]) {
+            Err(ModelError::Data {
+                error: DataError::ShapeMismatch { expected, got, .. },
+                ..
+            }) => assert_eq!((expected, got), (vec![3, 2], vec![1, 2, 3])),
+            other => panic!("{other:?}"),
+        }
+        let png = dir.join("x.png");
+        std::fs::write(&png, encode_png(2, 3, &[0; 6]).unwrap()).unwrap();
+        assert!(load_input(&png, &[1, 2, 3]).is_ok());
+        assert!(matches!(
+            load_input(&png, &[1, 3, 2]),
+            Err(ModelError::Data {
+                error: DataError::ShapeMismatch { .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            load_idx_dir(&dir),
+            Err(ModelError::Data {
+                error: DataError::Missing(_),
+                ..
+            })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -173,13 +173,95 @@ pub struct Model {
     pub final_activation: Option<FinalActivation>,
 }
 
-/// A structural problem found by [`Model::validate`].
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("node {node} ({name}): {reason}")]
-pub struct InvalidModel {
-    pub node: usize,
-    pub name: String,
-    pub reason: String,
+/// Why an op cannot run on inputs of given shapes ([`infer_shape`]).
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ShapeError {
+    #[error("{op} takes {expected} input(s), got {got}")]
+    Arity {
+        op: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("{op} needs a [C, H, W] input, got {got}")]
+    NotChw { op: &'static str, got: Shape },
+    #[error("{op} expects {expected} input channels, got {got}")]
+    Channels {
+        op: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// A parameter vector (`what`: weight, bias, scale, shift) of the wrong
+    /// length for the op's geometry.
+    #[error("{op} {what} has {got} values, its shape needs {expected}")]
+    ParamLength {
+        op: &'static str,
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("{op}: zero kernel, stride or scale")]
+    Zero { op: &'static str },
+    #[error("window {window} larger than padded input {padded}")]
+    WindowTooLarge { window: usize, padded: usize },
+    #[error("pool padding must be smaller than the window")]
+    PoolPadding,
+    #[error("{op}: sizes overflow")]
+    Overflow { op: &'static str },
+    #[error(
+        "conv-transpose: empty input or kernel, output too large, or pads remove the whole output"
+    )]
+    PadsRemoveOutput,
+    #[error("dense expects a [{expected}] input, got {got}")]
+    DenseInput { expected: usize, got: Shape },
+    /// Inputs whose shapes must agree (add: all dims, concat: all but channels).
+    #[error("{op} of mismatched shapes {a} and {b}")]
+    Mismatch {
+        op: &'static str,
+        a: Shape,
+        b: Shape,
+    },
+    #[error("reshape of {from} into {to}")]
+    Reshape { from: Shape, to: Shape },
+}
+
+/// A structural problem found by [`Model::validate`]. `node` is the index of
+/// the offending node, `name` its name.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidModel {
+    #[error("node 0: the first node must be the input")]
+    NoInput,
+    #[error("the output refers to node {output}, but there are {nodes} nodes")]
+    OutputOutOfRange { output: usize, nodes: usize },
+    #[error("node {node} ({name}): only node 0 may be an input")]
+    ExtraInput { node: usize, name: String },
+    #[error("node {node} ({name}): input {input} is not an earlier node")]
+    NodeOrder {
+        node: usize,
+        name: String,
+        input: usize,
+    },
+    #[error("node {node} ({name}): empty shape {shape}")]
+    EmptyShape {
+        node: usize,
+        name: String,
+        shape: Shape,
+    },
+    #[error("node {node} ({name}): {error}")]
+    Shape {
+        node: usize,
+        name: String,
+        #[source]
+        error: ShapeError,
+    },
+    #[error("node {node} ({name}): recorded shape {recorded} but the op gives {inferred}")]
+    RecordedShape {
+        node: usize,
+        name: String,
+        recorded: Shape,
+        inferred: Shape,
+    },
 }
 
 impl Model {
@@ -204,71 +286,111 @@ impl Model {
     /// Check topological order, arities, parameter sizes and every shape.
     /// Import calls this; so does anything that loads a model from a file.
     pub fn validate(&self) -> Result<(), InvalidModel> {
-        let err = |i: usize, reason: String| InvalidModel {
-            node: i,
-            name: self
-                .nodes
-                .get(i)
-                .map(|n| n.name.clone())
-                .unwrap_or_default(),
-            reason,
-        };
         if self.nodes.is_empty() || self.nodes[0].op != Op::Input {
-            return Err(err(0, "the first node must be the input".into()));
+            return Err(InvalidModel::NoInput);
         }
         if self.output >= self.nodes.len() {
-            return Err(err(self.output, "output refers to no node".into()));
+            return Err(InvalidModel::OutputOutOfRange {
+                output: self.output,
+                nodes: self.nodes.len(),
+            });
         }
         for (i, n) in self.nodes.iter().enumerate() {
+            let name = || n.name.clone();
             if i > 0 && n.op == Op::Input {
-                return Err(err(i, "only node 0 may be an input".into()));
+                return Err(InvalidModel::ExtraInput {
+                    node: i,
+                    name: name(),
+                });
             }
-            for &j in &n.inputs {
-                if j >= i {
-                    return Err(err(i, format!("input {j} is not an earlier node")));
-                }
+            if let Some(&j) = n.inputs.iter().find(|&&j| j >= i) {
+                return Err(InvalidModel::NodeOrder {
+                    node: i,
+                    name: name(),
+                    input: j,
+                });
             }
             if n.shape.numel() == 0 {
-                return Err(err(i, format!("empty shape {}", n.shape)));
+                return Err(InvalidModel::EmptyShape {
+                    node: i,
+                    name: name(),
+                    shape: n.shape.clone(),
+                });
             }
             let ins: Vec<&Shape> = n.inputs.iter().map(|&j| &self.nodes[j].shape).collect();
-            let want = infer_shape(&n.op, &ins, &n.shape).map_err(|r| err(i, r))?;
+            let want = infer_shape(&n.op, &ins, &n.shape).map_err(|error| InvalidModel::Shape {
+                node: i,
+                name: name(),
+                error,
+            })?;
             if want != n.shape {
-                return Err(err(
-                    i,
-                    format!("recorded shape {} but the op gives {want}", n.shape),
-                ));
+                return Err(InvalidModel::RecordedShape {
+                    node: i,
+                    name: name(),
+                    recorded: n.shape.clone(),
+                    inferred: want,
+                });
             }
         }
         Ok(())
     }
 }
 
-fn spatial(s: &Shape, what: &str) -> Result<(usize, usize, usize), String> {
+fn spatial(s: &Shape, op: &'static str) -> Result<(usize, usize, usize), ShapeError> {
     match s.dims() {
         [c, h, w] => Ok((*c, *h, *w)),
-        _ => Err(format!("{what} needs a [C, H, W] input, got {s}")),
+        _ => Err(ShapeError::NotChw { op, got: s.clone() }),
     }
 }
 
 fn window_out(
+    op: &'static str,
     len: usize,
     pad_a: usize,
     pad_b: usize,
     k: usize,
     stride: usize,
-) -> Result<usize, String> {
+) -> Result<usize, ShapeError> {
     if stride == 0 || k == 0 {
-        return Err("zero kernel or stride".into());
+        return Err(ShapeError::Zero { op });
     }
-    blindfold_core::geom::window_count(len, k, stride, pad_a, pad_b).ok_or_else(|| {
-        format!("window {k} larger than the input {len} padded by {pad_a} + {pad_b}, or padding too large")
-    })
+    blindfold_core::geom::window_count(len, k, stride, pad_a, pad_b).ok_or(
+        ShapeError::WindowTooLarge {
+            window: k,
+            padded: len.saturating_add(pad_a).saturating_add(pad_b),
+        },
+    )
+}
+
+/// `a * b * ...` or an overflow error for `op`.
+fn product(op: &'static str, v: &[usize]) -> Result<usize, ShapeError> {
+    v.iter()
+        .try_fold(1usize, |a, &b| a.checked_mul(b))
+        .ok_or(ShapeError::Overflow { op })
+}
+
+/// `got == expected` for parameter `what` of `op`.
+fn param_len(
+    op: &'static str,
+    what: &'static str,
+    expected: usize,
+    got: usize,
+) -> Result<(), ShapeError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(ShapeError::ParamLength {
+            op,
+            what,
+            expected,
+            got,
+        })
+    }
 }
 
 /// The output shape of `op` on inputs of shapes `ins`. `recorded` is the node's
 /// own shape, used only by [`Op::Reshape`] (whose target is data, not an input).
-pub fn infer_shape(op: &Op, ins: &[&Shape], recorded: &Shape) -> Result<Shape, String> {
+pub fn infer_shape(op: &Op, ins: &[&Shape], recorded: &Shape) -> Result<Shape, ShapeError> {
     let arity = match op {
         Op::Input => 0,
         Op::Add => 2,
@@ -276,44 +398,49 @@ pub fn infer_shape(op: &Op, ins: &[&Shape], recorded: &Shape) -> Result<Shape, S
         _ => 1,
     };
     if arity != usize::MAX && ins.len() != arity {
-        return Err(format!(
-            "{} takes {arity} input(s), got {}",
-            op.kind(),
-            ins.len()
-        ));
+        return Err(ShapeError::Arity {
+            op: op.kind(),
+            expected: arity,
+            got: ins.len(),
+        });
     }
+    let kind = op.kind();
     match op {
         Op::Input => Ok(recorded.clone()),
         Op::Conv(c) => {
-            let (ci, h, w) = spatial(ins[0], "conv")?;
+            let (ci, h, w) = spatial(ins[0], kind)?;
             if ci != c.c_in {
-                return Err(format!("conv expects {} input channels, got {ci}", c.c_in));
+                return Err(ShapeError::Channels {
+                    op: kind,
+                    expected: c.c_in,
+                    got: ci,
+                });
             }
-            if c.weight.len() != c.c_out * c.c_in * c.kh * c.kw || c.bias.len() != c.c_out {
-                return Err("conv weight or bias size does not match its shape".into());
-            }
-            let oh = window_out(h, c.pads[0], c.pads[2], c.kh, c.stride[0])?;
-            let ow = window_out(w, c.pads[1], c.pads[3], c.kw, c.stride[1])?;
+            let nw = product(kind, &[c.c_out, c.c_in, c.kh, c.kw])?;
+            param_len(kind, "weight", nw, c.weight.len())?;
+            param_len(kind, "bias", c.c_out, c.bias.len())?;
+            let oh = window_out(kind, h, c.pads[0], c.pads[2], c.kh, c.stride[0])?;
+            let ow = window_out(kind, w, c.pads[1], c.pads[3], c.kw, c.stride[1])?;
             Ok(Shape::new([c.c_out, oh, ow]))
         }
         Op::ConvTranspose(c) => {
-            let (ci, h, w) = spatial(ins[0], "conv-transpose")?;
+            let (ci, h, w) = spatial(ins[0], kind)?;
             if ci != c.c_in {
-                return Err(format!(
-                    "conv-transpose expects {} input channels, got {ci}",
-                    c.c_in
-                ));
+                return Err(ShapeError::Channels {
+                    op: kind,
+                    expected: c.c_in,
+                    got: ci,
+                });
             }
-            if c.weight.len() != c.c_out * c.c_in * c.kh * c.kw || c.bias.len() != c.c_out {
-                return Err("conv-transpose weight or bias size does not match".into());
-            }
+            let nw = product(kind, &[c.c_out, c.c_in, c.kh, c.kw])?;
+            param_len(kind, "weight", nw, c.weight.len())?;
+            param_len(kind, "bias", c.c_out, c.bias.len())?;
             if c.stride[0] == 0 || c.stride[1] == 0 {
-                return Err("zero stride".into());
+                return Err(ShapeError::Zero { op: kind });
             }
             let out = |len, s, k, lo, hi, op| {
-                blindfold_core::geom::transpose_len(len, k, s, lo, hi, op).ok_or(
-                    "conv-transpose: empty input or kernel, output too large, or pads remove the whole output",
-                )
+                blindfold_core::geom::transpose_len(len, k, s, lo, hi, op)
+                    .ok_or(ShapeError::PadsRemoveOutput)
             };
             let oh = out(
                 h,
@@ -335,74 +462,209 @@ pub fn infer_shape(op: &Op, ins: &[&Shape], recorded: &Shape) -> Result<Shape, S
         }
         Op::Dense(d) => {
             if ins[0].rank() != 1 || ins[0].dims()[0] != d.inputs {
-                return Err(format!(
-                    "dense expects a [{}] input, got {}",
-                    d.inputs, ins[0]
-                ));
+                return Err(ShapeError::DenseInput {
+                    expected: d.inputs,
+                    got: ins[0].clone(),
+                });
             }
-            if d.weight.len() != d.inputs * d.outputs || d.bias.len() != d.outputs {
-                return Err("dense weight or bias size does not match".into());
-            }
+            let nw = product(kind, &[d.inputs, d.outputs])?;
+            param_len(kind, "weight", nw, d.weight.len())?;
+            param_len(kind, "bias", d.outputs, d.bias.len())?;
             Ok(Shape::new([d.outputs]))
         }
         Op::ChannelAffine(a) => {
             let ch = ins[0].dims().first().copied().unwrap_or(0);
-            if a.scale.len() != ch || a.shift.len() != ch {
-                return Err(format!(
-                    "channel-affine has {} coefficients for {ch} channels",
-                    a.scale.len()
-                ));
-            }
+            param_len(kind, "scale", ch, a.scale.len())?;
+            param_len(kind, "shift", ch, a.shift.len())?;
             Ok(ins[0].clone())
         }
         Op::Add => {
             if ins[0] != ins[1] {
-                return Err(format!("add of shapes {} and {}", ins[0], ins[1]));
+                return Err(ShapeError::Mismatch {
+                    op: kind,
+                    a: ins[0].clone(),
+                    b: ins[1].clone(),
+                });
             }
             Ok(ins[0].clone())
         }
         Op::Relu | Op::Square | Op::Sign => Ok(ins[0].clone()),
         Op::MaxPool(p) | Op::AvgPool(p) => {
-            let (c, h, w) = spatial(ins[0], op.kind())?;
+            let (c, h, w) = spatial(ins[0], kind)?;
             if p.pads[0] >= p.kernel[0]
                 || p.pads[2] >= p.kernel[0]
                 || p.pads[1] >= p.kernel[1]
                 || p.pads[3] >= p.kernel[1]
             {
-                return Err("pool padding must be smaller than the window".into());
+                return Err(ShapeError::PoolPadding);
             }
-            let oh = window_out(h, p.pads[0], p.pads[2], p.kernel[0], p.stride[0])?;
-            let ow = window_out(w, p.pads[1], p.pads[3], p.kernel[1], p.stride[1])?;
+            let oh = window_out(kind, h, p.pads[0], p.pads[2], p.kernel[0], p.stride[0])?;
+            let ow = window_out(kind, w, p.pads[1], p.pads[3], p.kernel[1], p.stride[1])?;
             Ok(Shape::new([c, oh, ow]))
         }
         Op::Reshape => {
             if recorded.numel() != ins[0].numel() {
-                return Err(format!("reshape of {} into {recorded}", ins[0]));
+                return Err(ShapeError::Reshape {
+                    from: ins[0].clone(),
+                    to: recorded.clone(),
+                });
             }
             Ok(recorded.clone())
         }
         Op::Concat => {
-            if ins.is_empty() {
-                return Err("concat of nothing".into());
-            }
-            let rest = &ins[0].dims()[1..];
-            let mut ch = 0;
+            let first = ins.first().ok_or(ShapeError::Arity {
+                op: kind,
+                expected: 1,
+                got: 0,
+            })?;
+            let rest = first.dims().get(1..).unwrap_or(&[]);
+            let mut ch = 0usize;
             for s in ins {
                 if s.rank() == 0 || &s.dims()[1..] != rest {
-                    return Err(format!("concat of mismatched shapes {} and {s}", ins[0]));
+                    return Err(ShapeError::Mismatch {
+                        op: kind,
+                        a: (*first).clone(),
+                        b: (*s).clone(),
+                    });
                 }
-                ch += s.dims()[0];
+                ch = ch
+                    .checked_add(s.dims()[0])
+                    .ok_or(ShapeError::Overflow { op: kind })?;
             }
             let mut d = vec![ch];
             d.extend_from_slice(rest);
             Ok(Shape::new(d))
         }
         Op::ResizeNearest { scale } => {
-            let (c, h, w) = spatial(ins[0], "resize")?;
+            let (c, h, w) = spatial(ins[0], kind)?;
             if scale[0] == 0 || scale[1] == 0 {
-                return Err("zero resize scale".into());
+                return Err(ShapeError::Zero { op: kind });
             }
-            Ok(Shape::new([c, h * scale[0], w * scale[1]]))
+            let oh = product(kind, &[h, scale[0]])?;
+            let ow = product(kind, &[w, scale[1]])?;
+            Ok(Shape::new([c, oh, ow]))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dense_model(weight_len: usize) -> Model {
+        let input = Node {
+            name: "x".into(),
+            op: Op::Input,
+            inputs: vec![],
+            shape: Shape::new([3]),
+        };
+        let dense = Node {
+            name: "fc".into(),
+            op: Op::Dense(Dense {
+                weight: vec![0.0; weight_len],
+                inputs: 3,
+                outputs: 2,
+                bias: vec![0.0; 2],
+            }),
+            inputs: vec![0],
+            shape: Shape::new([2]),
+        };
+        Model {
+            name: "m".into(),
+            nodes: vec![input, dense],
+            output: 1,
+            final_activation: None,
+        }
+    }
+
+    #[test]
+    fn validate_names_the_problem() {
+        assert_eq!(dense_model(6).validate(), Ok(()));
+        assert_eq!(
+            dense_model(5).validate(),
+            Err(InvalidModel::Shape {
+                node: 1,
+                name: "fc".into(),
+                error: ShapeError::ParamLength {
+                    op: "dense",
+                    what: "weight",
+                    expected: 6,
+                    got: 5
+                }
+            })
+        );
+        let mut m = dense_model(6);
+        m.nodes[1].inputs = vec![1];
+        assert!(matches!(
+            m.validate(),
+            Err(InvalidModel::NodeOrder {
+                node: 1,
+                input: 1,
+                ..
+            })
+        ));
+        let mut m = dense_model(6);
+        m.nodes[1].shape = Shape::new([3]);
+        assert!(matches!(
+            m.validate(),
+            Err(InvalidModel::RecordedShape { node: 1, .. })
+        ));
+        let mut m = dense_model(6);
+        m.output = 7;
+        assert_eq!(
+            m.validate(),
+            Err(InvalidModel::OutputOutOfRange {
+                output: 7,
+                nodes: 2
+            })
+        );
+        let mut m = dense_model(6);
+        m.nodes.remove(0);
+        assert_eq!(m.validate(), Err(InvalidModel::NoInput));
+    }
+
+    #[test]
+    fn infer_shape_errors() {
+        let chw = Shape::new([2, 4, 4]);
+        let flat = Shape::new([32]);
+        assert!(matches!(
+            infer_shape(&Op::Relu, &[&chw, &chw], &Shape::default()),
+            Err(ShapeError::Arity {
+                expected: 1,
+                got: 2,
+                ..
+            })
+        ));
+        let pool = Pool {
+            kernel: [2, 2],
+            stride: [2, 2],
+            pads: [0; 4],
+        };
+        assert_eq!(
+            infer_shape(&Op::MaxPool(pool.clone()), &[&chw], &Shape::default()),
+            Ok(Shape::new([2, 2, 2]))
+        );
+        assert!(matches!(
+            infer_shape(&Op::MaxPool(pool), &[&flat], &Shape::default()),
+            Err(ShapeError::NotChw { op: "maxpool", .. })
+        ));
+        assert!(matches!(
+            infer_shape(&Op::Add, &[&chw, &flat], &Shape::default()),
+            Err(ShapeError::Mismatch { op: "add", .. })
+        ));
+        assert!(matches!(
+            infer_shape(&Op::Reshape, &[&chw], &Shape::new([31])),
+            Err(ShapeError::Reshape { .. })
+        ));
+        assert!(matches!(
+            infer_shape(
+                &Op::ResizeNearest {
+                    scale: [usize::MAX, 1]
+                },
+                &[&chw],
+                &Shape::default()
+            ),
+            Err(ShapeError::Overflow { .. })
+        ));
     }
 }

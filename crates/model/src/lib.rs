@@ -54,11 +54,17 @@ pub enum ModelError {
     InputSize { expected: usize, got: usize },
     #[error("input value {value} at index {index} is not finite or exceeds 1e6 in magnitude")]
     InputValue { index: usize, value: f32 },
-    #[error("{path}: {reason}")]
-    Data { path: PathBuf, reason: String },
+    #[error("{path}: {error}")]
+    Data {
+        path: PathBuf,
+        #[source]
+        error: data::DataError,
+    },
 }
 
 /// Read and import an ONNX file; the model is named after the file stem.
+/// Tensors stored as ONNX external data are read from files in the model's
+/// directory (see [`onnx::ExternalDataError`] for the rules).
 pub fn load_onnx(path: impl AsRef<Path>) -> Result<Model, ModelError> {
     let path = path.as_ref();
     let meta = std::fs::metadata(path).map_err(|error| ModelError::Io {
@@ -79,7 +85,9 @@ pub fn load_onnx(path: impl AsRef<Path>) -> Result<Model, ModelError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
-    onnx::import_onnx(&bytes, &name).map_err(|error| ModelError::Onnx {
+    // External tensor data is resolved inside the model's own directory.
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    onnx::import_onnx_with_base(&bytes, &name, base).map_err(|error| ModelError::Onnx {
         path: path.into(),
         error,
     })

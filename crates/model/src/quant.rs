@@ -238,6 +238,81 @@ pub enum QuantError {
     Unsupported { name: String, reason: String },
 }
 
+/// A node of a program, for [`ProgramError`]: its index and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAt {
+    pub node: usize,
+    pub name: String,
+}
+
+impl std::fmt::Display for NodeAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "node {} ({})", self.node, self.name)
+    }
+}
+
+/// An inconsistent program, found by [`QModel::validate`].
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProgramError {
+    #[error("fractional bits {frac} out of range")]
+    FracBits { frac: u32 },
+    #[error("the first node must be the input")]
+    NoInput,
+    #[error("the output refers to node {output}, but there are {nodes} nodes")]
+    OutputOutOfRange { output: usize, nodes: usize },
+    #[error("{at}: {kind}")]
+    Node { at: NodeAt, kind: ProgramErrorKind },
+}
+
+impl ProgramError {
+    /// The node at fault, if the error is about one.
+    pub fn node(&self) -> Option<&NodeAt> {
+        match self {
+            ProgramError::Node { at, .. } => Some(at),
+            _ => None,
+        }
+    }
+}
+
+/// What is wrong with one node of a program ([`ProgramError::Node`]).
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProgramErrorKind {
+    #[error("shape {shape} empty or larger than {limit} elements")]
+    ShapeSize { shape: Shape, limit: usize },
+    #[error("scale {frac} is neither f nor 2f (f = {f})")]
+    Scale { frac: u32, f: u32 },
+    #[error("only node 0 may be an input")]
+    ExtraInput,
+    #[error("input {input} is not an earlier node")]
+    NodeOrder { input: usize },
+    #[error("expects {expected} inputs, has {got}")]
+    Arity { expected: usize, got: usize },
+    #[error("a geometry value exceeds {limit}")]
+    GeometryBound { limit: usize },
+    #[error("needs a [C, H, W] input, got {got:?}")]
+    NotChw { got: Vec<usize> },
+    /// Kernel, stride, padding or scale inconsistent with the input.
+    #[error("{reason}")]
+    Geometry { reason: &'static str },
+    /// A weight, bias or coefficient vector of the wrong length.
+    #[error("{what} has {got} values, the geometry needs {expected}")]
+    ParamLength {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    /// Inputs that must agree (shapes, scales) do not.
+    #[error("{reason}")]
+    Mismatch { reason: &'static str },
+    #[error("recorded shape {recorded} but the op gives {inferred:?}")]
+    Shape {
+        recorded: Shape,
+        inferred: Vec<usize>,
+    },
+}
+
 /// Quantize a validated model with `frac` fractional bits.
 pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
     let f = frac.0;
@@ -543,39 +618,67 @@ impl QModel {
     /// Check that the program is consistent: topological order, arities, every
     /// parameter length and shape. Programs read from files (share files) are
     /// validated before any engine runs them, so kernels never index out of range.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ProgramError> {
         const MAX_ELEMS: usize = 1 << 28;
         const MAX_DIM: usize = 1 << 24;
         let f = self.frac.0;
         if !(1..=24).contains(&f) {
-            return Err(format!("fractional bits {f} out of range"));
+            return Err(ProgramError::FracBits { frac: f });
         }
         if self.nodes.is_empty()
             || self.nodes[0].op != QOp::Input
             || !self.nodes[0].inputs.is_empty()
         {
-            return Err("the first node must be the input".into());
+            return Err(ProgramError::NoInput);
         }
         if self.output >= self.nodes.len() {
-            return Err("output refers to no node".into());
+            return Err(ProgramError::OutputOutOfRange {
+                output: self.output,
+                nodes: self.nodes.len(),
+            });
         }
         for (i, n) in self.nodes.iter().enumerate() {
-            let e = |r: String| format!("node {i} ({}): {r}", n.name);
+            let at = NodeAt {
+                node: i,
+                name: n.name.clone(),
+            };
+            let e = |kind: ProgramErrorKind| ProgramError::Node {
+                at: at.clone(),
+                kind,
+            };
+            let geometry = |reason: &'static str| e(ProgramErrorKind::Geometry { reason });
+            let mismatch = |reason: &'static str| e(ProgramErrorKind::Mismatch { reason });
+            // A parameter of `got` values where the geometry needs `expected`
+            // (None: the geometry's product overflows).
+            let param = |what: &'static str, expected: Option<usize>, got: usize| match expected {
+                Some(x) if x == got => Ok(()),
+                Some(expected) => Err(e(ProgramErrorKind::ParamLength {
+                    what,
+                    expected,
+                    got,
+                })),
+                None => Err(e(ProgramErrorKind::GeometryBound { limit: MAX_DIM })),
+            };
             let numel = n
                 .shape
                 .dims()
                 .iter()
                 .try_fold(1usize, |a, &d| a.checked_mul(d))
                 .filter(|&v| v > 0 && v <= MAX_ELEMS)
-                .ok_or_else(|| e(format!("shape {} empty or too large", n.shape)))?;
+                .ok_or_else(|| {
+                    e(ProgramErrorKind::ShapeSize {
+                        shape: n.shape.clone(),
+                        limit: MAX_ELEMS,
+                    })
+                })?;
             if n.frac.0 != f && n.frac.0 != 2 * f {
-                return Err(e(format!("scale {} is neither f nor 2f", n.frac.0)));
+                return Err(e(ProgramErrorKind::Scale { frac: n.frac.0, f }));
             }
             if i > 0 && n.op == QOp::Input {
-                return Err(e("only node 0 may be an input".into()));
+                return Err(e(ProgramErrorKind::ExtraInput));
             }
-            if n.inputs.iter().any(|&j| j >= i) {
-                return Err(e("an input is not an earlier node".into()));
+            if let Some(&input) = n.inputs.iter().find(|&&j| j >= i) {
+                return Err(e(ProgramErrorKind::NodeOrder { input }));
             }
             let arity = match n.op {
                 QOp::Input => 0,
@@ -584,58 +687,55 @@ impl QModel {
                 _ => 1,
             };
             if n.inputs.len() != arity {
-                return Err(e(format!("expects {arity} inputs, has {}", n.inputs.len())));
+                return Err(e(ProgramErrorKind::Arity {
+                    expected: arity,
+                    got: n.inputs.len(),
+                }));
             }
             if !geometry_fields(&n.op).iter().all(|&v| v <= MAX_DIM) {
-                return Err(e(format!("a geometry value exceeds {MAX_DIM}")));
+                return Err(e(ProgramErrorKind::GeometryBound { limit: MAX_DIM }));
             }
             let ins: Vec<&QNode> = n.inputs.iter().map(|&j| &self.nodes[j]).collect();
             let in0 = ins
                 .first()
                 .map(|x| x.shape.dims().to_vec())
                 .unwrap_or_default();
-            let chw = |d: &[usize]| -> Result<(usize, usize, usize), String> {
+            let chw = |d: &[usize]| -> Result<(usize, usize, usize), ProgramError> {
                 match d {
                     [c, h, w] => Ok((*c, *h, *w)),
-                    _ => Err(e(format!("needs a [C, H, W] input, got {d:?}"))),
+                    _ => Err(e(ProgramErrorKind::NotChw { got: d.to_vec() })),
                 }
             };
             let want: Vec<usize> = match &n.op {
                 QOp::Input => n.shape.dims().to_vec(),
                 QOp::Conv { geom, weight, bias } => {
                     if (geom.c_in, geom.h, geom.w) != chw(&in0)? {
-                        return Err(e("geometry disagrees with the input shape".into()));
+                        return Err(geometry("geometry disagrees with the input shape"));
                     }
                     if geom.stride.contains(&0) || geom.kh == 0 || geom.kw == 0 {
-                        return Err(e("zero kernel or stride".into()));
+                        return Err(geometry("zero kernel or stride"));
                     }
                     if geom.h + geom.pads[0] + geom.pads[2] < geom.kh
                         || geom.w + geom.pads[1] + geom.pads[3] < geom.kw
                     {
-                        return Err(e("kernel larger than the padded input".into()));
+                        return Err(geometry("kernel larger than the padded input"));
                     }
-                    if Some(weight.len())
-                        != checked_prod(&[geom.c_out, geom.c_in, geom.kh, geom.kw])
-                        || bias.len() != geom.c_out
-                    {
-                        return Err(e("weight or bias length disagrees with the geometry".into()));
-                    }
+                    let nw = checked_prod(&[geom.c_out, geom.c_in, geom.kh, geom.kw]);
+                    param("weight", nw, weight.len())?;
+                    param("bias", Some(geom.c_out), bias.len())?;
                     let g = *geom;
                     vec![geom.c_out, g.out_h(), g.out_w()]
                 }
                 QOp::ConvTranspose { geom, weight, bias } => {
                     if (geom.c_in, geom.h, geom.w) != chw(&in0)? {
-                        return Err(e("geometry disagrees with the input shape".into()));
+                        return Err(geometry("geometry disagrees with the input shape"));
                     }
                     if geom.stride.contains(&0) || geom.h == 0 || geom.w == 0 {
-                        return Err(e("zero stride or input".into()));
+                        return Err(geometry("zero stride or input"));
                     }
-                    if Some(weight.len())
-                        != checked_prod(&[geom.c_out, geom.c_in, geom.kh, geom.kw])
-                        || bias.len() != geom.c_out
-                    {
-                        return Err(e("weight or bias length disagrees with the geometry".into()));
-                    }
+                    let nw = checked_prod(&[geom.c_out, geom.c_in, geom.kh, geom.kw]);
+                    param("weight", nw, weight.len())?;
+                    param("bias", Some(geom.c_out), bias.len())?;
                     let fh = (geom.h - 1) * geom.stride[0] + geom.kh + geom.output_padding[0];
                     let fw = (geom.w - 1) * geom.stride[1] + geom.kw + geom.output_padding[1];
                     let oh = fh
@@ -646,7 +746,7 @@ impl QModel {
                         .filter(|&v| v > 0);
                     match (oh, ow) {
                         (Some(oh), Some(ow)) => vec![geom.c_out, oh, ow],
-                        _ => return Err(e("pads remove the whole output".into())),
+                        _ => return Err(geometry("pads remove the whole output")),
                     }
                 }
                 QOp::Dense {
@@ -655,43 +755,41 @@ impl QModel {
                     weight,
                     bias,
                 } => {
-                    if in0 != [*inputs]
-                        || Some(weight.len()) != checked_prod(&[*inputs, *outputs])
-                        || bias.len() != *outputs
-                    {
-                        return Err(e("dense sizes disagree".into()));
+                    if in0 != [*inputs] {
+                        return Err(mismatch("dense input size disagrees with the layer"));
                     }
+                    param("weight", checked_prod(&[*inputs, *outputs]), weight.len())?;
+                    param("bias", Some(*outputs), bias.len())?;
                     vec![*outputs]
                 }
                 QOp::ChannelAffine { scale, shift } => {
                     let ch = in0.first().copied().unwrap_or(0);
-                    if scale.len() != ch || shift.len() != ch {
-                        return Err(e("coefficients disagree with the channels".into()));
-                    }
+                    param("scale", Some(ch), scale.len())?;
+                    param("shift", Some(ch), shift.len())?;
                     in0.clone()
                 }
                 QOp::Add => {
                     if ins[0].shape != ins[1].shape || ins[0].frac != ins[1].frac {
-                        return Err(e("add of different shapes or scales".into()));
+                        return Err(mismatch("add of different shapes or scales"));
                     }
                     in0.clone()
                 }
                 QOp::MaxPool { pool, .. } | QOp::SumPool { pool } => {
                     let (c, h, w) = chw(&in0)?;
                     if pool.stride.contains(&0) || pool.kernel.contains(&0) {
-                        return Err(e("zero window or stride".into()));
+                        return Err(geometry("zero window or stride"));
                     }
                     if pool.pads[0] >= pool.kernel[0]
                         || pool.pads[2] >= pool.kernel[0]
                         || pool.pads[1] >= pool.kernel[1]
                         || pool.pads[3] >= pool.kernel[1]
                     {
-                        return Err(e("padding not smaller than the window".into()));
+                        return Err(geometry("padding not smaller than the window"));
                     }
                     if h + pool.pads[0] + pool.pads[2] < pool.kernel[0]
                         || w + pool.pads[1] + pool.pads[3] < pool.kernel[1]
                     {
-                        return Err(e("window larger than the input".into()));
+                        return Err(geometry("window larger than the input"));
                     }
                     let g = QOp::pool_geom(pool, &ins[0].shape);
                     vec![c, g.out_h(), g.out_w()]
@@ -701,7 +799,7 @@ impl QModel {
                 }
                 QOp::Reshape => {
                     if ins[0].shape.numel() != numel {
-                        return Err(e("reshape changes the element count".into()));
+                        return Err(mismatch("reshape changes the element count"));
                     }
                     n.shape.dims().to_vec()
                 }
@@ -711,7 +809,7 @@ impl QModel {
                     for x in &ins {
                         let d = x.shape.dims();
                         if d.is_empty() || d[1..] != rest[..] || x.frac != ins[0].frac {
-                            return Err(e("concat of mismatched shapes or scales".into()));
+                            return Err(mismatch("concat of mismatched shapes or scales"));
                         }
                         ch += d[0];
                     }
@@ -722,16 +820,16 @@ impl QModel {
                 QOp::ResizeNearest { scale } => {
                     let (c, h, w) = chw(&in0)?;
                     if scale.contains(&0) {
-                        return Err(e("zero scale".into()));
+                        return Err(geometry("zero scale"));
                     }
                     vec![c, h.saturating_mul(scale[0]), w.saturating_mul(scale[1])]
                 }
             };
             if want != n.shape.dims() {
-                return Err(e(format!(
-                    "recorded shape {} but the op gives {want:?}",
-                    n.shape
-                )));
+                return Err(e(ProgramErrorKind::Shape {
+                    recorded: n.shape.clone(),
+                    inferred: want,
+                }));
             }
         }
         Ok(())
