@@ -5,9 +5,9 @@
 //! return [`NetError::Closed`] once the queued messages are consumed.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::{Channel, Meter, NetError, Result, Stats, FRAME_HEADER};
+use crate::{Channel, Connection, Meter, NetError, Result, Stats, FRAME_HEADER};
 
 /// One end of an in-memory duplex channel. `Send`: move it to another thread.
 pub struct MemoryChannel {
@@ -15,6 +15,7 @@ pub struct MemoryChannel {
     rx: Receiver<Vec<u8>>,
     meter: Meter,
     timeout: Option<Duration>,
+    deadline: Option<Instant>,
 }
 
 impl MemoryChannel {
@@ -28,12 +29,14 @@ impl MemoryChannel {
                 rx: rx_a,
                 meter: Meter::new(),
                 timeout: None,
+                deadline: None,
             },
             MemoryChannel {
                 tx: tx_b,
                 rx: rx_b,
                 meter: Meter::new(),
                 timeout: None,
+                deadline: None,
             },
         )
     }
@@ -57,7 +60,18 @@ impl Channel for MemoryChannel {
     }
 
     fn recv(&mut self) -> Result<Vec<u8>> {
-        let m = match self.timeout {
+        let left = match self.deadline {
+            None => None,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Err(NetError::Timeout),
+            },
+        };
+        let wait = match (left, self.timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let m = match wait {
             None => self.rx.recv().map_err(|_| NetError::Closed)?,
             Some(t) => self.rx.recv_timeout(t).map_err(|e| match e {
                 RecvTimeoutError::Timeout => NetError::Timeout,
@@ -78,5 +92,15 @@ impl Channel for MemoryChannel {
 
     fn stats(&self) -> Stats {
         self.meter.stats()
+    }
+}
+
+impl Connection for MemoryChannel {
+    fn set_deadline(&mut self, deadline: Option<Instant>) -> Result<()> {
+        self.deadline = deadline;
+        Ok(())
+    }
+    fn peer(&self) -> String {
+        "memory channel".into()
     }
 }
