@@ -218,11 +218,24 @@ fn garbage_on_sockets_is_dropped_and_service_continues() {
             s.write_all(&[0xAB; 64]).unwrap();
             expect_closed(&mut s, 10, "huge length prefix");
 
-            // A length prefix below the limit (100 MiB), a few bytes, then leave.
+            // A length prefix below the channel's limit (100 MiB) but above what
+            // a greeting may take: refused at once, nothing allocated.
             let mut s = TcpStream::connect(&addr).unwrap();
             s.write_all(&(100u32 << 20).to_le_bytes()).unwrap();
             s.write_all(&[0xCD; 1000]).unwrap();
-            drop(s);
+            let t0 = Instant::now();
+            expect_closed(&mut s, 10, "100 MiB greeting");
+            assert!(
+                t0.elapsed() < SERVER_TIMEOUT,
+                "an oversized greeting waited for the deadline"
+            );
+
+            // After a valid greeting, a query frame longer than any query for
+            // this model: the connection is dropped without a reply.
+            let (mut ch, info) = raw_client(&addr);
+            ch.send(&vec![0u8; info.input_len() * 8 + 1000]).unwrap();
+            ch.flush().unwrap();
+            assert!(ch.recv().is_err(), "an oversized query was answered");
 
             // Random frames after a valid length: an unknown greeting.
             let mut s = TcpStream::connect(&addr).unwrap();
@@ -243,7 +256,7 @@ fn garbage_on_sockets_is_dropped_and_service_continues() {
         // A slow client (half a frame, then silence) holds its connection while a
         // normal query is served; the server drops it after its read timeout.
         let mut slow = TcpStream::connect(&pair.p0.addr).unwrap();
-        slow.write_all(&(1000u32).to_le_bytes()).unwrap();
+        slow.write_all(&(100u32).to_le_bytes()).unwrap();
         slow.write_all(&[1; 10]).unwrap();
         pair.check_normal(2, "a half-sent frame on an open connection");
         expect_closed(&mut slow, SERVER_TIMEOUT.as_secs() + 10, "half-sent frame");

@@ -133,7 +133,7 @@ fn faults_over_in_memory_transport() {
         let mut slow = net
             .connect_stream(&p1.addr, Instant::now() + Duration::from_secs(1))
             .unwrap();
-        slow.write_all(&1000u32.to_le_bytes()).unwrap();
+        slow.write_all(&100u32.to_le_bytes()).unwrap();
         slow.write_all(&[1; 10]).unwrap();
         assert_eq!(normal([&p0.addr, &p1.addr], 2).unwrap().ring, want);
         let mut buf = [0u8; 16];
@@ -239,4 +239,19 @@ fn pipe_channel_reports_closed_peer() {
     drop(c);
     assert!(matches!(s.recv(), Err(NetError::Closed)));
     let _ = StreamChannel::new(blindfold_net::pipe("a", "b").0).unwrap();
+}
+
+#[test]
+fn party_one_without_a_peer_address_is_refused() {
+    let q = common::model("ppml_b");
+    let [_, s1] = split(&q, &mut Prg::from_seed([4; 16]));
+    let net = MemoryNetwork::new();
+    let r = server::run_on(
+        PartyEngine::new(s1).unwrap(),
+        net.clone(),
+        net.listen(),
+        config(None, TIMEOUT),
+        Arc::new(AtomicBool::new(false)),
+    );
+    assert!(matches!(r, Err(EngineError::MissingPeerAddress)), "{r:?}");
 }

@@ -7,7 +7,7 @@
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use crate::{Channel, Connection, Meter, NetError, Result, Stats, FRAME_HEADER};
+use crate::{Channel, Connection, Meter, NetError, Result, Stats, DEFAULT_MAX_FRAME, FRAME_HEADER};
 
 /// One end of an in-memory duplex channel. `Send`: move it to another thread.
 pub struct MemoryChannel {
@@ -16,6 +16,7 @@ pub struct MemoryChannel {
     meter: Meter,
     timeout: Option<Duration>,
     deadline: Option<Instant>,
+    max_frame: usize,
 }
 
 impl MemoryChannel {
@@ -30,6 +31,7 @@ impl MemoryChannel {
                 meter: Meter::new(),
                 timeout: None,
                 deadline: None,
+                max_frame: DEFAULT_MAX_FRAME,
             },
             MemoryChannel {
                 tx: tx_b,
@@ -37,6 +39,7 @@ impl MemoryChannel {
                 meter: Meter::new(),
                 timeout: None,
                 deadline: None,
+                max_frame: DEFAULT_MAX_FRAME,
             },
         )
     }
@@ -53,6 +56,12 @@ impl Channel for MemoryChannel {
     }
 
     fn send_vec(&mut self, msg: Vec<u8>) -> Result<()> {
+        if msg.len() > self.max_frame {
+            return Err(NetError::FrameTooLarge {
+                len: msg.len(),
+                max: self.max_frame,
+            });
+        }
         let n = msg.len() + FRAME_HEADER;
         self.tx.send(msg).map_err(|_| NetError::Closed)?;
         self.meter.on_send(n);
@@ -78,6 +87,12 @@ impl Channel for MemoryChannel {
                 RecvTimeoutError::Disconnected => NetError::Closed,
             })?,
         };
+        if m.len() > self.max_frame {
+            return Err(NetError::FrameTooLarge {
+                len: m.len(),
+                max: self.max_frame,
+            });
+        }
         self.meter.on_recv(m.len() + FRAME_HEADER);
         Ok(m)
     }
@@ -99,6 +114,9 @@ impl Connection for MemoryChannel {
     fn set_deadline(&mut self, deadline: Option<Instant>) -> Result<()> {
         self.deadline = deadline;
         Ok(())
+    }
+    fn set_max_frame(&mut self, max: usize) {
+        self.max_frame = max.min(u32::MAX as usize);
     }
     fn peer(&self) -> String {
         "memory channel".into()

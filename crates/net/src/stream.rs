@@ -66,6 +66,12 @@ pub trait Connection: Channel + 'static {
     /// waits at most until the deadline (and at most the per-read timeout, if
     /// one is set); past it, `recv` fails with [`NetError::Timeout`].
     fn set_deadline(&mut self, deadline: Option<Instant>) -> Result<()>;
+    /// The largest payload this end accepts and sends from now on (at most
+    /// `u32::MAX`; default [`crate::DEFAULT_MAX_FRAME`]). A longer frame is
+    /// [`NetError::FrameTooLarge`] before anything is allocated for it: a
+    /// server keeps the limit small while it does not know who is on the
+    /// other end.
+    fn set_max_frame(&mut self, max: usize);
     /// The peer, for log lines.
     fn peer(&self) -> String;
 }
@@ -171,6 +177,9 @@ impl<S: SplitStream> Connection for StreamChannel<S> {
     fn set_deadline(&mut self, deadline: Option<Instant>) -> Result<()> {
         self.inner.reader_mut().deadline = deadline;
         Ok(())
+    }
+    fn set_max_frame(&mut self, max: usize) {
+        self.inner.set_max_frame(max)
     }
     fn peer(&self) -> String {
         self.peer.clone()

@@ -166,3 +166,28 @@ fn pipe_end_of_stream_is_closed() {
     // Our message may or may not have been read; the peer is gone either way.
     assert!(matches!(c.recv(), Err(NetError::Closed)));
 }
+
+#[test]
+fn max_frame_through_the_connection_trait() {
+    fn check(a: &mut impl Connection, b: &mut impl Connection) {
+        b.set_max_frame(8);
+        a.send(&[1; 9]).unwrap();
+        a.flush().unwrap();
+        assert!(matches!(
+            b.recv(),
+            Err(NetError::FrameTooLarge { len: 9, max: 8 })
+        ));
+        assert!(matches!(
+            b.send(&[0; 9]),
+            Err(NetError::FrameTooLarge { len: 9, max: 8 })
+        ));
+    }
+    let (mut a, mut b) = blindfold_net::MemoryChannel::pair();
+    check(&mut a, &mut b);
+    let (pa, pb) = pipe("a", "b");
+    let (mut a, mut b) = (
+        StreamChannel::new(pa).unwrap(),
+        StreamChannel::new(pb).unwrap(),
+    );
+    check(&mut a, &mut b);
+}

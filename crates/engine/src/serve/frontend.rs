@@ -16,14 +16,22 @@ use super::{hex, lock, Pending, Shared};
 use crate::party::OutputKind;
 use crate::{EngineError, Result};
 use blindfold_core::PartyId;
-use blindfold_net::Connection;
+use blindfold_net::{Connection, DEFAULT_MAX_FRAME};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::Instant;
 
+/// The largest frame a stranger may send before its greeting says what it is.
+const GREETING_FRAME: usize = 256;
+/// The largest frame of a client's query besides its share's values.
+const QUERY_OVERHEAD: usize = 64;
+
 pub(super) fn handle_connection<C: Connection>(sh: &Shared<C>, mut ch: C) -> Result<()> {
     ch.set_deadline(Some(Instant::now() + sh.cfg.timeout))?;
-    match Hello::decode(&ch.recv()?)? {
+    ch.set_max_frame(GREETING_FRAME);
+    let hello = Hello::decode(&ch.recv()?)?;
+    ch.set_max_frame(DEFAULT_MAX_FRAME);
+    match hello {
         Hello::Link { kind, attempt } => {
             if sh.engine.party() != PartyId::P0 {
                 return Err(EngineError::UnexpectedMessage {
@@ -94,7 +102,12 @@ fn admit<C: Connection>(sh: &Shared<C>, q: Query) -> std::result::Result<Vec<u64
 
 fn serve_client<C: Connection>(sh: &Shared<C>, mut ch: C) -> Result<()> {
     reply_info(sh, &mut ch)?;
-    let q = match Query::decode(&ch.recv()?) {
+    // A query is at most its share's values and a few fields.
+    let values = sh.engine.program().input_shape().numel();
+    ch.set_max_frame(values.saturating_mul(8).saturating_add(QUERY_OVERHEAD));
+    let msg = ch.recv();
+    ch.set_max_frame(DEFAULT_MAX_FRAME);
+    let q = match Query::decode(&msg?) {
         Ok(q) => q,
         Err(e) => {
             reply(&mut ch, &Reply::error(ErrorCode::BadRequest, e.to_string()))?;

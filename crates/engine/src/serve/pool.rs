@@ -107,3 +107,64 @@ impl Pool {
         lock(&self.bundles).queue.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::party::PartyEngine;
+    use blindfold_core::{FracBits, Prg};
+    use blindfold_net::MemoryChannel;
+
+    /// Two real bundles of P0 (both parties over an in-memory channel).
+    fn bundles() -> Vec<Bundle> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let m = blindfold_model::load_onnx(root.join("models/ppml_b.onnx")).unwrap();
+        let q = blindfold_model::quant::quantize(&m, FracBits::DEFAULT).unwrap();
+        let [s0, s1] = crate::share::split(&q, &mut Prg::from_seed([1; 16]));
+        let (e0, e1) = (PartyEngine::new(s0).unwrap(), PartyEngine::new(s1).unwrap());
+        let (mut c0, mut c1) = MemoryChannel::pair();
+        let t = std::thread::spawn(move || {
+            let mut rng = Prg::from_seed([2; 16]);
+            let mut s = e1.setup(&mut c1, &mut rng).unwrap();
+            for _ in 0..2 {
+                e1.offline(&mut c1, &mut s, &mut rng).unwrap();
+            }
+        });
+        let mut rng = Prg::from_seed([3; 16]);
+        let mut s = e0.setup(&mut c0, &mut rng).unwrap();
+        let b = (0..2)
+            .map(|_| e0.offline(&mut c0, &mut s, &mut rng).unwrap())
+            .collect();
+        t.join().unwrap();
+        b
+    }
+
+    #[test]
+    fn bundles_pop_in_order_and_the_sequence_is_checked() {
+        let pool = Pool::new();
+        for b in bundles() {
+            pool.push(b);
+        }
+        assert_eq!(pool.len(), 2);
+        assert!(matches!(
+            pool.pop(Some(1), || false),
+            Err(EngineError::BundleSequence {
+                expected: 1,
+                got: 0
+            })
+        ));
+        assert_eq!(pool.pop(Some(0), || false).unwrap().0, 0);
+        assert_eq!(pool.pop(None, || false).unwrap().0, 1);
+        // Empty: a stopping server or a closed session ends the wait.
+        assert!(matches!(
+            pool.pop(None, || true),
+            Err(EngineError::SessionClosed)
+        ));
+        pool.close();
+        assert!(pool.stop());
+        assert!(matches!(
+            pool.pop(None, || false),
+            Err(EngineError::SessionClosed)
+        ));
+    }
+}
