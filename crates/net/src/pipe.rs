@@ -140,10 +140,7 @@ fn read_dir(d: &Dir, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<us
     let mut b = d.lock();
     loop {
         if !b.data.is_empty() {
-            let n = buf.len().min(b.data.len());
-            for (dst, src) in buf.iter_mut().zip(b.data.drain(..n)) {
-                *dst = src;
-            }
+            let n = b.data.read(buf)?;
             d.cv.notify_all();
             return Ok(n);
         }

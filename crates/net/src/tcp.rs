@@ -47,6 +47,11 @@ impl StreamChannel<TcpStream> {
         }
     }
 
+    /// The peer's address, if known.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        crate::Connection::peer(self).parse().ok()
+    }
+
     /// Accept one connection on `listener` (blocking).
     pub fn accept(listener: &TcpListener) -> Result<TcpChannel> {
         let (s, _) = listener.accept()?;

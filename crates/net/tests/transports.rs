@@ -125,6 +125,7 @@ fn deadline_over_tcp() {
     w.set_nodelay(true).unwrap();
     let h = trickle(w);
     let mut c = blindfold_net::TcpChannel::accept(&l).unwrap();
+    assert!(c.peer_addr().is_some_and(|a| a.ip().is_loopback()));
     // A per-read timeout longer than the pieces' spacing does not fire.
     c.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
