@@ -177,6 +177,32 @@ fn faults_over_in_memory_transport() {
             ),
             "{r:?}"
         );
+        // While a P1 share waits for its P0 half, a second query with the same
+        // id is refused.
+        let mut waiting = connect(&net, &p1.addr);
+        greet(&mut waiting);
+        let q = Query {
+            id: [8; 16],
+            kind: OutputKind::Logits,
+            share: Share::Values(vec![0; n]),
+        };
+        waiting.send_vec(q.encode()).unwrap();
+        waiting.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let mut dup = connect(&net, &p1.addr);
+        greet(&mut dup);
+        let r = send_query(&mut dup, &q);
+        assert!(
+            matches!(
+                &r,
+                Reply::Error {
+                    code: ErrorCode::BadRequest,
+                    message
+                } if message.contains("duplicate")
+            ),
+            "{r:?}"
+        );
+        drop(waiting);
         let mut c1 = connect(&net, &p1.addr);
         greet(&mut c1);
         let r = send_query(
@@ -254,4 +280,30 @@ fn party_one_without_a_peer_address_is_refused() {
         Arc::new(AtomicBool::new(false)),
     );
     assert!(matches!(r, Err(EngineError::MissingPeerAddress)), "{r:?}");
+}
+
+/// The traffic between the servers is metered the same over pipes and over
+/// loopback TCP: the costs a query reports do not depend on the transport.
+#[test]
+fn costs_are_the_same_over_pipes_and_tcp() {
+    within(120, "costs over two transports", || {
+        let q = common::model("ppml_b");
+        let x = digit(6);
+        let mem = LocalCluster::start_in_memory(
+            &q,
+            config(None, Duration::from_secs(30)),
+            &mut Prg::from_seed([1; 16]),
+        )
+        .unwrap();
+        let tcp = LocalCluster::start(&q, 1, &mut Prg::from_seed([1; 16])).unwrap();
+        let a = mem.query(&x, &mut Prg::from_seed([2; 16])).unwrap();
+        let b = tcp.query(&x, &mut Prg::from_seed([2; 16])).unwrap();
+        assert_eq!(a.ring, b.ring);
+        for p in 0..2 {
+            assert_eq!(a.cost[p].online_bytes, b.cost[p].online_bytes, "P{p}");
+            assert_eq!(a.cost[p].online_rounds, b.cost[p].online_rounds, "P{p}");
+            assert_eq!(a.cost[p].offline_bytes, b.cost[p].offline_bytes, "P{p}");
+        }
+        assert_eq!(a.client_bytes, b.client_bytes);
+    });
 }
