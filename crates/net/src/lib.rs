@@ -63,7 +63,7 @@ pub use framed::{BackgroundWriter, FramedChannel, DEFAULT_MAX_FRAME, FRAME_HEADE
 pub use memory::MemoryChannel;
 pub use meter::{Counters, Meter, Stats, DEFAULT_PHASE};
 pub use pipe::{pipe, PipeReader, PipeStream, PipeWriter, PIPE_CAPACITY};
-pub use stream::{Connection, SplitStream, StreamChannel, Timed, TimedRead};
+pub use stream::{Connection, SplitStream, StreamChannel, TimedRead};
 pub use tcp::TcpChannel;
 pub use transport::{
     Listener, MemoryListener, MemoryNetwork, PipeChannel, TcpAcceptor, TcpTransport, Transport,

@@ -77,7 +77,7 @@ pub trait Connection: Channel + 'static {
 }
 
 /// Re-arms the reader's OS timeout before every read.
-pub struct Timed<R: TimedRead> {
+pub(crate) struct Timed<R: TimedRead> {
     inner: R,
     deadline: Option<Instant>,
     per_read: Option<Duration>,
