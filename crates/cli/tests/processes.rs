@@ -165,6 +165,17 @@ fn split_serve_query_as_three_processes() {
         let text = ok(&["query", "--servers", &servers, p]);
         assert!(text.contains(&format!("label {ls}")), "{text}");
     }
+    // The servers in the wrong order: a clear refusal, before any share is sent.
+    let p = pngs[0].to_str().unwrap();
+    let err = fails(&["query", "--servers", &format!("{a1},{a0}"), p]);
+    assert!(
+        err.contains("the first server must be party 0"),
+        "unclear message: {err}"
+    );
+    // Label only over the same servers agrees with the full answer.
+    let secure = ok(&["query", "--servers", &servers, p, "--json", "--label-only"]);
+    let plain = ok(&["run", "minionn", p, "--json"]);
+    assert_eq!(json_label(&secure), json_label(&plain), "label only");
     for (name, c) in kids.0.iter_mut() {
         assert!(
             c.try_wait().unwrap().is_none(),

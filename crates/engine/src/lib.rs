@@ -19,8 +19,10 @@ pub mod client;
 pub mod infer;
 pub mod party;
 pub mod plan;
-pub mod server;
+pub mod serve;
 pub mod share;
+/// The serving layer under its former name.
+pub use serve as server;
 
 pub use infer::{Inference, Mode};
 pub use party::{Bundle, PartyEngine, Session};
@@ -64,9 +66,46 @@ pub enum EngineError {
     /// bundles are consumed by value and only `offline` makes them).
     #[error("the bundle does not match the plan at layer {layer}")]
     BundleMismatch { layer: usize },
-    // Serving errors (server.rs) follow.
-    #[error("protocol: {0}")]
-    Protocol(String),
+    // Serving (`serve`).
+    /// A serving message that does not decode.
+    #[error("serving message: {0}")]
+    Wire(#[from] serve::WireError),
+    #[error("party 1 needs the address of party 0 (--peer)")]
+    MissingPeerAddress,
+    /// The session between the servers is closing (a link failed, or shutdown).
+    #[error("the session between the servers is closing")]
+    SessionClosed,
+    /// P0 named a bundle that is not P1's next one: the pools are out of step.
+    #[error("bundle sequence mismatch: the leader wants bundle {expected}, next here is {got}")]
+    BundleSequence { expected: u64, got: u64 },
+    /// A message that is valid but not allowed at this point.
+    #[error("unexpected {what} on {place}")]
+    UnexpectedMessage {
+        what: &'static str,
+        place: &'static str,
+    },
+    /// A server refused or failed the query and said why.
+    #[error("server {server}: {message} ({code})")]
+    Remote {
+        server: blindfold_core::PartyId,
+        code: serve::ErrorCode,
+        message: String,
+    },
+    #[error("the first server must be party 0 and the second party 1 (got {first} and {second})")]
+    ServerOrder {
+        first: blindfold_core::PartyId,
+        second: blindfold_core::PartyId,
+    },
+    #[error("the two servers hold shares of different models")]
+    ModelMismatch,
+    #[error("server {server} sent {got} output values, {want} expected")]
+    OutputLength {
+        server: blindfold_core::PartyId,
+        got: usize,
+        want: usize,
+    },
+    #[error("reconstructed label {label} is out of range (the model has {classes} outputs)")]
+    LabelOutOfRange { label: u64, classes: usize },
 }
 
 /// Why two servers refuse to pair.

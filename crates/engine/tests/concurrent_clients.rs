@@ -1,24 +1,17 @@
 //! Many clients at once: the servers accept them concurrently, serve them one
 //! after another on the peer link, and every answer matches the reference.
 
-use blindfold_core::{FracBits, Prg};
-use blindfold_engine::server::LocalCluster;
-use blindfold_model::data::load_idx_dir;
-use blindfold_model::engine::{argmax_ring, run_plain};
-use blindfold_model::load_onnx;
-use blindfold_model::quant::quantize;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use blindfold_core::Prg;
+use blindfold_engine::server::LocalCluster;
+use blindfold_model::engine::{argmax_ring, run_plain};
+use std::sync::Arc;
 
 #[test]
 fn six_clients_at_once_get_exact_answers() {
-    let m = load_onnx(root().join("models/ppml_b.onnx")).unwrap();
-    let q = quantize(&m, FracBits::DEFAULT).unwrap();
-    let ds = Arc::new(load_idx_dir(&root().join("data/mnist-test-1k")).unwrap());
+    let q = common::model("ppml_b");
+    let ds = Arc::new(common::digits());
     let mut rng = Prg::from_seed([11; 16]);
     let cluster = Arc::new(LocalCluster::start(&q, 2, &mut rng).unwrap());
     let q = Arc::new(q);

@@ -8,20 +8,23 @@
 //! Every test runs inside [`within`], so a hang fails the test instead of
 //! blocking CI.
 
-use blindfold_core::{FracBits, Prg};
-use blindfold_engine::party::PartyEngine;
-use blindfold_engine::server::{self, ModelInfo, ServeConfig};
+mod common;
+
+use blindfold_core::{FracBits, PartyId, Prg};
+use blindfold_engine::party::{OutputKind, PartyEngine};
+use blindfold_engine::server;
+use blindfold_engine::server::wire::{ErrorCode, Hello, LinkKind, ModelInfo, Query, Reply, Share};
 use blindfold_engine::share::{split, ModelShare};
-use blindfold_model::data::load_idx_dir;
-use blindfold_model::engine::{argmax_ring, run_plain};
-use blindfold_model::load_onnx;
-use blindfold_model::quant::{quantize, QModel};
+use blindfold_engine::EngineError;
+use blindfold_model::engine::run_plain;
+use blindfold_model::quant::QModel;
 use blindfold_net::{Channel, MemoryChannel, TcpChannel};
-use std::io::{Read, Write};
+use common::{
+    digit, expect_closed, raw_client, root, send_query, send_raw, within, Pair, Server,
+    CLIENT_TIMEOUT,
+};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,198 +32,85 @@ const MODEL: &str = "ppml_b";
 /// Servers' timeout for a client's share or the peer (kept short so that the
 /// "share sent to one server only" scenarios finish quickly).
 const SERVER_TIMEOUT: Duration = Duration::from_secs(2);
-/// Client timeout of a normal query.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn model() -> QModel {
-    let m = load_onnx(root().join(format!("models/{MODEL}.onnx"))).unwrap();
-    quantize(&m, FracBits::DEFAULT).unwrap()
+    common::model(MODEL)
 }
 
-fn digit(i: usize) -> Vec<f32> {
-    load_idx_dir(&root().join("data/mnist-test-1k"))
-        .unwrap()
-        .image_f32(i)
+fn start_pair(seed: u8) -> Pair {
+    Pair::start(model(), seed, SERVER_TIMEOUT)
 }
 
-/// Run `f` on a thread; fail if it panics or takes longer than `secs`.
-fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(v) => v,
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("{what}: still running after {secs} s"),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{what}: panicked (see above)"),
+fn start_server(share: ModelShare, peer: Option<String>) -> Server {
+    Server::start(share, peer, SERVER_TIMEOUT)
+}
+
+/// The reply must be an error with `code`; its message.
+fn refused(r: Reply, code: ErrorCode, what: &str) -> String {
+    match r {
+        Reply::Error { code: c, message } if c == code => message,
+        other => panic!("{what}: expected a {code} refusal, got {other:?}"),
     }
 }
 
-/// One server on a thread, with its own stop flag.
-struct Server {
-    addr: String,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<blindfold_engine::Result<()>>>,
-}
-
-impl Server {
-    fn start(share: ModelShare, peer: Option<String>) -> Server {
-        let engine = PartyEngine::new(share).unwrap();
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = l.local_addr().unwrap().to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let cfg = ServeConfig {
-            peer,
-            pool: 1,
-            timeout: SERVER_TIMEOUT,
-            verbose: std::env::var_os("BLINDFOLD_TEST_VERBOSE").is_some(),
-        };
-        let s = stop.clone();
-        let handle = Some(std::thread::spawn(move || server::run(engine, l, cfg, s)));
-        Server { addr, stop, handle }
-    }
-
-    /// Stop and wait (bounded) for the server to return.
-    fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(h) = self.handle.take() {
-            let (tx, rx) = mpsc::channel();
-            std::thread::spawn(move || {
-                let _ = tx.send(h.join());
-            });
-            if rx.recv_timeout(Duration::from_secs(10)).is_err() {
-                eprintln!("server {} did not stop within 10 s", self.addr);
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// P0 and P1 of one split of `q`.
-struct Pair {
-    q: QModel,
-    p0: Server,
-    p1: Server,
-}
-
-impl Pair {
-    fn start(seed: u8) -> Pair {
-        let q = model();
-        let [s0, s1] = split(&q, &mut Prg::from_seed([seed; 16]));
-        let p0 = Server::start(s0, None);
-        let p1 = Server::start(s1, Some(p0.addr.clone()));
-        Pair { q, p0, p1 }
-    }
-
-    fn addrs(&self) -> [&str; 2] {
-        [self.p0.addr.as_str(), self.p1.addr.as_str()]
-    }
-
-    fn query(&self, x: &[f32], rng: &mut Prg) -> blindfold_engine::Result<server::Answer> {
-        server::query(self.addrs(), x, CLIENT_TIMEOUT, rng)
-    }
-
-    /// A normal query must return the reference output, bit for bit.
-    fn check_normal(&self, i: usize, after: &str) {
-        let x = digit(i);
-        let want = run_plain(&self.q, &x).unwrap();
-        let ans = self
-            .query(&x, &mut Prg::from_seed([i as u8; 16]))
-            .unwrap_or_else(|e| panic!("normal query after {after}: {e}"));
-        assert_eq!(ans.label, argmax_ring(&want), "label after {after}");
-        assert_eq!(ans.ring, want, "output after {after}");
-    }
-}
-
-/// A raw client connection: hello sent, model info read.
-fn raw_client(addr: &str) -> (TcpChannel, ModelInfo) {
-    let mut ch = TcpChannel::connect_with_retry(addr, CLIENT_TIMEOUT).unwrap();
-    ch.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    ch.send(b"BFCLIENT1").unwrap();
-    ch.flush().unwrap();
-    let info: ModelInfo = serde_json::from_slice(&ch.recv().unwrap()).unwrap();
-    (ch, info)
-}
-
-/// Send `msg`, expect an error reply containing `needle`.
-fn expect_error_reply(ch: &mut TcpChannel, msg: &[u8], needle: &str) {
-    ch.send(msg).unwrap();
-    ch.flush().unwrap();
-    let r = ch.recv().expect("a reply");
-    assert_eq!(r.first(), Some(&1), "expected an error reply, got {r:?}");
-    let text = String::from_utf8_lossy(&r[1..]);
-    assert!(
-        text.contains(needle),
-        "error reply {text:?} lacks {needle:?}"
-    );
-}
-
-/// Wait until the server closes `s` (read returns 0 or an error); panic after `secs`.
-fn expect_closed(s: &mut TcpStream, secs: u64, what: &str) {
-    s.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let t0 = Instant::now();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e)
-                if e.kind() == std::io::ErrorKind::WouldBlock
-                    || e.kind() == std::io::ErrorKind::TimedOut => {}
-            Err(_) => return,
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(secs),
-            "{what}: the server kept the connection open for {secs} s"
-        );
+fn query(id: u8, share: Share) -> Query {
+    Query {
+        id: [id; 16],
+        kind: OutputKind::Logits,
+        share,
     }
 }
 
 #[test]
 fn wrong_input_size_is_rejected_and_service_continues() {
     within(120, "wrong input size", || {
-        let pair = Pair::start(1);
+        let pair = start_pair(1);
         pair.check_normal(0, "start");
         let n: usize = pair.q.input_shape().numel();
 
         // P1 gets a share one value short.
         let (mut ch, info) = raw_client(&pair.p1.addr);
-        assert_eq!(info.party, 1);
-        assert_eq!(info.input_shape.iter().product::<usize>(), n);
-        let mut msg = vec![7u8; 16];
-        msg.extend(vec![0u8; (n - 1) * 8]);
-        expect_error_reply(&mut ch, &msg, "input share has");
+        assert_eq!(info.party, PartyId::P1);
+        assert_eq!(info.input_len(), n);
+        let r = send_query(&mut ch, &query(7, Share::Values(vec![0; n - 1])));
+        let m = refused(r, ErrorCode::BadInput, "a short share to P1");
+        assert!(m.contains("input share has"), "{m}");
         pair.check_normal(1, "a short share to P1");
 
-        // P1 gets a share one value long, then one of a non-multiple of 8 bytes.
+        // P1 gets a share one value long, a seed, and a ragged share (a message
+        // cut inside its last value).
         let (mut ch, _) = raw_client(&pair.p1.addr);
-        let mut msg = vec![8u8; 16];
-        msg.extend(vec![0u8; (n + 1) * 8]);
-        expect_error_reply(&mut ch, &msg, "input share has");
+        let r = send_query(&mut ch, &query(8, Share::Values(vec![0; n + 1])));
+        refused(r, ErrorCode::BadInput, "a long share to P1");
         let (mut ch, _) = raw_client(&pair.p1.addr);
-        let mut msg = vec![9u8; 16];
-        msg.extend(vec![0u8; n * 8 - 3]);
-        expect_error_reply(&mut ch, &msg, "input share has");
-        pair.check_normal(2, "a long and a ragged share to P1");
+        let r = send_query(&mut ch, &query(8, Share::Seed([1; 16])));
+        refused(r, ErrorCode::BadInput, "a seed to P1");
+        let (mut ch, _) = raw_client(&pair.p1.addr);
+        let msg = query(9, Share::Values(vec![0; n])).encode();
+        let r = send_raw(&mut ch, &msg[..msg.len() - 3]);
+        let m = refused(r, ErrorCode::BadRequest, "a ragged share to P1");
+        assert!(m.contains("too short"), "{m}");
+        pair.check_normal(2, "a long, a seed and a ragged share to P1");
 
-        // P0 gets a seed of the wrong length; a message shorter than a query id.
+        // P0 gets a seed one byte short, explicit values, a message shorter than
+        // a query id, an empty message.
         let (mut ch, info) = raw_client(&pair.p0.addr);
-        assert_eq!(info.party, 0);
-        expect_error_reply(&mut ch, &[1u8; 16 + 15], "16-byte seed");
+        assert_eq!(info.party, PartyId::P0);
+        let msg = query(1, Share::Seed([1; 16])).encode();
+        let r = send_raw(&mut ch, &msg[..msg.len() - 1]);
+        refused(r, ErrorCode::BadRequest, "a short seed to P0");
         let (mut ch, _) = raw_client(&pair.p0.addr);
-        expect_error_reply(&mut ch, &[1u8; 5], "too short");
+        let r = send_query(&mut ch, &query(1, Share::Values(vec![0; n])));
+        let m = refused(r, ErrorCode::BadInput, "values to P0");
+        assert!(m.contains("16-byte seed"), "{m}");
+        let (mut ch, _) = raw_client(&pair.p0.addr);
+        refused(
+            send_raw(&mut ch, &msg[..5]),
+            ErrorCode::BadRequest,
+            "5 bytes",
+        );
         let (mut ch, _) = raw_client(&pair.p1.addr);
-        expect_error_reply(&mut ch, &[], "too short");
+        refused(send_raw(&mut ch, &[]), ErrorCode::BadRequest, "0 bytes");
         pair.check_normal(3, "bad query messages");
 
         // The client-side helper refuses inputs of the wrong size.
@@ -241,24 +131,24 @@ fn wrong_input_size_is_rejected_and_service_continues() {
 
 /// Fake servers that answer the hello with model info and record whether a
 /// query message ever arrives.
-fn fake_server(party: u8) -> (String, JoinHandle<Option<Vec<u8>>>) {
+fn fake_server(party: usize) -> (String, JoinHandle<Option<Vec<u8>>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let h = std::thread::spawn(move || {
         let mut ch = TcpChannel::accept(&l).unwrap();
         ch.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        assert_eq!(ch.recv().unwrap(), b"BFCLIENT1");
-        // As JSON, so that fields added later with defaults do not break this.
-        let info = serde_json::json!({
-            "name": "fake",
-            "party": party,
-            "model_id": "00".repeat(16),
-            "input_shape": [1, 1, 28, 28],
-            "frac_bits": 12,
-            "output_frac_bits": 12,
-            "output_len": 10,
-        });
-        ch.send(&serde_json::to_vec(&info).unwrap()).unwrap();
+        assert_eq!(Hello::decode(&ch.recv().unwrap()), Ok(Hello::Client));
+        let info = ModelInfo {
+            name: "fake".into(),
+            party: PartyId::from_index(party).unwrap(),
+            model_id: "00".repeat(16),
+            input_shape: vec![1, 1, 28, 28],
+            frac_bits: FracBits(12),
+            output_frac_bits: FracBits(12),
+            output_len: 10,
+            ready: 0,
+        };
+        ch.send_vec(info.encode()).unwrap();
         ch.flush().unwrap();
         ch.recv().ok()
     });
@@ -299,7 +189,7 @@ fn non_finite_input_is_rejected_before_anything_is_sent() {
 #[test]
 fn non_finite_input_against_real_servers_then_normal_query() {
     within(90, "non-finite input, real servers", || {
-        let pair = Pair::start(2);
+        let pair = start_pair(2);
         let mut rng = Prg::from_seed([3; 16]);
         for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             let mut x = digit(5);
@@ -313,7 +203,7 @@ fn non_finite_input_against_real_servers_then_normal_query() {
 #[test]
 fn garbage_on_sockets_is_dropped_and_service_continues() {
     within(120, "garbage on sockets", || {
-        let pair = Pair::start(3);
+        let pair = start_pair(3);
         pair.check_normal(0, "start");
         for addr in [pair.p0.addr.clone(), pair.p1.addr.clone()] {
             // Text: "GET " read as a length prefix is above the frame limit.
@@ -328,11 +218,24 @@ fn garbage_on_sockets_is_dropped_and_service_continues() {
             s.write_all(&[0xAB; 64]).unwrap();
             expect_closed(&mut s, 10, "huge length prefix");
 
-            // A length prefix below the limit (100 MiB), a few bytes, then leave.
+            // A length prefix below the channel's limit (100 MiB) but above what
+            // a greeting may take: refused at once, nothing allocated.
             let mut s = TcpStream::connect(&addr).unwrap();
             s.write_all(&(100u32 << 20).to_le_bytes()).unwrap();
             s.write_all(&[0xCD; 1000]).unwrap();
-            drop(s);
+            let t0 = Instant::now();
+            expect_closed(&mut s, 10, "100 MiB greeting");
+            assert!(
+                t0.elapsed() < SERVER_TIMEOUT,
+                "an oversized greeting waited for the deadline"
+            );
+
+            // After a valid greeting, a query frame longer than any query for
+            // this model: the connection is dropped without a reply.
+            let (mut ch, info) = raw_client(&addr);
+            ch.send(&vec![0u8; info.input_len() * 8 + 1000]).unwrap();
+            ch.flush().unwrap();
+            assert!(ch.recv().is_err(), "an oversized query was answered");
 
             // Random frames after a valid length: an unknown greeting.
             let mut s = TcpStream::connect(&addr).unwrap();
@@ -353,22 +256,37 @@ fn garbage_on_sockets_is_dropped_and_service_continues() {
         // A slow client (half a frame, then silence) holds its connection while a
         // normal query is served; the server drops it after its read timeout.
         let mut slow = TcpStream::connect(&pair.p0.addr).unwrap();
-        slow.write_all(&(1000u32).to_le_bytes()).unwrap();
+        slow.write_all(&(100u32).to_le_bytes()).unwrap();
         slow.write_all(&[1; 10]).unwrap();
         pair.check_normal(2, "a half-sent frame on an open connection");
         expect_closed(&mut slow, SERVER_TIMEOUT.as_secs() + 10, "half-sent frame");
 
-        // The peer-link greeting sent to P1 (which does not accept links).
+        // A peer-link greeting sent to P1 (which does not accept links), and
+        // the old text greeting of clients.
         let mut ch = TcpChannel::connect(&pair.p1.addr).unwrap();
-        ch.send(b"BFLINK1").unwrap();
+        let hello = Hello::Link {
+            kind: LinkKind::Offline,
+            attempt: [1; 16],
+        };
+        ch.send(&hello.encode()).unwrap();
         ch.flush().unwrap();
         ch.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         assert!(ch.recv().is_err(), "P1 answered a link greeting");
+        let mut ch = TcpChannel::connect(&pair.p0.addr).unwrap();
+        ch.send(b"BFCLIENT1").unwrap();
+        ch.flush().unwrap();
+        ch.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        assert!(ch.recv().is_err(), "P0 answered the old client greeting");
         pair.check_normal(3, "a link greeting to P1");
 
         // Garbage after a valid client hello: a query message of random bytes.
         let (mut ch, _) = raw_client(&pair.p0.addr);
-        expect_error_reply(&mut ch, b"\x00\x01garbage", "too short");
+        let m = refused(
+            send_raw(&mut ch, b"\x00\x01garbage"),
+            ErrorCode::BadRequest,
+            "garbage after a client hello",
+        );
+        assert!(m.contains("version 0"), "{m}");
         pair.check_normal(4, "garbage after a client hello");
     });
 }
@@ -376,15 +294,14 @@ fn garbage_on_sockets_is_dropped_and_service_continues() {
 #[test]
 fn client_sending_to_one_server_only_then_leaving() {
     within(120, "client sends its share to one server only", || {
-        let pair = Pair::start(4);
+        let pair = start_pair(4);
         pair.check_normal(0, "start");
         let n: usize = pair.q.input_shape().numel();
 
-        // Share to P0 only, then disconnect: P1 reports MISSING after its timeout.
+        // Share to P0 only, then disconnect: P1 reports Missing after its timeout.
         let (mut ch, _) = raw_client(&pair.p0.addr);
-        let mut msg = vec![0x11u8; 16];
-        msg.extend([0x22u8; 16]);
-        ch.send(&msg).unwrap();
+        ch.send(&query(0x11, Share::Seed([0x22; 16])).encode())
+            .unwrap();
         ch.flush().unwrap();
         std::thread::sleep(Duration::from_millis(100));
         drop(ch);
@@ -392,22 +309,18 @@ fn client_sending_to_one_server_only_then_leaving() {
 
         // Share to P1 only, then disconnect.
         let (mut ch, _) = raw_client(&pair.p1.addr);
-        let mut msg = vec![0x33u8; 16];
-        msg.extend(vec![0u8; n * 8]);
-        ch.send(&msg).unwrap();
+        ch.send(&query(0x33, Share::Values(vec![0; n])).encode())
+            .unwrap();
         ch.flush().unwrap();
         std::thread::sleep(Duration::from_millis(100));
         drop(ch);
         pair.check_normal(2, "a share sent to P1 only");
 
-        // Share to P0 only, and the client stays to read the answer: an error.
+        // Share to P0 only, and the client stays to read the answer: the query
+        // expires (P1 never holds the share, so no bundle is spent on it).
         let (mut ch, _) = raw_client(&pair.p0.addr);
-        let mut msg = vec![0x44u8; 16];
-        msg.extend([0x55u8; 16]);
-        ch.send(&msg).unwrap();
-        ch.flush().unwrap();
-        let r = ch.recv().expect("P0 answers");
-        assert_eq!(r.first(), Some(&1), "P0 answered without P1's share");
+        let r = send_query(&mut ch, &query(0x44, Share::Seed([0x55; 16])));
+        refused(r, ErrorCode::Expired, "P0 without P1's share");
         pair.check_normal(3, "a share sent to P0 only (client waiting)");
 
         // Connect to both, send nothing, leave.
@@ -421,17 +334,14 @@ fn client_sending_to_one_server_only_then_leaving() {
 #[test]
 fn client_disconnecting_mid_query() {
     within(120, "client disconnects mid-query", || {
-        let pair = Pair::start(5);
+        let pair = start_pair(5);
         pair.check_normal(0, "start");
         let n: usize = pair.q.input_shape().numel();
         for (k, wait_ms) in [0u64, 5, 50, 300].into_iter().enumerate() {
             let (mut c0, _) = raw_client(&pair.p0.addr);
             let (mut c1, _) = raw_client(&pair.p1.addr);
-            let qid = [0x60 + k as u8; 16];
-            let mut m0 = qid.to_vec();
-            m0.extend([k as u8; 16]);
-            let mut m1 = qid.to_vec();
-            m1.extend(vec![1u8; n * 8]);
+            let m0 = query(0x60 + k as u8, Share::Seed([k as u8; 16])).encode();
+            let m1 = query(0x60 + k as u8, Share::Values(vec![1; n])).encode();
             c0.send(&m0).unwrap();
             c0.flush().unwrap();
             c1.send(&m1).unwrap();
@@ -451,18 +361,27 @@ fn silent_link_impostor_does_not_block_pairing() {
     within(60, "silent impostor on the peer port", || {
         let q = model();
         let [s0, s1] = split(&q, &mut Prg::from_seed([6; 16]));
-        let p0 = Server::start(s0, None);
+        let p0 = start_server(s0, None);
         // The impostors come first, with every peer-link greeting a real P1 may
-        // use (one link, or an offline and an online link).
+        // use: an offline and an online link, of one attempt and of two.
         let mut imp = Vec::new();
-        for hello in [&b"BFLINK1"[..], b"BFLINK1F", b"BFLINK1N"] {
+        for (kind, attempt) in [
+            (LinkKind::Offline, 1u8),
+            (LinkKind::Online, 1),
+            (LinkKind::Offline, 2),
+            (LinkKind::Online, 3),
+        ] {
+            let hello = Hello::Link {
+                kind,
+                attempt: [attempt; 16],
+            };
             let mut ch = TcpChannel::connect_with_retry(p0.addr.as_str(), CLIENT_TIMEOUT).unwrap();
-            ch.send(hello).unwrap();
+            ch.send(&hello.encode()).unwrap();
             ch.flush().unwrap();
             imp.push(ch);
         }
         std::thread::sleep(Duration::from_millis(300));
-        let p1 = Server::start(s1, Some(p0.addr.clone()));
+        let p1 = start_server(s1, Some(p0.addr.clone()));
         let pair = Pair { q, p0, p1 };
         let x = digit(7);
         let want = run_plain(&pair.q, &x).unwrap();
@@ -495,8 +414,8 @@ fn peer_restart_between_queries() {
     within(120, "peer restart", || {
         let q = model();
         let [s0, s1] = split(&q, &mut Prg::from_seed([8; 16]));
-        let p0 = Server::start(s0, None);
-        let mut p1 = Server::start(s1.clone(), Some(p0.addr.clone()));
+        let p0 = start_server(s0, None);
+        let mut p1 = start_server(s1.clone(), Some(p0.addr.clone()));
         let mut pair_addrs = [p0.addr.clone(), p1.addr.clone()];
         let x = digit(8);
         let want = run_plain(&q, &x).unwrap();
@@ -509,8 +428,8 @@ fn peer_restart_between_queries() {
         )
         .unwrap();
         assert_eq!(a.ring, want);
-        p1.stop();
-        let p1b = Server::start(s1, Some(p0.addr.clone()));
+        p1.stop().expect("P1 stopped").expect("P1 returned cleanly");
+        let p1b = start_server(s1, Some(p0.addr.clone()));
         pair_addrs[1] = p1b.addr.clone();
         // The first query after the restart may fail with a clean error (the old
         // link's failure is detected when P0 next uses it); within a few attempts
@@ -608,10 +527,7 @@ fn setup_refuses_a_different_program_with_the_same_id() {
     within(120, "different programs, same id", || {
         let q = model();
         let [_, a1] = split(&q, &mut Prg::from_seed([10; 16]));
-        let other = {
-            let m = load_onnx(root().join("models/ppml_a.onnx")).unwrap();
-            quantize(&m, FracBits::DEFAULT).unwrap()
-        };
+        let other = { common::model("ppml_a") };
         let [mut c0, _] = split(&other, &mut Prg::from_seed([12; 16]));
         c0.model_id = a1.model_id;
         let (r0, r1) = setup_pair(c0, a1.clone());
@@ -628,8 +544,8 @@ fn servers_with_shares_of_different_splits_refuse_queries() {
         let q = model();
         let [a0, _] = split(&q, &mut Prg::from_seed([13; 16]));
         let [_, b1] = split(&q, &mut Prg::from_seed([14; 16]));
-        let p0 = Server::start(a0, None);
-        let p1 = Server::start(b1, Some(p0.addr.clone()));
+        let p0 = start_server(a0, None);
+        let p1 = start_server(b1, Some(p0.addr.clone()));
         let e = server::query(
             [&p0.addr, &p1.addr],
             &digit(0),
@@ -637,10 +553,7 @@ fn servers_with_shares_of_different_splits_refuse_queries() {
             &mut Prg::from_seed([1; 16]),
         )
         .expect_err("servers of different splits answered");
-        assert!(
-            e.to_string().contains("different models"),
-            "unclear error: {e}"
-        );
+        assert!(matches!(e, EngineError::ModelMismatch), "{e}");
         // The two servers in the wrong order.
         let e = server::query(
             [&p1.addr, &p0.addr],
@@ -649,6 +562,16 @@ fn servers_with_shares_of_different_splits_refuse_queries() {
             &mut Prg::from_seed([1; 16]),
         )
         .expect_err("servers in the wrong order answered");
+        assert!(
+            matches!(
+                e,
+                EngineError::ServerOrder {
+                    first: PartyId::P1,
+                    second: PartyId::P0
+                }
+            ),
+            "{e}"
+        );
         assert!(e.to_string().contains("party 0"), "unclear error: {e}");
     });
 }

@@ -2,27 +2,20 @@
 //! logits and return shares of the label. Both parties over the in-memory channel,
 //! then the TCP service, compared with the plaintext reference's argmax.
 
-use blindfold_core::{FracBits, Prg};
+mod common;
+
+use blindfold_core::Prg;
 use blindfold_engine::client::{reconstruct, share0_from_seed, share_input};
 use blindfold_engine::party::{OutputKind, PartyEngine};
 use blindfold_engine::server::LocalCluster;
 use blindfold_engine::share::split;
-use blindfold_model::data::load_idx_dir;
 use blindfold_model::engine::{argmax_ring, encode_input, run_plain};
-use blindfold_model::load_onnx;
-use blindfold_model::quant::quantize;
 use blindfold_net::MemoryChannel;
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 #[test]
 fn label_only_in_process_matches_reference_argmax() {
-    let m = load_onnx(root().join("models/ppml_b.onnx")).unwrap();
-    let q = quantize(&m, FracBits::DEFAULT).unwrap();
-    let ds = load_idx_dir(&root().join("data/mnist-test-1k")).unwrap();
+    let q = common::model("ppml_b");
+    let ds = common::digits();
     let mut rng = Prg::from_seed([9; 16]);
     let [s0, s1] = split(&q, &mut rng);
     let (e0, e1) = (PartyEngine::new(s0).unwrap(), PartyEngine::new(s1).unwrap());
@@ -84,9 +77,8 @@ fn label_only_in_process_matches_reference_argmax() {
 
 #[test]
 fn label_only_over_tcp() {
-    let m = load_onnx(root().join("models/minionn.onnx")).unwrap();
-    let q = quantize(&m, FracBits::DEFAULT).unwrap();
-    let ds = load_idx_dir(&root().join("data/mnist-test-1k")).unwrap();
+    let q = common::model("minionn");
+    let ds = common::digits();
     let mut rng = Prg::from_seed([5; 16]);
     let cluster = LocalCluster::start(&q, 2, &mut rng).unwrap();
     for i in 0..3 {

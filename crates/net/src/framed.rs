@@ -72,6 +72,11 @@ impl<R: Read + Send, W: Write + Send> FramedChannel<R, W> {
         self.reader.get_ref()
     }
 
+    /// The reader, mutably (e.g. to change a timeout it applies).
+    pub fn reader_mut(&mut self) -> &mut R {
+        self.reader.get_mut()
+    }
+
     /// The writer.
     pub fn writer(&self) -> &W {
         &self.writer

@@ -18,6 +18,13 @@
 //!   framing with a maximum frame size ([`framed`]).
 //! * [`FramedChannel`]: the framing over any `Read` / `Write` pair, so TLS (or any
 //!   other byte stream) slots in later without touching protocols.
+//! * [`StreamChannel`]: framing, metering and a background writer over any
+//!   [`SplitStream`] (a stream with an owned reader and writer half: TCP by
+//!   `try_clone`, the in-memory [`pipe`]), with whole-exchange deadlines
+//!   ([`Connection::set_deadline`]). [`TcpChannel`] is one.
+//! * [`Transport`] / [`Listener`]: making and accepting connections, over TCP
+//!   ([`TcpTransport`], [`TcpAcceptor`]) or an in-memory network
+//!   ([`MemoryNetwork`]), so whole servers run in tests without sockets.
 //! * Every channel meters bytes, messages and rounds per direction and per labelled
 //!   phase ([`Channel::set_phase`], [`Channel::stats`], [`Stats`]).
 //!
@@ -46,13 +53,21 @@
 pub mod framed;
 mod memory;
 mod meter;
+mod pipe;
+mod stream;
 mod tcp;
+mod transport;
 
 pub use blindfold_core::Block;
 pub use framed::{BackgroundWriter, FramedChannel, DEFAULT_MAX_FRAME, FRAME_HEADER};
 pub use memory::MemoryChannel;
 pub use meter::{Counters, Meter, Stats, DEFAULT_PHASE};
+pub use pipe::{pipe, PipeReader, PipeStream, PipeWriter, PIPE_CAPACITY};
+pub use stream::{Connection, SplitStream, StreamChannel, TimedRead};
 pub use tcp::TcpChannel;
+pub use transport::{
+    Listener, MemoryListener, MemoryNetwork, PipeChannel, TcpAcceptor, TcpTransport, Transport,
+};
 
 /// Errors of a channel.
 #[derive(Debug, thiserror::Error)]

@@ -5,9 +5,9 @@
 //! return [`NetError::Closed`] once the queued messages are consumed.
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::{Channel, Meter, NetError, Result, Stats, FRAME_HEADER};
+use crate::{Channel, Connection, Meter, NetError, Result, Stats, DEFAULT_MAX_FRAME, FRAME_HEADER};
 
 /// One end of an in-memory duplex channel. `Send`: move it to another thread.
 pub struct MemoryChannel {
@@ -15,6 +15,8 @@ pub struct MemoryChannel {
     rx: Receiver<Vec<u8>>,
     meter: Meter,
     timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    max_frame: usize,
 }
 
 impl MemoryChannel {
@@ -28,12 +30,16 @@ impl MemoryChannel {
                 rx: rx_a,
                 meter: Meter::new(),
                 timeout: None,
+                deadline: None,
+                max_frame: DEFAULT_MAX_FRAME,
             },
             MemoryChannel {
                 tx: tx_b,
                 rx: rx_b,
                 meter: Meter::new(),
                 timeout: None,
+                deadline: None,
+                max_frame: DEFAULT_MAX_FRAME,
             },
         )
     }
@@ -50,6 +56,12 @@ impl Channel for MemoryChannel {
     }
 
     fn send_vec(&mut self, msg: Vec<u8>) -> Result<()> {
+        if msg.len() > self.max_frame {
+            return Err(NetError::FrameTooLarge {
+                len: msg.len(),
+                max: self.max_frame,
+            });
+        }
         let n = msg.len() + FRAME_HEADER;
         self.tx.send(msg).map_err(|_| NetError::Closed)?;
         self.meter.on_send(n);
@@ -57,13 +69,30 @@ impl Channel for MemoryChannel {
     }
 
     fn recv(&mut self) -> Result<Vec<u8>> {
-        let m = match self.timeout {
+        let left = match self.deadline {
+            None => None,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Err(NetError::Timeout),
+            },
+        };
+        let wait = match (left, self.timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let m = match wait {
             None => self.rx.recv().map_err(|_| NetError::Closed)?,
             Some(t) => self.rx.recv_timeout(t).map_err(|e| match e {
                 RecvTimeoutError::Timeout => NetError::Timeout,
                 RecvTimeoutError::Disconnected => NetError::Closed,
             })?,
         };
+        if m.len() > self.max_frame {
+            return Err(NetError::FrameTooLarge {
+                len: m.len(),
+                max: self.max_frame,
+            });
+        }
         self.meter.on_recv(m.len() + FRAME_HEADER);
         Ok(m)
     }
@@ -78,5 +107,18 @@ impl Channel for MemoryChannel {
 
     fn stats(&self) -> Stats {
         self.meter.stats()
+    }
+}
+
+impl Connection for MemoryChannel {
+    fn set_deadline(&mut self, deadline: Option<Instant>) -> Result<()> {
+        self.deadline = deadline;
+        Ok(())
+    }
+    fn set_max_frame(&mut self, max: usize) {
+        self.max_frame = max.min(u32::MAX as usize);
+    }
+    fn peer(&self) -> String {
+        "memory channel".into()
     }
 }

@@ -1,0 +1,190 @@
+//! The client side: ask a server what it serves; share an input between the
+//! two servers and reconstruct their answer.
+//!
+//! ```text
+//!   client ── Hello::Client ─▶ P0, P1 ◀─ ModelInfo ── (checked: parties, same split)
+//!          ── Query {id, kind, Seed(seed)}   ─▶ P0
+//!          ── Query {id, kind, Values(x1)}   ─▶ P1
+//!          ◀─ Reply::Ok {cost, y0} ── P0 ; ◀─ Reply::Ok {cost, y1} ── P1
+//!   y = y0 + y1
+//! ```
+//!
+//! A whole query (connect, greeting, query, reply) has one deadline: three
+//! times `timeout` (the servers wait up to twice their own timeout for each
+//! other); connecting alone gives up after `timeout`.
+
+use super::wire::{Hello, ModelInfo, Query, QueryCost, Reply, Share};
+use crate::party::OutputKind;
+use crate::{EngineError, Result};
+use blindfold_core::{PartyId, Prg};
+use blindfold_net::{Channel, Connection, TcpTransport, Transport};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// The client's answer.
+#[derive(Clone, Debug, Serialize)]
+pub struct Answer {
+    pub label: usize,
+    pub scores: Vec<f64>,
+    pub ring: Vec<u64>,
+    /// Wall-clock time of the whole query at the client.
+    pub latency_ms: f64,
+    /// Bytes the client sent and received.
+    pub client_bytes: u64,
+    /// Costs reported by P0 and P1.
+    pub cost: [QueryCost; 2],
+    pub info: ModelInfo,
+}
+
+fn greet<C: Connection>(ch: &mut C) -> Result<ModelInfo> {
+    ch.send_vec(Hello::Client.encode())?;
+    ch.flush()?;
+    Ok(ModelInfo::decode(&ch.recv()?)?)
+}
+
+/// Ask a server over TCP what it serves (a connection that sends no query).
+pub fn info(addr: &str, timeout: Duration) -> Result<ModelInfo> {
+    info_on(&TcpTransport, addr, timeout)
+}
+
+/// Ask a server what it serves, over `transport`.
+pub fn info_on<T: Transport>(transport: &T, addr: &str, timeout: Duration) -> Result<ModelInfo> {
+    let deadline = Instant::now() + timeout;
+    let mut ch = transport.connect(addr, deadline)?;
+    ch.set_deadline(Some(deadline))?;
+    greet(&mut ch)
+}
+
+/// Query two servers over TCP with one input (floats of the model's input
+/// shape) for the full output.
+pub fn query(
+    servers: [&str; 2],
+    input: &[f32],
+    timeout: Duration,
+    rng: &mut Prg,
+) -> Result<Answer> {
+    query_with(servers, input, timeout, OutputKind::Logits, rng)
+}
+
+/// Query two servers over TCP; with [`OutputKind::Label`] the servers compute
+/// the argmax in a garbled circuit and return shares of the label only (no
+/// scores).
+pub fn query_with(
+    servers: [&str; 2],
+    input: &[f32],
+    timeout: Duration,
+    kind: OutputKind,
+    rng: &mut Prg,
+) -> Result<Answer> {
+    query_on(&TcpTransport, servers, input, timeout, kind, rng)
+}
+
+/// Query two servers over `transport`.
+pub fn query_on<T: Transport>(
+    transport: &T,
+    servers: [&str; 2],
+    input: &[f32],
+    timeout: Duration,
+    kind: OutputKind,
+    rng: &mut Prg,
+) -> Result<Answer> {
+    let t0 = Instant::now();
+    let deadline = t0 + timeout.saturating_mul(3);
+    let mut chs = Vec::with_capacity(2);
+    let mut infos = Vec::with_capacity(2);
+    for addr in servers {
+        let mut ch = transport.connect(addr, t0 + timeout)?;
+        ch.set_deadline(Some(deadline))?;
+        infos.push(greet(&mut ch)?);
+        chs.push(ch);
+    }
+    let (first, second) = (infos[0].party, infos[1].party);
+    if (first, second) != (PartyId::P0, PartyId::P1) {
+        return Err(EngineError::ServerOrder { first, second });
+    }
+    if infos[0].model_id != infos[1].model_id {
+        return Err(EngineError::ModelMismatch);
+    }
+    let info = infos.swap_remove(0);
+    blindfold_model::engine::check_input(info.input_len(), input)?;
+    let x: Vec<u64> = input
+        .iter()
+        .map(|&v| blindfold_core::ring::encode(v as f64, info.frac_bits))
+        .collect();
+    let (seed, x1) = crate::client::share_input(&x, rng);
+    let id = rng.gen_seed();
+    let queries = [
+        Query {
+            id,
+            kind,
+            share: Share::Seed(seed),
+        },
+        Query {
+            id,
+            kind,
+            share: Share::Values(x1),
+        },
+    ];
+    for (ch, q) in chs.iter_mut().zip(&queries) {
+        ch.send_vec(q.encode())?;
+        ch.flush()?;
+    }
+    let want = match kind {
+        OutputKind::Label => 1,
+        OutputKind::Logits => info.output_len,
+    };
+    let mut shares = Vec::with_capacity(2);
+    let mut costs = Vec::with_capacity(2);
+    for (server, ch) in [PartyId::P0, PartyId::P1].into_iter().zip(chs.iter_mut()) {
+        match Reply::decode(&ch.recv()?)? {
+            Reply::Ok { cost, output } => {
+                if output.len() != want {
+                    return Err(EngineError::OutputLength {
+                        server,
+                        got: output.len(),
+                        want,
+                    });
+                }
+                shares.push(output);
+                costs.push(cost);
+            }
+            Reply::Error { code, message } => {
+                return Err(EngineError::Remote {
+                    server,
+                    code,
+                    message,
+                })
+            }
+        }
+    }
+    let ring = crate::client::reconstruct(&shares[0], &shares[1]);
+    let (label, scores) = match kind {
+        OutputKind::Label => {
+            let l = ring[0];
+            if l >= info.output_len as u64 {
+                return Err(EngineError::LabelOutOfRange {
+                    label: l,
+                    classes: info.output_len,
+                });
+            }
+            (l as usize, Vec::new())
+        }
+        OutputKind::Logits => (
+            blindfold_model::engine::argmax_ring(&ring),
+            ring.iter()
+                .map(|&v| blindfold_core::ring::decode(v, info.output_frac_bits))
+                .collect(),
+        ),
+    };
+    let client_bytes = chs.iter().map(|c| c.stats().total().bytes()).sum();
+    let cost = [costs[0].clone(), costs[1].clone()];
+    Ok(Answer {
+        label,
+        scores,
+        ring,
+        latency_ms: t0.elapsed().as_secs_f64() * 1e3,
+        client_bytes,
+        cost,
+        info,
+    })
+}

@@ -1,0 +1,172 @@
+//! One connection at a server: the greeting decides whether it is a client or
+//! (at P0) one of P1's peer links.
+//!
+//! ```text
+//!   conn ── Hello ──▶ Link (P0 only): handed to the leader for pairing
+//!                     Client: ◀── ModelInfo ── ; ── Query ──▶ ; queued;
+//!                             ◀── Reply ── when a worker answers (or the wait ends)
+//! ```
+//!
+//! The greeting-to-query exchange has one deadline (`timeout`), so a client that
+//! sends half a frame and falls silent is dropped on time.
+
+use super::handshake::PeerLink;
+use super::wire::{ErrorCode, Hello, ModelInfo, Query, Reply, Share};
+use super::{hex, lock, Pending, Shared};
+use crate::party::OutputKind;
+use crate::{EngineError, Result};
+use blindfold_core::PartyId;
+use blindfold_net::{Connection, DEFAULT_MAX_FRAME};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// The largest frame a stranger may send before its greeting says what it is.
+const GREETING_FRAME: usize = 256;
+/// The largest frame of a client's query besides its share's values.
+const QUERY_OVERHEAD: usize = 64;
+
+pub(super) fn handle_connection<C: Connection>(sh: &Shared<C>, mut ch: C) -> Result<()> {
+    ch.set_deadline(Some(Instant::now() + sh.cfg.timeout))?;
+    ch.set_max_frame(GREETING_FRAME);
+    let hello = Hello::decode(&ch.recv()?)?;
+    ch.set_max_frame(DEFAULT_MAX_FRAME);
+    match hello {
+        Hello::Link { kind, attempt } => {
+            if sh.engine.party() != PartyId::P0 {
+                return Err(EngineError::UnexpectedMessage {
+                    what: "peer-link greeting",
+                    place: "party 1",
+                });
+            }
+            sh.log(&format!("peer link ({kind:?}) from {}", ch.peer()));
+            // The deadline stays until the session is set up (a silent impostor
+            // cannot block pairing); the leader replaces it.
+            if let Some(tx) = lock(&sh.links).as_ref() {
+                if tx.try_send(PeerLink { kind, attempt, ch }).is_err() {
+                    sh.log("link greeting dropped: too many waiting");
+                }
+            }
+            Ok(())
+        }
+        Hello::Client => serve_client(sh, ch),
+    }
+}
+
+fn model_info<C: Connection>(sh: &Shared<C>) -> ModelInfo {
+    let q = sh.engine.program();
+    ModelInfo {
+        name: q.name.clone(),
+        party: sh.engine.party(),
+        model_id: hex(&sh.engine.model_id()),
+        input_shape: q.input_shape().dims().to_vec(),
+        frac_bits: q.frac,
+        output_frac_bits: q.output_frac(),
+        output_len: q.output_shape().numel(),
+        ready: sh.ready.load(Ordering::SeqCst),
+    }
+}
+
+fn reply<C: Connection>(ch: &mut C, r: &Reply) -> Result<()> {
+    ch.send_vec(r.encode())?;
+    ch.flush()?;
+    Ok(())
+}
+
+/// Check a query against this server's model; the share it contributes.
+fn admit<C: Connection>(sh: &Shared<C>, q: Query) -> std::result::Result<Vec<u64>, Reply> {
+    let len = sh.engine.program().input_shape().numel();
+    if q.kind == OutputKind::Label && !sh.engine.supports_label() {
+        return Err(Reply::error(
+            ErrorCode::BadInput,
+            "this model's output is not a vector; ask for the full output",
+        ));
+    }
+    match (sh.engine.party(), q.share) {
+        (PartyId::P0, Share::Seed(seed)) => Ok(crate::client::share0_from_seed(seed, len)),
+        (PartyId::P1, Share::Values(v)) if v.len() == len => Ok(v),
+        (PartyId::P1, Share::Values(v)) => Err(Reply::error(
+            ErrorCode::BadInput,
+            format!("input share has {} values, the model takes {len}", v.len()),
+        )),
+        (PartyId::P0, Share::Values(_)) => Err(Reply::error(
+            ErrorCode::BadInput,
+            "party 0 takes the 16-byte seed of the input share, not its values",
+        )),
+        (PartyId::P1, Share::Seed(_)) => Err(Reply::error(
+            ErrorCode::BadInput,
+            "party 1 takes the masked input values, not a seed",
+        )),
+    }
+}
+
+fn serve_client<C: Connection>(sh: &Shared<C>, mut ch: C) -> Result<()> {
+    reply_info(sh, &mut ch)?;
+    // A query is at most its share's values and a few fields.
+    let values = sh.engine.program().input_shape().numel();
+    ch.set_max_frame(values.saturating_mul(8).saturating_add(QUERY_OVERHEAD));
+    let msg = ch.recv();
+    ch.set_max_frame(DEFAULT_MAX_FRAME);
+    let q = match Query::decode(&msg?) {
+        Ok(q) => q,
+        Err(e) => {
+            reply(&mut ch, &Reply::error(ErrorCode::BadRequest, e.to_string()))?;
+            return Err(e.into());
+        }
+    };
+    let (qid, kind) = (q.id, q.kind);
+    let share = match admit(sh, q) {
+        Ok(s) => s,
+        Err(r) => {
+            if let Reply::Error { message, .. } = &r {
+                sh.log(&format!("query {} refused: {message}", hex(&qid[..4])));
+            }
+            return reply(&mut ch, &r);
+        }
+    };
+    let (tx, rx) = mpsc::channel();
+    {
+        let mut st = sh.state();
+        if st.pending.contains_key(&qid) {
+            drop(st);
+            return reply(
+                &mut ch,
+                &Reply::error(ErrorCode::BadRequest, "duplicate query id"),
+            );
+        }
+        st.pending.insert(
+            qid,
+            Pending {
+                share,
+                kind,
+                reply: tx,
+                arrived: Instant::now(),
+            },
+        );
+        if sh.engine.party() == PartyId::P0 {
+            st.order.push_back(qid);
+        }
+    }
+    sh.cv.notify_all();
+    // Wait for the worker (bounded: queue + offline + online).
+    let res = rx.recv_timeout(sh.cfg.timeout.saturating_mul(2));
+    // Whatever happened, the query is no longer pending.
+    sh.take_pending(&qid);
+    let r = match res {
+        Ok(r) => r,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            Reply::error(ErrorCode::Expired, "timed out waiting for the other server")
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => Reply::error(
+            ErrorCode::PeerUnavailable,
+            "the link between the servers failed during this query; try again",
+        ),
+    };
+    reply(&mut ch, &r)
+}
+
+fn reply_info<C: Connection>(sh: &Shared<C>, ch: &mut C) -> Result<()> {
+    ch.send_vec(model_info(sh).encode())?;
+    ch.flush()?;
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! The serving layer: two server processes and any number of clients, over any
+//! [`Transport`] (TCP in production, in-memory pipes in tests, TLS next).
+//!
+//! ```text
+//!   client ──Hello::Client──▶ P0 listen ◀──Hello::Link── P1 (dials P0's listen address)
+//!   client ──Hello::Client──▶ P1 listen
+//!
+//!   per client connection:  server ── ModelInfo ─▶ client
+//!                           client ── Query {id, kind, share} ─▶ server
+//!                           server ── Reply (output share + costs | error) ─▶ client
+//!
+//!   peer links, driven by P0 (the leader), one job at a time each:
+//!     offline link: Job::Offline          both produce one bundle into their pool
+//!     online link:  Job::Have {qid}       P1: Ready once it holds qid's share
+//!                                         (or Missing after a short wait)
+//!                   Job::Online {qid,seq} P1: Ready, then both run the online
+//!                                         phase on their oldest bundle (seq)
+//! ```
+//!
+//! Files, one responsibility each:
+//!
+//! * [`wire`]: every message, typed, with its encoder and validating decoder;
+//! * `frontend`: one client connection at a server (greeting, model info,
+//!   query, reply);
+//! * `handshake`: P1 dialling P0, and P0 pairing the two links of one dial
+//!   attempt;
+//! * `pool`: one session's bundle pool, shared by its two workers;
+//! * `session`: running one session's two workers, stopping both together;
+//! * `leader`, `follower`: P0's and P1's loops and workers;
+//! * `client`: the client side ([`info`], [`query`], [`query_with`]);
+//! * `cluster`: [`LocalCluster`], two servers in this process.
+//!
+//! The pool holds at most `pool` bundles and is refilled whenever no query is
+//! waiting. Queries from many clients are accepted at once and served one after
+//! another on the peer link. If the peer link fails, the pool is dropped (its
+//! material is tied to the session) and P1 dials again; waiting clients get an
+//! error. A bundle is never used twice: it is moved out of the pool into the
+//! online phase, whatever the outcome.
+//!
+//! Deadlines cover whole exchanges: a client's greeting-to-query exchange gets
+//! `timeout`; so does a peer link at P0 until its session is set up (the
+//! dialer is a stranger until setup has checked its share); each job between
+//! the servers of a session, and P1's side of the setup, get `timeout` but at
+//! least [`PEER_EXCHANGE_MIN`].
+
+mod client;
+mod cluster;
+mod follower;
+mod frontend;
+mod handshake;
+mod leader;
+mod pool;
+mod session;
+pub mod wire;
+
+pub use client::{info, info_on, query, query_on, query_with, Answer};
+pub use cluster::LocalCluster;
+pub use wire::{ErrorCode, ModelInfo, QueryCost, WireError};
+
+use crate::party::{OutputKind, PartyEngine};
+use crate::{EngineError, Result};
+use blindfold_core::PartyId;
+use blindfold_net::{Connection, Listener, TcpAcceptor, TcpTransport, Transport};
+use std::collections::{HashMap, VecDeque};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use wire::{QueryId, Reply};
+
+/// The shortest deadline of an exchange between the servers (a session setup,
+/// one job), whatever `ServeConfig::timeout` says: a loaded machine must not
+/// tear down a healthy session.
+pub const PEER_EXCHANGE_MIN: Duration = Duration::from_secs(10);
+
+/// How often waiting loops look at the shutdown flag.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// P1 only: P0's listen address.
+    pub peer: Option<String>,
+    /// Bundles kept ready.
+    pub pool: usize,
+    /// How long a server waits for a client's share or a peer.
+    pub timeout: Duration,
+    /// Print a line per query and per event to stderr.
+    pub verbose: bool,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            peer: None,
+            pool: 2,
+            timeout: Duration::from_secs(30),
+            verbose: false,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The deadline of one exchange between the servers, starting now.
+    fn peer_deadline(&self) -> Instant {
+        Instant::now() + self.timeout.max(PEER_EXCHANGE_MIN)
+    }
+}
+
+/// A query whose share has arrived at this server, waiting for its turn.
+struct Pending {
+    share: Vec<u64>,
+    kind: OutputKind,
+    reply: mpsc::Sender<Reply>,
+    arrived: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    /// Queries whose share has arrived, by id.
+    pending: HashMap<QueryId, Pending>,
+    /// P0: arrival order of queries.
+    order: VecDeque<QueryId>,
+}
+
+/// What a server's threads share.
+struct Shared<C: Connection> {
+    engine: PartyEngine,
+    state: Mutex<State>,
+    /// Signalled when a query arrives or a session stops.
+    cv: Condvar,
+    cfg: ServeConfig,
+    shutdown: Arc<AtomicBool>,
+    /// Bundles in the pool (reported to clients).
+    ready: AtomicUsize,
+    /// P0: peer links handed over by the connection threads to the leader.
+    links: Mutex<Option<mpsc::SyncSender<handshake::PeerLink<C>>>>,
+}
+
+/// Lock, ignoring poisoning: every critical section leaves the state whole.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl<C: Connection> Shared<C> {
+    fn log(&self, msg: &str) {
+        if self.cfg.verbose {
+            eprintln!("[{}] {msg}", self.engine.party());
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    /// Take a pending query's share and reply channel.
+    fn take_pending(&self, qid: &QueryId) -> Option<Pending> {
+        self.state().pending.remove(qid)
+    }
+
+    /// Wait on the query condition for at most `t`.
+    fn wait<'a>(&self, st: MutexGuard<'a, State>, t: Duration) -> MutexGuard<'a, State> {
+        self.cv
+            .wait_timeout(st, t)
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+    }
+
+    /// Answer with an error every query that has waited longer than the timeout.
+    fn fail_waiting(&self, code: wire::ErrorCode, why: &str) {
+        let mut st = self.state();
+        let expired: Vec<QueryId> = st
+            .pending
+            .iter()
+            .filter(|(_, p)| p.arrived.elapsed() > self.cfg.timeout)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in expired {
+            if let Some(p) = st.pending.remove(&k) {
+                let _ = p.reply.send(Reply::error(code, why));
+            }
+            st.order.retain(|q| *q != k);
+        }
+    }
+}
+
+/// Run a server over TCP until `shutdown` is set. P0 accepts clients and P1's
+/// links on `listener`; P1 accepts clients on `listener` and dials `cfg.peer`.
+pub fn run(
+    engine: PartyEngine,
+    listener: TcpListener,
+    cfg: ServeConfig,
+    shutdown: Arc<AtomicBool>,
+) -> Result<()> {
+    let acceptor = TcpAcceptor::new(listener)?;
+    run_on(engine, TcpTransport, acceptor, cfg, shutdown)
+}
+
+/// Run a server over any transport until `shutdown` is set: connections come
+/// from `listener`; P1 dials `cfg.peer` with `transport`.
+pub fn run_on<T, L>(
+    engine: PartyEngine,
+    transport: T,
+    listener: L,
+    cfg: ServeConfig,
+    shutdown: Arc<AtomicBool>,
+) -> Result<()>
+where
+    T: Transport,
+    L: Listener<Conn = T::Conn>,
+{
+    let party = engine.party();
+    let peer = match (party, cfg.peer.clone()) {
+        (PartyId::P1, None) => return Err(EngineError::MissingPeerAddress),
+        (_, p) => p,
+    };
+    // Bounded: greetings beyond a few waiting ones are dropped.
+    let (link_tx, link_rx) = mpsc::sync_channel(4);
+    let shared = Arc::new(Shared {
+        engine,
+        state: Mutex::new(State::default()),
+        cv: Condvar::new(),
+        cfg,
+        shutdown: shutdown.clone(),
+        ready: AtomicUsize::new(0),
+        links: Mutex::new(Some(link_tx)),
+    });
+    let worker = {
+        let sh = shared.clone();
+        std::thread::spawn(move || match (party, peer) {
+            (PartyId::P1, Some(peer)) => follower::follower_loop(&sh, &transport, &peer),
+            _ => leader::leader_loop(&sh, link_rx),
+        })
+    };
+    while !shutdown.load(Ordering::SeqCst) {
+        match listener.accept(Instant::now() + POLL) {
+            Ok(Some(conn)) => {
+                let sh = shared.clone();
+                std::thread::spawn(move || {
+                    let peer = conn.peer();
+                    if let Err(e) = frontend::handle_connection(&sh, conn) {
+                        sh.log(&format!("connection from {peer}: {e}"));
+                    }
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                shared.log(&format!("accept: {e}"));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    shared.cv.notify_all();
+    lock(&shared.links).take();
+    let _ = worker.join();
+    Ok(())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
