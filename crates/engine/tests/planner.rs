@@ -10,8 +10,9 @@
 //!   the answer is still the reference's;
 //! * no secret parameter of any op kind appears in clear in either share file.
 
+mod common;
+
 use blindfold_core::{FracBits, PartyId, Prg, Shape};
-use blindfold_engine::client::{reconstruct, share0_from_seed, share_input};
 use blindfold_engine::party::PartyEngine;
 use blindfold_engine::plan::{Deployment, Garbling, Plan, Roles};
 use blindfold_engine::share::{combine, split, split_for, ModelShare};
@@ -21,12 +22,8 @@ use blindfold_model::ir::Pool;
 use blindfold_model::kernels::{ConvGeom, ConvTransposeGeom};
 use blindfold_model::load_onnx;
 use blindfold_model::quant::{quantize, QModel, QNode, QOp};
-use blindfold_net::MemoryChannel;
-use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use common::root;
+use std::path::PathBuf;
 
 /// Every importable model file: the ONNX test vectors and the zoo.
 fn every_model() -> Vec<PathBuf> {
@@ -46,24 +43,7 @@ fn every_model() -> Vec<PathBuf> {
 
 /// One query through both engines over an in-memory channel.
 fn two_party(e0: PartyEngine, e1: PartyEngine, x: &[u64]) -> Vec<u64> {
-    let mut rng = Prg::from_seed([5; 16]);
-    let (seed, x1) = share_input(x, &mut rng);
-    let len = x.len();
-    let (mut c0, mut c1) = MemoryChannel::pair();
-    let t1 = std::thread::spawn(move || {
-        let mut rng = Prg::from_seed([1; 16]);
-        let mut s = e1.setup(&mut c1, &mut rng).unwrap();
-        let b = e1.offline(&mut c1, &mut s, &mut rng).unwrap();
-        e1.online(&mut c1, b, x1).unwrap().0
-    });
-    let mut rng0 = Prg::from_seed([0; 16]);
-    let mut s = e0.setup(&mut c0, &mut rng0).unwrap();
-    let b = e0.offline(&mut c0, &mut s, &mut rng0).unwrap();
-    let y0 = e0
-        .online(&mut c0, b, share0_from_seed(seed, len))
-        .unwrap()
-        .0;
-    reconstruct(&y0, &t1.join().unwrap())
+    common::run_two_party(e0, e1, &[x.to_vec()]).swap_remove(0)
 }
 
 /// Largest |a - b| in units of the last place.

@@ -23,33 +23,23 @@
 //! of the shares across the ring's edge, about |x|/2^64 per element) is
 //! negligible for 50 inputs.
 
-use blindfold_core::{FracBits, Prg};
-use blindfold_engine::client::{reconstruct, share0_from_seed, share_input};
+mod common;
+
+use blindfold_core::Prg;
 use blindfold_engine::party::PartyEngine;
 use blindfold_engine::share::split;
-use blindfold_model::data::{load_idx_dir, parse_npy};
+use blindfold_model::data::parse_npy;
 use blindfold_model::engine::{argmax_ring, encode_input, run_plain_all};
-use blindfold_model::load_onnx;
-use blindfold_model::quant::{quantize, QModel, QOp};
-use blindfold_net::MemoryChannel;
-use std::path::{Path, PathBuf};
+use blindfold_model::quant::{QModel, QOp};
+use common::{model as load, root};
 use std::time::Instant;
 
 /// Inputs per network.
 const N: usize = 50;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn load(name: &str) -> QModel {
-    let m = load_onnx(root().join(format!("models/{name}.onnx"))).unwrap();
-    quantize(&m, FracBits::DEFAULT).unwrap()
-}
-
 /// The first `N` bundled MNIST digits.
 fn digits() -> Vec<Vec<f32>> {
-    let ds = load_idx_dir(&root().join("data/mnist-test-1k")).unwrap();
+    let ds = common::digits();
     (0..N).map(|i| ds.image_f32(i)).collect()
 }
 
@@ -74,44 +64,11 @@ fn ecg_inputs(len: usize) -> Vec<Vec<f32>> {
 /// Run every input through both parties (one session, one bundle per query)
 /// and return the reconstructed outputs and the encoded inputs.
 fn secure_outputs(q: &QModel, xs: &[Vec<f32>]) -> (Vec<Vec<u64>>, Vec<Vec<u64>>) {
-    let mut rng = Prg::from_seed([42; 16]);
-    let [s0, s1] = split(q, &mut rng);
+    let [s0, s1] = split(q, &mut Prg::from_seed([42; 16]));
     let e0 = PartyEngine::new(s0).unwrap();
     let e1 = PartyEngine::new(s1).unwrap();
     let inputs: Vec<Vec<u64>> = xs.iter().map(|x| encode_input(q, x).unwrap()).collect();
-    let shares: Vec<_> = inputs.iter().map(|x| share_input(x, &mut rng)).collect();
-    let len = q.input_shape().numel();
-    let (mut c0, mut c1) = MemoryChannel::pair();
-    let seeds: Vec<_> = shares.iter().map(|s| s.0).collect();
-    let x1s: Vec<_> = shares.into_iter().map(|s| s.1).collect();
-    let t1 = std::thread::spawn(move || {
-        let mut rng = Prg::from_seed([1; 16]);
-        let mut sess = e1.setup(&mut c1, &mut rng).unwrap();
-        x1s.into_iter()
-            .map(|x1| {
-                let b = e1.offline(&mut c1, &mut sess, &mut rng).unwrap();
-                e1.online(&mut c1, b, x1).unwrap().0
-            })
-            .collect::<Vec<_>>()
-    });
-    let mut rng0 = Prg::from_seed([0; 16]);
-    let mut sess = e0.setup(&mut c0, &mut rng0).unwrap();
-    let y0s: Vec<Vec<u64>> = seeds
-        .into_iter()
-        .map(|seed| {
-            let b = e0.offline(&mut c0, &mut sess, &mut rng0).unwrap();
-            e0.online(&mut c0, b, share0_from_seed(seed, len))
-                .unwrap()
-                .0
-        })
-        .collect();
-    let y1s = t1.join().unwrap();
-    let ys = y0s
-        .iter()
-        .zip(&y1s)
-        .map(|(a, b)| reconstruct(a, b))
-        .collect();
-    (ys, inputs)
+    (common::run_two_party(e0, e1, &inputs), inputs)
 }
 
 /// Largest |a - b| over the ring, in units of the last place.

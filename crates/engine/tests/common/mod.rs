@@ -202,3 +202,42 @@ pub fn expect_closed(s: &mut TcpStream, secs: u64, what: &str) {
         );
     }
 }
+
+/// Both engines on two threads over an in-memory channel with fixed seeds: one
+/// session, one fresh offline bundle per input. Shares each encoded input as a
+/// client would and returns the reconstructed outputs.
+pub fn run_two_party(e0: PartyEngine, e1: PartyEngine, inputs: &[Vec<u64>]) -> Vec<Vec<u64>> {
+    use blindfold_engine::client::{reconstruct, share0_from_seed, share_input};
+    let mut rng = Prg::from_seed([42; 16]);
+    let shares: Vec<_> = inputs.iter().map(|x| share_input(x, &mut rng)).collect();
+    let lens: Vec<usize> = inputs.iter().map(|x| x.len()).collect();
+    let (mut c0, mut c1) = blindfold_net::MemoryChannel::pair();
+    let (seeds, x1s): (Vec<_>, Vec<_>) = shares.into_iter().unzip();
+    let t1 = std::thread::spawn(move || {
+        let mut rng = Prg::from_seed([1; 16]);
+        let mut sess = e1.setup(&mut c1, &mut rng).unwrap();
+        x1s.into_iter()
+            .map(|x1| {
+                let b = e1.offline(&mut c1, &mut sess, &mut rng).unwrap();
+                e1.online(&mut c1, b, x1).unwrap().0
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut rng0 = Prg::from_seed([0; 16]);
+    let mut sess = e0.setup(&mut c0, &mut rng0).unwrap();
+    let y0s: Vec<Vec<u64>> = seeds
+        .into_iter()
+        .zip(lens)
+        .map(|(seed, len)| {
+            let b = e0.offline(&mut c0, &mut sess, &mut rng0).unwrap();
+            e0.online(&mut c0, b, share0_from_seed(seed, len))
+                .unwrap()
+                .0
+        })
+        .collect();
+    let y1s = t1.join().unwrap();
+    y0s.iter()
+        .zip(&y1s)
+        .map(|(a, b)| reconstruct(a, b))
+        .collect()
+}
