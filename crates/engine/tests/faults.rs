@@ -14,8 +14,8 @@ use blindfold_core::{FracBits, PartyId, Prg};
 use blindfold_engine::party::{OutputKind, PartyEngine};
 use blindfold_engine::server;
 use blindfold_engine::server::wire::{ErrorCode, Hello, LinkKind, ModelInfo, Query, Reply, Share};
-use blindfold_engine::share::{split, ModelShare};
-use blindfold_engine::EngineError;
+use blindfold_engine::share::{split, ModelShare, ShareFileError};
+use blindfold_engine::{EngineError, PeerMismatch};
 use blindfold_model::engine::run_plain;
 use blindfold_model::quant::QModel;
 use blindfold_net::{Channel, MemoryChannel, TcpChannel};
@@ -481,13 +481,11 @@ fn setup_pair(
     (ra, t.join().unwrap())
 }
 
-fn assert_err_contains(r: blindfold_engine::Result<()>, needle: &str, what: &str) {
+fn assert_mismatch(r: blindfold_engine::Result<()>, want: PeerMismatch, what: &str) {
     match r {
         Ok(()) => panic!("{what}: setup succeeded"),
-        Err(e) => assert!(
-            e.to_string().contains(needle),
-            "{what}: error {e} lacks {needle:?}"
-        ),
+        Err(EngineError::PeerMismatch(got)) => assert_eq!(got, want, "{what}"),
+        Err(e) => panic!("{what}: {e} is not a peer mismatch"),
     }
 }
 
@@ -499,18 +497,19 @@ fn setup_refuses_mismatched_shares() {
         let [b0, b1] = split(&q, &mut Prg::from_seed([11; 16]));
         // Shares of two different splits of the same model.
         let (r0, r1) = setup_pair(a0.clone(), b1.clone());
-        assert_err_contains(r0, "different model split", "P0 of A with P1 of B");
-        assert_err_contains(r1, "different model split", "P1 of B with P0 of A");
+        let other = PeerMismatch::OtherSplit;
+        assert_mismatch(r0, other.clone(), "P0 of A with P1 of B");
+        assert_mismatch(r1, other.clone(), "P1 of B with P0 of A");
         let (r0, r1) = setup_pair(b0, a1.clone());
-        assert_err_contains(r0, "different model split", "P0 of B with P1 of A");
-        assert_err_contains(r1, "different model split", "P1 of A with P0 of B");
+        assert_mismatch(r0, other.clone(), "P0 of B with P1 of A");
+        assert_mismatch(r1, other, "P1 of A with P0 of B");
         // Two copies of party 0's (or party 1's) share.
         let (r0, r1) = setup_pair(a0.clone(), a0.clone());
-        assert_err_contains(r0, "also claims to be party 0", "P0 with P0");
-        assert_err_contains(r1, "also claims to be party 0", "P0 with P0 (other side)");
+        assert_mismatch(r0, PeerMismatch::SameParty(0), "P0 with P0");
+        assert_mismatch(r1, PeerMismatch::SameParty(0), "P0 with P0 (other side)");
         let (r0, r1) = setup_pair(a1.clone(), a1.clone());
-        assert_err_contains(r0, "also claims to be party 1", "P1 with P1");
-        assert_err_contains(r1, "also claims to be party 1", "P1 with P1 (other side)");
+        assert_mismatch(r0, PeerMismatch::SameParty(1), "P1 with P1");
+        assert_mismatch(r1, PeerMismatch::SameParty(1), "P1 with P1 (other side)");
         // The matching pair still works.
         let (r0, r1) = setup_pair(a0, a1);
         r0.unwrap();
@@ -606,26 +605,31 @@ fn corrupted_share_files_error_cleanly() {
             let e = ModelShare::from_bytes(&good[..cut])
                 .expect_err(&format!("truncated at {cut} accepted"));
             assert!(
-                e.to_string().contains("share file"),
+                matches!(e, ShareFileError::BadMagic | ShareFileError::Corrupt(_)),
                 "truncated at {cut}: {e}"
             );
         }
         // Trailing bytes, bad magic, bad version, bad party.
         let mut t = good.clone();
         t.push(0);
-        assert!(ModelShare::from_bytes(&t).is_err(), "trailing byte");
+        let e = ModelShare::from_bytes(&t).unwrap_err();
+        assert!(
+            matches!(e, ShareFileError::Corrupt(_)),
+            "trailing byte: {e}"
+        );
         let mut t = good.clone();
         t[0] ^= 1;
-        let e = ModelShare::from_bytes(&t).unwrap_err().to_string();
-        assert!(e.contains("magic"), "{e}");
+        let e = ModelShare::from_bytes(&t).unwrap_err();
+        assert!(matches!(e, ShareFileError::BadMagic), "{e}");
         let mut t = good.clone();
         t[16] = 9;
-        let e = ModelShare::from_bytes(&t).unwrap_err().to_string();
-        assert!(e.contains("version"), "{e}");
+        let e = ModelShare::from_bytes(&t).unwrap_err();
+        assert!(matches!(e, ShareFileError::Version { got: 9 }), "{e}");
         let mut t = good.clone();
         t[20] = 2;
-        let e = ModelShare::from_bytes(&t).unwrap_err().to_string();
-        assert!(e.contains("party 2"), "{e}");
+        let e = ModelShare::from_bytes(&t).unwrap_err();
+        assert!(matches!(e, ShareFileError::BadParty(2)), "{e}");
+        assert!(e.to_string().contains("party 2"), "{e}");
         // An ONNX file or random bytes instead of a share file.
         let onnx = std::fs::read(root().join(format!("models/{MODEL}.onnx"))).unwrap();
         assert!(ModelShare::from_bytes(&onnx).is_err());
@@ -648,12 +652,16 @@ fn corrupted_share_files_error_cleanly() {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("party0.share");
         std::fs::write(&p, &good[..good.len() / 2]).unwrap();
-        let e = ModelShare::load(&p).unwrap_err().to_string();
-        assert!(e.contains("party0.share"), "{e}");
-        let e = ModelShare::load(&dir.join("missing.share"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("missing.share"), "{e}");
+        let e = ModelShare::load(&p).unwrap_err();
+        assert!(
+            matches!(&e, ShareFileError::InFile { path, source }
+                if path == &p && matches!(**source, ShareFileError::Corrupt(_))),
+            "{e}"
+        );
+        assert!(e.to_string().contains("party0.share"), "{e}");
+        let e = ModelShare::load(&dir.join("missing.share")).unwrap_err();
+        assert!(matches!(&e, ShareFileError::Io { .. }), "{e}");
+        assert!(e.to_string().contains("missing.share"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     });
 }
