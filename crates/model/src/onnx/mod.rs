@@ -19,7 +19,7 @@
 //! constant folder (same shape of table); `tensor.rs` and `external.rs` decode
 //! `TensorProto`s (inline or external data); `attrs.rs` the attribute accessors and
 //! the one axis normaliser; `shape.rs` pure shape arithmetic. See
-//! `docs/onnx-import.md` for how to add an op.
+//! `docs/ARCHITECTURE.md` (Import) for how to add an op.
 //!
 //! # External data
 //!
