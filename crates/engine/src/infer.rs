@@ -346,7 +346,8 @@ pub fn evaluate(
                 .iter()
                 .zip(&trunc_max)
                 .map(|(&t, &m)| q.nodes[t].shape.numel() as f64 * 2.0 * m as f64 / 2f64.powi(64))
-                .sum()
+                // Not `sum()`: an empty f64 sum is -0.0.
+                .fold(0.0, |a, b| a + b)
         }),
         secure: secure.map(|_| SecureEval {
             secure_accuracy: frac(sc),
