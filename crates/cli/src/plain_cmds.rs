@@ -178,7 +178,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
                 index: r.node,
                 op: r.op,
                 protocol: r.protocol.as_ref().ok().cloned(),
-                unsupported: r.protocol.as_ref().err().cloned(),
+                unsupported: r.protocol.as_ref().err().map(|e| e.to_string()),
             })
             .collect();
         let report = InspectReport {

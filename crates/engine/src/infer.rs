@@ -407,7 +407,7 @@ pub fn bench(
                 layer: 0,
                 op: "input",
                 mode: other.name(),
-                reason: "bench measures the secure modes; plaintext modes have no protocol".into(),
+                reason: crate::plan::Refusal::NotSecure,
             })
         }
     };

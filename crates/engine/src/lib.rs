@@ -51,7 +51,7 @@ pub enum EngineError {
         layer: usize,
         op: &'static str,
         mode: &'static str,
-        reason: String,
+        reason: plan::Refusal,
     },
     /// The peer server is not the counterpart of this one.
     #[error("peer mismatch: {0}")]

@@ -219,6 +219,30 @@ impl StepSpec {
     }
 }
 
+/// Why a deployment cannot run a node.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error("node 0 must be the input")]
+    InputNotFirst,
+    #[error("only node 0 may be the input")]
+    ExtraInput,
+    /// A bilinear op without a homomorphic packing.
+    #[error("{0} has no homomorphic packing yet (convolutions and fully connected layers only)")]
+    NoPacking(&'static str),
+    /// The packing cannot fit this layer's shape.
+    #[error("no homomorphic packing for this shape: {0}")]
+    PackingShape(String),
+    /// A non-linear op without a circuit.
+    #[error("{0} has no circuit yet")]
+    NoCircuit(&'static str),
+    #[error("a pooling window covers no input")]
+    EmptyWindow,
+    /// A plaintext mode has no protocol to plan or measure.
+    #[error("plaintext modes run no protocol")]
+    NotSecure,
+}
+
 /// One planned node.
 #[derive(Clone, Debug)]
 pub struct Step {
@@ -242,12 +266,12 @@ pub struct Plan {
 }
 
 /// One row of [`Plan::survey`].
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct NodeSupport {
     pub node: usize,
     pub op: &'static str,
     /// The protocol, or why this deployment cannot run the node.
-    pub protocol: std::result::Result<String, String>,
+    pub protocol: std::result::Result<String, Refusal>,
 }
 
 impl Plan {
@@ -355,7 +379,7 @@ fn plan_node(
     i: usize,
     roles: &Roles,
     circuits: &mut usize,
-) -> std::result::Result<StepSpec, String> {
+) -> std::result::Result<StepSpec, Refusal> {
     let n = &q.nodes[i];
     let f = q.frac_bits();
     let mut gc = |gadget: Gadget, gather: Option<Vec<usize>>, scale_out: bool| {
@@ -369,15 +393,15 @@ fn plan_node(
         *circuits += 1;
         StepSpec::Gc(g)
     };
-    let linear = |shape: LinearShape| -> std::result::Result<StepSpec, String> {
+    let linear = |shape: LinearShape| -> std::result::Result<StepSpec, Refusal> {
         let he = LayerPlan::new(&shape, blindfold_he::params::RING_DEGREE)
-            .map_err(|e| format!("no homomorphic packing for this shape: {e}"))?;
+            .map_err(|e| Refusal::PackingShape(e.to_string()))?;
         Ok(StepSpec::Linear(Box::new(LinearStep { shape, he })))
     };
     Ok(match &n.op {
         QOp::Input if i == 0 => StepSpec::Input,
-        QOp::Input => return Err("only node 0 may be the input".into()),
-        _ if i == 0 => return Err("node 0 must be the input".into()),
+        QOp::Input => return Err(Refusal::ExtraInput),
+        _ if i == 0 => return Err(Refusal::InputNotFirst),
         QOp::Conv { geom, .. } => linear(LinearShape::Conv2d(*geom))?,
         QOp::Dense {
             inputs, outputs, ..
@@ -385,19 +409,11 @@ fn plan_node(
             inputs: *inputs,
             outputs: *outputs,
         }))?,
-        QOp::ConvTranspose { .. } => {
-            return Err(
-                "transposed convolutions have no homomorphic packing yet (convolutions and \
-                 fully connected layers only)"
-                    .into(),
-            )
-        }
+        QOp::ConvTranspose { .. } => return Err(Refusal::NoPacking("a transposed convolution")),
         QOp::ChannelAffine { .. } => {
-            return Err(
-                "a channel affine map that is not folded into a convolution has no homomorphic \
-                 packing yet"
-                    .into(),
-            )
+            return Err(Refusal::NoPacking(
+                "a channel affine map not folded into a convolution",
+            ))
         }
         QOp::Relu { trunc } => gc(
             Gadget::ReluTruncMask {
@@ -408,14 +424,14 @@ fn plan_node(
         ),
         QOp::MaxPool { pool, relu, trunc } => {
             if !relu {
-                return Err("max-pool without an adjacent ReLU has no circuit yet".into());
+                return Err(Refusal::NoCircuit("max-pool without an adjacent ReLU"));
             }
             let geom = QOp::pool_geom(pool, &q.nodes[n.inputs[0]].shape);
             let k = pool.kernel[0] * pool.kernel[1];
             let mut gather = Vec::with_capacity(n.shape.numel() * k);
             for win in geom.windows() {
                 if win.is_empty() {
-                    return Err("a pooling window covers no input".into());
+                    return Err(Refusal::EmptyWindow);
                 }
                 // Pad short (border) windows by repeating an element: max is idempotent.
                 for j in 0..k {

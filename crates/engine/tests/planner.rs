@@ -83,7 +83,9 @@ fn inspect_split_and_serve_agree_on_every_model() {
         let q = quantize(&load_onnx(&path).unwrap(), FracBits::DEFAULT).unwrap();
         let survey = Plan::survey(&q, Deployment::TwoServer);
         assert_eq!(survey.len(), q.nodes.len(), "{name}");
-        let first_refused = survey.iter().find(|r| r.protocol.is_err()).map(|r| r.node);
+        let first_refused = survey
+            .iter()
+            .find_map(|r| r.protocol.as_ref().err().map(|why| (r.node, why.clone())));
         let planned = Plan::new(&q, Deployment::TwoServer);
         let mut rng = Prg::from_seed([3; 16]);
         let split_res = split_for(&q, Deployment::TwoServer, &mut rng);
@@ -91,7 +93,7 @@ fn inspect_split_and_serve_agree_on_every_model() {
         let [s0, s1] = split(&q, &mut rng);
         let served = PartyEngine::new(s0);
         match first_refused {
-            Some(layer) => {
+            Some((layer, why)) => {
                 refused += 1;
                 for (what, res) in [
                     ("plan", planned.map(|_| ())),
@@ -99,9 +101,15 @@ fn inspect_split_and_serve_agree_on_every_model() {
                     ("serve", served.map(|_| ())),
                 ] {
                     match res {
-                        Err(EngineError::Unsupported { layer: l, mode, .. }) => {
+                        Err(EngineError::Unsupported {
+                            layer: l,
+                            mode,
+                            reason,
+                            ..
+                        }) => {
                             assert_eq!(l, layer, "{name}: {what} refuses another layer");
                             assert_eq!(mode, "two-server");
+                            assert_eq!(reason, why, "{name}: {what} gives another reason");
                         }
                         Err(e) => panic!("{name}: {what} fails otherwise: {e}"),
                         Ok(()) => panic!("{name}: inspect refuses layer {layer}, {what} accepts"),
