@@ -9,11 +9,8 @@
 
 use crate::plain_cmds::{ModeArg, ModelArg};
 use anyhow::Result;
-use blindfold_core::Prg;
 use blindfold_engine::infer;
-use blindfold_engine::party::PartyEngine;
-use blindfold_engine::plan::Deployment;
-use blindfold_engine::share::split_for;
+use blindfold_engine::plan::{Deployment, Plan};
 use blindfold_engine::Mode;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -107,20 +104,15 @@ fn primitives(json: bool) -> Result<()> {
     Ok(())
 }
 
-fn engines(a: &BenchArgs) -> Result<(String, PartyEngine, PartyEngine)> {
+fn preprocessing(a: &BenchArgs) -> Result<()> {
     let ma = ModelArg {
         model: a.network.clone(),
         frac_bits: a.frac_bits,
     };
     let (m, q) = ma.load()?;
-    let mut rng = Prg::from_entropy();
-    let [s0, s1] = split_for(&q, Deployment::TwoServer, &mut rng)?;
-    Ok((m.name, PartyEngine::new(s0)?, PartyEngine::new(s1)?))
-}
-
-fn preprocessing(a: &BenchArgs) -> Result<()> {
-    let (name, e0, _) = engines(a)?;
-    let r = blindfold_he::bench::bench(&e0.linear_shapes(), a.queries.max(1))?;
+    let name = m.name;
+    let shapes = Plan::new(&q, Deployment::TwoServer)?.linear_shapes();
+    let r = blindfold_he::bench::bench(&shapes, a.queries.max(1))?;
     if a.json {
         let mut v = serde_json::to_value(&r)?;
         v["network"] = serde_json::Value::String(name);

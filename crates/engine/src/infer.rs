@@ -414,8 +414,8 @@ pub fn bench(
     let n_q = queries.max(1);
     let mut rng = Prg::from_entropy();
     let [s0, s1] = crate::share::split_for(q, deployment, &mut rng)?;
-    let e0 = PartyEngine::new(s0)?;
-    let e1 = PartyEngine::new(s1)?;
+    let e0 = PartyEngine::for_deployment(s0, deployment)?;
+    let e1 = PartyEngine::for_deployment(s1, deployment)?;
     let len = q.input_shape().numel();
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(blindfold_net::NetError::Io)?;

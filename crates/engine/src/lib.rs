@@ -66,6 +66,13 @@ pub enum EngineError {
     /// bundles are consumed by value and only `offline` makes them).
     #[error("the bundle does not match the plan at layer {layer}")]
     BundleMismatch { layer: usize },
+    /// A plan made for another program than the share's.
+    #[error("the plan is for another program than this share's")]
+    PlanMismatch,
+    /// The session was set up without what this step needs (a programming
+    /// error: sessions are set up from the same plan).
+    #[error("the session has no {0} part")]
+    NoSession(&'static str),
     // Serving (`serve`).
     /// A serving message that does not decode.
     #[error("serving message: {0}")]
@@ -122,6 +129,8 @@ pub enum PeerMismatch {
     OtherProgram,
     #[error("the peer runs another deployment")]
     OtherDeployment,
+    #[error("the peer runs other roles (who holds weights, garbles, adds public terms)")]
+    OtherRoles,
 }
 
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -34,7 +34,7 @@ use crate::share::ModelShare;
 use crate::{EngineError, PeerMismatch, Result};
 use blindfold_core::PartyId;
 use blindfold_gc::{EvaluatorOffline, EvaluatorSession, GarblerOffline, GarblerSession};
-use blindfold_he::{DirectedShares, EncodedWeights, HeParams, HeSession, LayerJob, LinearShape};
+use blindfold_he::{DirectedShares, EncodedWeights, HeParams, HeSession, LayerJob};
 use blindfold_model::quant::QModel;
 use blindfold_net::Channel;
 use blindfold_ot::{CotReceiver, CotSender};
@@ -115,6 +115,8 @@ enum Material {
 /// One query's preprocessed material: one [`Material`] per step of the plan, in
 /// step order, and the label circuit's. Consumed by [`PartyEngine::online_with`].
 pub struct Bundle {
+    /// The plan it was made for ([`Plan::id`]).
+    plan_id: u64,
     steps: Vec<Material>,
     label: Option<GcMaterial>,
     /// Offline cost: milliseconds and bytes (sent + received) seen by this party.
@@ -140,12 +142,13 @@ struct PeerHello {
     model_id: [u8; 16],
     party: u8,
     deployment: u8,
+    roles: [u8; Roles::WIRE_LEN],
     fingerprint: u64,
 }
 
 impl PeerHello {
-    const MAGIC: &'static [u8; 8] = b"BFPEER2\0";
-    const LEN: usize = 8 + 16 + 1 + 1 + 8;
+    const MAGIC: &'static [u8; 8] = b"BFPEER3\0";
+    const LEN: usize = 8 + 16 + 1 + 1 + Roles::WIRE_LEN + 8;
 
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::LEN);
@@ -153,6 +156,7 @@ impl PeerHello {
         out.extend_from_slice(&self.model_id);
         out.push(self.party);
         out.push(self.deployment);
+        out.extend_from_slice(&self.roles);
         out.extend_from_slice(&self.fingerprint.to_le_bytes());
         out
     }
@@ -163,12 +167,15 @@ impl PeerHello {
         }
         let mut model_id = [0u8; 16];
         model_id.copy_from_slice(&b[8..24]);
+        let mut roles = [0u8; Roles::WIRE_LEN];
+        roles.copy_from_slice(&b[26..26 + Roles::WIRE_LEN]);
         let mut fp = [0u8; 8];
-        fp.copy_from_slice(&b[26..34]);
+        fp.copy_from_slice(&b[26 + Roles::WIRE_LEN..]);
         Ok(PeerHello {
             model_id,
             party: b[24],
             deployment: b[25],
+            roles,
             fingerprint: u64::from_le_bytes(fp),
         })
     }
@@ -178,11 +185,17 @@ impl PeerHello {
         if peer.model_id != self.model_id {
             return Err(PeerMismatch::OtherSplit);
         }
-        if peer.party == self.party || peer.party > 1 {
+        if peer.party > 1 {
+            return Err(PeerMismatch::NotBlindfold);
+        }
+        if peer.party == self.party {
             return Err(PeerMismatch::SameParty(peer.party));
         }
         if peer.deployment != self.deployment {
             return Err(PeerMismatch::OtherDeployment);
+        }
+        if peer.roles != self.roles {
+            return Err(PeerMismatch::OtherRoles);
         }
         if peer.fingerprint != self.fingerprint {
             return Err(PeerMismatch::OtherProgram);
@@ -195,12 +208,23 @@ impl PartyEngine {
     /// Plan the program for the two-server deployment and encode this party's
     /// weights for the homomorphic products.
     pub fn new(share: ModelShare) -> Result<PartyEngine> {
-        let plan = Plan::new(&share.program, crate::plan::Deployment::TwoServer)?;
+        PartyEngine::for_deployment(share, crate::plan::Deployment::TwoServer)
+    }
+
+    /// Plan the program for `deployment` (its default roles).
+    pub fn for_deployment(
+        share: ModelShare,
+        deployment: crate::plan::Deployment,
+    ) -> Result<PartyEngine> {
+        let plan = Plan::new(&share.program, deployment)?;
         PartyEngine::with_plan(share, plan)
     }
 
     /// An engine for `plan` (made from `share.program`, possibly with other roles).
     pub fn with_plan(share: ModelShare, plan: Plan) -> Result<PartyEngine> {
+        if plan.program_fingerprint() != crate::share::architecture_fingerprint(&share.program) {
+            return Err(EngineError::PlanMismatch);
+        }
         let party = share.party_id();
         let he_params = HeParams::new()?;
         let answers = plan.roles().he_directions().answers(party);
@@ -246,9 +270,6 @@ impl PartyEngine {
     fn roles(&self) -> &Roles {
         self.plan.roles()
     }
-    pub fn linear_shapes(&self) -> Vec<LinearShape> {
-        self.plan.linear_shapes()
-    }
 
     /// Set up a session with the peer: checks that both hold shares of the same
     /// split, complementary parties and the same deployment and program, then the
@@ -262,7 +283,8 @@ impl PartyEngine {
             model_id: self.share.model_id,
             party: self.party.index() as u8,
             deployment: self.plan.deployment().wire_id(),
-            fingerprint: crate::share::architecture_fingerprint(&self.share.program),
+            roles: self.roles().to_wire(),
+            fingerprint: self.plan.program_fingerprint(),
         };
         ch.send(&hello.encode())?;
         ch.flush()?;
@@ -353,6 +375,12 @@ impl PartyEngine {
             let linear_nodes = plan_steps
                 .iter()
                 .filter(|st| matches!(st.spec, StepSpec::Linear(_)));
+            // Each running direction is a query flight and an answer flight.
+            let dirs = he.directions();
+            let he_flights = 2 * [PartyId::P0, PartyId::P1]
+                .iter()
+                .filter(|&&p| dirs.queries(p))
+                .count() as u64;
             let out = blindfold_he::preprocess_directed(self.party, ch, he, &jobs, rng)?;
             for ((sh, cost), st) in out.into_iter().zip(linear_nodes) {
                 offline_layers.push(LayerCost {
@@ -360,7 +388,7 @@ impl PartyEngine {
                     op: st.op.to_string(),
                     ms: cost.ms,
                     bytes: cost.bytes,
-                    rounds: 4,
+                    rounds: he_flights,
                 });
                 linear.push(sh);
             }
@@ -444,6 +472,7 @@ impl PartyEngine {
         }
         let label = circuits.next();
         Ok(Bundle {
+            plan_id: self.plan.id(),
             steps,
             label,
             offline_ms: t0.elapsed().as_secs_f64() * 1e3,
@@ -459,12 +488,17 @@ impl PartyEngine {
         g: &GcStep,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<GcMaterial> {
-        let no_session = EngineError::BundleMismatch { layer: 0 };
         Ok(if g.garbler == self.party {
-            let gs = s.garbler.as_mut().ok_or(no_session)?;
+            let gs = s
+                .garbler
+                .as_mut()
+                .ok_or(EngineError::NoSession("garbler"))?;
             GcMaterial::Garbler(gs.offline(ch, g.gadget, g.elements, rng)?)
         } else {
-            let es = s.evaluator.as_mut().ok_or(no_session)?;
+            let es = s
+                .evaluator
+                .as_mut()
+                .ok_or(EngineError::NoSession("evaluator"))?;
             GcMaterial::Evaluator(es.offline(ch, g.gadget, g.elements, rng)?)
         })
     }
@@ -489,7 +523,7 @@ impl PartyEngine {
             BeaverOt::Receiver(cot) => {
                 blindfold_he::beaver::square_pairs_receiver(ch, cot, total, rng)?
             }
-            BeaverOt::None => return Err(EngineError::BundleMismatch { layer: 0 }),
+            BeaverOt::None => return Err(EngineError::NoSession("Beaver OT")),
         };
         Ok((std::mem::take(&mut pairs.a), std::mem::take(&mut pairs.a2)))
     }
@@ -531,7 +565,7 @@ impl PartyEngine {
                 got: input.len(),
             });
         }
-        if bundle.steps.len() != self.steps.len() {
+        if bundle.plan_id != self.plan.id() || bundle.steps.len() != self.steps.len() {
             return Err(EngineError::BundleMismatch { layer: 0 });
         }
         let f = self.plan.frac_bits();

@@ -98,6 +98,25 @@ pub struct Roles {
 }
 
 impl Roles {
+    /// Bytes of [`Self::to_wire`].
+    pub const WIRE_LEN: usize = 5;
+
+    /// A fixed encoding for the peer handshake: both servers must run the same
+    /// roles, or their messages would not line up.
+    pub fn to_wire(&self) -> [u8; Self::WIRE_LEN] {
+        let (g, gp) = match self.garbling {
+            Garbling::Alternate => (0, 0),
+            Garbling::Fixed(p) => (1, p.index() as u8),
+        };
+        [
+            self.weights[0] as u8 | (self.weights[1] as u8) << 1,
+            self.public_terms.index() as u8,
+            self.beaver_sender.index() as u8,
+            g,
+            gp,
+        ]
+    }
+
     /// Both servers hold a weight share: both directions of homomorphic
     /// preprocessing run, garblers alternate, P0 adds public terms.
     pub fn two_server() -> Roles {
@@ -256,6 +275,8 @@ pub struct Step {
 /// The plan of one program in one deployment.
 #[derive(Clone, Debug)]
 pub struct Plan {
+    /// [`crate::share::architecture_fingerprint`] of the program planned.
+    program: u64,
     deployment: Deployment,
     roles: Roles,
     frac: FracBits,
@@ -309,6 +330,7 @@ impl Plan {
             garbler: roles.garbler(circuits),
         });
         Ok(Plan {
+            program: crate::share::architecture_fingerprint(q),
             deployment,
             roles,
             frac: q.frac_bits(),
@@ -336,6 +358,19 @@ impl Plan {
 
     pub fn deployment(&self) -> Deployment {
         self.deployment
+    }
+    /// The public architecture this plan is for.
+    pub fn program_fingerprint(&self) -> u64 {
+        self.program
+    }
+    /// Identifies the plan (program, deployment and roles): bundles carry it, so
+    /// an engine refuses material made for another plan before sending anything.
+    pub fn id(&self) -> u64 {
+        let mut h = self.program ^ u64::from(self.deployment.wire_id()) << 56;
+        for b in self.roles.to_wire() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
     }
     pub fn roles(&self) -> &Roles {
         &self.roles

@@ -35,9 +35,9 @@ pub enum ShareFileError {
     #[error("party {0} is not 0 or 1")]
     BadParty(u8),
     #[error("corrupt share file: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] bincode::Error),
     #[error("inconsistent model: {0}")]
-    Inconsistent(String),
+    Inconsistent(#[from] blindfold_model::quant::ProgramError),
     #[error("file too large ({len} bytes, at most {MAX_SHARE_BYTES})")]
     TooLarge { len: u64 },
     #[error("shares of different model splits")]
@@ -108,10 +108,8 @@ impl ModelShare {
             .with_limit(MAX_SHARE_BYTES)
             .reject_trailing_bytes()
             .deserialize(&bytes[20..])
-            .map_err(|e| ShareFileError::Corrupt(e.to_string()))?;
-        s.program
-            .validate()
-            .map_err(|e| ShareFileError::Inconsistent(e.to_string()))?;
+            .map_err(ShareFileError::Corrupt)?;
+        s.program.validate()?;
         Ok(s)
     }
 

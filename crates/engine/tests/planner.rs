@@ -173,10 +173,18 @@ fn roles_with_one_weight_holder_match_the_reference() {
     }
 }
 
-/// One node of every op kind. The match below has no wildcard: a new op kind
-/// fails to compile here until this test covers it.
-fn one_of_every_kind(rng: &mut Prg) -> Vec<QOp> {
-    let mut w = |n: usize| -> Vec<u64> { (0..n).map(|_| rng.gen_u64() | 1 << 63).collect() };
+/// One node of every op kind, and every value put into a parameter field that
+/// is not a public constant. The match below has no wildcard: a new op kind
+/// fails to compile here until this test covers it. The markers are recorded
+/// here, not read back through `QOp::secrets`, so an op the accessor wrongly
+/// calls public is still searched for.
+fn one_of_every_kind(rng: &mut Prg) -> (Vec<QOp>, Vec<u64>) {
+    let markers = std::cell::RefCell::new(Vec::new());
+    let mut w = |n: usize| -> Vec<u64> {
+        let v: Vec<u64> = (0..n).map(|_| rng.gen_u64() | 1 << 63).collect();
+        markers.borrow_mut().extend(&v);
+        v
+    };
     let conv = ConvGeom {
         c_in: 2,
         h: 4,
@@ -262,7 +270,7 @@ fn one_of_every_kind(rng: &mut Prg) -> Vec<QOp> {
             | QOp::ResizeNearest { .. } => {}
         }
     }
-    ops
+    (ops, markers.into_inner())
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -272,7 +280,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn no_secret_parameter_appears_in_clear_in_a_share_file() {
     let mut rng = Prg::from_seed([21; 16]);
-    let nodes: Vec<QNode> = one_of_every_kind(&mut rng)
+    let (ops, secrets) = one_of_every_kind(&mut rng);
+    let nodes: Vec<QNode> = ops
         .into_iter()
         .enumerate()
         .map(|(i, op)| QNode {
@@ -290,12 +299,14 @@ fn no_secret_parameter_appears_in_clear_in_a_share_file() {
         nodes,
         final_activation: None,
     };
-    let secrets: Vec<u64> = q
+    // The accessor names every one of them.
+    let named: usize = q
         .nodes
         .iter()
         .filter_map(|n| n.op.secrets())
-        .flat_map(|s| s.weight.iter().chain(s.bias).copied().collect::<Vec<_>>())
-        .collect();
+        .map(|s| s.len())
+        .sum();
+    assert_eq!(named, secrets.len());
     assert_eq!(secrets.len(), 54 + 3 + 24 + 2 + 32 + 4 + 3 + 3);
     let shares = split(&q, &mut rng);
     let files: Vec<Vec<u8>> = shares.iter().map(|s| s.to_bytes()).collect();

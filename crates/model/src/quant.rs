@@ -866,7 +866,18 @@ fn geometry_fields(op: &QOp) -> Vec<usize> {
             v.extend(pool.pads);
         }
         QOp::ResizeNearest { scale } => v.extend(scale),
-        _ => {}
+        // No geometry. Exhaustive on purpose: a new op's sizes must be bounded
+        // here before a share file can carry it.
+        QOp::Input
+        | QOp::ChannelAffine { .. }
+        | QOp::MulPublic { .. }
+        | QOp::Add
+        | QOp::Relu { .. }
+        | QOp::Square
+        | QOp::Trunc
+        | QOp::Sign
+        | QOp::Reshape
+        | QOp::Concat => {}
     }
     v
 }

@@ -327,3 +327,31 @@ fn load_onnx_reports_the_model_path() {
         other => panic!("{:?}", other.map(|_| ())),
     }
 }
+
+/// A FIFO in the model's directory is refused before it is opened (opening it
+/// would block until a writer appears).
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_refused_without_blocking() {
+    let dir = model_dir("fifo");
+    let fifo = dir.join("pipe.bin");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !made {
+        eprintln!("mkfifo unavailable: skipped");
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let d = dir.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(external_err(import_in(&d, &[("location", "pipe.bin")])));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        Ok(ExternalDataError::NotAFile { .. }) => {}
+        Ok(e) => panic!("{e:?}"),
+        Err(_) => panic!("importing a FIFO blocked"),
+    }
+}

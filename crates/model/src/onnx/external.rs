@@ -181,6 +181,10 @@ impl ExternalDir {
                 resolved: path,
             });
         }
+        // Look before opening: opening a FIFO or a device could block or act.
+        if !std::fs::metadata(&path).map_err(io(&path))?.is_file() {
+            return Err(ExternalDataError::NotAFile { path });
+        }
         let mut file = std::fs::File::open(&path).map_err(io(&path))?;
         let meta = file.metadata().map_err(io(&path))?;
         if !meta.is_file() {
