@@ -7,7 +7,7 @@ use blindfold_core::Prg;
 use blindfold_engine::infer::median;
 use blindfold_engine::party::PartyEngine;
 use blindfold_engine::plan::Deployment;
-use blindfold_engine::server::{self, Answer, LocalCluster, ServeConfig};
+use blindfold_engine::serve::{self, Answer, LocalCluster, ServeConfig};
 use blindfold_engine::share::{split_for, ModelShare};
 use blindfold_model::engine::{self as plain, argmax_ring};
 use blindfold_model::{data, summary};
@@ -117,7 +117,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         timeout: Duration::from_secs(a.timeout.max(1)),
         verbose: !a.quiet,
     };
-    server::run(engine, listener, cfg, Arc::new(AtomicBool::new(false)))?;
+    serve::run(engine, listener, cfg, Arc::new(AtomicBool::new(false)))?;
     Ok(())
 }
 
@@ -143,7 +143,7 @@ pub fn query(a: QueryArgs) -> Result<()> {
     if a.servers.len() != 2 {
         bail!("--servers takes two addresses: P0,P1");
     }
-    let bytes_shape = server::info(&a.servers[0], Duration::from_secs(a.timeout))
+    let bytes_shape = serve::info(&a.servers[0], Duration::from_secs(a.timeout))
         .with_context(|| format!("asking {} for the model's input shape", a.servers[0]))?
         .input_shape;
     let x = data::load_input(&a.input, &bytes_shape)?;
@@ -153,7 +153,7 @@ pub fn query(a: QueryArgs) -> Result<()> {
     } else {
         blindfold_engine::party::OutputKind::Logits
     };
-    let ans = server::query_with(
+    let ans = serve::query_with(
         [a.servers[0].as_str(), a.servers[1].as_str()],
         &x,
         Duration::from_secs(a.timeout),

@@ -16,7 +16,7 @@
 
 use crate::party::{LayerCost, PartyEngine};
 use crate::plan::Deployment;
-use crate::server::LocalCluster;
+use crate::serve::LocalCluster;
 use crate::{EngineError, Result};
 use blindfold_core::Prg;
 use blindfold_model::data::Dataset;

@@ -10,19 +10,18 @@
 //! * [`party`]: one server's engine: session setup, the per-query offline bundle
 //!   (homomorphic products, garbled circuits, Beaver squares) and the online
 //!   evaluation that consumes it exactly once;
-//! * [`client`]: sharing a query and reconstructing the answer;
+//! * [`sharing`]: the client's I/O-free part: sharing a query and
+//!   reconstructing the answer (the networked client is [`serve::client`]);
 //! * [`infer`]: one [`infer::Mode`] type, the [`infer::Inference`] interface
 //!   every mode implements, and evaluation and benchmarks returning reports.
 #![deny(unsafe_code)]
 
-pub mod client;
 pub mod infer;
 pub mod party;
 pub mod plan;
 pub mod serve;
 pub mod share;
-/// The serving layer under its former name.
-pub use serve as server;
+pub mod sharing;
 
 pub use infer::{Inference, Mode};
 pub use party::{Bundle, PartyEngine, Session};

@@ -4,7 +4,7 @@
 mod common;
 
 use blindfold_core::Prg;
-use blindfold_engine::server::LocalCluster;
+use blindfold_engine::serve::LocalCluster;
 use blindfold_model::engine::{argmax_ring, run_plain};
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! Bad input and faults against two real servers (`server::run` on two threads,
+//! Bad input and faults against two real servers (`serve::run` on two threads,
 //! loopback TCP): wrong input sizes, non-finite values, garbage on sockets,
 //! clients that leave half way, peers that go away, mismatched and corrupted
 //! share files. After each fault a normal query must still return the reference
@@ -12,8 +12,8 @@ mod common;
 
 use blindfold_core::{FracBits, PartyId, Prg};
 use blindfold_engine::party::{OutputKind, PartyEngine};
-use blindfold_engine::server;
-use blindfold_engine::server::wire::{ErrorCode, Hello, LinkKind, ModelInfo, Query, Reply, Share};
+use blindfold_engine::serve;
+use blindfold_engine::serve::wire::{ErrorCode, Hello, LinkKind, ModelInfo, Query, Reply, Share};
 use blindfold_engine::share::{split, ModelShare, ShareFileError};
 use blindfold_engine::{EngineError, PeerMismatch};
 use blindfold_model::engine::run_plain;
@@ -173,7 +173,7 @@ fn non_finite_input_is_rejected_before_anything_is_sent() {
             let (a0, h0) = fake_server(0);
             let (a1, h1) = fake_server(1);
             let mut rng = Prg::from_seed([1; 16]);
-            let e = server::query([&a0, &a1], &x, CLIENT_TIMEOUT, &mut rng)
+            let e = serve::query([&a0, &a1], &x, CLIENT_TIMEOUT, &mut rng)
                 .expect_err("a non-finite input was accepted");
             assert!(
                 e.to_string().contains("300"),
@@ -420,7 +420,7 @@ fn peer_restart_between_queries() {
         let x = digit(8);
         let want = run_plain(&q, &x).unwrap();
         let mut rng = Prg::from_seed([9; 16]);
-        let a = server::query(
+        let a = serve::query(
             [&pair_addrs[0], &pair_addrs[1]],
             &x,
             CLIENT_TIMEOUT,
@@ -437,7 +437,7 @@ fn peer_restart_between_queries() {
         let t0 = Instant::now();
         let mut errors = Vec::new();
         loop {
-            match server::query(
+            match serve::query(
                 [&pair_addrs[0], &pair_addrs[1]],
                 &x,
                 CLIENT_TIMEOUT,
@@ -545,7 +545,7 @@ fn servers_with_shares_of_different_splits_refuse_queries() {
         let [_, b1] = split(&q, &mut Prg::from_seed([14; 16]));
         let p0 = start_server(a0, None);
         let p1 = start_server(b1, Some(p0.addr.clone()));
-        let e = server::query(
+        let e = serve::query(
             [&p0.addr, &p1.addr],
             &digit(0),
             CLIENT_TIMEOUT,
@@ -554,7 +554,7 @@ fn servers_with_shares_of_different_splits_refuse_queries() {
         .expect_err("servers of different splits answered");
         assert!(matches!(e, EngineError::ModelMismatch), "{e}");
         // The two servers in the wrong order.
-        let e = server::query(
+        let e = serve::query(
             [&p1.addr, &p0.addr],
             &digit(0),
             CLIENT_TIMEOUT,

@@ -8,8 +8,8 @@ mod common;
 
 use blindfold_core::Prg;
 use blindfold_engine::party::{OutputKind, PartyEngine};
-use blindfold_engine::server::wire::{ErrorCode, Hello, LinkKind, Query, Reply, Share};
-use blindfold_engine::server::{self, LocalCluster, ServeConfig};
+use blindfold_engine::serve::wire::{ErrorCode, Hello, LinkKind, Query, Reply, Share};
+use blindfold_engine::serve::{self, LocalCluster, ServeConfig};
 use blindfold_engine::share::split;
 use blindfold_engine::EngineError;
 use blindfold_model::engine::{argmax_ring, run_plain};
@@ -76,7 +76,7 @@ impl MemServer {
         let (n, s) = (net.clone(), stop.clone());
         let cfg = config(peer, TIMEOUT);
         let handle = Some(std::thread::spawn(move || {
-            server::run_on(engine, n, l, cfg, s)
+            serve::run_on(engine, n, l, cfg, s)
         }));
         MemServer { addr, stop, handle }
     }
@@ -112,7 +112,7 @@ fn faults_over_in_memory_transport() {
         let x = digit(4);
         let want = run_plain(&q, &x).unwrap();
         let normal = |addrs: [&str; 2], seed: u8| {
-            server::query_on(
+            serve::query_on(
                 &net,
                 addrs,
                 &x,
@@ -272,7 +272,7 @@ fn party_one_without_a_peer_address_is_refused() {
     let q = common::model("ppml_b");
     let [_, s1] = split(&q, &mut Prg::from_seed([4; 16]));
     let net = MemoryNetwork::new();
-    let r = server::run_on(
+    let r = serve::run_on(
         PartyEngine::new(s1).unwrap(),
         net.clone(),
         net.listen(),

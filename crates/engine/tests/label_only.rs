@@ -5,10 +5,10 @@
 mod common;
 
 use blindfold_core::Prg;
-use blindfold_engine::client::{reconstruct, share0_from_seed, share_input};
 use blindfold_engine::party::{OutputKind, PartyEngine};
-use blindfold_engine::server::LocalCluster;
+use blindfold_engine::serve::LocalCluster;
 use blindfold_engine::share::split;
+use blindfold_engine::sharing::{reconstruct, share0_from_seed, share_input};
 use blindfold_model::engine::{argmax_ring, encode_input, run_plain};
 use blindfold_net::MemoryChannel;
 

@@ -6,8 +6,8 @@ mod common;
 
 use blindfold_core::Prg;
 use blindfold_engine::party::OutputKind;
-use blindfold_engine::server;
-use blindfold_engine::server::wire::{ErrorCode, Query, Reply, Share};
+use blindfold_engine::serve;
+use blindfold_engine::serve::wire::{ErrorCode, Query, Reply, Share};
 use blindfold_model::engine::run_plain;
 use blindfold_net::{Channel, TcpChannel};
 use common::{digit, raw_client, within, Pair};
@@ -39,7 +39,7 @@ fn half_sent_queries_neither_block_others_nor_wedge_the_servers() {
         let x = digit(0);
         let want = run_plain(&pair.q, &x).unwrap();
         let normal = |seed: u8| {
-            server::query(
+            serve::query(
                 pair.addrs(),
                 &x,
                 Duration::from_secs(10),

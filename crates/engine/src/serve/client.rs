@@ -111,7 +111,7 @@ pub fn query_on<T: Transport>(
         .iter()
         .map(|&v| blindfold_core::ring::encode(v as f64, info.frac_bits))
         .collect();
-    let (seed, x1) = crate::client::share_input(&x, rng);
+    let (seed, x1) = crate::sharing::share_input(&x, rng);
     let id = rng.gen_seed();
     let queries = [
         Query {
@@ -157,7 +157,7 @@ pub fn query_on<T: Transport>(
             }
         }
     }
-    let ring = crate::client::reconstruct(&shares[0], &shares[1]);
+    let ring = crate::sharing::reconstruct(&shares[0], &shares[1]);
     let (label, scores) = match kind {
         OutputKind::Label => {
             let l = ring[0];

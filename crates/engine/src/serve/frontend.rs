@@ -83,7 +83,7 @@ fn admit<C: Connection>(sh: &Shared<C>, q: Query) -> std::result::Result<Vec<u64
         ));
     }
     match (sh.engine.party(), q.share) {
-        (PartyId::P0, Share::Seed(seed)) => Ok(crate::client::share0_from_seed(seed, len)),
+        (PartyId::P0, Share::Seed(seed)) => Ok(crate::sharing::share0_from_seed(seed, len)),
         (PartyId::P1, Share::Values(v)) if v.len() == len => Ok(v),
         (PartyId::P1, Share::Values(v)) => Err(Reply::error(
             ErrorCode::BadInput,

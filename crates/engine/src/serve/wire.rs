@@ -449,7 +449,7 @@ impl ModelInfo {
 /// A client's input share, in the form each server takes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Share {
-    /// P0: the seed its share expands from ([`crate::client::share0_from_seed`]).
+    /// P0: the seed its share expands from ([`crate::sharing::share0_from_seed`]).
     Seed([u8; 16]),
     /// P1: the masked input, one ring element per input value.
     Values(Vec<u64>),

@@ -7,8 +7,8 @@
 
 use blindfold_core::{FracBits, Prg};
 use blindfold_engine::party::PartyEngine;
-use blindfold_engine::server::wire::{Hello, ModelInfo, Query, Reply};
-use blindfold_engine::server::{self, ServeConfig};
+use blindfold_engine::serve::wire::{Hello, ModelInfo, Query, Reply};
+use blindfold_engine::serve::{self, ServeConfig};
 use blindfold_engine::share::{split, ModelShare};
 use blindfold_model::data::{load_idx_dir, Dataset};
 use blindfold_model::engine::{argmax_ring, run_plain};
@@ -89,7 +89,7 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let cfg = config(peer, timeout);
         let s = stop.clone();
-        let handle = Some(std::thread::spawn(move || server::run(engine, l, cfg, s)));
+        let handle = Some(std::thread::spawn(move || serve::run(engine, l, cfg, s)));
         Server { addr, stop, handle }
     }
 
@@ -137,8 +137,8 @@ impl Pair {
         [self.p0.addr.as_str(), self.p1.addr.as_str()]
     }
 
-    pub fn query(&self, x: &[f32], rng: &mut Prg) -> blindfold_engine::Result<server::Answer> {
-        server::query(self.addrs(), x, CLIENT_TIMEOUT, rng)
+    pub fn query(&self, x: &[f32], rng: &mut Prg) -> blindfold_engine::Result<serve::Answer> {
+        serve::query(self.addrs(), x, CLIENT_TIMEOUT, rng)
     }
 
     /// A normal query must return the reference output, bit for bit.
@@ -207,7 +207,7 @@ pub fn expect_closed(s: &mut TcpStream, secs: u64, what: &str) {
 /// session, one fresh offline bundle per input. Shares each encoded input as a
 /// client would and returns the reconstructed outputs.
 pub fn run_two_party(e0: PartyEngine, e1: PartyEngine, inputs: &[Vec<u64>]) -> Vec<Vec<u64>> {
-    use blindfold_engine::client::{reconstruct, share0_from_seed, share_input};
+    use blindfold_engine::sharing::{reconstruct, share0_from_seed, share_input};
     let mut rng = Prg::from_seed([42; 16]);
     let shares: Vec<_> = inputs.iter().map(|x| share_input(x, &mut rng)).collect();
     let lens: Vec<usize> = inputs.iter().map(|x| x.len()).collect();
