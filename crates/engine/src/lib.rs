@@ -118,8 +118,6 @@ pub enum EngineError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PeerMismatch {
-    #[error("the peer is not a blindfold server of this version")]
-    NotBlindfold,
     #[error("the peer holds a share of a different model split")]
     OtherSplit,
     #[error("the peer also claims to be party {0}")]

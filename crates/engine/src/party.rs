@@ -30,6 +30,7 @@
 //! once), each GC layer one round trip.
 
 use crate::plan::{GcStep, Plan, Roles, StepSpec};
+use crate::serve::wire::PeerHello;
 use crate::share::ModelShare;
 use crate::{EngineError, PeerMismatch, Result};
 use blindfold_core::PartyId;
@@ -136,72 +137,24 @@ pub struct LayerCost {
     pub rounds: u64,
 }
 
-/// The peer handshake at the start of a session.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct PeerHello {
-    model_id: [u8; 16],
-    party: u8,
-    deployment: u8,
-    roles: [u8; Roles::WIRE_LEN],
-    fingerprint: u64,
-}
-
-impl PeerHello {
-    const MAGIC: &'static [u8; 8] = b"BFPEER3\0";
-    const LEN: usize = 8 + 16 + 1 + 1 + Roles::WIRE_LEN + 8;
-
-    fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::LEN);
-        out.extend_from_slice(Self::MAGIC);
-        out.extend_from_slice(&self.model_id);
-        out.push(self.party);
-        out.push(self.deployment);
-        out.extend_from_slice(&self.roles);
-        out.extend_from_slice(&self.fingerprint.to_le_bytes());
-        out
+/// Whether `peer`'s hello names the counterpart of `mine`.
+fn check_peer(mine: &PeerHello, peer: &PeerHello) -> std::result::Result<(), PeerMismatch> {
+    if peer.model_id != mine.model_id {
+        return Err(PeerMismatch::OtherSplit);
     }
-
-    fn decode(b: &[u8]) -> std::result::Result<PeerHello, PeerMismatch> {
-        if b.len() != Self::LEN || &b[..8] != Self::MAGIC {
-            return Err(PeerMismatch::NotBlindfold);
-        }
-        let mut model_id = [0u8; 16];
-        model_id.copy_from_slice(&b[8..24]);
-        let mut roles = [0u8; Roles::WIRE_LEN];
-        roles.copy_from_slice(&b[26..26 + Roles::WIRE_LEN]);
-        let mut fp = [0u8; 8];
-        fp.copy_from_slice(&b[26 + Roles::WIRE_LEN..]);
-        Ok(PeerHello {
-            model_id,
-            party: b[24],
-            deployment: b[25],
-            roles,
-            fingerprint: u64::from_le_bytes(fp),
-        })
+    if peer.party == mine.party {
+        return Err(PeerMismatch::SameParty(peer.party.index() as u8));
     }
-
-    /// Whether `peer` is the counterpart of `self`.
-    fn check(&self, peer: &PeerHello) -> std::result::Result<(), PeerMismatch> {
-        if peer.model_id != self.model_id {
-            return Err(PeerMismatch::OtherSplit);
-        }
-        if peer.party > 1 {
-            return Err(PeerMismatch::NotBlindfold);
-        }
-        if peer.party == self.party {
-            return Err(PeerMismatch::SameParty(peer.party));
-        }
-        if peer.deployment != self.deployment {
-            return Err(PeerMismatch::OtherDeployment);
-        }
-        if peer.roles != self.roles {
-            return Err(PeerMismatch::OtherRoles);
-        }
-        if peer.fingerprint != self.fingerprint {
-            return Err(PeerMismatch::OtherProgram);
-        }
-        Ok(())
+    if peer.deployment != mine.deployment {
+        return Err(PeerMismatch::OtherDeployment);
     }
+    if peer.roles != mine.roles {
+        return Err(PeerMismatch::OtherRoles);
+    }
+    if peer.fingerprint != mine.fingerprint {
+        return Err(PeerMismatch::OtherProgram);
+    }
+    Ok(())
 }
 
 impl PartyEngine {
@@ -281,14 +234,15 @@ impl PartyEngine {
     ) -> Result<Session> {
         let hello = PeerHello {
             model_id: self.share.model_id,
-            party: self.party.index() as u8,
+            party: self.party,
             deployment: self.plan.deployment().wire_id(),
             roles: self.roles().to_wire(),
             fingerprint: self.plan.program_fingerprint(),
         };
         ch.send(&hello.encode())?;
         ch.flush()?;
-        hello.check(&PeerHello::decode(&ch.recv()?)?)?;
+        let peer = PeerHello::decode(&ch.recv()?)?;
+        check_peer(&hello, &peer)?;
         let roles = *self.roles();
         let he = if self
             .steps

@@ -16,12 +16,13 @@ use blindfold_core::{FracBits, PartyId, Prg, Shape};
 use blindfold_engine::party::PartyEngine;
 use blindfold_engine::plan::{Deployment, Garbling, Plan, Roles};
 use blindfold_engine::share::{combine, split, split_for, ModelShare};
-use blindfold_engine::EngineError;
+use blindfold_engine::{EngineError, PeerMismatch};
 use blindfold_model::engine::{encode_input, run_plain_all};
 use blindfold_model::ir::Pool;
 use blindfold_model::kernels::{ConvGeom, ConvTransposeGeom};
 use blindfold_model::load_onnx;
 use blindfold_model::quant::{quantize, QModel, QNode, QOp};
+use blindfold_net::MemoryChannel;
 use common::root;
 use std::path::PathBuf;
 
@@ -322,4 +323,32 @@ fn no_secret_parameter_appears_in_clear_in_a_share_file() {
     }
     // And the shares still add up to the model.
     assert_eq!(combine(&shares[0], &shares[1]).unwrap(), q);
+}
+
+/// Two servers of one split that plan with different roles would not line up
+/// message for message: the handshake refuses them on both sides.
+#[test]
+fn setup_refuses_a_peer_with_other_roles() {
+    let q = common::model("secureml");
+    let [s0, s1] = split(&q, &mut Prg::from_seed([2; 16]));
+    let e0 = PartyEngine::new(s0).unwrap();
+    let one = Roles::single_weight_holder(PartyId::P1, Garbling::Fixed(PartyId::P1));
+    let p1 = Plan::with_roles(&s1.program, Deployment::TwoServer, one).unwrap();
+    let e1 = PartyEngine::with_plan(s1, p1).unwrap();
+    let (mut c0, mut c1) = MemoryChannel::pair();
+    let t = std::thread::spawn(move || {
+        e1.setup(&mut c1, &mut Prg::from_seed([1; 16]))
+            .map(|_| ())
+            .unwrap_err()
+    });
+    let e = e0
+        .setup(&mut c0, &mut Prg::from_seed([0; 16]))
+        .map(|_| ())
+        .unwrap_err();
+    for e in [e, t.join().unwrap()] {
+        assert!(
+            matches!(e, EngineError::PeerMismatch(PeerMismatch::OtherRoles)),
+            "{e}"
+        );
+    }
 }

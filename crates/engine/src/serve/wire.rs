@@ -252,6 +252,7 @@ const T_JOB_ONLINE: u8 = 0x41;
 const T_JOB_HAVE: u8 = 0x42;
 const T_READY: u8 = 0x50;
 const T_MISSING: u8 = 0x51;
+const T_PEER_HELLO: u8 = 0x60;
 const LINK_OFFLINE: u8 = 1;
 const LINK_ONLINE: u8 = 2;
 const SHARE_SEED: u8 = 1;
@@ -723,9 +724,78 @@ impl JobAnswer {
     }
 }
 
+/// The first message of a session between the servers (both send it at once,
+/// `PartyEngine::setup`): what each must agree on before any key or OT flows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerHello {
+    /// The split both shares come from.
+    pub model_id: [u8; 16],
+    pub party: PartyId,
+    /// `Deployment::wire_id`.
+    pub deployment: u8,
+    /// `Roles::to_wire`.
+    pub roles: [u8; crate::plan::Roles::WIRE_LEN],
+    /// `share::architecture_fingerprint` of the program.
+    pub fingerprint: u64,
+}
+
+impl PeerHello {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::new(T_PEER_HELLO);
+        o.bytes(&self.model_id)
+            .u8(self.party.index() as u8)
+            .u8(self.deployment)
+            .bytes(&self.roles)
+            .u64(self.fingerprint);
+        o.0
+    }
+
+    pub fn decode(b: &[u8]) -> WireResult<PeerHello> {
+        let (mut r, tag) = In::open("peer hello", b)?;
+        if tag != T_PEER_HELLO {
+            return r.unknown(tag);
+        }
+        let h = PeerHello {
+            model_id: r.array()?,
+            party: r.party()?,
+            deployment: r.u8()?,
+            roles: r.array()?,
+            fingerprint: r.u64()?,
+        };
+        r.done()?;
+        Ok(h)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_hello_round_trip_and_malformed() {
+        let h = PeerHello {
+            model_id: [3; 16],
+            party: PartyId::P1,
+            deployment: 1,
+            roles: [3, 0, 0, 0, 0],
+            fingerprint: 0x0123_4567_89ab_cdef,
+        };
+        malformed(
+            std::slice::from_ref(&h),
+            PeerHello::encode,
+            PeerHello::decode,
+            0,
+        );
+        let mut b = h.encode();
+        b[2 + 16] = 2;
+        assert_eq!(
+            PeerHello::decode(&b),
+            Err(WireError::UnknownTag {
+                what: "party",
+                tag: 2
+            })
+        );
+    }
 
     fn info() -> ModelInfo {
         ModelInfo {
