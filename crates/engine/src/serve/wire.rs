@@ -11,6 +11,9 @@
 //!   P0 ── Job::Have {query} ─────▶ P1 ── JobAnswer::Ready | Missing ─▶ P0
 //!   P0 ── Job::Online {query, seq, kind} ─▶ P1 ── JobAnswer::Ready | Missing ─▶ P0,
 //!         on Ready both run the online phase on bundle `seq`
+//!
+//!   P0 ⇄ P1: PeerHello {split, party, deployment, roles, fingerprint}, both at
+//!         once, first on the offline link (`PartyEngine::setup`)
 //! ```
 //!
 //! Every message starts with the wire [`VERSION`] byte and a tag naming its
