@@ -52,7 +52,8 @@ pub fn parse_deployment(s: &str) -> std::result::Result<Deployment, String> {
     })
 }
 
-/// `inspect --json`: the model's summary and the planner's answer per layer.
+/// `inspect --json`: the model's summary, each layer with the planner's answer
+/// (`protocol`, or `unsupported` with the reason), the mode and whether it runs.
 #[derive(Serialize)]
 struct InspectReport {
     #[serde(flatten)]
@@ -60,21 +61,8 @@ struct InspectReport {
     mode: Deployment,
     /// Whether `split` and `serve` accept this model in this mode.
     supported: bool,
-    /// Per node: the protocol, or why the mode cannot run it.
-    protocols: Vec<ProtocolRow>,
 }
 
-#[derive(Serialize)]
-struct ProtocolRow {
-    index: usize,
-    op: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    protocol: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unsupported: Option<String>,
-}
-
-/// `--mode`: every way blindfold runs a model (`blindfold_engine::Mode`).
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
 pub enum ModeArg {
     /// The fixed-point reference (what the secure engines compute).
@@ -172,21 +160,20 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let survey = Plan::survey(&q, a.mode);
     let supported = survey.iter().all(|r| r.protocol.is_ok());
     if a.json {
-        let protocols = survey
-            .iter()
-            .map(|r| ProtocolRow {
-                index: r.node,
-                op: r.op,
-                protocol: r.protocol.as_ref().ok().cloned(),
-                unsupported: r.protocol.as_ref().err().map(|e| e.to_string()),
-            })
-            .collect();
         let report = InspectReport {
             summary: s,
             mode: a.mode,
             supported,
-            protocols,
         };
+        let mut report = serde_json::to_value(&report)?;
+        if let Some(layers) = report["layers"].as_array_mut() {
+            for (l, r) in layers.iter_mut().zip(&survey) {
+                match &r.protocol {
+                    Ok(p) => l["protocol"] = p.clone().into(),
+                    Err(why) => l["unsupported"] = why.to_string().into(),
+                }
+            }
+        }
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }

@@ -1,0 +1,74 @@
+//! `inspect` and `split` ask the same planner: what `inspect` marks unsupported,
+//! `split` refuses with the same layer; what it accepts, `split` writes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn blindfold(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_blindfold"))
+        .current_dir(repo())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn inspect(model: &str) -> serde_json::Value {
+    let out = blindfold(&["inspect", model, "--mode", "two-server", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn inspect_and_split_agree() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR")).join("planner_cli");
+    let _ = std::fs::remove_dir_all(&tmp);
+    let out_dir = tmp.to_str().unwrap();
+
+    // Refused: inspect names the layers, split refuses the first and writes nothing.
+    let r = inspect("testdata/onnx/conv_transpose_ts17.onnx");
+    assert_eq!(r["mode"], "two-server");
+    assert_eq!(r["supported"], false);
+    let refused: Vec<u64> = r["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l.get("unsupported").is_some())
+        .map(|l| l["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(refused, [3, 5]);
+    let out = blindfold(&[
+        "split",
+        "testdata/onnx/conv_transpose_ts17.onnx",
+        "--out",
+        out_dir,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("layer 3 (conv-transpose) is not supported in two-server mode"),
+        "{err}"
+    );
+    assert!(!tmp.join("party0.share").exists());
+
+    // Accepted: every layer has a protocol, and split writes both shares.
+    let r = inspect("minionn");
+    assert_eq!(r["supported"], true);
+    for l in r["layers"].as_array().unwrap() {
+        assert!(l["protocol"].is_string(), "{l}");
+    }
+    let out = blindfold(&["split", "minionn", "--out", out_dir]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tmp.join("party0.share").exists() && tmp.join("party1.share").exists());
+}
