@@ -43,18 +43,7 @@ fn gemm(imp: &mut Importer, node: &NodeProto, name: &str) -> Result<Val> {
             ),
         ));
     }
-    let bv = b.floats();
-    let mut weight = vec![0f32; inputs * outputs];
-    for o in 0..outputs {
-        for i in 0..inputs {
-            let v = if trans_b {
-                bv[o * inputs + i]
-            } else {
-                bv[i * outputs + o]
-            };
-            weight[o * inputs + i] = alpha * v;
-        }
-    }
+    let weight = outputs_by_inputs(&b.floats(), inputs, outputs, trans_b, alpha);
     let bias = match c {
         None => vec![0.0; outputs],
         Some(Val::Const(c)) if c.numel() == outputs => {
@@ -100,13 +89,7 @@ fn matmul(imp: &mut Importer, node: &NodeProto, name: &str) -> Result<Val> {
             ),
         ));
     }
-    let bv = b.floats();
-    let mut weight = vec![0f32; inputs * outputs];
-    for o in 0..outputs {
-        for i in 0..inputs {
-            weight[o * inputs + i] = bv[i * outputs + o];
-        }
-    }
+    let weight = outputs_by_inputs(&b.floats(), inputs, outputs, false, 1.0);
     let d = Dense {
         weight,
         inputs,
@@ -119,4 +102,28 @@ fn matmul(imp: &mut Importer, node: &NodeProto, name: &str) -> Result<Val> {
         vec![x],
         Shape::new([outputs]),
     )))
+}
+
+/// The IR's `outputs × inputs` weight layout, scaled, from ONNX's right-hand
+/// matrix: `inputs × outputs`, or `outputs × inputs` when `transposed` (Gemm's
+/// `transB`).
+fn outputs_by_inputs(
+    b: &[f32],
+    inputs: usize,
+    outputs: usize,
+    transposed: bool,
+    scale: f32,
+) -> Vec<f32> {
+    let mut weight = vec![0f32; inputs * outputs];
+    for o in 0..outputs {
+        for i in 0..inputs {
+            let v = if transposed {
+                b[o * inputs + i]
+            } else {
+                b[i * outputs + o]
+            };
+            weight[o * inputs + i] = scale * v;
+        }
+    }
+    weight
 }
