@@ -1,27 +1,12 @@
 //! Crafted ONNX graphs with absurd attributes: clear errors, never a panic or an
 //! accepted bogus geometry (found by review; see docs/SECURITY.md).
 
+mod common;
+
+use common::vi;
 use onnx_protobuf::*;
 use protobuf::{Message, MessageField};
 
-fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
-    use onnx_protobuf::tensor_shape_proto::{dimension::Value as DV, Dimension};
-    let mut sh = TensorShapeProto::new();
-    for &d in dims {
-        let mut dd = Dimension::new();
-        dd.value = Some(DV::DimValue(d));
-        sh.dim.push(dd);
-    }
-    let mut tt = type_proto::Tensor::new();
-    tt.elem_type = 1;
-    tt.shape = MessageField::some(sh);
-    let mut t = TypeProto::new();
-    t.value = Some(type_proto::Value::TensorType(tt));
-    let mut v = ValueInfoProto::new();
-    v.name = name.into();
-    v.type_ = MessageField::some(t);
-    v
-}
 fn ints_init(name: &str, dims: &[i64], v: &[i64]) -> TensorProto {
     let mut t = TensorProto::new();
     t.name = name.into();

@@ -2,34 +2,18 @@
 //! Well-formed references import (and compute what the same model with inline
 //! weights computes); every malformed one is refused with its own error variant.
 
+mod common;
+
 use blindfold_model::engine::run_float;
 use blindfold_model::onnx::{import_onnx, import_onnx_with_base, ExternalDataError, OnnxError};
 use blindfold_model::{load_onnx, ModelError};
+use common::vi;
 use onnx_protobuf::tensor_proto::DataLocation;
 use onnx_protobuf::*;
 use protobuf::{EnumOrUnknown, Message, MessageField};
 use std::path::{Path, PathBuf};
 
 const W: [f32; 8] = [0.5, -1.0, 2.0, 0.25, -0.75, 1.5, 3.0, -2.0];
-
-fn vi(name: &str, dims: &[i64]) -> ValueInfoProto {
-    use onnx_protobuf::tensor_shape_proto::{dimension::Value as DV, Dimension};
-    let mut sh = TensorShapeProto::new();
-    for &d in dims {
-        let mut dd = Dimension::new();
-        dd.value = Some(DV::DimValue(d));
-        sh.dim.push(dd);
-    }
-    let mut tt = type_proto::Tensor::new();
-    tt.elem_type = 1;
-    tt.shape = MessageField::some(sh);
-    let mut t = TypeProto::new();
-    t.value = Some(type_proto::Value::TensorType(tt));
-    let mut v = ValueInfoProto::new();
-    v.name = name.into();
-    v.type_ = MessageField::some(t);
-    v
-}
 
 fn entry(k: &str, v: &str) -> StringStringEntryProto {
     let mut e = StringStringEntryProto::new();
