@@ -56,6 +56,7 @@ mod meter;
 mod pipe;
 mod stream;
 mod tcp;
+pub mod tls;
 mod transport;
 
 pub use blindfold_core::Block;
@@ -65,6 +66,7 @@ pub use meter::{Counters, Meter, Stats, DEFAULT_PHASE};
 pub use pipe::{pipe, PipeReader, PipeStream, PipeWriter, PIPE_CAPACITY};
 pub use stream::{Connection, SplitStream, StreamChannel, TimedRead};
 pub use tcp::TcpChannel;
+pub use tls::{TlsAcceptor, TlsChannel, TlsIdentity, TlsRole, TlsTransport};
 pub use transport::{
     Listener, MemoryListener, MemoryNetwork, PipeChannel, TcpAcceptor, TcpTransport, Transport,
 };
@@ -73,6 +75,10 @@ pub use transport::{
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetError {
+    /// The TLS handshake or a TLS record failed (a certificate refused, a
+    /// record tampered with).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The peer closed the connection cleanly (between two frames).
     #[error("peer closed the connection")]
     Closed,

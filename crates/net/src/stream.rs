@@ -38,6 +38,11 @@ pub trait SplitStream: Send + 'static {
     type Writer: Write + Send + 'static;
     /// The peer, for log lines (an address, a name).
     fn peer(&self) -> String;
+    /// Who the peer proved to be (the role its certificate names), if the
+    /// stream authenticates peers at all.
+    fn identity(&self) -> Option<String> {
+        None
+    }
     fn split(self) -> io::Result<(Self::Reader, Self::Writer)>;
 }
 
@@ -74,6 +79,11 @@ pub trait Connection: Channel + 'static {
     fn set_max_frame(&mut self, max: usize);
     /// The peer, for log lines.
     fn peer(&self) -> String;
+    /// Who the peer proved to be (a TLS certificate's role), `None` on an
+    /// unauthenticated transport.
+    fn peer_identity(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Re-arms the reader's OS timeout before every read.
@@ -121,17 +131,20 @@ impl<R: TimedRead> Read for Timed<R> {
 pub struct StreamChannel<S: SplitStream> {
     inner: FramedChannel<Timed<S::Reader>, BackgroundWriter>,
     peer: String,
+    identity: Option<String>,
 }
 
 impl<S: SplitStream> StreamChannel<S> {
     /// Split `stream` and start the writer thread.
     pub fn new(stream: S) -> Result<StreamChannel<S>> {
         let peer = stream.peer();
+        let identity = stream.identity();
         let (r, w) = stream.split()?;
         let writer = BackgroundWriter::new(w)?;
         Ok(StreamChannel {
             inner: FramedChannel::new(Timed::new(r), writer),
             peer,
+            identity,
         })
     }
 
@@ -183,5 +196,8 @@ impl<S: SplitStream> Connection for StreamChannel<S> {
     }
     fn peer(&self) -> String {
         self.peer.clone()
+    }
+    fn peer_identity(&self) -> Option<&str> {
+        self.identity.as_deref()
     }
 }
