@@ -78,6 +78,24 @@ pub enum EngineError {
     Wire(#[from] serve::WireError),
     #[error("party 1 needs the address of party 0 (--peer)")]
     MissingPeerAddress,
+    /// A peer link whose other end did not prove the split's pairing secret
+    /// (or whose certificate is not the other server's).
+    #[error("peer link refused: {0}")]
+    PairingRefused(&'static str),
+    /// A connection whose certificate is not of the role the greeting claims.
+    #[error("{what} refused: the connection's certificate is {got:?}, {want} expected")]
+    WrongIdentity {
+        what: &'static str,
+        got: Option<String>,
+        want: &'static str,
+    },
+    /// A client whose certificate names another server than the one it
+    /// answers as.
+    #[error("server {server} presented the certificate of {cert}")]
+    ServerIdentity {
+        server: blindfold_core::PartyId,
+        cert: String,
+    },
     /// The session between the servers is closing (a link failed, or shutdown).
     #[error("the session between the servers is closing")]
     SessionClosed,

@@ -214,6 +214,11 @@ impl PartyEngine {
     pub fn program(&self) -> &QModel {
         &self.share.program
     }
+    /// The split's pairing secret (`serve::pairing`).
+    pub(crate) fn pairing_key(&self) -> &crate::share::PairingKey {
+        &self.share.pairing_key
+    }
+
     pub fn model_id(&self) -> [u8; 16] {
         self.share.model_id
     }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 const MAGIC: &[u8; 16] = b"BLINDFOLD-SHARE\0";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Largest share file accepted.
 pub const MAX_SHARE_BYTES: u64 = 1 << 31;
 
@@ -62,7 +62,13 @@ pub struct ModelShare {
     /// Which server this share is for.
     pub party: PartyId,
     /// Identifies the split: both shares of one split carry the same value.
+    /// Public (servers tell clients, so that a client can check that its two
+    /// servers hold halves of one split).
     pub model_id: [u8; 16],
+    /// The split's pairing secret: both shares of one split carry it and
+    /// nothing else does; the servers prove it to each other on every link
+    /// (`serve::pairing`). Never sent, never printed.
+    pub pairing_key: PairingKey,
     /// The program with this party's weight and bias shares.
     pub program: QModel,
 }
@@ -134,6 +140,25 @@ impl ModelShare {
     }
 }
 
+/// The 32-byte secret both shares of a split hold, zeroized on drop and
+/// redacted from `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+pub struct PairingKey(pub [u8; 32]);
+
+impl std::fmt::Debug for PairingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PairingKey(..)")
+    }
+}
+
+impl PairingKey {
+    pub fn random<R: RngCore + CryptoRng>(rng: &mut R) -> PairingKey {
+        let mut k = [0u8; 32];
+        rng.fill_bytes(&mut k);
+        PairingKey(k)
+    }
+}
+
 /// Each op's secret parameters, in program order; the same exhaustive accessor
 /// ([`blindfold_model::quant::QOp::secrets_mut`]) that every user of secrets
 /// goes through.
@@ -160,6 +185,7 @@ pub fn split_for(
 pub fn split(q: &QModel, rng: &mut (impl RngCore + CryptoRng)) -> [ModelShare; 2] {
     let mut model_id = [0u8; 16];
     rng.fill_bytes(&mut model_id);
+    let pairing_key = PairingKey::random(rng);
     let mut p0 = q.clone();
     let mut p1 = q.clone();
     for (a, b) in secrets_mut(&mut p0).zip(secrets_mut(&mut p1)) {
@@ -175,11 +201,13 @@ pub fn split(q: &QModel, rng: &mut (impl RngCore + CryptoRng)) -> [ModelShare; 2
         ModelShare {
             party: PartyId::P0,
             model_id,
+            pairing_key: pairing_key.clone(),
             program: p0,
         },
         ModelShare {
             party: PartyId::P1,
             model_id,
+            pairing_key,
             program: p1,
         },
     ]
@@ -187,7 +215,7 @@ pub fn split(q: &QModel, rng: &mut (impl RngCore + CryptoRng)) -> [ModelShare; 2
 
 /// Recombine two shares (tests and tools; never done by a server).
 pub fn combine(a: &ModelShare, b: &ModelShare) -> std::result::Result<QModel, ShareFileError> {
-    if a.model_id != b.model_id {
+    if a.model_id != b.model_id || a.pairing_key != b.pairing_key {
         return Err(ShareFileError::DifferentSplits);
     }
     if architecture_fingerprint(&a.program) != architecture_fingerprint(&b.program) {

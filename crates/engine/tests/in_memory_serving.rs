@@ -171,7 +171,7 @@ fn faults_over_in_memory_transport() {
             matches!(
                 r,
                 Reply::Error {
-                    code: ErrorCode::Expired,
+                    code: ErrorCode::MissingShare,
                     ..
                 }
             ),

@@ -92,8 +92,19 @@ pub fn query_on<T: Transport>(
     let deadline = t0 + timeout.saturating_mul(3);
     let mut chs = Vec::with_capacity(2);
     let mut infos = Vec::with_capacity(2);
-    for addr in servers {
+    for (addr, server) in servers.into_iter().zip([PartyId::P0, PartyId::P1]) {
         let mut ch = transport.connect(addr, t0 + timeout)?;
+        // Over TLS, each server's certificate must be its role's: a client
+        // never sends a share to a server it has not authenticated as the one
+        // it expects.
+        if let Some(id) = ch.peer_identity() {
+            if id != ["p0", "p1"][server.index()] {
+                return Err(EngineError::ServerIdentity {
+                    server,
+                    cert: id.to_string(),
+                });
+            }
+        }
         ch.set_deadline(Some(deadline))?;
         infos.push(greet(&mut ch)?);
         chs.push(ch);

@@ -8,7 +8,10 @@ use super::{run_on, ServeConfig};
 use crate::party::{OutputKind, PartyEngine};
 use crate::Result;
 use blindfold_core::Prg;
-use blindfold_net::{Listener, MemoryNetwork, TcpAcceptor, TcpTransport, Transport};
+use blindfold_net::tls::DeploymentCerts;
+use blindfold_net::{
+    Listener, MemoryNetwork, TcpAcceptor, TcpTransport, TlsRole, TlsTransport, Transport,
+};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -35,7 +38,33 @@ impl LocalCluster<TcpTransport> {
             pool,
             ..ServeConfig::default()
         };
-        LocalCluster::start_on(q, TcpTransport, [l0, l1], cfg, rng)
+        LocalCluster::start_on(q, [TcpTransport, TcpTransport], [l0, l1], cfg, rng)
+    }
+}
+
+impl LocalCluster<TlsTransport> {
+    /// Both servers on loopback, every link mutually authenticated TLS with
+    /// the certificates of `certs` (P1 dials P0 as `p1`, the cluster's client
+    /// connects as `client`).
+    pub fn start_tls(
+        q: &blindfold_model::QModel,
+        certs: &DeploymentCerts,
+        cfg: ServeConfig,
+        rng: &mut Prg,
+    ) -> Result<LocalCluster<TlsTransport>> {
+        let tls = |e: blindfold_net::tls::TlsError| blindfold_net::NetError::Tls(e.to_string());
+        let bind = || TcpListener::bind("127.0.0.1:0").map_err(blindfold_net::NetError::Io);
+        let l0 = certs.identity(TlsRole::P0).map_err(tls)?.acceptor(bind()?)?;
+        let l1 = certs.identity(TlsRole::P1).map_err(tls)?.acceptor(bind()?)?;
+        let peer = certs
+            .identity(TlsRole::P1)
+            .and_then(|i| i.transport(Some(TlsRole::P0)))
+            .map_err(tls)?;
+        let client = certs
+            .identity(TlsRole::Client)
+            .and_then(|i| i.transport(None))
+            .map_err(tls)?;
+        LocalCluster::start_on(q, [peer, client], [l0, l1], cfg, rng)
     }
 }
 
@@ -49,16 +78,17 @@ impl LocalCluster<MemoryNetwork> {
     ) -> Result<LocalCluster<MemoryNetwork>> {
         let net = MemoryNetwork::new();
         let ls = [net.listen(), net.listen()];
-        LocalCluster::start_on(q, net, ls, cfg, rng)
+        LocalCluster::start_on(q, [net.clone(), net], ls, cfg, rng)
     }
 }
 
 impl<T: Transport> LocalCluster<T> {
     /// Split `q` and serve the shares on `listeners` (P0's, P1's) with `cfg`
-    /// (P1's `peer` is set to P0's address).
+    /// (P1's `peer` is set to P0's address). `transports` are P1's, to dial P0,
+    /// and the cluster's client's.
     pub fn start_on<L: Listener<Conn = T::Conn>>(
         q: &blindfold_model::QModel,
-        transport: T,
+        transports: [T; 2],
         listeners: [L; 2],
         cfg: ServeConfig,
         rng: &mut Prg,
@@ -78,7 +108,8 @@ impl<T: Transport> LocalCluster<T> {
             ..cfg
         };
         let (sd0, sd1) = (shutdown.clone(), shutdown.clone());
-        let (t0, t1) = (transport.clone(), transport.clone());
+        let [peer, transport] = transports;
+        let (t0, t1) = (transport.clone(), peer);
         let h0 = std::thread::spawn(move || run_on(e0, t0, l0, cfg0, sd0));
         let h1 = std::thread::spawn(move || run_on(e1, t1, l1, cfg1, sd1));
         Ok(LocalCluster {

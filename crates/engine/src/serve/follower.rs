@@ -19,15 +19,26 @@ use blindfold_net::{Connection, Transport};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// How long P1 waits for a client's share before answering a probe.
-const HAVE_WAIT: Duration = Duration::from_millis(50);
+/// How long P1 waits for a client's share before answering a probe (the
+/// client sends to P0 first, so P1's share is usually microseconds behind;
+/// a share that is later gets P0's second probe after its grace period).
+const HAVE_WAIT: Duration = Duration::from_millis(5);
+/// How long P1 waits, once committed to a query, for a share the probe saw.
+const TAKE_WAIT: Duration = Duration::from_millis(50);
 
 pub(super) fn follower_loop<T: Transport>(sh: &Shared<T::Conn>, transport: &T, peer: &str) {
     let mut rng = Prg::from_entropy();
     while !sh.stopping() {
-        let (mut off, on) = match dial(transport, peer, rng.gen_seed()) {
+        let attempt = rng.gen_seed();
+        let (mut off, on) = match dial(transport, peer, attempt, sh.engine.pairing_key(), &mut rng) {
             Ok(links) => links,
-            Err(_) => {
+            Err(e) => {
+                if matches!(
+                    e,
+                    EngineError::PairingRefused(_) | EngineError::WrongIdentity { .. }
+                ) {
+                    sh.log(&format!("peer refused: {e}"));
+                }
                 sh.fail_waiting(
                     ErrorCode::PeerUnavailable,
                     "the other server is not reachable",
@@ -94,7 +105,7 @@ fn have<C: Connection>(sh: &Shared<C>, qid: &QueryId) -> bool {
         if st.pending.contains_key(qid) {
             return true;
         }
-        st = sh.wait(st, Duration::from_millis(5));
+        st = sh.wait(st, Duration::from_millis(1));
     }
     st.pending.contains_key(qid)
 }
@@ -121,7 +132,7 @@ fn follow_online<C: Connection>(sh: &Shared<C>, pool: &Pool, ch: &mut C) -> Resu
         };
         // The probe said we hold the share; wait briefly in case it was taken by
         // an expiring client in between.
-        let deadline = Instant::now() + HAVE_WAIT;
+        let deadline = Instant::now() + TAKE_WAIT;
         let mut p = None;
         while Instant::now() < deadline && !pool.stop() {
             if let Some(x) = sh.take_pending(&qid) {

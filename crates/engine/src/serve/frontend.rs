@@ -30,7 +30,6 @@ pub(super) fn handle_connection<C: Connection>(sh: &Shared<C>, mut ch: C) -> Res
     ch.set_deadline(Some(Instant::now() + sh.cfg.timeout))?;
     ch.set_max_frame(GREETING_FRAME);
     let hello = Hello::decode(&ch.recv()?)?;
-    ch.set_max_frame(DEFAULT_MAX_FRAME);
     match hello {
         Hello::Link { kind, attempt } => {
             if sh.engine.party() != PartyId::P0 {
@@ -39,6 +38,17 @@ pub(super) fn handle_connection<C: Connection>(sh: &Shared<C>, mut ch: C) -> Res
                     place: "party 1",
                 });
             }
+            expect_identity(&ch, "peer link", "p1")?;
+            // Still under the greeting's deadline and frame limit: a stranger
+            // never gets further than this.
+            super::pairing::verify_p1(
+                &mut ch,
+                sh.engine.pairing_key(),
+                kind,
+                &attempt,
+                &mut blindfold_core::Prg::from_entropy(),
+            )?;
+            ch.set_max_frame(DEFAULT_MAX_FRAME);
             sh.log(&format!("peer link ({kind:?}) from {}", ch.peer()));
             // The deadline stays until the session is set up (a silent impostor
             // cannot block pairing); the leader replaces it.
@@ -49,7 +59,25 @@ pub(super) fn handle_connection<C: Connection>(sh: &Shared<C>, mut ch: C) -> Res
             }
             Ok(())
         }
-        Hello::Client => serve_client(sh, ch),
+        Hello::Client => {
+            expect_identity(&ch, "client greeting", "client")?;
+            ch.set_max_frame(DEFAULT_MAX_FRAME);
+            serve_client(sh, ch)
+        }
+    }
+}
+
+/// Over TLS, the connection's certificate must be of the role its greeting
+/// claims (without TLS there is no identity to check).
+fn expect_identity<C: Connection>(ch: &C, what: &'static str, want: &'static str) -> Result<()> {
+    match ch.peer_identity() {
+        None => Ok(()),
+        Some(id) if id == want => Ok(()),
+        Some(id) => Err(EngineError::WrongIdentity {
+            what,
+            got: Some(id.to_string()),
+            want,
+        }),
     }
 }
 
@@ -76,6 +104,12 @@ fn reply<C: Connection>(ch: &mut C, r: &Reply) -> Result<()> {
 /// Check a query against this server's model; the share it contributes.
 fn admit<C: Connection>(sh: &Shared<C>, q: Query) -> std::result::Result<Vec<u64>, Reply> {
     let len = sh.engine.program().input_shape().numel();
+    if q.kind == OutputKind::Logits && sh.cfg.label_only {
+        return Err(Reply::error(
+            ErrorCode::BadInput,
+            "this server answers labels only (query with --label-only)",
+        ));
+    }
     if q.kind == OutputKind::Label && !sh.engine.supports_label() {
         return Err(Reply::error(
             ErrorCode::BadInput,
@@ -125,6 +159,7 @@ fn serve_client<C: Connection>(sh: &Shared<C>, mut ch: C) -> Result<()> {
         }
     };
     let (tx, rx) = mpsc::channel();
+    let source = super::source_of(&ch.peer());
     {
         let mut st = sh.state();
         if st.pending.contains_key(&qid) {
@@ -134,6 +169,19 @@ fn serve_client<C: Connection>(sh: &Shared<C>, mut ch: C) -> Result<()> {
                 &Reply::error(ErrorCode::BadRequest, "duplicate query id"),
             );
         }
+        let from_source = st.pending.values().filter(|p| p.source == source).count();
+        if st.pending.len() >= sh.cfg.max_pending || from_source >= sh.cfg.max_pending_per_source
+        {
+            drop(st);
+            sh.log(&format!("query from {source} refused: too many waiting"));
+            return reply(
+                &mut ch,
+                &Reply::error(
+                    ErrorCode::Busy,
+                    "this server holds as many queries as it accepts; try again later",
+                ),
+            );
+        }
         st.pending.insert(
             qid,
             Pending {
@@ -141,6 +189,9 @@ fn serve_client<C: Connection>(sh: &Shared<C>, mut ch: C) -> Result<()> {
                 kind,
                 reply: tx,
                 arrived: Instant::now(),
+                source,
+                probes: 0,
+                retry_at: None,
             },
         );
         if sh.engine.party() == PartyId::P0 {

@@ -9,8 +9,10 @@
 //! ```
 
 use super::wire::{Hello, LinkKind};
-use crate::Result;
-use blindfold_net::{Channel, Transport};
+use crate::share::PairingKey;
+use crate::{EngineError, Result};
+use blindfold_core::Prg;
+use blindfold_net::{Channel, Connection, Transport};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -72,16 +74,36 @@ impl<C> Pairing<C> {
     }
 }
 
-/// P1: open the offline and the online link of one attempt.
+/// How long P1 gives P0 to complete the pairing proof of one link.
+const PROVE: Duration = Duration::from_secs(10);
+
+/// P1: open the offline and the online link of one attempt, proving the
+/// split's pairing secret on each (and checking P0's proof). Over TLS the
+/// transport has already checked P0's certificate; a certificate of another
+/// role is refused here too.
 pub(super) fn dial<T: Transport>(
     transport: &T,
     peer: &str,
     attempt: [u8; 16],
+    key: &PairingKey,
+    rng: &mut Prg,
 ) -> Result<(T::Conn, T::Conn)> {
-    let one = |kind| -> Result<T::Conn> {
+    let mut one = |kind| -> Result<T::Conn> {
         let mut ch = transport.connect(peer, Instant::now() + DIAL)?;
+        if let Some(id) = ch.peer_identity() {
+            if id != "p0" {
+                return Err(EngineError::WrongIdentity {
+                    what: "peer link",
+                    got: Some(id.to_string()),
+                    want: "p0",
+                });
+            }
+        }
+        ch.set_deadline(Some(Instant::now() + PROVE))?;
         ch.send_vec(Hello::Link { kind, attempt }.encode())?;
         ch.flush()?;
+        super::pairing::prove_p1(&mut ch, key, kind, &attempt, rng)?;
+        ch.set_deadline(None)?;
         Ok(ch)
     };
     let off = one(LinkKind::Offline)?;

@@ -26,6 +26,11 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// Times P1 is asked for a query's other share before the query is dropped.
+const PROBES: u8 = 2;
+/// How long a query whose other share was missing waits before the next probe.
+pub(super) const PROBE_GRACE: Duration = Duration::from_millis(250);
+
 pub(super) fn leader_loop<C: Connection>(sh: &Shared<C>, links: mpsc::Receiver<PeerLink<C>>) {
     let mut rng = Prg::from_entropy();
     let mut pairing = Pairing::default();
@@ -114,13 +119,32 @@ fn lead_online<C: Connection>(sh: &Shared<C>, pool: &Pool, ch: &mut C) -> Result
                 if pool.stop() || sh.stopping() {
                     return Ok(());
                 }
-                if let Some(q) = st.order.pop_front() {
-                    if st.pending.contains_key(&q) {
+                // The first query in arrival order that is not waiting out
+                // its grace period; ids whose query has gone are dropped.
+                let now = Instant::now();
+                let state = &mut *st;
+                let pending = &state.pending;
+                state.order.retain(|q| pending.contains_key(q));
+                let next = st.order.iter().position(|q| {
+                    st.pending
+                        .get(q)
+                        .is_some_and(|p| p.retry_at.is_none_or(|t| t <= now))
+                });
+                if let Some(i) = next {
+                    if let Some(q) = st.order.remove(i) {
                         break q;
                     }
-                    continue;
                 }
-                st = sh.wait(st, Duration::from_millis(50));
+                let wake = st
+                    .order
+                    .iter()
+                    .filter_map(|q| st.pending.get(q).and_then(|p| p.retry_at))
+                    .min()
+                    .map_or(Duration::from_millis(50), |t| {
+                        t.saturating_duration_since(now)
+                            .clamp(Duration::from_millis(1), Duration::from_millis(50))
+                    });
+                st = sh.wait(st, wake);
             }
         };
         let t_wait = Instant::now();
@@ -153,17 +177,31 @@ fn lead_one_query<C: Connection>(
     qid: QueryId,
     t_wait: Instant,
 ) -> Result<()> {
-    // Does P1 hold this query's share yet? If not, the query goes to the back
-    // of the queue (it expires at its client's deadline) and others go first;
-    // no bundle is spent on it.
+    // Does P1 hold this query's share yet? If not, the query waits out a
+    // grace period aside (others go first) and is asked about once more; then
+    // it is dropped. No bundle is spent on it, and a query sent to P0 alone
+    // costs the online link two short probes at most.
     ch.set_deadline(Some(sh.cfg.peer_deadline()))?;
     if ask(ch, &Job::Have { query: qid })? != JobAnswer::Ready {
         let mut st = sh.state();
-        if st.pending.contains_key(&qid) {
-            st.order.push_back(qid);
+        let give_up = match st.pending.get_mut(&qid) {
+            Some(p) if p.probes + 1 < PROBES => {
+                p.probes += 1;
+                p.retry_at = Some(Instant::now() + PROBE_GRACE);
+                st.order.push_back(qid);
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if give_up {
+            if let Some(p) = st.pending.remove(&qid) {
+                let _ = p.reply.send(Reply::error(
+                    ErrorCode::MissingShare,
+                    "the other server did not receive this query's share",
+                ));
+            }
         }
-        drop(st);
-        std::thread::sleep(Duration::from_millis(5));
         return Ok(());
     }
     let (seq, bundle) = pool.pop(None, || sh.stopping())?;

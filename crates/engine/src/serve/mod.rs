@@ -49,6 +49,7 @@ mod follower;
 mod frontend;
 mod handshake;
 mod leader;
+mod pairing;
 mod pool;
 mod session;
 pub mod wire;
@@ -88,6 +89,16 @@ pub struct ServeConfig {
     pub timeout: Duration,
     /// Print a line per query and per event to stderr.
     pub verbose: bool,
+    /// Answer label-only queries only (refuse requests for the scores).
+    pub label_only: bool,
+    /// Connections served at once, in all and per source address; more are
+    /// closed at once.
+    pub max_connections: usize,
+    pub max_connections_per_source: usize,
+    /// Queries waiting at once, in all and per source address; more are
+    /// answered `Busy`.
+    pub max_pending: usize,
+    pub max_pending_per_source: usize,
 }
 
 impl Default for ServeConfig {
@@ -97,6 +108,11 @@ impl Default for ServeConfig {
             pool: 2,
             timeout: Duration::from_secs(30),
             verbose: false,
+            label_only: false,
+            max_connections: 256,
+            max_connections_per_source: 64,
+            max_pending: 256,
+            max_pending_per_source: 16,
         }
     }
 }
@@ -114,6 +130,64 @@ struct Pending {
     kind: OutputKind,
     reply: mpsc::Sender<Reply>,
     arrived: Instant,
+    /// Where it came from (an address without its port).
+    source: String,
+    /// P0: times P1 was asked for the other share and did not have it.
+    probes: u8,
+    /// P0: not to be probed again before this.
+    retry_at: Option<Instant>,
+}
+
+/// The source of a connection for per-source limits: its peer address
+/// without the port (and without a TLS role suffix).
+fn source_of(peer: &str) -> String {
+    let addr = peer.split(' ').next().unwrap_or(peer);
+    match addr.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host.to_string(),
+        _ => addr.to_string(),
+    }
+}
+
+/// Connections being served, in all and per source.
+#[derive(Default)]
+struct ConnCount {
+    total: usize,
+    per_source: HashMap<String, usize>,
+}
+
+/// Holds one connection's place in [`ConnCount`] until dropped.
+struct ConnSlot {
+    counts: Arc<Mutex<ConnCount>>,
+    source: String,
+}
+
+impl ConnSlot {
+    fn take(counts: &Arc<Mutex<ConnCount>>, source: String, cfg: &ServeConfig) -> Option<ConnSlot> {
+        let mut c = lock(counts);
+        let n = c.per_source.get(&source).copied().unwrap_or(0);
+        if c.total >= cfg.max_connections || n >= cfg.max_connections_per_source {
+            return None;
+        }
+        c.total += 1;
+        *c.per_source.entry(source.clone()).or_insert(0) += 1;
+        Some(ConnSlot {
+            counts: counts.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        let mut c = lock(&self.counts);
+        c.total -= 1;
+        if let Some(n) = c.per_source.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_source.remove(&self.source);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -237,15 +311,23 @@ where
             _ => leader::leader_loop(&sh, link_rx),
         })
     };
+    let counts = Arc::new(Mutex::new(ConnCount::default()));
     while !shutdown.load(Ordering::SeqCst) {
         match listener.accept(Instant::now() + POLL) {
             Ok(Some(conn)) => {
+                let peer = conn.peer();
+                // Bounded connections and threads: beyond the limits a
+                // connection is closed before anything is read from it.
+                let Some(slot) = ConnSlot::take(&counts, source_of(&peer), &shared.cfg) else {
+                    shared.log(&format!("connection from {peer} refused: too many connections"));
+                    continue;
+                };
                 let sh = shared.clone();
                 std::thread::spawn(move || {
-                    let peer = conn.peer();
                     if let Err(e) = frontend::handle_connection(&sh, conn) {
                         sh.log(&format!("connection from {peer}: {e}"));
                     }
+                    drop(slot);
                 });
             }
             Ok(None) => {}

@@ -256,6 +256,9 @@ const T_JOB_HAVE: u8 = 0x42;
 const T_READY: u8 = 0x50;
 const T_MISSING: u8 = 0x51;
 const T_PEER_HELLO: u8 = 0x60;
+const T_LINK_CHALLENGE: u8 = 0x70;
+const T_LINK_PROOF: u8 = 0x71;
+const T_LINK_CONFIRM: u8 = 0x72;
 const LINK_OFFLINE: u8 = 1;
 const LINK_ONLINE: u8 = 2;
 const SHARE_SEED: u8 = 1;
@@ -532,6 +535,9 @@ pub enum ErrorCode {
     PeerUnavailable,
     /// Anything else that went wrong at the server.
     Internal,
+    /// The server holds as many queries as it accepts (in all, or from this
+    /// source); try again later.
+    Busy,
 }
 
 impl ErrorCode {
@@ -543,6 +549,7 @@ impl ErrorCode {
             ErrorCode::Expired => 4,
             ErrorCode::PeerUnavailable => 5,
             ErrorCode::Internal => 6,
+            ErrorCode::Busy => 7,
         }
     }
     fn from_byte(tag: u8) -> WireResult<ErrorCode> {
@@ -553,6 +560,7 @@ impl ErrorCode {
             4 => ErrorCode::Expired,
             5 => ErrorCode::PeerUnavailable,
             6 => ErrorCode::Internal,
+            7 => ErrorCode::Busy,
             tag => {
                 return Err(WireError::UnknownTag {
                     what: "error code",
@@ -572,6 +580,7 @@ impl std::fmt::Display for ErrorCode {
             ErrorCode::Expired => "expired",
             ErrorCode::PeerUnavailable => "peer unavailable",
             ErrorCode::Internal => "internal error",
+            ErrorCode::Busy => "busy",
         })
     }
 }
@@ -770,9 +779,77 @@ impl PeerHello {
     }
 }
 
+/// Proving the split's pairing secret on a new peer link (`serve::pairing`),
+/// before the link is handed to the leader.
+///
+/// ```text
+///   P1 ── Hello::Link {kind, attempt} ──▶ P0
+///   P1 ◀── Challenge {n0} ───────────────  P0
+///   P1 ── Proof {n1, mac_P1} ────────────▶ P0   checks mac_P1
+///   P1 ◀── Confirm {mac_P0} ─────────────  P0   P1 checks mac_P0
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkAuth {
+    Challenge { nonce: [u8; 32] },
+    Proof { nonce: [u8; 32], mac: [u8; 32] },
+    Confirm { mac: [u8; 32] },
+}
+
+impl LinkAuth {
+    const WHAT: &'static str = "link authentication";
+
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            LinkAuth::Challenge { nonce } => {
+                let mut o = Out::new(T_LINK_CHALLENGE);
+                o.bytes(nonce);
+                o.0
+            }
+            LinkAuth::Proof { nonce, mac } => {
+                let mut o = Out::new(T_LINK_PROOF);
+                o.bytes(nonce).bytes(mac);
+                o.0
+            }
+            LinkAuth::Confirm { mac } => {
+                let mut o = Out::new(T_LINK_CONFIRM);
+                o.bytes(mac);
+                o.0
+            }
+        }
+    }
+
+    pub fn decode(b: &[u8]) -> WireResult<LinkAuth> {
+        let (mut r, tag) = In::open(Self::WHAT, b)?;
+        let m = match tag {
+            T_LINK_CHALLENGE => LinkAuth::Challenge { nonce: r.array()? },
+            T_LINK_PROOF => LinkAuth::Proof {
+                nonce: r.array()?,
+                mac: r.array()?,
+            },
+            T_LINK_CONFIRM => LinkAuth::Confirm { mac: r.array()? },
+            t => return r.unknown(t),
+        };
+        r.done()?;
+        Ok(m)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_auth_round_trip_and_malformed() {
+        let ms = [
+            LinkAuth::Challenge { nonce: [1; 32] },
+            LinkAuth::Proof {
+                nonce: [2; 32],
+                mac: [3; 32],
+            },
+            LinkAuth::Confirm { mac: [4; 32] },
+        ];
+        malformed(&ms, LinkAuth::encode, LinkAuth::decode, 0);
+    }
 
     #[test]
     fn peer_hello_round_trip_and_malformed() {

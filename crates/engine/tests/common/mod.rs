@@ -71,6 +71,7 @@ pub fn config(peer: Option<String>, timeout: Duration) -> ServeConfig {
         pool: 1,
         timeout,
         verbose: std::env::var_os("BLINDFOLD_TEST_VERBOSE").is_some(),
+        ..ServeConfig::default()
     }
 }
 
@@ -83,11 +84,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(share: ModelShare, peer: Option<String>, timeout: Duration) -> Server {
+        Server::start_with(share, config(peer, timeout))
+    }
+
+    /// A server with settings of its own.
+    pub fn start_with(share: ModelShare, cfg: ServeConfig) -> Server {
         let engine = PartyEngine::new(share).unwrap();
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         let stop = Arc::new(AtomicBool::new(false));
-        let cfg = config(peer, timeout);
         let s = stop.clone();
         let handle = Some(std::thread::spawn(move || serve::run(engine, l, cfg, s)));
         Server { addr, stop, handle }
