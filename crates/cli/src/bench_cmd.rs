@@ -39,6 +39,10 @@ pub struct BenchArgs {
     pub frac_bits: u32,
     #[arg(long)]
     pub json: bool,
+    /// Also run the protocol over mutually authenticated TLS 1.3 (after the
+    /// plain-TCP run, in the same process) and report what TLS costs.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
@@ -143,20 +147,41 @@ fn secure(a: &BenchArgs) -> Result<()> {
     };
     let (m, q) = ma.load()?;
     let n_q = a.queries.max(1);
-    let pb = crate::plain_cmds::progress(
-        n_q,
-        &format!("network {}: {mode} over loopback TCP", m.name),
-    );
+    let run = |link: infer::Link| -> Result<infer::BenchReport> {
+        let pb = crate::plain_cmds::progress(
+            n_q,
+            &format!("network {}: {mode} over loopback {link:?}", m.name),
+        );
+        if a.json {
+            pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let mut r = infer::bench(&q, mode, n_q, link, &mut |k| pb.set_position(k as u64))?;
+        pb.finish_and_clear();
+        r.network = m.name.clone();
+        Ok(r)
+    };
+    let tcp = run(infer::Link::Tcp)?;
+    let tls = if a.tls {
+        Some(run(infer::Link::Tls)?)
+    } else {
+        None
+    };
     if a.json {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let mut r = infer::bench(&q, mode, n_q, &mut |k| pb.set_position(k as u64))?;
-    pb.finish_and_clear();
-    r.network = m.name;
-    if a.json {
-        println!("{}", serde_json::to_string(&r)?);
+        match &tls {
+            None => println!("{}", serde_json::to_string(&tcp)?),
+            Some(t) => println!(
+                "{}",
+                serde_json::json!({
+                    "tcp": tcp,
+                    "tls": t,
+                    "tls_extra_total_ms": t.total_ms - tcp.total_ms,
+                    "tls_extra_setup_ms": t.setup_ms - tcp.setup_ms,
+                })
+            ),
+        }
         return Ok(());
     }
+    let r = tls.as_ref().unwrap_or(&tcp);
     println!(
         "{:>3} {:<26} {:>10} {:>12} {:>10} {:>12} {:>7}",
         "#", "layer", "offline ms", "offline B", "online ms", "online B", "flights"
@@ -177,7 +202,8 @@ fn secure(a: &BenchArgs) -> Result<()> {
         );
     }
     println!(
-        "per query (median of {}): offline {:.1} ms, online {:.1} ms, total {:.1} ms; {:.2} MB ({:.2} offline + {:.2} online); {} flights online; session setup {:.1} ms once",
+        "per query over {} (median of {}): offline {:.1} ms, online {:.1} ms, total {:.1} ms; {:.2} MB ({:.2} offline + {:.2} online); {} flights online; session setup {:.1} ms once",
+        r.transport,
         r.queries,
         r.offline_ms,
         r.online_ms,
@@ -188,5 +214,17 @@ fn secure(a: &BenchArgs) -> Result<()> {
         r.rounds,
         r.setup_ms
     );
+    if let Some(t) = &tls {
+        println!(
+            "plain TCP, same run: offline {:.1} ms, online {:.1} ms, total {:.1} ms, setup {:.1} ms; TLS adds {:+.1} ms per query ({:+.1}%) and {:+.1} ms to the session setup",
+            tcp.offline_ms,
+            tcp.online_ms,
+            tcp.total_ms,
+            tcp.setup_ms,
+            t.total_ms - tcp.total_ms,
+            100.0 * (t.total_ms - tcp.total_ms) / tcp.total_ms,
+            t.setup_ms - tcp.setup_ms
+        );
+    }
     Ok(())
 }

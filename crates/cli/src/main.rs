@@ -45,17 +45,21 @@ enum Cmd {
 (then copy party0.share to server P0 and party1.share to server P1)"
     )]
     Split(secure_cmds::SplitArgs),
+    /// Make a deployment's CA and the certificates of P0, P1 and clients.
+    #[command(after_help = "Example:\n  blindfold certs --out /tmp/pki\n  \
+(then P0 gets ca.pem p0.pem p0.key, P1 ca.pem p1.pem p1.key, clients ca.pem client.pem client.key)")]
+    Certs(secure_cmds::CertsArgs),
     /// Run one of the two servers.
     #[command(after_help = "Example (two terminals or two machines):\n  \
-blindfold serve --party 0 --share party0.share --listen 0.0.0.0:7000\n  \
-blindfold serve --party 1 --share party1.share --listen 0.0.0.0:7001 --peer P0_HOST:7000\n\n\
+blindfold serve --party 0 --share party0.share --listen 0.0.0.0:7000 --tls-dir pki\n  \
+blindfold serve --party 1 --share party1.share --listen 0.0.0.0:7001 --peer P0_HOST:7000 --tls-dir pki\n\n\
 Party 1 connects to party 0; both then precompute queries in the background and \
 answer clients on their --listen address.")]
     Serve(secure_cmds::ServeArgs),
     /// Client: secret-share an input to both servers and reconstruct the answer.
     #[command(
         after_help = "Example:\n  blindfold digits --out /tmp/digits --count 1\n  \
-blindfold query --servers P0_HOST:7000,P1_HOST:7001 /tmp/digits/digit0_label1.png\n\n\
+blindfold query --servers P0_HOST:7000,P1_HOST:7001 --tls-dir pki /tmp/digits/digit0_label1.png\n\n\
 P0 receives only a random seed, P1 only the input masked by that seed's expansion."
     )]
     Query(secure_cmds::QueryArgs),
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Cmd::Eval(a) => plain_cmds::eval(a),
         Cmd::Digits(a) => plain_cmds::digits(a),
         Cmd::Split(a) => secure_cmds::split_cmd(a),
+        Cmd::Certs(a) => secure_cmds::certs(a),
         Cmd::Serve(a) => secure_cmds::serve(a),
         Cmd::Query(a) => secure_cmds::query(a),
         Cmd::Demo(a) => secure_cmds::demo(a),

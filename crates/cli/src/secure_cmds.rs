@@ -11,6 +11,7 @@ use blindfold_engine::serve::{self, Answer, LocalCluster, ServeConfig};
 use blindfold_engine::share::{split_for, ModelShare};
 use blindfold_model::engine::{self as plain, argmax_ring};
 use blindfold_model::{data, summary};
+use blindfold_net::{TlsIdentity, TlsRole};
 use clap::Args;
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -23,22 +24,62 @@ pub struct SplitArgs {
     #[command(flatten)]
     pub model: ModelArg,
     /// Directory for party0.share and party1.share (created if missing).
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, conflicts_with_all = ["out0", "out1"])]
+    pub out: Option<PathBuf>,
+    /// Where P0's share goes (with --out1: each share straight to its own
+    /// destination, for example two mounted volumes, never side by side).
+    #[arg(long, requires = "out1")]
+    pub out0: Option<PathBuf>,
+    /// Where P1's share goes.
+    #[arg(long, requires = "out0")]
+    pub out1: Option<PathBuf>,
+}
+
+/// Write `bytes` to a new file readable by its owner only (0600), refusing to
+/// replace an existing one.
+pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path).with_context(|| {
+        format!(
+            "creating {} (an existing file is never overwritten: remove it first)",
+            path.display()
+        )
+    })?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 pub fn split_cmd(a: SplitArgs) -> Result<()> {
     let (_, q) = a.model.load()?;
+    let dests: [PathBuf; 2] = match (&a.out, &a.out0, &a.out1) {
+        (Some(d), None, None) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            [d.join("party0.share"), d.join("party1.share")]
+        }
+        (None, Some(p0), Some(p1)) => [p0.clone(), p1.clone()],
+        _ => bail!("give --out DIR, or --out0 FILE and --out1 FILE"),
+    };
     let mut rng = Prg::from_entropy();
     let shares = split_for(&q, Deployment::TwoServer, &mut rng)?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    for s in &shares {
-        let p = a.out.join(format!("party{}.share", s.party.index()));
-        std::fs::write(&p, s.to_bytes()).with_context(|| format!("writing {}", p.display()))?;
+    for (s, p) in shares.iter().zip(&dests) {
+        write_private(p, &s.to_bytes())?;
         println!(
-            "wrote {} ({} bytes)",
+            "wrote {} ({} bytes, owner read/write only)",
             p.display(),
-            std::fs::metadata(&p)?.len()
+            std::fs::metadata(p)?.len()
+        );
+    }
+    if a.out.is_some() {
+        println!(
+            "note: both shares are in one directory; together they are the model. Move each to its own server and delete them here (or split with --out0/--out1 straight to separate destinations)"
         );
     }
     let s = summary::summarize(&q);
@@ -46,7 +87,45 @@ pub fn split_cmd(a: SplitArgs) -> Result<()> {
         "model {}: {} parameters, each file holds the architecture and one uniformly random additive share of every weight",
         q.name, s.parameters
     );
-    println!("next: give party0.share to server P0 and party1.share to server P1, then `blindfold serve` on each");
+    println!("next: give party0.share to server P0 and party1.share to server P1, then `blindfold serve` on each (certificates: `blindfold certs`)");
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct CertsArgs {
+    /// Directory for ca.pem and each role's certificate and key (created if
+    /// missing; existing files are never overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Days the certificates are valid.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub days: u32,
+}
+
+pub fn certs(a: CertsArgs) -> Result<()> {
+    let c = blindfold_net::tls::DeploymentCerts::generate(a.days)?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    for (name, _, _) in &c.files {
+        let p = a.out.join(name);
+        if p.exists() {
+            bail!(
+                "{} exists; certificates are never overwritten (use a new --out)",
+                p.display()
+            );
+        }
+    }
+    for (name, pem, _) in &c.files {
+        write_private(&a.out.join(name), pem.as_bytes())?;
+    }
+    println!(
+        "wrote a deployment CA and certificates valid {} days to {} (files owner read/write only):",
+        a.days,
+        a.out.display()
+    );
+    println!("  P0 needs      ca.pem p0.pem p0.key");
+    println!("  P1 needs      ca.pem p1.pem p1.key");
+    println!("  clients need  ca.pem client.pem client.key");
+    println!("copy each set to its machine's --tls-dir; the CA's private key was not kept, so no one can issue more");
     Ok(())
 }
 
@@ -74,6 +153,49 @@ pub struct ServeArgs {
     /// No per-query log lines.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Answer label-only queries only (the scores never leave the servers).
+    #[arg(long)]
+    pub label_only: bool,
+    /// Connections served at once (in all; per source address: a quarter).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(4..=65536))]
+    pub max_connections: u64,
+    /// Queries waiting at once (in all; per source address: 16 or fewer).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub max_pending: u64,
+}
+
+/// How a process secures its links: `--tls-dir` (the deployment's
+/// certificates, from `blindfold certs`) or an explicit `--insecure-plaintext`.
+#[derive(Args, Clone, Debug)]
+pub struct TlsArgs {
+    /// Directory with ca.pem and this role's certificate and key (from
+    /// `blindfold certs`); only this role's files are read.
+    #[arg(long, value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// Plain TCP, no authentication: anyone on the network path reads the
+    /// input and the answer and can pose as a server. Loopback demos only.
+    #[arg(long, conflicts_with = "tls_dir")]
+    pub insecure_plaintext: bool,
+}
+
+impl TlsArgs {
+    /// This role's identity, or `None` for the explicit plaintext choice.
+    pub fn identity(&self, role: TlsRole) -> Result<Option<TlsIdentity>> {
+        match (&self.tls_dir, self.insecure_plaintext) {
+            (Some(dir), _) => Ok(Some(TlsIdentity::load(dir, role).with_context(|| {
+                format!("loading the {role} TLS identity from {}", dir.display())
+            })?)),
+            (None, true) => {
+                eprintln!("WARNING: --insecure-plaintext: links are neither encrypted nor authenticated; anyone on the path can read inputs and answers and pose as a server. Use --tls-dir outside a loopback demo.");
+                Ok(None)
+            }
+            (None, false) => bail!(
+                "give --tls-dir DIR (certificates from `blindfold certs --out DIR`), or --insecure-plaintext for a loopback test"
+            ),
+        }
+    }
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
@@ -92,6 +214,12 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     if a.party == 0 && a.peer.is_some() {
         eprintln!("note: party 0 waits for party 1 to connect; --peer is not used");
     }
+    let role = if a.party == 0 {
+        TlsRole::P0
+    } else {
+        TlsRole::P1
+    };
+    let identity = a.tls.identity(role)?;
     let name = share.program.name.clone();
     let engine = PartyEngine::new(share)?;
     let listener = TcpListener::bind(&a.listen).with_context(|| {
@@ -101,23 +229,44 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         )
     })?;
     eprintln!(
-        "P{} serving model {} on {} (pool of {} preprocessed queries){}",
+        "P{} serving model {} on {} over {} (pool of {} preprocessed queries){}{}",
         a.party,
         name,
         listener.local_addr()?,
+        if identity.is_some() {
+            "mutually authenticated TLS 1.3"
+        } else {
+            "PLAINTEXT TCP"
+        },
         a.pool,
         match &a.peer {
             Some(p) if a.party == 1 => format!(", peer {p}"),
             _ => ", waiting for P1".into(),
-        }
+        },
+        if a.label_only { ", labels only" } else { "" }
     );
+    let max_connections = a.max_connections as usize;
+    let max_pending = a.max_pending as usize;
     let cfg = ServeConfig {
         peer: a.peer.clone(),
         pool: a.pool.max(1),
         timeout: Duration::from_secs(a.timeout.max(1)),
         verbose: !a.quiet,
+        label_only: a.label_only,
+        max_connections,
+        max_connections_per_source: (max_connections / 4).max(2),
+        max_pending,
+        max_pending_per_source: max_pending.clamp(1, 16),
     };
-    serve::run(engine, listener, cfg, Arc::new(AtomicBool::new(false)))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    match identity {
+        None => serve::run(engine, listener, cfg, stop)?,
+        Some(id) => {
+            let acceptor = id.acceptor(listener)?;
+            let transport = id.transport(Some(TlsRole::P0))?;
+            serve::run_on(engine, transport, acceptor, cfg, stop)?
+        }
+    }
     Ok(())
 }
 
@@ -137,35 +286,52 @@ pub struct QueryArgs {
     /// circuit and the client learns nothing but the label.
     #[arg(long)]
     pub label_only: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 pub fn query(a: QueryArgs) -> Result<()> {
     if a.servers.len() != 2 {
         bail!("--servers takes two addresses: P0,P1");
     }
-    let bytes_shape = serve::info(&a.servers[0], Duration::from_secs(a.timeout))
-        .with_context(|| format!("asking {} for the model's input shape", a.servers[0]))?
-        .input_shape;
-    let x = data::load_input(&a.input, &bytes_shape)?;
-    let mut rng = Prg::from_entropy();
     let kind = if a.label_only {
         blindfold_engine::party::OutputKind::Label
     } else {
         blindfold_engine::party::OutputKind::Logits
     };
-    let ans = serve::query_with(
-        [a.servers[0].as_str(), a.servers[1].as_str()],
-        &x,
-        Duration::from_secs(a.timeout),
-        kind,
-        &mut rng,
-    )?;
+    let servers = [a.servers[0].as_str(), a.servers[1].as_str()];
+    let timeout = Duration::from_secs(a.timeout);
+    let ans = match a.tls.identity(TlsRole::Client)? {
+        None => query_over(
+            &blindfold_net::TcpTransport,
+            servers,
+            &a.input,
+            timeout,
+            kind,
+        )?,
+        Some(id) => query_over(&id.transport(None)?, servers, &a.input, timeout, kind)?,
+    };
     if a.json {
         println!("{}", serde_json::to_string(&ans)?);
     } else {
         print_answer(&ans);
     }
     Ok(())
+}
+
+/// Ask P0 for the input shape, load the input, query both servers.
+fn query_over<T: blindfold_net::Transport>(
+    transport: &T,
+    servers: [&str; 2],
+    input: &std::path::Path,
+    timeout: Duration,
+    kind: blindfold_engine::party::OutputKind,
+) -> Result<Answer> {
+    let shape = serve::info_on(transport, servers[0], timeout)
+        .with_context(|| format!("asking {} for the model's input shape", servers[0]))?
+        .input_shape;
+    let x = data::load_input(input, &shape)?;
+    Ok(serve::query_on(transport, servers, &x, timeout, kind)?)
 }
 
 fn print_answer(a: &Answer) {
@@ -204,13 +370,20 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     };
     let (m, q) = ma.load()?;
     let ds = data::load_idx_dir(&paths::default_data())?;
-    println!("blindfold demo: model {} split into two shares; servers P0 and P1 and a client on loopback", m.name);
+    println!("blindfold demo: model {} split into two shares; servers P0 and P1 and a client on loopback, every link mutually authenticated TLS 1.3", m.name);
     println!("each server holds one random share of every weight; the client sends each a random share of the digit");
     println!("offline = preprocessing done ahead of time for that query (HE products, garbled circuits, OTs)\n");
     let mut rng = Prg::from_entropy();
     let n = a.count.min(ds.len());
     let pool = n.clamp(1, 16);
-    let cluster = LocalCluster::start(&q, pool, &mut rng)?;
+    // Every link is mutually authenticated TLS, with a throwaway deployment
+    // CA made for this demo (what `blindfold certs` writes to files).
+    let certs = blindfold_net::tls::DeploymentCerts::generate(1)?;
+    let cfg = ServeConfig {
+        pool,
+        ..ServeConfig::default()
+    };
+    let cluster = LocalCluster::start_tls(&q, &certs, cfg, &mut rng)?;
     let t = std::time::Instant::now();
     eprint!("servers preprocessing {pool} queries ahead of time (HE products, garbled circuits, OTs)... ");
     cluster.wait_ready(pool, Duration::from_secs(120))?;
@@ -234,7 +407,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     let mut bytes = Vec::new();
     for i in 0..n {
         let x = ds.image_f32(i);
-        let ans = cluster.query(&x, &mut rng)?;
+        let ans = cluster.query(&x)?;
         let pl = argmax_ring(&plain::run_plain(&q, &x)?);
         agree += (pl == ans.label) as usize;
         correct += (ans.label == ds.labels[i] as usize) as usize;

@@ -104,11 +104,14 @@ fn json_label(stdout: &str) -> usize {
         .unwrap_or_else(|| panic!("no label in {line}")) as usize
 }
 
+/// Start a server process; `tls`: the certificate directory, or `None` for
+/// `--insecure-plaintext`.
 fn serve(
     dir: &Path,
     party: u8,
     listen: &str,
     peer: Option<&str>,
+    tls: Option<&Path>,
 ) -> std::io::Result<(String, Child)> {
     let mut c = std::process::Command::new(bin());
     c.env("BLINDFOLD_HOME", repo())
@@ -120,26 +123,61 @@ fn serve(
     if let Some(p) = peer {
         c.args(["--peer", p]);
     }
+    match tls {
+        Some(d) => c.arg("--tls-dir").arg(d),
+        None => c.arg("--insecure-plaintext"),
+    };
     let log = std::fs::File::create(dir.join(format!("serve{party}.log")))?;
     c.stdout(Stdio::null()).stderr(log);
     Ok((format!("P{party}"), c.spawn()?))
 }
 
+#[cfg(unix)]
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
 #[test]
-fn split_serve_query_as_three_processes() {
+fn split_serve_query_as_three_processes_over_tls() {
     let tmp = TempDir::new("procs");
     let dir = tmp.0.as_path();
     let d = dir.to_str().unwrap();
     ok(&["split", "minionn", "--out", d]);
     assert!(dir.join("party0.share").exists() && dir.join("party1.share").exists());
+    let pki = dir.join("pki");
+    ok(&["certs", "--out", pki.to_str().unwrap()]);
+    #[cfg(unix)]
+    for f in ["party0.share", "party1.share"] {
+        assert_eq!(mode_of(&dir.join(f)), 0o600, "{f}");
+    }
+    #[cfg(unix)]
+    for f in [
+        "ca.pem",
+        "p0.pem",
+        "p0.key",
+        "p1.pem",
+        "p1.key",
+        "client.pem",
+        "client.key",
+    ] {
+        assert_eq!(mode_of(&pki.join(f)), 0o600, "{f}");
+    }
+    // Certificates and shares are never overwritten.
+    let err = fails(&["certs", "--out", pki.to_str().unwrap()]);
+    assert!(err.contains("never overwritten"), "{err}");
+    let err = fails(&["split", "minionn", "--out", d]);
+    assert!(err.contains("never overwritten"), "{err}");
     let digits = dir.join("digits");
     ok(&["digits", "--out", digits.to_str().unwrap(), "--count", "2"]);
 
     let a0 = format!("127.0.0.1:{}", free_port());
     let a1 = format!("127.0.0.1:{}", free_port());
     let mut kids = Children(Vec::new());
-    kids.0.push(serve(dir, 0, &a0, None).unwrap());
-    kids.0.push(serve(dir, 1, &a1, Some(&a0)).unwrap());
+    kids.0.push(serve(dir, 0, &a0, None, Some(&pki)).unwrap());
+    kids.0
+        .push(serve(dir, 1, &a1, Some(&a0), Some(&pki)).unwrap());
+    let t = pki.to_str().unwrap();
 
     let servers = format!("{a0},{a1}");
     let mut pngs: Vec<PathBuf> = std::fs::read_dir(&digits)
@@ -153,7 +191,7 @@ fn split_serve_query_as_three_processes() {
     pngs.reverse();
     for png in &pngs {
         let p = png.to_str().unwrap();
-        let secure = ok(&["query", "--servers", &servers, p, "--json"]);
+        let secure = ok(&["query", "--servers", &servers, "--tls-dir", t, p, "--json"]);
         let plain = ok(&["run", "minionn", p, "--json"]);
         let (ls, lp) = (json_label(&secure), json_label(&plain));
         assert_eq!(ls, lp, "{p}: secure label {ls}, plaintext {lp}");
@@ -162,18 +200,47 @@ fn split_serve_query_as_three_processes() {
         let truth: usize = name.rsplit("label").next().unwrap().parse().unwrap();
         assert_eq!(ls, truth, "{p}");
         // The human-readable form prints the label too.
-        let text = ok(&["query", "--servers", &servers, p]);
+        let text = ok(&["query", "--servers", &servers, "--tls-dir", t, p]);
         assert!(text.contains(&format!("label {ls}")), "{text}");
     }
     // The servers in the wrong order: a clear refusal, before any share is sent.
     let p = pngs[0].to_str().unwrap();
-    let err = fails(&["query", "--servers", &format!("{a1},{a0}"), p]);
+    let err = fails(&[
+        "query",
+        "--servers",
+        &format!("{a1},{a0}"),
+        "--tls-dir",
+        t,
+        p,
+    ]);
     assert!(
-        err.contains("the first server must be party 0"),
+        err.contains("presented the certificate of p1"),
         "unclear message: {err}"
     );
+    // A client that would speak plaintext to TLS servers gets nowhere, and
+    // one that chose neither is told how to choose.
+    fails(&[
+        "query",
+        "--servers",
+        &servers,
+        "--insecure-plaintext",
+        "--timeout",
+        "3",
+        p,
+    ]);
+    let err = fails(&["query", "--servers", &servers, p]);
+    assert!(err.contains("--tls-dir"), "{err}");
     // Label only over the same servers agrees with the full answer.
-    let secure = ok(&["query", "--servers", &servers, p, "--json", "--label-only"]);
+    let secure = ok(&[
+        "query",
+        "--servers",
+        &servers,
+        "--tls-dir",
+        t,
+        p,
+        "--json",
+        "--label-only",
+    ]);
     let plain = ok(&["run", "minionn", p, "--json"]);
     assert_eq!(json_label(&secure), json_label(&plain), "label only");
     for (name, c) in kids.0.iter_mut() {
@@ -184,6 +251,74 @@ fn split_serve_query_as_three_processes() {
                 .unwrap_or_default()
         );
     }
+}
+
+#[test]
+fn insecure_plaintext_is_an_explicit_choice() {
+    let tmp = TempDir::new("plain");
+    let dir = tmp.0.as_path();
+    ok(&["split", "ppml_a", "--out", dir.to_str().unwrap()]);
+    // Neither --tls-dir nor --insecure-plaintext: refused, saying how.
+    let err = fails(&[
+        "serve",
+        "--party",
+        "0",
+        "--share",
+        dir.join("party0.share").to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(
+        err.contains("--tls-dir") && err.contains("--insecure-plaintext"),
+        "{err}"
+    );
+    let digits = dir.join("digits");
+    ok(&["digits", "--out", digits.to_str().unwrap(), "--count", "1"]);
+    let png = std::fs::read_dir(&digits)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
+    let a0 = format!("127.0.0.1:{}", free_port());
+    let a1 = format!("127.0.0.1:{}", free_port());
+    let mut kids = Children(Vec::new());
+    kids.0.push(serve(dir, 0, &a0, None, None).unwrap());
+    kids.0.push(serve(dir, 1, &a1, Some(&a0), None).unwrap());
+    let servers = format!("{a0},{a1}");
+    let p = png.to_str().unwrap();
+    let out = std::process::Command::new(bin())
+        .env("BLINDFOLD_HOME", repo())
+        .args([
+            "query",
+            "--servers",
+            &servers,
+            "--insecure-plaintext",
+            p,
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("WARNING"),
+        "no warning for plaintext"
+    );
+    let secure = String::from_utf8_lossy(&out.stdout).into_owned();
+    let plain = ok(&["run", "ppml_a", p, "--json"]);
+    assert_eq!(json_label(&secure), json_label(&plain));
+    // The servers are in the wrong order: refused before any share is sent.
+    let err = fails(&[
+        "query",
+        "--servers",
+        &format!("{a1},{a0}"),
+        "--insecure-plaintext",
+        p,
+    ]);
+    assert!(err.contains("the first server must be party 0"), "{err}");
 }
 
 #[test]
@@ -205,6 +340,7 @@ fn serve_refuses_a_wrong_or_broken_share_file() {
         "127.0.0.1:0",
         "--peer",
         "127.0.0.1:9",
+        "--insecure-plaintext",
     ]);
     assert!(
         err.contains("party 0's share") && err.contains("--party 1"),

@@ -23,7 +23,7 @@ use blindfold_model::data::Dataset;
 use blindfold_model::engine as reference;
 use blindfold_model::quant::{QModel, QOp};
 use blindfold_model::Model;
-use blindfold_net::{Channel, TcpChannel};
+use blindfold_net::{Channel, Listener, Transport};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
@@ -155,7 +155,6 @@ impl Inference for PlainInference<'_> {
 pub struct LocalInference {
     deployment: Deployment,
     cluster: LocalCluster,
-    rng: Prg,
 }
 
 impl LocalInference {
@@ -169,7 +168,6 @@ impl LocalInference {
         Ok(LocalInference {
             deployment,
             cluster,
-            rng,
         })
     }
 
@@ -184,7 +182,7 @@ impl Inference for LocalInference {
         Mode::Secure(self.deployment)
     }
     fn infer(&mut self, input: &[f32]) -> Result<Prediction> {
-        let a = self.cluster.query(input, &mut self.rng)?;
+        let a = self.cluster.query(input)?;
         let c = &a.cost[0];
         Ok(Prediction {
             label: a.label,
@@ -398,6 +396,7 @@ pub fn bench(
     q: &QModel,
     mode: Mode,
     queries: usize,
+    link: Link,
     progress: &mut dyn FnMut(usize),
 ) -> Result<BenchReport> {
     let deployment = match mode {
@@ -411,17 +410,75 @@ pub fn bench(
             })
         }
     };
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").map_err(blindfold_net::NetError::Io);
+    match link {
+        Link::Tcp => bench_on(
+            q,
+            mode,
+            deployment,
+            queries,
+            link,
+            blindfold_net::TcpTransport,
+            blindfold_net::TcpAcceptor::new(bind()?)?,
+            progress,
+        ),
+        Link::Tls => {
+            // A throwaway deployment CA: the cost measured is the handshake
+            // and the record layer, as between two real servers.
+            let tls = |e: blindfold_net::tls::TlsError| blindfold_net::NetError::Tls(e.to_string());
+            let certs = blindfold_net::tls::DeploymentCerts::generate(1).map_err(tls)?;
+            let p0 = certs
+                .identity(blindfold_net::TlsRole::P0)
+                .map_err(tls)?
+                .acceptor(bind()?)?;
+            let p1 = certs
+                .identity(blindfold_net::TlsRole::P1)
+                .and_then(|i| i.transport(Some(blindfold_net::TlsRole::P0)))
+                .map_err(tls)?;
+            bench_on(q, mode, deployment, queries, link, p1, p0, progress)
+        }
+    }
+}
+
+/// The link [`bench`] runs the two parties over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Link {
+    /// Plain loopback TCP.
+    Tcp,
+    /// Mutually authenticated TLS 1.3 over loopback TCP.
+    Tls,
+}
+
+impl Link {
+    fn name(self) -> &'static str {
+        match self {
+            Link::Tcp => "tcp-loopback",
+            Link::Tls => "tls-loopback",
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bench_on<T: Transport, L: Listener<Conn = T::Conn>>(
+    q: &QModel,
+    mode: Mode,
+    deployment: Deployment,
+    queries: usize,
+    link: Link,
+    transport: T,
+    listener: L,
+    progress: &mut dyn FnMut(usize),
+) -> Result<BenchReport> {
     let n_q = queries.max(1);
     let mut rng = Prg::from_entropy();
     let [s0, s1] = crate::share::split_for(q, deployment, &mut rng)?;
     let e0 = PartyEngine::for_deployment(s0, deployment)?;
     let e1 = PartyEngine::for_deployment(s1, deployment)?;
     let len = q.input_shape().numel();
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(blindfold_net::NetError::Io)?;
-    let addr = listener.local_addr().map_err(blindfold_net::NetError::Io)?;
+    let addr = listener.local_addr();
     let h1 = std::thread::spawn(move || -> Result<()> {
-        let mut ch = TcpChannel::connect_with_retry(addr, Duration::from_secs(10))?;
+        let mut ch = transport.connect(&addr, Instant::now() + Duration::from_secs(10))?;
         let mut rng = Prg::from_entropy();
         let mut s = e1.setup(&mut ch, &mut rng)?;
         for _ in 0..n_q {
@@ -431,7 +488,9 @@ pub fn bench(
         }
         Ok(())
     });
-    let mut ch = TcpChannel::accept(&listener)?;
+    let mut ch = listener
+        .accept(Instant::now() + Duration::from_secs(10))?
+        .ok_or(EngineError::Net(blindfold_net::NetError::Timeout))?;
     let t = Instant::now();
     let mut s = e0.setup(&mut ch, &mut rng)?;
     let setup_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -502,7 +561,7 @@ pub fn bench(
     Ok(BenchReport {
         network: q.name.clone(),
         mode,
-        transport: "tcp-loopback",
+        transport: link.name(),
         queries: n_q,
         setup_ms,
         offline_ms: median(&mut off_ms),

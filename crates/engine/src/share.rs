@@ -142,7 +142,9 @@ impl ModelShare {
 
 /// The 32-byte secret both shares of a split hold, zeroized on drop and
 /// redacted from `Debug`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[derive(
+    Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop,
+)]
 pub struct PairingKey(pub [u8; 32]);
 
 impl std::fmt::Debug for PairingKey {

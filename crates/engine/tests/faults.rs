@@ -114,10 +114,9 @@ fn wrong_input_size_is_rejected_and_service_continues() {
         pair.check_normal(3, "bad query messages");
 
         // The client-side helper refuses inputs of the wrong size.
-        let mut rng = Prg::from_seed([5; 16]);
         for len in [0, n - 1, n + 1, 28] {
             let e = pair
-                .query(&vec![0.5; len], &mut rng)
+                .query(&vec![0.5; len])
                 .expect_err("wrong input length accepted");
             let msg = e.to_string();
             assert!(
@@ -172,8 +171,7 @@ fn non_finite_input_is_rejected_before_anything_is_sent() {
         for (what, x) in cases {
             let (a0, h0) = fake_server(0);
             let (a1, h1) = fake_server(1);
-            let mut rng = Prg::from_seed([1; 16]);
-            let e = serve::query([&a0, &a1], &x, CLIENT_TIMEOUT, &mut rng)
+            let e = serve::query([&a0, &a1], &x, CLIENT_TIMEOUT)
                 .expect_err("a non-finite input was accepted");
             assert!(
                 e.to_string().contains("300"),
@@ -190,11 +188,10 @@ fn non_finite_input_is_rejected_before_anything_is_sent() {
 fn non_finite_input_against_real_servers_then_normal_query() {
     within(90, "non-finite input, real servers", || {
         let pair = start_pair(2);
-        let mut rng = Prg::from_seed([3; 16]);
         for v in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             let mut x = digit(5);
             x[0] = v;
-            assert!(pair.query(&x, &mut rng).is_err(), "{v} accepted");
+            assert!(pair.query(&x).is_err(), "{v} accepted");
             pair.check_normal(5, &format!("an input with {v}"));
         }
     });
@@ -388,14 +385,14 @@ fn silent_link_impostor_does_not_block_pairing() {
         let pair = Pair { q, p0, p1 };
         let x = digit(7);
         let want = run_plain(&pair.q, &x).unwrap();
-        let res = pair.query(&x, &mut Prg::from_seed([7; 16]));
+        let res = pair.query(&x);
         // Drop the impostors before the servers (a blocked leader would not stop).
         drop(imp);
         match res {
             Ok(ans) => assert_eq!(ans.ring, want),
             Err(e) => {
                 // Diagnose: does the pair serve once the impostors have left?
-                let after = pair.query(&x, &mut Prg::from_seed([8; 16]));
+                let after = pair.query(&x);
                 panic!(
                     "query while a silent impostor holds P0's peer-link slot: {e}; \
                      after the impostors disconnect: {}",
@@ -422,14 +419,7 @@ fn peer_restart_between_queries() {
         let mut pair_addrs = [p0.addr.clone(), p1.addr.clone()];
         let x = digit(8);
         let want = run_plain(&q, &x).unwrap();
-        let mut rng = Prg::from_seed([9; 16]);
-        let a = serve::query(
-            [&pair_addrs[0], &pair_addrs[1]],
-            &x,
-            CLIENT_TIMEOUT,
-            &mut rng,
-        )
-        .unwrap();
+        let a = serve::query([&pair_addrs[0], &pair_addrs[1]], &x, CLIENT_TIMEOUT).unwrap();
         assert_eq!(a.ring, want);
         p1.stop().expect("P1 stopped").expect("P1 returned cleanly");
         let p1b = start_server(s1, Some(p0.addr.clone()));
@@ -440,12 +430,7 @@ fn peer_restart_between_queries() {
         let t0 = Instant::now();
         let mut errors = Vec::new();
         loop {
-            match serve::query(
-                [&pair_addrs[0], &pair_addrs[1]],
-                &x,
-                CLIENT_TIMEOUT,
-                &mut rng,
-            ) {
+            match serve::query([&pair_addrs[0], &pair_addrs[1]], &x, CLIENT_TIMEOUT) {
                 Ok(a) => {
                     assert_eq!(a.ring, want);
                     break;
@@ -548,22 +533,12 @@ fn servers_with_shares_of_different_splits_refuse_queries() {
         let [_, b1] = split(&q, &mut Prg::from_seed([14; 16]));
         let p0 = start_server(a0, None);
         let p1 = start_server(b1, Some(p0.addr.clone()));
-        let e = serve::query(
-            [&p0.addr, &p1.addr],
-            &digit(0),
-            CLIENT_TIMEOUT,
-            &mut Prg::from_seed([1; 16]),
-        )
-        .expect_err("servers of different splits answered");
+        let e = serve::query([&p0.addr, &p1.addr], &digit(0), CLIENT_TIMEOUT)
+            .expect_err("servers of different splits answered");
         assert!(matches!(e, EngineError::ModelMismatch), "{e}");
         // The two servers in the wrong order.
-        let e = serve::query(
-            [&p1.addr, &p0.addr],
-            &digit(0),
-            CLIENT_TIMEOUT,
-            &mut Prg::from_seed([1; 16]),
-        )
-        .expect_err("servers in the wrong order answered");
+        let e = serve::query([&p1.addr, &p0.addr], &digit(0), CLIENT_TIMEOUT)
+            .expect_err("servers in the wrong order answered");
         assert!(
             matches!(
                 e,

@@ -33,8 +33,8 @@ fn frame(payload: &[u8]) -> Vec<u8> {
 fn check(addrs: [&str; 2], q: &blindfold_model::QModel, i: usize) {
     let x = digit(i);
     let want = run_plain(q, &x).unwrap();
-    let a = serve::query(addrs, &x, CLIENT_TIMEOUT, &mut Prg::from_entropy())
-        .unwrap_or_else(|e| panic!("real query {i}: {e}"));
+    let a =
+        serve::query(addrs, &x, CLIENT_TIMEOUT).unwrap_or_else(|e| panic!("real query {i}: {e}"));
     assert_eq!(a.ring, want, "query {i}");
 }
 
@@ -58,12 +58,7 @@ fn an_impostor_p1_that_knows_everything_public_is_refused() {
         }
         // Nobody can use the impostor as P1.
         let x = digit(0);
-        let r = serve::query(
-            [&p0.addr, &impostor.addr],
-            &x,
-            Duration::from_secs(3),
-            &mut Prg::from_entropy(),
-        );
+        let r = serve::query([&p0.addr, &impostor.addr], &x, Duration::from_secs(3));
         assert!(r.is_err(), "a query through the impostor was answered");
     });
 }
@@ -82,8 +77,12 @@ fn half_queries_sent_to_p0_only_are_dropped_after_one_grace_period() {
         let slowest = Arc::new(std::sync::Mutex::new(Duration::ZERO));
         let flooders: Vec<_> = (0..4)
             .map(|k| {
-                let (addr, stop, dropped, slowest) =
-                    (p0.addr.clone(), stop.clone(), dropped.clone(), slowest.clone());
+                let (addr, stop, dropped, slowest) = (
+                    p0.addr.clone(),
+                    stop.clone(),
+                    dropped.clone(),
+                    slowest.clone(),
+                );
                 std::thread::spawn(move || {
                     let mut n = 0u32;
                     while !stop.load(Ordering::SeqCst) {
@@ -129,7 +128,10 @@ fn half_queries_sent_to_p0_only_are_dropped_after_one_grace_period() {
         eprintln!("8 real queries in {real:?} beside {n} half-queries (slowest dropped after {slowest:?})");
         assert!(n >= 4, "the flooders got no answers");
         // One probe, a grace period and a second probe: far less than the timeout.
-        assert!(slowest < Duration::from_secs(3), "a half-query was held {slowest:?}");
+        assert!(
+            slowest < Duration::from_secs(3),
+            "a half-query was held {slowest:?}"
+        );
     });
 }
 
@@ -141,8 +143,14 @@ fn a_peer_greeting_followed_by_a_huge_frame_is_cut_at_once() {
         let p0 = Server::start(s0, None, Duration::from_secs(20));
         for kind in [LinkKind::Offline, LinkKind::Online] {
             let mut s = TcpStream::connect(&p0.addr).unwrap();
-            s.write_all(&frame(&Hello::Link { kind, attempt: [1; 16] }.encode()))
-                .unwrap();
+            s.write_all(&frame(
+                &Hello::Link {
+                    kind,
+                    attempt: [1; 16],
+                }
+                .encode(),
+            ))
+            .unwrap();
             // The header of a 200 MiB frame: refused before anything is allocated.
             s.write_all(&(200u32 << 20).to_le_bytes()).unwrap();
             s.write_all(&[0u8; 1024]).unwrap();
@@ -162,8 +170,14 @@ fn a_trickling_link_greeting_does_not_hold_up_pairing() {
         let mut trickles = vec![];
         for kind in [LinkKind::Offline, LinkKind::Online] {
             let mut s = TcpStream::connect(&p0.addr).unwrap();
-            s.write_all(&frame(&Hello::Link { kind, attempt: [9; 16] }.encode()))
-                .unwrap();
+            s.write_all(&frame(
+                &Hello::Link {
+                    kind,
+                    attempt: [9; 16],
+                }
+                .encode(),
+            ))
+            .unwrap();
             let stop = stop.clone();
             trickles.push(std::thread::spawn(move || {
                 let _ = s.write_all(&64u32.to_le_bytes());
@@ -231,9 +245,15 @@ fn a_label_only_server_refuses_requests_for_scores() {
         let p0 = Server::start_with(s0, cfg(None));
         let p1 = Server::start_with(s1, cfg(Some(p0.addr.clone())));
         let x = digit(3);
-        let r = serve::query([&p0.addr, &p1.addr], &x, CLIENT_TIMEOUT, &mut Prg::from_entropy());
+        let r = serve::query([&p0.addr, &p1.addr], &x, CLIENT_TIMEOUT);
         assert!(
-            matches!(r, Err(EngineError::Remote { code: ErrorCode::BadInput, .. })),
+            matches!(
+                r,
+                Err(EngineError::Remote {
+                    code: ErrorCode::BadInput,
+                    ..
+                })
+            ),
             "{r:?}"
         );
         let a = serve::query_with(
@@ -241,10 +261,12 @@ fn a_label_only_server_refuses_requests_for_scores() {
             &x,
             CLIENT_TIMEOUT,
             blindfold_engine::party::OutputKind::Label,
-            &mut Prg::from_entropy(),
         )
         .unwrap();
-        assert_eq!(a.label, blindfold_model::engine::argmax_ring(&run_plain(&q, &x).unwrap()));
+        assert_eq!(
+            a.label,
+            blindfold_model::engine::argmax_ring(&run_plain(&q, &x).unwrap())
+        );
         assert!(a.scores.is_empty());
     });
 }
@@ -263,23 +285,26 @@ fn tls_cluster_answers_bit_exact_and_checks_every_certificate() {
         .unwrap();
         for i in 0..3 {
             let x = digit(i);
-            let a = cluster.query(&x, &mut Prg::from_entropy()).unwrap();
+            let a = cluster.query(&x).unwrap();
             assert_eq!(a.ring, run_plain(&q, &x).unwrap(), "query {i} over TLS");
         }
         let servers = [cluster.addrs[0].as_str(), cluster.addrs[1].as_str()];
         // A plaintext client gets nowhere.
-        let r = serve::query(servers, &digit(0), Duration::from_secs(3), &mut Prg::from_entropy());
+        let r = serve::query(servers, &digit(0), Duration::from_secs(3));
         assert!(r.is_err(), "a plaintext client was served");
         // A client of another deployment is refused by the servers.
         let other = DeploymentCerts::generate(1).unwrap();
-        let t = other.identity(TlsRole::Client).unwrap().transport(None).unwrap();
+        let t = other
+            .identity(TlsRole::Client)
+            .unwrap()
+            .transport(None)
+            .unwrap();
         let r = serve::query_on(
             &t,
             servers,
             &digit(0),
             Duration::from_secs(3),
             blindfold_engine::party::OutputKind::Logits,
-            &mut Prg::from_entropy(),
         );
         assert!(r.is_err(), "a foreign client was served");
         // Servers given in the wrong order: the client sees P1's certificate
@@ -290,14 +315,17 @@ fn tls_cluster_answers_bit_exact_and_checks_every_certificate() {
             &digit(0),
             Duration::from_secs(3),
             blindfold_engine::party::OutputKind::Logits,
-            &mut Prg::from_entropy(),
         );
         assert!(
             matches!(r, Err(EngineError::ServerIdentity { .. })),
             "{r:?}"
         );
         // The client certificate cannot open a peer link: refused at P0 by role.
-        let t = certs.identity(TlsRole::Client).unwrap().transport(Some(TlsRole::P0)).unwrap();
+        let t = certs
+            .identity(TlsRole::Client)
+            .unwrap()
+            .transport(Some(TlsRole::P0))
+            .unwrap();
         let mut ch = t
             .connect(servers[0], Instant::now() + Duration::from_secs(3))
             .unwrap();
@@ -310,9 +338,12 @@ fn tls_cluster_answers_bit_exact_and_checks_every_certificate() {
         )
         .unwrap();
         ch.flush().unwrap();
-        assert!(ch.recv().is_err(), "a client certificate was challenged as P1");
+        assert!(
+            ch.recv().is_err(),
+            "a client certificate was challenged as P1"
+        );
         // And the cluster still answers.
-        let a = cluster.query(&digit(5), &mut Prg::from_entropy()).unwrap();
+        let a = cluster.query(&digit(5)).unwrap();
         assert_eq!(a.ring, run_plain(&q, &digit(5)).unwrap());
     });
 }

@@ -42,11 +42,10 @@ fn in_memory_cluster_answers_bit_exact() {
         assert!(cluster.addrs[0].starts_with("mem:"));
         let info = cluster.info().unwrap();
         assert_eq!(info.input_len(), q.input_shape().numel());
-        let mut rng = Prg::from_seed([2; 16]);
         for i in 0..4 {
             let x = digit(i);
             let want = run_plain(&q, &x).unwrap();
-            let a = cluster.query(&x, &mut rng).unwrap();
+            let a = cluster.query(&x).unwrap();
             assert_eq!(a.ring, want, "digit {i}");
             assert_eq!(a.label, argmax_ring(&want));
             assert!(a.cost[0].online_bytes > 0 && a.cost[0].online_rounds > 0);
@@ -54,7 +53,7 @@ fn in_memory_cluster_answers_bit_exact() {
             // round counts may differ by the flight under way at the start).
             assert_eq!(a.cost[0].online_bytes, a.cost[1].online_bytes);
             assert!(a.cost[0].online_rounds.abs_diff(a.cost[1].online_rounds) <= 1);
-            let l = cluster.query_kind(&x, OutputKind::Label, &mut rng).unwrap();
+            let l = cluster.query_kind(&x, OutputKind::Label).unwrap();
             assert_eq!(l.label, argmax_ring(&want));
             assert!(l.scores.is_empty());
         }
@@ -111,17 +110,10 @@ fn faults_over_in_memory_transport() {
         );
         let x = digit(4);
         let want = run_plain(&q, &x).unwrap();
-        let normal = |addrs: [&str; 2], seed: u8| {
-            serve::query_on(
-                &net,
-                addrs,
-                &x,
-                Duration::from_secs(10),
-                OutputKind::Logits,
-                &mut Prg::from_seed([seed; 16]),
-            )
+        let normal = |addrs: [&str; 2]| {
+            serve::query_on(&net, addrs, &x, Duration::from_secs(10), OutputKind::Logits)
         };
-        assert_eq!(normal([&p0.addr, &p1.addr], 1).unwrap().ring, want);
+        assert_eq!(normal([&p0.addr, &p1.addr]).unwrap().ring, want);
 
         // Raw bytes: a length prefix above the frame limit, and half a frame
         // followed by silence. Both connections are dropped (the second when
@@ -135,7 +127,7 @@ fn faults_over_in_memory_transport() {
             .unwrap();
         slow.write_all(&100u32.to_le_bytes()).unwrap();
         slow.write_all(&[1; 10]).unwrap();
-        assert_eq!(normal([&p0.addr, &p1.addr], 2).unwrap().ring, want);
+        assert_eq!(normal([&p0.addr, &p1.addr]).unwrap().ring, want);
         let mut buf = [0u8; 16];
         assert_eq!(junk.read(&mut buf).unwrap(), 0, "junk connection kept open");
         let t0 = Instant::now();
@@ -223,20 +215,20 @@ fn faults_over_in_memory_transport() {
             ),
             "{r:?}"
         );
-        assert_eq!(normal([&p0.addr, &p1.addr], 3).unwrap().ring, want);
+        assert_eq!(normal([&p0.addr, &p1.addr]).unwrap().ring, want);
 
         // P1 goes away: clients get an error naming the unavailable peer (or a
         // refused connection), and once a new P1 pairs, service resumes.
         p1.stop().unwrap();
         let old = p1.addr.clone();
-        match normal([&p0.addr, &old], 4) {
+        match normal([&p0.addr, &old]) {
             Err(EngineError::Net(_)) => {}
             other => panic!("P1 is gone, yet: {other:?}"),
         }
         let p1b = MemServer::start(&net, PartyEngine::new(s1).unwrap(), Some(p0.addr.clone()));
         let mut errors = Vec::new();
         loop {
-            match normal([&p0.addr, &p1b.addr], 5) {
+            match normal([&p0.addr, &p1b.addr]) {
                 Ok(a) => {
                     assert_eq!(a.ring, want);
                     break;
@@ -296,8 +288,8 @@ fn costs_are_the_same_over_pipes_and_tcp() {
         )
         .unwrap();
         let tcp = LocalCluster::start(&q, 1, &mut Prg::from_seed([1; 16])).unwrap();
-        let a = mem.query(&x, &mut Prg::from_seed([2; 16])).unwrap();
-        let b = tcp.query(&x, &mut Prg::from_seed([2; 16])).unwrap();
+        let a = mem.query(&x).unwrap();
+        let b = tcp.query(&x).unwrap();
         assert_eq!(a.ring, b.ring);
         for p in 0..2 {
             assert_eq!(a.cost[p].online_bytes, b.cost[p].online_bytes, "P{p}");

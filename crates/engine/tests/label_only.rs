@@ -84,10 +84,10 @@ fn label_only_over_tcp() {
     for i in 0..3 {
         let x = ds.image_f32(i);
         let want = argmax_ring(&run_plain(&q, &x).unwrap());
-        let a = cluster.query_label(&x, &mut rng).unwrap();
+        let a = cluster.query_label(&x).unwrap();
         assert_eq!(a.label, want);
         assert!(a.scores.is_empty(), "no scores leave the servers");
-        let b = cluster.query(&x, &mut rng).unwrap();
+        let b = cluster.query(&x).unwrap();
         assert_eq!(b.label, want);
         assert_eq!(b.scores.len(), 10);
     }

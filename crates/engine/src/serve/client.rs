@@ -57,13 +57,8 @@ pub fn info_on<T: Transport>(transport: &T, addr: &str, timeout: Duration) -> Re
 
 /// Query two servers over TCP with one input (floats of the model's input
 /// shape) for the full output.
-pub fn query(
-    servers: [&str; 2],
-    input: &[f32],
-    timeout: Duration,
-    rng: &mut Prg,
-) -> Result<Answer> {
-    query_with(servers, input, timeout, OutputKind::Logits, rng)
+pub fn query(servers: [&str; 2], input: &[f32], timeout: Duration) -> Result<Answer> {
+    query_with(servers, input, timeout, OutputKind::Logits)
 }
 
 /// Query two servers over TCP; with [`OutputKind::Label`] the servers compute
@@ -74,19 +69,19 @@ pub fn query_with(
     input: &[f32],
     timeout: Duration,
     kind: OutputKind,
-    rng: &mut Prg,
 ) -> Result<Answer> {
-    query_on(&TcpTransport, servers, input, timeout, kind, rng)
+    query_on(&TcpTransport, servers, input, timeout, kind)
 }
 
-/// Query two servers over `transport`.
+/// Query two servers over `transport`. The input's sharing and the query id
+/// come from the operating system's randomness, never from the caller: a
+/// predictable seed would let P1 unmask the input.
 pub fn query_on<T: Transport>(
     transport: &T,
     servers: [&str; 2],
     input: &[f32],
     timeout: Duration,
     kind: OutputKind,
-    rng: &mut Prg,
 ) -> Result<Answer> {
     let t0 = Instant::now();
     let deadline = t0 + timeout.saturating_mul(3);
@@ -122,8 +117,10 @@ pub fn query_on<T: Transport>(
         .iter()
         .map(|&v| blindfold_core::ring::encode(v as f64, info.frac_bits))
         .collect();
-    let (seed, x1) = crate::sharing::share_input(&x, rng);
+    let mut rng = Prg::from_entropy();
+    let (seed, x1) = crate::sharing::share_input(&x, &mut rng);
     let id = rng.gen_seed();
+    drop(rng);
     let queries = [
         Query {
             id,

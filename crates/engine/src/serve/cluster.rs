@@ -54,8 +54,14 @@ impl LocalCluster<TlsTransport> {
     ) -> Result<LocalCluster<TlsTransport>> {
         let tls = |e: blindfold_net::tls::TlsError| blindfold_net::NetError::Tls(e.to_string());
         let bind = || TcpListener::bind("127.0.0.1:0").map_err(blindfold_net::NetError::Io);
-        let l0 = certs.identity(TlsRole::P0).map_err(tls)?.acceptor(bind()?)?;
-        let l1 = certs.identity(TlsRole::P1).map_err(tls)?.acceptor(bind()?)?;
+        let l0 = certs
+            .identity(TlsRole::P0)
+            .map_err(tls)?
+            .acceptor(bind()?)?;
+        let l1 = certs
+            .identity(TlsRole::P1)
+            .map_err(tls)?
+            .acceptor(bind()?)?;
         let peer = certs
             .identity(TlsRole::P1)
             .and_then(|i| i.transport(Some(TlsRole::P0)))
@@ -149,24 +155,23 @@ impl<T: Transport> LocalCluster<T> {
     }
 
     /// Query the cluster for the label only.
-    pub fn query_label(&self, input: &[f32], rng: &mut Prg) -> Result<Answer> {
-        self.query_kind(input, OutputKind::Label, rng)
+    pub fn query_label(&self, input: &[f32]) -> Result<Answer> {
+        self.query_kind(input, OutputKind::Label)
     }
 
     /// Query the cluster.
-    pub fn query(&self, input: &[f32], rng: &mut Prg) -> Result<Answer> {
-        self.query_kind(input, OutputKind::Logits, rng)
+    pub fn query(&self, input: &[f32]) -> Result<Answer> {
+        self.query_kind(input, OutputKind::Logits)
     }
 
     /// Query the cluster for `kind`.
-    pub fn query_kind(&self, input: &[f32], kind: OutputKind, rng: &mut Prg) -> Result<Answer> {
+    pub fn query_kind(&self, input: &[f32], kind: OutputKind) -> Result<Answer> {
         query_on(
             &self.transport,
             self.servers(),
             input,
             Duration::from_secs(30),
             kind,
-            rng,
         )
     }
 }

@@ -30,7 +30,8 @@ pub(super) fn follower_loop<T: Transport>(sh: &Shared<T::Conn>, transport: &T, p
     let mut rng = Prg::from_entropy();
     while !sh.stopping() {
         let attempt = rng.gen_seed();
-        let (mut off, on) = match dial(transport, peer, attempt, sh.engine.pairing_key(), &mut rng) {
+        let (mut off, on) = match dial(transport, peer, attempt, sh.engine.pairing_key(), &mut rng)
+        {
             Ok(links) => links,
             Err(e) => {
                 if matches!(

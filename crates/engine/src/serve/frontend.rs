@@ -170,8 +170,7 @@ fn serve_client<C: Connection>(sh: &Shared<C>, mut ch: C) -> Result<()> {
             );
         }
         let from_source = st.pending.values().filter(|p| p.source == source).count();
-        if st.pending.len() >= sh.cfg.max_pending || from_source >= sh.cfg.max_pending_per_source
-        {
+        if st.pending.len() >= sh.cfg.max_pending || from_source >= sh.cfg.max_pending_per_source {
             drop(st);
             sh.log(&format!("query from {source} refused: too many waiting"));
             return reply(

@@ -319,7 +319,9 @@ where
                 // Bounded connections and threads: beyond the limits a
                 // connection is closed before anything is read from it.
                 let Some(slot) = ConnSlot::take(&counts, source_of(&peer), &shared.cfg) else {
-                    shared.log(&format!("connection from {peer} refused: too many connections"));
+                    shared.log(&format!(
+                        "connection from {peer} refused: too many connections"
+                    ));
                     continue;
                 };
                 let sh = shared.clone();

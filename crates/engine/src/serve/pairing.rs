@@ -66,7 +66,11 @@ pub(super) fn verify_p1<C: Connection>(
     let mut n0 = [0u8; 32];
     rng.fill_bytes(&mut n0);
     send(ch, LinkAuth::Challenge { nonce: n0 })?;
-    let LinkAuth::Proof { nonce: n1, mac: tag } = recv(ch)? else {
+    let LinkAuth::Proof {
+        nonce: n1,
+        mac: tag,
+    } = recv(ch)?
+    else {
         return Err(EngineError::PairingRefused("expected a proof"));
     };
     mac(key, PartyId::P1, kind, attempt, &n0, &n1)
@@ -114,7 +118,7 @@ pub(super) fn prove_p1<C: Connection>(
 mod tests {
     use super::*;
     use blindfold_core::Prg;
-    use blindfold_net::{MemoryNetwork, Listener, Transport};
+    use blindfold_net::{Listener, MemoryNetwork, Transport};
     use std::time::{Duration, Instant};
 
     fn run(k0: PairingKey, k1: PairingKey) -> (Result<()>, Result<()>) {
@@ -126,14 +130,26 @@ mod tests {
                 .accept(Instant::now() + Duration::from_secs(5))
                 .unwrap()
                 .unwrap();
-            verify_p1(&mut ch, &k0, LinkKind::Offline, &[7; 16], &mut Prg::from_seed([1; 16]))
+            verify_p1(
+                &mut ch,
+                &k0,
+                LinkKind::Offline,
+                &[7; 16],
+                &mut Prg::from_seed([1; 16]),
+            )
         });
         let mut ch = net
             .connect(&addr, Instant::now() + Duration::from_secs(5))
             .unwrap();
         ch.set_deadline(Some(Instant::now() + Duration::from_secs(5)))
             .unwrap();
-        let p1 = prove_p1(&mut ch, &k1, LinkKind::Offline, &[7; 16], &mut Prg::from_seed([2; 16]));
+        let p1 = prove_p1(
+            &mut ch,
+            &k1,
+            LinkKind::Offline,
+            &[7; 16],
+            &mut Prg::from_seed([2; 16]),
+        );
         (t.join().unwrap(), p1)
     }
 
