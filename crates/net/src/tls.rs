@@ -629,9 +629,10 @@ pub struct TlsTransport {
 /// How often connecting is retried while nobody listens.
 const RETRY: Duration = Duration::from_millis(50);
 
-impl Transport for TlsTransport {
-    type Conn = TlsChannel;
-    fn connect(&self, addr: &str, deadline: Instant) -> Result<TlsChannel> {
+impl TlsTransport {
+    /// A verified TLS byte stream without framing (tests and tools that must
+    /// send malformed frames).
+    pub fn connect_stream(&self, addr: &str, deadline: Instant) -> Result<TlsStream> {
         let tcp = loop {
             match TcpStream::connect(addr) {
                 Ok(s) => break s,
@@ -642,8 +643,14 @@ impl Transport for TlsTransport {
         let session = ClientConnection::new(self.config.clone(), self.server_name.clone())
             .map_err(|e| NetError::Tls(e.to_string()))?;
         let hs = deadline.min(Instant::now() + HANDSHAKE_TIMEOUT);
-        let stream = TlsStream::handshake(tcp, rustls::Connection::Client(session), hs)?;
-        StreamChannel::new(stream)
+        TlsStream::handshake(tcp, rustls::Connection::Client(session), hs)
+    }
+}
+
+impl Transport for TlsTransport {
+    type Conn = TlsChannel;
+    fn connect(&self, addr: &str, deadline: Instant) -> Result<TlsChannel> {
+        StreamChannel::new(self.connect_stream(addr, deadline)?)
     }
 }
 
