@@ -131,6 +131,9 @@ impl Drop for Servers {
     }
 }
 
+/// Queries done, seconds, and each server's (resident KiB, descriptors).
+type Sample = (usize, f64, [(u64, usize); 2]);
+
 /// Resident memory (KiB) and open file descriptors of a process.
 fn sample(pid: u32) -> (u64, usize) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -315,7 +318,7 @@ fn main() {
     // Sample both servers every thousand queries (or tenth, for short runs);
     // restart the follower once, halfway.
     let step = (a.queries / 10).clamp(1, 1000);
-    let mut samples: Vec<(usize, f64, [(u64, usize); 2])> = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
     let mut restarted = false;
     let mut next_sample = step;
     loop {
