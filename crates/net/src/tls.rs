@@ -141,6 +141,13 @@ pub struct TlsIdentity {
     key: PrivateKeyDer<'static>,
 }
 
+impl Drop for TlsIdentity {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.key.zeroize();
+    }
+}
+
 impl std::fmt::Debug for TlsIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsIdentity")
@@ -264,7 +271,7 @@ impl TlsIdentity {
         };
         let ca = read("ca.pem".into())?;
         let cert = read(format!("{}.pem", role.stem()))?;
-        let key = read(format!("{}.key", role.stem()))?;
+        let key = zeroize::Zeroizing::new(read(format!("{}.key", role.stem()))?);
         TlsIdentity::from_pem(role, &ca, &cert, &key)
     }
 
@@ -321,7 +328,8 @@ impl TlsIdentity {
     }
 }
 
-/// The PEM files of a deployment, as `blindfold certs` writes them.
+/// The PEM files of a deployment, as `blindfold certs` writes them (the
+/// private keys are zeroized on drop).
 pub struct DeploymentCerts {
     /// `(file name, contents, secret)`: `ca.pem`, then per role `<role>.pem`
     /// and `<role>.key`. The CA's key is not kept (nobody needs it after).
@@ -392,6 +400,16 @@ impl DeploymentCerts {
             get(format!("{}.pem", role.stem())),
             get(format!("{}.key", role.stem())),
         )
+    }
+}
+
+impl Drop for DeploymentCerts {
+    fn drop(&mut self) {
+        for (_, contents, secret) in &mut self.files {
+            if *secret {
+                zeroize::Zeroize::zeroize(contents);
+            }
+        }
     }
 }
 
