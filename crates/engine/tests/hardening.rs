@@ -347,3 +347,92 @@ fn tls_cluster_answers_bit_exact_and_checks_every_certificate() {
         assert_eq!(a.ring, run_plain(&q, &digit(5)).unwrap());
     });
 }
+
+/// A TCP relay that records every byte it forwards (both directions).
+fn recording_relay(target: String) -> (String, Arc<std::sync::Mutex<Vec<u8>>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let rec = seen.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(c) = c else { return };
+            let Ok(s) = TcpStream::connect(&target) else {
+                return;
+            };
+            for (mut from, mut to) in [(c.try_clone().unwrap(), s.try_clone().unwrap()), (s, c)] {
+                let rec = rec.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    loop {
+                        match std::io::Read::read(&mut from, &mut buf) {
+                            Ok(0) | Err(_) => {
+                                let _ = to.shutdown(std::net::Shutdown::Write);
+                                return;
+                            }
+                            Ok(n) => {
+                                rec.lock().unwrap().extend_from_slice(&buf[..n]);
+                                if to.write_all(&buf[..n]).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    });
+    (addr, seen)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn an_observer_of_the_client_links_sees_only_ciphertext() {
+    within(120, "observer of the client links", || {
+        let q = common::model(MODEL);
+        let certs = DeploymentCerts::generate(1).unwrap();
+        let cluster = LocalCluster::start_tls(
+            &q,
+            &certs,
+            config(None, Duration::from_secs(10)),
+            &mut Prg::from_seed([8; 16]),
+        )
+        .unwrap();
+        let (r0, seen0) = recording_relay(cluster.addrs[0].clone());
+        let (r1, seen1) = recording_relay(cluster.addrs[1].clone());
+        let x = digit(2);
+        let a = serve::query_on(
+            cluster.transport(),
+            [&r0, &r1],
+            &x,
+            CLIENT_TIMEOUT,
+            blindfold_engine::party::OutputKind::Logits,
+        )
+        .unwrap();
+        assert_eq!(a.ring, run_plain(&q, &x).unwrap());
+        for (i, seen) in [seen0, seen1].iter().enumerate() {
+            let seen = seen.lock().unwrap();
+            assert!(seen.len() > 1000, "relay {i} saw {} bytes", seen.len());
+            // In plaintext, the greeting's magic, the model's name in the model
+            // info and each output share would be there to read.
+            assert!(
+                !contains(&seen, b"BFSV"),
+                "relay {i} saw a greeting in clear"
+            );
+            assert!(
+                !contains(&seen, q.name.as_bytes()),
+                "relay {i} saw the model name"
+            );
+        }
+        // Over plain TCP the same observer reads everything.
+        let plain = LocalCluster::start(&q, 1, &mut Prg::from_seed([9; 16])).unwrap();
+        let (r0, seen0) = recording_relay(plain.addrs[0].clone());
+        let (r1, _) = recording_relay(plain.addrs[1].clone());
+        serve::query([&r0, &r1], &x, CLIENT_TIMEOUT).unwrap();
+        let seen0 = seen0.lock().unwrap();
+        assert!(contains(&seen0, b"BFSV") && contains(&seen0, q.name.as_bytes()));
+    });
+}
