@@ -29,6 +29,8 @@
 //! docs/he.md has the parameters, the noise analysis and the measured figures.
 #![deny(unsafe_code)]
 
+#[doc(hidden)]
+pub mod adversary;
 pub mod beaver;
 pub mod bench;
 pub mod error;

@@ -360,9 +360,11 @@ impl Codec {
         v
     }
 
-    /// `round(2^64 * x / q) mod 2^64` for coefficient `j` of the RNS rows `x`.
+    /// `2^64 * x / q mod 2^64` for coefficient `j` of the RNS rows `x`, as its
+    /// integer part (mod 2^64) and the sum of the terms' fractional parts in
+    /// units of 2^-64 (at most `len()` units, so its carry is added by the caller).
     #[inline]
-    pub(crate) fn decode_at(&self, x: &[u64], n: usize, j: usize) -> u64 {
+    fn split_at(&self, x: &[u64], n: usize, j: usize) -> (u64, u128) {
         let mut int = 0u64;
         let mut frac_acc = 0u128;
         for (i, qi) in self.q.iter().enumerate() {
@@ -373,7 +375,23 @@ impl Codec {
             int = int.wrapping_add((s >> 64) as u64);
             frac_acc += s as u64 as u128;
         }
+        (int, frac_acc)
+    }
+
+    /// `round(2^64 * x / q) mod 2^64` for coefficient `j` of the RNS rows `x`.
+    #[inline]
+    pub(crate) fn decode_at(&self, x: &[u64], n: usize, j: usize) -> u64 {
+        let (int, frac_acc) = self.split_at(x, n, j);
         int.wrapping_add(((frac_acc + (1u128 << 63)) >> 64) as u64)
+    }
+
+    /// The fractional part of `2^64 * x / q` (that is, of `x / Δ`) for
+    /// coefficient `j`, in units of 2^-64: where `x` sits between two multiples of
+    /// `Δ = q / 2^64`. Error below `4 * 2^-64` (the fixed-point error of
+    /// [`decode_at`](Self::decode_at)).
+    #[inline]
+    pub(crate) fn fraction_at(&self, x: &[u64], n: usize, j: usize) -> u64 {
+        self.split_at(x, n, j).1 as u64
     }
 
     /// `log2 |x_j - encode(m_j)|` (centred mod q), or 0 for no noise. Exact

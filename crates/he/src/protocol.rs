@@ -110,13 +110,26 @@ pub fn encrypt_query<R: RngCore + CryptoRng>(
     r: &[u64],
     rng: &mut R,
 ) -> Result<Vec<u8>> {
-    let params = sk.params();
     let polys = plan.pack_input(r)?;
-    let mut out = header(TAG_QUERY, layer, polys.len(), query_len(params, plan));
-    for p in &polys {
-        sk.encrypt(p, rng)?.write(params, &mut out);
+    let cts = polys
+        .iter()
+        .map(|p| sk.encrypt(p, rng))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(write_query(sk.params(), plan, layer, &cts))
+}
+
+/// The query message of layer `layer`: header, then the ciphertexts.
+pub(crate) fn write_query(
+    params: &HeParams,
+    plan: &LayerPlan,
+    layer: u32,
+    cts: &[SeededCiphertext],
+) -> Vec<u8> {
+    let mut out = header(TAG_QUERY, layer, cts.len(), query_len(params, plan));
+    for ct in cts {
+        ct.write(params, &mut out);
     }
-    Ok(out)
+    out
 }
 
 /// A weight share packed as plaintexts in NTT form: computed once per model and
@@ -216,18 +229,9 @@ pub fn decrypt_response(
     layer: u32,
     response: &[u8],
 ) -> Result<Vec<u64>> {
-    let params = sk.params();
-    const WHAT: &str = "response";
     let positions = plan.output_positions();
-    let mut r = Reader::new(response, WHAT);
-    read_header(&mut r, WHAT, TAG_RESPONSE, layer, positions.len())?;
+    let cts = read_response(sk.params(), plan, layer, response)?;
     let mut m = vec![0u64; plan.shape.output_len()];
-    let mut cts = Vec::with_capacity(positions.len());
-    for pos in &positions {
-        let just: Vec<usize> = pos.iter().map(|&(p, _)| p).collect();
-        cts.push(SparseCiphertext::read(params, &mut r, &just)?);
-    }
-    r.finish()?;
     for (ct, pos) in cts.iter().zip(&positions) {
         let vals = sk.decrypt_sparse(ct)?;
         for (&(_, idx), v) in pos.iter().zip(vals) {
@@ -235,6 +239,27 @@ pub fn decrypt_response(
         }
     }
     Ok(m)
+}
+
+/// Parse the response message of layer `layer`: one sparse ciphertext per
+/// output ciphertext of `plan`, `c0` at its wanted positions.
+pub(crate) fn read_response(
+    params: &Arc<HeParams>,
+    plan: &LayerPlan,
+    layer: u32,
+    response: &[u8],
+) -> Result<Vec<SparseCiphertext>> {
+    const WHAT: &str = "response";
+    let positions = plan.output_positions();
+    let mut r = Reader::new(response, WHAT);
+    read_header(&mut r, WHAT, TAG_RESPONSE, layer, positions.len())?;
+    let mut cts = Vec::with_capacity(positions.len());
+    for pos in &positions {
+        let just: Vec<usize> = pos.iter().map(|&(p, _)| p).collect();
+        cts.push(SparseCiphertext::read(params, &mut r, &just)?);
+    }
+    r.finish()?;
+    Ok(cts)
 }
 
 /// Which directions of the preprocessing run. Party `p` *queries* when it

@@ -214,18 +214,23 @@ impl SecretKey {
         rng: &mut R,
     ) -> Result<SecretKey> {
         let coeffs = ternary_coeffs(params.n, rng);
-        let mut s = Poly::try_convert_from(
-            coeffs.as_slice(),
-            &params.ctx,
-            false,
-            Representation::PowerBasis,
-        )?;
-        let mut s_resp = Poly::try_convert_from(
-            coeffs.as_slice(),
-            &params.ctx_resp,
-            false,
-            Representation::PowerBasis,
-        )?;
+        Self::from_coeffs(params, &coeffs)
+    }
+
+    /// A key with the given small coefficients (`n` of them). The protocol only
+    /// uses [`generate`](Self::generate); this is how a deviating querier would
+    /// pick its own secret ([`crate::adversary`]).
+    pub(crate) fn from_coeffs(params: &Arc<HeParams>, coeffs: &[i64]) -> Result<SecretKey> {
+        if coeffs.len() != params.n {
+            return Err(HeError::Length {
+                what: "secret key",
+                got: coeffs.len(),
+                expected: params.n,
+            });
+        }
+        let mut s = Poly::try_convert_from(coeffs, &params.ctx, false, Representation::PowerBasis)?;
+        let mut s_resp =
+            Poly::try_convert_from(coeffs, &params.ctx_resp, false, Representation::PowerBasis)?;
         s.change_representation(Representation::Ntt);
         s_resp.change_representation(Representation::Ntt);
         Ok(SecretKey {
@@ -327,28 +332,49 @@ impl SecretKey {
         Ok((0..n).map(|j| codec.decode_at(&x, n, j)).collect())
     }
 
-    /// Decrypt a response that carries `c0` only at `positions`.
-    pub fn decrypt_sparse(&self, ct: &SparseCiphertext) -> Result<Vec<u64>> {
-        let params = &self.params;
-        let n = params.n;
-        let ctx = &params.ctx_resp;
-        let mut c1 = ct.c1.clone();
-        c1.change_representation(Representation::Ntt);
-        c1 *= &self.s_resp;
-        c1.change_representation(Representation::PowerBasis);
-        let x = rows_of(&c1);
-        let codec = &params.codec_resp;
+    /// The phase `c0 + c1*s` of a sparse response at its positions: response-level
+    /// RNS rows, `n` wide, zero away from the positions.
+    pub(crate) fn sparse_phase(&self, ct: &SparseCiphertext) -> Zeroizing<Vec<u64>> {
+        let n = self.params.n;
+        let codec = &self.params.codec_resp;
+        let mut c1s = ct.c1.clone();
+        c1s.change_representation(Representation::Ntt);
+        c1s *= &self.s_resp;
+        c1s.change_representation(Representation::PowerBasis);
+        let x = Zeroizing::new(rows_of(&c1s));
+        c1s.zeroize();
         let k = ct.positions.len();
-        let mut phase = vec![0u64; codec.len() * n];
-        let mut out = Vec::with_capacity(k);
+        let mut phase = Zeroizing::new(vec![0u64; codec.len() * n]);
         for (idx, &j) in ct.positions.iter().enumerate() {
             for (i, qi) in codec.q.iter().enumerate() {
                 phase[i * n + j] = qi.add(x[i * n + j], ct.c0_rows[i * k + idx]);
             }
-            out.push(codec.decode_at(&phase, n, j));
         }
-        debug_assert_eq!(ctx.moduli().len(), codec.len());
-        Ok(out)
+        phase
+    }
+
+    /// Decrypt a response that carries `c0` only at `positions`.
+    pub fn decrypt_sparse(&self, ct: &SparseCiphertext) -> Result<Vec<u64>> {
+        let n = self.params.n;
+        let codec = &self.params.codec_resp;
+        let phase = self.sparse_phase(ct);
+        Ok(ct
+            .positions
+            .iter()
+            .map(|&j| codec.decode_at(&phase, n, j))
+            .collect())
+    }
+
+    /// The fractional parts of `phase / Δ'` at a sparse response's positions, in
+    /// units of 2^-64 (see [`crate::adversary::response_fractions`]).
+    pub(crate) fn sparse_fractions(&self, ct: &SparseCiphertext) -> Vec<u64> {
+        let n = self.params.n;
+        let codec = &self.params.codec_resp;
+        let phase = self.sparse_phase(ct);
+        ct.positions
+            .iter()
+            .map(|&j| codec.fraction_at(&phase, n, j))
+            .collect()
     }
 
     /// `log2` of the largest noise coefficient of `ct` when it encrypts `m`
