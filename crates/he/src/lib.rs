@@ -33,6 +33,7 @@
 pub mod adversary;
 pub mod beaver;
 pub mod bench;
+mod checks;
 pub mod error;
 pub mod packing;
 pub mod params;
@@ -41,7 +42,7 @@ pub mod rlwe;
 mod rng;
 mod wire;
 
-pub use error::{HeError, Result};
+pub use error::{HeError, Result, UniformityCheck};
 pub use packing::{ConvGeom, FcShape, LayerPlan, LinearShape};
 pub use params::HeParams;
 pub use protocol::{

@@ -24,6 +24,7 @@ use fhe_math::rq::{traits::TryConvertFrom, Context, Poly, Representation};
 use rand_core::{CryptoRng, RngCore};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::checks;
 use crate::error::malformed;
 use crate::params::{residue_bits, ERROR_BOUND, ERROR_VARIANCE, FLOOD_MARGIN_BITS};
 use crate::rng::Rng09;
@@ -416,7 +417,9 @@ impl PublicKey {
         1 + 4 + 1 + 8 * moduli.len() + 16 + packed_len(self.params.n, moduli)
     }
 
-    /// Parse and validate a peer's public key against our parameters.
+    /// Parse and validate a peer's public key against our parameters: layout,
+    /// reduced residues, and `checks::public_key` (a `b` spread as an RLWE
+    /// sample's is, not the key of the zero secret or of a secret `±X^i`).
     pub fn from_bytes(params: &Arc<HeParams>, bytes: &[u8]) -> Result<PublicKey> {
         const WHAT: &str = "public key";
         let mut r = Reader::new(bytes, WHAT);
@@ -445,9 +448,12 @@ impl PublicKey {
         let seed = r.seed()?;
         let rows = r.rows(params.n, params.moduli())?;
         r.finish()?;
+        let a = uniform_from_seed(&params.ctx, params.n, seed)?;
+        let mut a_rows = a.clone();
+        a_rows.change_representation(Representation::PowerBasis);
+        checks::public_key(&params.codec, &rows, &rows_of(&a_rows), params.n)?;
         let mut b = poly_from_rows(&params.ctx, rows, Representation::PowerBasis)?;
         b.change_representation(Representation::Ntt);
-        let a = uniform_from_seed(&params.ctx, params.n, seed)?;
         Ok(PublicKey {
             params: params.clone(),
             seed,
@@ -488,9 +494,12 @@ impl SeededCiphertext {
         write_rows(out, &rows_of(&self.c0), params.n, params.moduli());
     }
 
+    /// Read a peer's ciphertext, refusing a `c0` that is not spread as a fresh
+    /// encryption's is (`checks::spread`).
     pub(crate) fn read(params: &Arc<HeParams>, r: &mut Reader<'_>) -> Result<SeededCiphertext> {
         let seed = r.seed()?;
         let rows = r.rows(params.n, params.moduli())?;
+        checks::spread(&params.codec, &rows, params.n, r.what())?;
         let c0 = poly_from_rows(&params.ctx, rows, Representation::PowerBasis)?;
         Ok(SeededCiphertext { seed, c0 })
     }

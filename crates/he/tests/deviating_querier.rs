@@ -16,6 +16,7 @@ use blindfold_he::adversary::{
 use blindfold_he::protocol::answer_query;
 use blindfold_he::{
     EncodedWeights, FcShape, HeError, HeParams, LayerPlan, LinearShape, PublicKey, SecretKey,
+    UniformityCheck,
 };
 use num_bigint::BigUint;
 use std::sync::Arc;
@@ -167,16 +168,80 @@ fn report(name: &str, history: &[Vec<u64>], truth: &[u64]) -> Vec<u32> {
     correct_bits(history.last().unwrap(), truth)
 }
 
+/// The review's attack: the zero secret, so `b = e` and `c0 = e + extra`.
+/// Before the checks, six queries read all 64 bits of every weight of the
+/// column (`git show 7cd1932`); now the public key is refused.
 #[test]
-fn zero_key_attack_reads_the_weight_share() {
+fn zero_key_is_refused() {
     let responder = Responder::new(1);
     let mut rng = Prg::from_seed([2; 16]);
-    let sk =
-        secret_key_from_coeffs(&responder.params, &vec![0; responder.params.degree()]).unwrap();
+    let n = responder.params.degree();
+    let sk = secret_key_from_coeffs(&responder.params, &vec![0; n]).unwrap();
     let pk = sk.public_key(&mut rng).unwrap();
-    let history = read_column(&responder, &sk, &pk, &SIX_WINDOWS, &mut rng).unwrap();
-    let bits = report("s = 0", &history, &responder.column(COL));
-    assert!(bits.iter().all(|&b| b == 64), "the attack reads W exactly");
+    let got = read_column(&responder, &sk, &pk, &SIX_WINDOWS, &mut rng);
+    assert!(
+        matches!(
+            got,
+            Err(HeError::NotUniform {
+                what: "public key",
+                check: UniformityCheck::NearDeltaMultiples,
+                observed,
+                ..
+            }) if observed == n
+        ),
+        "{got:?}"
+    );
+}
+
+/// The same crafted queries (made under the zero secret) sent with an honest
+/// public key: every query ciphertext is refused.
+#[test]
+fn queries_made_under_the_zero_key_are_refused() {
+    let responder = Responder::new(1);
+    let mut rng = Prg::from_seed([5; 16]);
+    let n = responder.params.degree();
+    let zero = secret_key_from_coeffs(&responder.params, &vec![0; n]).unwrap();
+    let honest = SecretKey::generate(&responder.params, &mut rng).unwrap();
+    let pk = honest.public_key(&mut rng).unwrap();
+    let got = read_column(&responder, &zero, &pk, &SIX_WINDOWS, &mut rng);
+    assert!(
+        matches!(
+            got,
+            Err(HeError::NotUniform {
+                what: "query",
+                check: UniformityCheck::NearDeltaMultiples,
+                ..
+            })
+        ),
+        "{got:?}"
+    );
+}
+
+/// "Small" secrets `±X^i`: `b = ∓X^i·a + e` is uniform coefficient by
+/// coefficient, but `b ± X^i·a` is the error, and the key is refused.
+#[test]
+fn keys_of_monomial_secrets_are_refused() {
+    let responder = Responder::new(1);
+    let mut rng = Prg::from_seed([6; 16]);
+    let n = responder.params.degree();
+    for (i, v) in [(0usize, 1i64), (0, -1), (5, 1), (n - 1, -1)] {
+        let mut s = vec![0i64; n];
+        s[i] = v;
+        let sk = secret_key_from_coeffs(&responder.params, &s).unwrap();
+        let pk = sk.public_key(&mut rng).unwrap();
+        let got = responder.answer(&pk, &[], &mut rng);
+        assert!(
+            matches!(
+                got,
+                Err(HeError::NotUniform {
+                    what: "public key",
+                    check: UniformityCheck::MonomialSecret,
+                    ..
+                })
+            ),
+            "secret {v}·X^{i}: {got:?}"
+        );
+    }
 }
 
 #[test]
