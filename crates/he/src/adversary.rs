@@ -23,7 +23,7 @@ use rand_core::{CryptoRng, RngCore};
 
 use crate::packing::LayerPlan;
 use crate::protocol::{read_response, write_query};
-use crate::rlwe::{poly_from_rows, rows_of, SecretKey, SeededCiphertext};
+use crate::rlwe::{poly_from_rows, rows_of, SecretKey, SeededCiphertext, SparseCiphertext};
 use crate::{HeError, HeParams, Result};
 use fhe_math::rq::Representation;
 
@@ -104,4 +104,11 @@ pub fn response_fractions(
         }
     }
     Ok(out)
+}
+
+/// [`response_fractions`] for one sparse ciphertext, in its positions' order
+/// (also how the noise tests measure an honest response's noise: the centred
+/// fraction times `Δ'`).
+pub fn sparse_fractions(sk: &SecretKey, ct: &SparseCiphertext) -> Vec<u64> {
+    sk.sparse_fractions(ct)
 }

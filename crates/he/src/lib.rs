@@ -17,7 +17,7 @@
 //!     (a0, s0)                                             (a1, s1), s0 + s1 = (a0 + a1)^2
 //! ```
 //!
-//! * [`params`]: `n = 8192`, `q ≈ 2^200` (four NTT primes), response modulus `q' ≈ 2^80`;
+//! * [`params`]: `n = 8192`, `q ≈ 2^200` (four NTT primes), response modulus `q' ≈ 2^120`;
 //! * [`rlwe`]: keys, seeded secret-key encryption, public-key encryption of zero,
 //!   decryption, plaintext products and additions, re-randomization with flooding,
 //!   modulus switching, validated wire formats;
@@ -49,4 +49,6 @@ pub use protocol::{
     preprocess, preprocess_directed, DirectedShares, Directions, EncodedWeights, HeSession,
     LayerCost, LayerJob, LayerShares, MaskShares,
 };
-pub use rlwe::{Ciphertext, Plaintext, PublicKey, SecretKey, SeededCiphertext, SparseCiphertext};
+pub use rlwe::{
+    Ciphertext, Plaintext, PublicKey, ResponseFlood, SecretKey, SeededCiphertext, SparseCiphertext,
+};

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::malformed;
 use crate::packing::{LayerPlan, LinearShape};
 use crate::rlwe::{
-    flood_bits, Ciphertext, Plaintext, PublicKey, SecretKey, SeededCiphertext, SparseCiphertext,
+    Ciphertext, Plaintext, PublicKey, ResponseFlood, SecretKey, SeededCiphertext, SparseCiphertext,
 };
 use crate::wire::Reader;
 use crate::{HeError, HeParams, Result};
@@ -215,7 +215,8 @@ pub fn answer_query<R: RngCore + CryptoRng>(
         for (&(_, idx), &v) in pos.iter().zip(&mask) {
             t[idx] = v;
         }
-        acc.finish_response(peer_pk, &just, &mask, flood_bits(nnz, plan.groups), rng)?
+        let flood = ResponseFlood::for_products(params, nnz, plan.groups)?;
+        acc.finish_response(peer_pk, &just, &mask, &flood, rng)?
             .write(params, &mut out);
     }
     Ok((out, t))

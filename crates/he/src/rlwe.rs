@@ -142,6 +142,29 @@ pub(crate) fn cbd10<R: RngCore + CryptoRng>(count: usize, rng: &mut R) -> Zeroiz
     )
 }
 
+/// `count` values uniform on `[0, bound)` (`bound >= 1`), by rejection from the
+/// smallest power of two above `bound - 1`: exact, no modular bias.
+fn uniform_below<R: RngCore + CryptoRng>(
+    bound: u64,
+    count: usize,
+    rng: &mut R,
+) -> Zeroizing<Vec<u64>> {
+    let bits = 64 - (bound.max(2) - 1).leading_zeros();
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    let mut out = Zeroizing::new(Vec::with_capacity(count));
+    while out.len() < count {
+        let v = rng.next_u64() & mask;
+        if v < bound {
+            out.push(v);
+        }
+    }
+    out
+}
+
 /// `v mod p` for a small signed `v` (|v| < p).
 #[inline]
 fn small_mod(v: i64, p: u64) -> u64 {
@@ -560,6 +583,90 @@ pub fn flood_bits(nnz_total: usize, terms: usize) -> u32 {
     bound.log2().ceil() as u32 + FLOOD_MARGIN_BITS
 }
 
+/// The flooding of a response, added at the response level after switching:
+/// uniform on the `2h` integers `[-h, h)`, with `h` as large as the decryption
+/// budget allows once the honest worst case is paid for.
+///
+/// Why as large as possible: a querier that chose its own key can make the
+/// phase of its query anything, so `(phase * W) mod Δ'` — the part of the
+/// response that `Δ(-T)` does not randomize — can be anything; only flooding
+/// that covers almost the whole period `Δ'` hides it. With `L = 2h` values,
+/// the response's coefficient `j` is, for fixed everything else, uniform on
+/// `2^64 · L` of the `q'` residues (one arc of `L` per `T_j`), so it carries at
+/// most `log2(Δ'/L)` bits, and the responses for any two weight shares are at
+/// statistical distance at most `(Δ' - L + 2)/L` per coefficient
+/// ([`distance_bound`](Self::distance_bound)), for any query the responder
+/// accepts. The honest worst case (docs/he.md, noise table) is what is left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseFlood {
+    half_width: u64,
+}
+
+/// Units of safety margin left below the decryption budget at `q'` (covers the
+/// decoder's fixed-point error, `< 4 * 2^-64 * Δ'`, many times over).
+const RESPONSE_MARGIN: u64 = 64;
+
+impl ResponseFlood {
+    /// The flooding for a sum of `terms` products with plaintexts of
+    /// `nnz_total` non-zero positions in total, plus `Δ(-T)` and a public-key
+    /// encryption of zero, switched to `q'`: `h = floor(Δ'/2) - ceil(B') -
+    /// margin`, `B'` the honest worst-case noise after switching
+    /// ([`honest_bound`](Self::honest_bound)).
+    pub fn for_products(params: &HeParams, nnz_total: usize, terms: usize) -> Result<Self> {
+        let q_resp: u128 = params
+            .response_moduli()
+            .iter()
+            .try_fold(1u128, |a, &p| a.checked_mul(p as u128))
+            .ok_or_else(|| HeError::ParameterMismatch("response modulus above 2^128".into()))?;
+        let budget = q_resp >> 65;
+        let honest = Self::honest_bound(params, nnz_total, terms).ceil();
+        let need = honest as u128 + RESPONSE_MARGIN as u128;
+        if !honest.is_finite() || need >= budget || budget - need > u64::MAX as u128 / 2 {
+            return Err(HeError::Shape(format!(
+                "honest response noise 2^{:.1} does not fit the budget 2^{:.1}",
+                honest.log2(),
+                (budget as f64).log2()
+            )));
+        }
+        Ok(ResponseFlood {
+            half_width: (budget - need) as u64,
+        })
+    }
+
+    /// The honest worst-case noise of a response at `q'`, before flooding:
+    /// `(B + (2n+1)·B_e) / D + 1/2 + n/2`, with `B = nnz·2^63·(B_e + 1/2) + terms + 2`
+    /// the products' bound at `q` (`|w| <= 2^63`, fresh error `|e| <= B_e = 20`),
+    /// `(2n+1)·B_e` the encryption of zero's (`e·u + e0 + e1·s`), `D = q/q'`, and
+    /// the rounding of switching: `1/2` on `c0`, `1/2` per coefficient of `c1`
+    /// times a ternary key (`||s||_1 <= n`).
+    pub fn honest_bound(params: &HeParams, nnz_total: usize, terms: usize) -> f64 {
+        let n = params.n as f64;
+        let be = ERROR_BOUND as f64;
+        let product = (nnz_total.max(1) as f64) * 2f64.powi(63) * (be + 0.5) + terms as f64 + 2.0;
+        let zero = (2.0 * n + 1.0) * be;
+        (product + zero) / params.switch.divisor() as f64 + 0.5 + n / 2.0
+    }
+
+    /// `h`: the flooding is uniform on `[-h, h)`.
+    pub fn half_width(&self) -> u64 {
+        self.half_width
+    }
+
+    /// Bound on the statistical distance, per returned coefficient, between
+    /// the responses for any two weight shares, whatever the query:
+    /// `(Δ' - 2h + 2) / 2h`.
+    pub fn distance_bound(&self, params: &HeParams) -> f64 {
+        let delta = params
+            .response_moduli()
+            .iter()
+            .map(|&p| p as f64)
+            .product::<f64>()
+            / 2f64.powi(64);
+        let l = 2.0 * self.half_width as f64;
+        (delta - l + 2.0) / l
+    }
+}
+
 fn check_flood(params: &HeParams, flood_bits: u32) -> Result<()> {
     if flood_bits > 126 || flood_bits as f64 + 66.0 > params.log_q() {
         return Err(HeError::Shape(format!(
@@ -670,17 +777,16 @@ impl Ciphertext {
 
     /// The evaluator's last step, fused for speed: with `self` the accumulated
     /// product (full level, NTT form), add `Δ(-t)` at `positions`, re-randomize
-    /// (a fresh public-key encryption of zero, flooding noise uniform in
-    /// `[-2^flood_bits, 2^flood_bits)`), switch down to the response modulus and
-    /// keep `c0` only at `positions`. `c0` is computed only where it is sent; the
-    /// result equals `add_plain`, `rerandomize`, `mod_switch_to_response` and
-    /// `sparsify` in sequence.
+    /// with a fresh public-key encryption of zero, switch down to the response
+    /// modulus, keep `c0` only at `positions` and flood it there with `flood`
+    /// (uniform on `[-h, h)` at the response level). `c0` is computed only where
+    /// it is sent.
     pub fn finish_response<R: RngCore + CryptoRng>(
         self,
         pk: &PublicKey,
         positions: &[usize],
         t: &[u64],
-        flood_bits: u32,
+        flood: &ResponseFlood,
         rng: &mut R,
     ) -> Result<SparseCiphertext> {
         let params = &pk.params;
@@ -700,15 +806,18 @@ impl Ciphertext {
                 expected: n,
             });
         }
-        check_flood(params, flood_bits)?;
         let Ciphertext { mut c0, mut c1 } = self;
         c0.change_representation(Representation::Ntt);
         c1.change_representation(Representation::Ntt);
         // Encryption of zero: (b*u, a*u) here, its errors e0, e1 below.
         let mut u = ternary(ctx, n, rng)?;
         u.change_representation(Representation::Ntt);
-        c0 += &(&pk.b * &u);
-        c1 += &(&pk.a * &u);
+        let mut bu = &pk.b * &u;
+        c0 += &bu;
+        bu.zeroize();
+        let mut au = &pk.a * &u;
+        c1 += &au;
+        au.zeroize();
         u.zeroize();
         c0.change_representation(Representation::PowerBasis);
         c1.change_representation(Representation::PowerBasis);
@@ -728,38 +837,34 @@ impl Ciphertext {
         for j in 0..n {
             sw.switch_at(&x1, n, j, &mut c1_rows, n, j);
         }
+        x1.zeroize();
 
         let mut x0 = rows_of(&c0);
         let k = positions.len();
         let e0 = cbd10(k, rng);
-        let span_mask: u128 = if flood_bits + 1 >= 128 {
-            u128::MAX
-        } else {
-            (1u128 << (flood_bits + 1)) - 1
-        };
-        let mut flood = Zeroizing::new(vec![0u8; 16 * k]);
-        rng.fill_bytes(&mut flood);
-        let offset: Vec<u64> = moduli
-            .iter()
-            .map(|qi| qi.reduce_u128(1u128 << flood_bits))
-            .collect();
         let codec = &params.codec;
         let mut c0_rows = vec![0u64; keep * k];
         for (idx, &j) in positions.iter().enumerate() {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(&flood[16 * idx..16 * idx + 16]);
-            let f = u128::from_le_bytes(b) & span_mask;
             for (i, qi) in moduli.iter().enumerate() {
                 let p = **qi;
                 let mut v = x0[i * n + j];
                 v = qi.add(v, small_mod(e0[idx], p));
-                v = qi.add(v, qi.sub(qi.reduce_u128(f), offset[i]));
                 v = qi.sub(v, codec.encode_one(i, t[idx]));
                 x0[i * n + j] = v;
             }
             sw.switch_at(&x0, n, j, &mut c0_rows, k, idx);
         }
         x0.zeroize();
+        let noise = uniform_below(2 * flood.half_width, k, rng);
+        let kept = &params.codec_resp.q;
+        for (idx, &f) in noise.iter().enumerate() {
+            let f = f as i128 - flood.half_width as i128;
+            for (i, qi) in kept.iter().enumerate() {
+                let p = **qi;
+                let fv = f.rem_euclid(p as i128) as u64;
+                c0_rows[i * k + idx] = qi.add(c0_rows[i * k + idx], fv);
+            }
+        }
         Ok(SparseCiphertext {
             c0_rows,
             c1: poly_from_rows(&params.ctx_resp, c1_rows, Representation::PowerBasis)?,
