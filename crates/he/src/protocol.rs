@@ -38,6 +38,7 @@ use blindfold_core::PartyId;
 use blindfold_net::Channel;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::malformed;
 use crate::packing::{LayerPlan, LinearShape};
@@ -110,7 +111,8 @@ pub fn encrypt_query<R: RngCore + CryptoRng>(
     r: &[u64],
     rng: &mut R,
 ) -> Result<Vec<u8>> {
-    let polys = plan.pack_input(r)?;
+    // The packed copies of the mask are as secret as the mask.
+    let polys = Zeroizing::new(plan.pack_input(r)?);
     let cts = polys
         .iter()
         .map(|p| sk.encrypt(p, rng))
@@ -151,11 +153,16 @@ impl EncodedWeights {
                 params.degree()
             )));
         }
-        let pts = plan
-            .pack_weights(w)?
-            .into_iter()
-            .map(|(coeffs, nnz)| Plaintext::new(params, &coeffs, nnz))
-            .collect::<Result<Vec<_>>>()?;
+        // The packed copies of the weight share are as secret as the share.
+        let mut packed = plan.pack_weights(w)?;
+        let pts = packed
+            .iter()
+            .map(|(coeffs, nnz)| Plaintext::new(params, coeffs, *nnz))
+            .collect::<Result<Vec<_>>>();
+        for (coeffs, _) in &mut packed {
+            coeffs.zeroize();
+        }
+        let pts = pts?;
         Ok(EncodedWeights {
             plan: plan.clone(),
             pts,
@@ -169,7 +176,8 @@ impl EncodedWeights {
 }
 
 /// Evaluator: answer the peer's `query` for layer `layer` with our weight share.
-/// Returns the response message and our share `T` (output-shaped, uniform).
+/// Returns the response message and our share `T` (output-shaped, uniform;
+/// zeroized on drop).
 pub fn answer_query<R: RngCore + CryptoRng>(
     params: &Arc<HeParams>,
     peer_pk: &PublicKey,
@@ -177,7 +185,7 @@ pub fn answer_query<R: RngCore + CryptoRng>(
     layer: u32,
     query: &[u8],
     rng: &mut R,
-) -> Result<(Vec<u8>, Vec<u64>)> {
+) -> Result<(Vec<u8>, Zeroizing<Vec<u64>>)> {
     let plan = &weights.plan;
     const WHAT: &str = "query";
     let mut r = Reader::new(query, WHAT);
@@ -193,7 +201,7 @@ pub fn answer_query<R: RngCore + CryptoRng>(
         .collect::<Result<Vec<Ciphertext>>>()?;
 
     let positions = plan.output_positions();
-    let mut t = vec![0u64; plan.shape.output_len()];
+    let mut t = Zeroizing::new(vec![0u64; plan.shape.output_len()]);
     let mut out = header(
         TAG_RESPONSE,
         layer,
@@ -211,8 +219,9 @@ pub fn answer_query<R: RngCore + CryptoRng>(
         }
         // Our share T at the wanted positions (the others are never sent).
         let just: Vec<usize> = pos.iter().map(|&(p, _)| p).collect();
-        let mask: Vec<u64> = (0..pos.len()).map(|_| rng.next_u64()).collect();
-        for (&(_, idx), &v) in pos.iter().zip(&mask) {
+        let mask: Zeroizing<Vec<u64>> =
+            Zeroizing::new((0..pos.len()).map(|_| rng.next_u64()).collect());
+        for (&(_, idx), &v) in pos.iter().zip(mask.iter()) {
             t[idx] = v;
         }
         let flood = ResponseFlood::for_products(params, nnz, plan.groups)?;
@@ -223,19 +232,19 @@ pub fn answer_query<R: RngCore + CryptoRng>(
 }
 
 /// Encryptor, step 2: decrypt the peer's response into our share `M`
-/// (output-shaped): `M = L(R; W_peer) - T_peer`.
+/// (output-shaped, zeroized on drop): `M = L(R; W_peer) - T_peer`.
 pub fn decrypt_response(
     sk: &SecretKey,
     plan: &LayerPlan,
     layer: u32,
     response: &[u8],
-) -> Result<Vec<u64>> {
+) -> Result<Zeroizing<Vec<u64>>> {
     let positions = plan.output_positions();
     let cts = read_response(sk.params(), plan, layer, response)?;
-    let mut m = vec![0u64; plan.shape.output_len()];
+    let mut m = Zeroizing::new(vec![0u64; plan.shape.output_len()]);
     for (ct, pos) in cts.iter().zip(&positions) {
-        let vals = sk.decrypt_sparse(ct)?;
-        for (&(_, idx), v) in pos.iter().zip(vals) {
+        let vals = Zeroizing::new(sk.decrypt_sparse(ct)?);
+        for (&(_, idx), &v) in pos.iter().zip(vals.iter()) {
             m[idx] = v;
         }
     }
@@ -375,7 +384,8 @@ fn no_key(what: &'static str) -> HeError {
 }
 
 /// One party's preprocessed material for one linear layer, both directions.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Zeroized on drop.
+#[derive(Clone, Debug, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct LayerShares {
     /// Our random input mask `R` (input-shaped).
     pub r: Vec<u64>,
@@ -386,7 +396,8 @@ pub struct LayerShares {
 }
 
 /// Our half of the direction in which we query: the mask and its product.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Zeroized on drop.
+#[derive(Clone, Debug, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct MaskShares {
     /// Our random input mask `R` (input-shaped).
     pub r: Vec<u64>,
@@ -395,7 +406,8 @@ pub struct MaskShares {
 }
 
 /// One party's material for one linear layer, in the directions that run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Zeroized on drop (so move parts out with `Option::take`).
+#[derive(Clone, Debug, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct DirectedShares {
     /// Present when we query.
     pub mask: Option<MaskShares>,
@@ -439,8 +451,15 @@ pub fn preprocess<C: Channel, R: RngCore + CryptoRng>(
         .collect();
     preprocess_directed(party, ch, session, &jobs, rng)?
         .into_iter()
-        .map(|(sh, cost)| match (sh.mask, sh.t) {
-            (Some(MaskShares { r, m }), Some(t)) => Ok((LayerShares { r, m, t }, cost)),
+        .map(|(mut sh, cost)| match (sh.mask.take(), sh.t.take()) {
+            (Some(mut mask), Some(t)) => Ok((
+                LayerShares {
+                    r: std::mem::take(&mut mask.r),
+                    m: std::mem::take(&mut mask.m),
+                    t,
+                },
+                cost,
+            )),
             _ => Err(no_key("direction")),
         })
         .collect()
@@ -473,9 +492,11 @@ pub fn preprocess_directed<C: Channel, R: RngCore + CryptoRng>(
         let mut query = None;
         if i_query {
             let sk = session.sk.as_ref().ok_or_else(|| no_key("secret key"))?;
-            let r: Vec<u64> = (0..plan.shape.input_len())
-                .map(|_| rng.next_u64())
-                .collect();
+            let r: Zeroizing<Vec<u64>> = Zeroizing::new(
+                (0..plan.shape.input_len())
+                    .map(|_| rng.next_u64())
+                    .collect(),
+            );
             query = Some(encrypt_query(sk, plan, layer, &r, rng)?);
             mask = Some(r);
         }
@@ -488,7 +509,7 @@ pub fn preprocess_directed<C: Channel, R: RngCore + CryptoRng>(
         } else {
             None
         };
-        let answer = |peer_q: &[u8], rng: &mut R| -> Result<(Vec<u8>, Vec<u64>)> {
+        let answer = |peer_q: &[u8], rng: &mut R| -> Result<(Vec<u8>, Zeroizing<Vec<u64>>)> {
             let pk = session.peer_pk.as_ref().ok_or_else(|| no_key("peer key"))?;
             let w = weights.ok_or_else(|| no_key("weights"))?;
             answer_query(params, pk, w, layer, peer_q, rng)
@@ -553,13 +574,17 @@ pub fn preprocess_directed<C: Channel, R: RngCore + CryptoRng>(
             }
         };
         let mask = match (mask, resp) {
-            (Some(r), Some(resp)) => {
+            (Some(mut r), Some(resp)) => {
                 let sk = session.sk.as_ref().ok_or_else(|| no_key("secret key"))?;
-                let m = decrypt_response(sk, plan, layer, &resp)?;
-                Some(MaskShares { r, m })
+                let mut m = decrypt_response(sk, plan, layer, &resp)?;
+                Some(MaskShares {
+                    r: std::mem::take(&mut *r),
+                    m: std::mem::take(&mut *m),
+                })
             }
             _ => None,
         };
+        let t = t.map(|mut t| std::mem::take(&mut *t));
         out.push((
             DirectedShares { mask, t },
             LayerCost {
@@ -577,4 +602,21 @@ pub fn plan_network(params: &HeParams, layers: &[LinearShape]) -> Result<Vec<Lay
         .iter()
         .map(|s| LayerPlan::new(s, params.degree()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zeroized_on_drop<T: ZeroizeOnDrop>() {}
+
+    #[test]
+    fn the_shares_are_zeroized_on_drop() {
+        // Compile-time: the derive is there (a field added later must be
+        // `Zeroize` too, or this stops compiling).
+        zeroized_on_drop::<LayerShares>();
+        zeroized_on_drop::<MaskShares>();
+        zeroized_on_drop::<DirectedShares>();
+        zeroized_on_drop::<crate::beaver::SquareShares>();
+    }
 }

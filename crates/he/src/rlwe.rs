@@ -224,11 +224,18 @@ pub struct SeededCiphertext {
 /// A plaintext polynomial with small signed coefficients (a weight share, lifted
 /// to `(-2^63, 2^63]`), kept in NTT form with Shoup precomputation for fast
 /// products. `nnz` is the number of (public) positions that may be non-zero; it
-/// determines the product's noise bound and so the flooding noise.
+/// determines the product's noise bound and so the flooding noise. Zeroized on
+/// drop (it is the weight share in another form).
 #[derive(Clone, Debug)]
 pub struct Plaintext {
     pub(crate) poly: Poly,
     pub(crate) nnz: usize,
+}
+
+impl Drop for Plaintext {
+    fn drop(&mut self) {
+        self.poly.zeroize();
+    }
 }
 
 impl SecretKey {
@@ -327,7 +334,7 @@ impl SecretKey {
     }
 
     /// `c0 + c1*s` in power basis, as RNS rows, at the ciphertext's level.
-    fn phase(&self, ct: &Ciphertext) -> Result<(Vec<u64>, usize)> {
+    fn phase(&self, ct: &Ciphertext) -> Result<(Zeroizing<Vec<u64>>, usize)> {
         let nprimes = ct.c0.ctx().moduli().len();
         let s = if nprimes == self.params.ctx.moduli().len() {
             &self.s
@@ -338,14 +345,17 @@ impl SecretKey {
                 "ciphertext with {nprimes} primes"
             )));
         };
-        let mut c1 = ct.c1.clone();
-        c1.change_representation(Representation::Ntt);
-        c1 *= s;
-        c1.change_representation(Representation::PowerBasis);
+        // c1*s (with c0 and c1 public, it gives s away) and the phase: zeroized.
+        let mut c1s = ct.c1.clone();
+        c1s.change_representation(Representation::Ntt);
+        c1s *= s;
+        c1s.change_representation(Representation::PowerBasis);
         let mut c0 = ct.c0.clone();
         c0.change_representation(Representation::PowerBasis);
-        c1 += &c0;
-        Ok((rows_of(&c1), nprimes))
+        c1s += &c0;
+        let x = Zeroizing::new(rows_of(&c1s));
+        c1s.zeroize();
+        Ok((x, nprimes))
     }
 
     /// Decrypt all `n` coefficients.
@@ -557,6 +567,7 @@ impl Plaintext {
             });
         }
         let moduli = params.moduli();
+        // Moved into the polynomial below (which the NTT then overwrites in place).
         let mut rows2 = vec![0u64; moduli.len() * n];
         for (i, &p) in moduli.iter().enumerate() {
             let p128 = p as i128;
@@ -739,11 +750,14 @@ impl Ciphertext {
     ) -> Result<()> {
         let params = &pk.params;
         check_flood(params, flood_bits)?;
-        let z = pk.encrypt_zero(rng)?;
+        let mut z = pk.encrypt_zero(rng)?;
         self.c0.change_representation(Representation::Ntt);
         self.c1.change_representation(Representation::Ntt);
         self.c0 += &z.c0;
         self.c1 += &z.c1;
+        // Knowing the encryption of zero would let the querier take it off again.
+        z.c0.zeroize();
+        z.c1.zeroize();
         self.c0.change_representation(Representation::PowerBasis);
         self.c1.change_representation(Representation::PowerBasis);
         let n = params.n;
@@ -770,8 +784,9 @@ impl Ciphertext {
                 rows[i * n + j] = qi.sub(qi.reduce_u128(x), offset[i]);
             }
         }
-        let flood = poly_from_rows(ctx, rows.to_vec(), Representation::PowerBasis)?;
+        let mut flood = poly_from_rows(ctx, rows.to_vec(), Representation::PowerBasis)?;
         self.c0 += &flood;
+        flood.zeroize();
         Ok(())
     }
 
@@ -825,7 +840,10 @@ impl Ciphertext {
         let sw = &params.switch;
         let keep = params.ctx_resp.moduli().len();
 
+        // The unflooded product (partial sums of W at unsent positions) and the
+        // re-randomization: zeroized once copied into rows.
         let mut x1 = rows_of(&c1);
+        c1.zeroize();
         let e1 = cbd10(n, rng);
         for (i, qi) in moduli.iter().enumerate() {
             let p = **qi;
@@ -840,6 +858,7 @@ impl Ciphertext {
         x1.zeroize();
 
         let mut x0 = rows_of(&c0);
+        c0.zeroize();
         let k = positions.len();
         let e0 = cbd10(k, rng);
         let codec = &params.codec;
