@@ -659,7 +659,7 @@ impl PartyEngine {
         ch: &mut impl Channel,
         i: usize,
         xs: &[u64],
-        sh: DirectedShares,
+        mut sh: DirectedShares,
         roles: &Roles,
     ) -> Result<Vec<u64>> {
         let me = self.party;
@@ -701,7 +701,8 @@ impl PartyEngine {
             vec![0u64; out]
         };
         if i_query {
-            let mask = sh.mask.ok_or(mismatch)?;
+            // `DirectedShares` zeroizes on drop: take the mask out (it zeroizes too).
+            let mask = sh.mask.take().ok_or(mismatch)?;
             for (v, m) in y.iter_mut().zip(&mask.m) {
                 *v = v.wrapping_add(*m);
             }

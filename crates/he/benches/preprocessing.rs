@@ -2,7 +2,7 @@
 //! threads, in-memory channel) for SecureML and MiniONN, plus the RLWE steps.
 use blindfold_core::Prg;
 use blindfold_he::bench::{bench, zoo_layers};
-use blindfold_he::rlwe::flood_bits;
+use blindfold_he::ResponseFlood;
 use blindfold_he::{HeParams, Plaintext, SecretKey};
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -33,10 +33,11 @@ fn steps(c: &mut Criterion) {
     });
     g.bench_function("expand", |b| b.iter(|| ct.expand(&params).expect("expand")));
     g.bench_function("mul_plain", |b| b.iter(|| full.mul_plain(&pt)));
+    let flood = ResponseFlood::for_products(&params, 8192, 1).expect("flood");
     g.bench_function("finish_response", |b| {
         b.iter(|| {
             full.mul_plain(&pt)
-                .finish_response(&pk, &pos, &t, flood_bits(8192, 1), &mut rng)
+                .finish_response(&pk, &pos, &t, &flood, &mut rng)
                 .expect("finish")
         })
     });

@@ -3,6 +3,7 @@ use std::time::Instant;
 
 use blindfold_core::Prg;
 use blindfold_he::rlwe::flood_bits;
+use blindfold_he::ResponseFlood;
 use blindfold_he::{HeParams, Plaintext, SecretKey, SeededCiphertext};
 
 fn t<F: FnMut() -> R, R>(name: &str, reps: usize, mut f: F) -> R {
@@ -27,6 +28,10 @@ fn main() {
     let pk = t("public key", 5, || {
         sk.public_key(&mut Prg::from_seed([3; 16])).unwrap()
     });
+    let pk_bytes = pk.to_bytes();
+    t("read public key (checked)", 5, || {
+        blindfold_he::PublicKey::from_bytes(&params, &pk_bytes).unwrap()
+    });
     let m = rng.gen_u64s(8192);
     let w = rng.gen_u64s(8192);
     let pt = t("plaintext (weights)", 5, || {
@@ -38,7 +43,7 @@ fn main() {
         bytes.clear();
         ct.write(&params, &mut bytes)
     });
-    let back = t("read query ct", 10, || {
+    let back = t("read query ct (checked)", 10, || {
         SeededCiphertext::from_bytes(&params, &bytes).unwrap()
     });
     let full = t("expand (NTT c0 + a)", 10, || back.expand(&params).unwrap());
@@ -60,9 +65,10 @@ fn main() {
     });
     let pos: Vec<usize> = (0..8192).step_by(8).collect();
     let tm = rng.gen_u64s(pos.len());
+    let flood = ResponseFlood::for_products(&params, 8192, 1).unwrap();
     t("finish_response (fused)", 10, || {
         prod.clone()
-            .finish_response(&pk, &pos, &tm, k, &mut rng)
+            .finish_response(&pk, &pos, &tm, &flood, &mut rng)
             .unwrap()
     });
     let sp = t("sparsify", 10, || sw.sparsify(&pos).unwrap());

@@ -22,22 +22,17 @@
 use blindfold_net::Channel;
 use blindfold_ot::{CotReceiver, CotSender};
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::Result;
 
 /// One party's shares of `count` square pairs: `a` and `a^2` (additive shares).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Zeroized on drop, clones too; a caller that moves the vectors out (e.g. with
+/// `std::mem::take`) takes over zeroizing them.
+#[derive(Clone, Debug, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct SquareShares {
     pub a: Vec<u64>,
     pub a2: Vec<u64>,
-}
-
-impl Drop for SquareShares {
-    fn drop(&mut self) {
-        self.a.zeroize();
-        self.a2.zeroize();
-    }
 }
 
 /// The COT sender's side of the Gilboa square-pair protocol: `count` pairs.
@@ -47,12 +42,14 @@ pub fn square_pairs_sender<C: Channel, R: RngCore + CryptoRng>(
     count: usize,
     rng: &mut R,
 ) -> Result<SquareShares> {
-    let a: Vec<u64> = (0..count).map(|_| rng.next_u64()).collect();
-    let xs: Vec<u64> = a
-        .iter()
-        .flat_map(|&ai| (0..64).map(move |k| ai << k))
-        .collect();
-    let r = cot.send_correlated_u64(ch, &xs)?;
+    let mut a = Zeroizing::new((0..count).map(|_| rng.next_u64()).collect::<Vec<u64>>());
+    // The OT inputs `a << k` and outputs are as secret as `a`.
+    let xs: Zeroizing<Vec<u64>> = Zeroizing::new(
+        a.iter()
+            .flat_map(|&ai| (0..64).map(move |k| ai << k))
+            .collect(),
+    );
+    let r = Zeroizing::new(cot.send_correlated_u64(ch, &xs)?);
     let a2 = a
         .iter()
         .zip(r.chunks_exact(64))
@@ -61,7 +58,10 @@ pub fn square_pairs_sender<C: Channel, R: RngCore + CryptoRng>(
             ai.wrapping_mul(ai).wrapping_add(u.wrapping_mul(2))
         })
         .collect();
-    Ok(SquareShares { a, a2 })
+    Ok(SquareShares {
+        a: std::mem::take(&mut *a),
+        a2,
+    })
 }
 
 /// The COT receiver's side of the Gilboa square-pair protocol: `count` pairs.
@@ -71,12 +71,14 @@ pub fn square_pairs_receiver<C: Channel, R: RngCore + CryptoRng>(
     count: usize,
     rng: &mut R,
 ) -> Result<SquareShares> {
-    let a: Vec<u64> = (0..count).map(|_| rng.next_u64()).collect();
-    let choices: Vec<bool> = a
-        .iter()
-        .flat_map(|&ai| (0..64).map(move |k| (ai >> k) & 1 == 1))
-        .collect();
-    let got = cot.receive_correlated_u64(ch, &choices)?;
+    let mut a = Zeroizing::new((0..count).map(|_| rng.next_u64()).collect::<Vec<u64>>());
+    // The choice bits are the bits of `a`; the OT outputs are as secret.
+    let choices: Zeroizing<Vec<bool>> = Zeroizing::new(
+        a.iter()
+            .flat_map(|&ai| (0..64).map(move |k| (ai >> k) & 1 == 1))
+            .collect(),
+    );
+    let got = Zeroizing::new(cot.receive_correlated_u64(ch, &choices)?);
     let a2 = a
         .iter()
         .zip(got.chunks_exact(64))
@@ -85,7 +87,10 @@ pub fn square_pairs_receiver<C: Channel, R: RngCore + CryptoRng>(
             ai.wrapping_mul(ai).wrapping_add(u.wrapping_mul(2))
         })
         .collect();
-    Ok(SquareShares { a, a2 })
+    Ok(SquareShares {
+        a: std::mem::take(&mut *a),
+        a2,
+    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,25 @@ pub enum HeError {
         value: u64,
         modulus: u64,
     },
+    /// A peer's public key or query is well-formed but not spread as an honest
+    /// one is: an honest peer is refused only with negligible probability
+    /// (docs/he.md, "Checks on what a querier sends"), a degenerate key (e.g. the
+    /// zero secret) or a query crafted under one always.
+    #[error(
+        "refused {what}: {observed} {check}, an honest peer shows {}..={}",
+        allowed.0,
+        allowed.1
+    )]
+    NotUniform {
+        /// Which message ("public key", "query", ...).
+        what: &'static str,
+        /// Which statistic failed.
+        check: UniformityCheck,
+        /// Its value.
+        observed: usize,
+        /// The range an honest peer's values fall in (inclusive).
+        allowed: (usize, usize),
+    },
     /// The peer uses other parameters (ring degree or moduli) than ours.
     #[error("parameter mismatch: {0}")]
     ParameterMismatch(String),
@@ -45,6 +64,37 @@ pub enum HeError {
     /// The other party's thread panicked or disappeared (benchmarks).
     #[error("peer thread failed: {0}")]
     Peer(String),
+}
+
+/// The statistics the responder computes on a peer's public key and queries
+/// (`checks.rs`). Each looks at the fractional parts `frac(x_j / Δ)`, `Δ = q/2^64`,
+/// of the coefficients of a polynomial that is uniform modulo `q` when the peer is
+/// honest (under RLWE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UniformityCheck {
+    /// How many coefficients lie within `Δ/2^20` of a multiple of `Δ` (as the
+    /// coefficients of `b = e` do for the zero secret, and of `c0 = e + extra`
+    /// for a query crafted under it).
+    NearDeltaMultiples,
+    /// How many coefficients fall into the fullest or emptiest sixteenth of
+    /// `[0, Δ)`.
+    Unbalanced,
+    /// How many coefficients of `b ± X^i·a` lie within `Δ/2^20` of a multiple of
+    /// `Δ`, for the worst `±X^i`: a public key of the secret `∓X^i`.
+    MonomialSecret,
+}
+
+impl std::fmt::Display for UniformityCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UniformityCheck::NearDeltaMultiples => "coefficients within Δ/2^20 of a multiple of Δ",
+            UniformityCheck::Unbalanced => "coefficients in one sixteenth of [0, Δ)",
+            UniformityCheck::MonomialSecret => {
+                "coefficients of b ± X^i·a within Δ/2^20 of a multiple of Δ"
+            }
+        })
+    }
 }
 
 /// Result alias of this crate.

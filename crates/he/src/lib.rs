@@ -17,7 +17,7 @@
 //!     (a0, s0)                                             (a1, s1), s0 + s1 = (a0 + a1)^2
 //! ```
 //!
-//! * [`params`]: `n = 8192`, `q ≈ 2^200` (four NTT primes), response modulus `q' ≈ 2^80`;
+//! * [`params`]: `n = 8192`, `q ≈ 2^200` (four NTT primes), response modulus `q' ≈ 2^120`;
 //! * [`rlwe`]: keys, seeded secret-key encryption, public-key encryption of zero,
 //!   decryption, plaintext products and additions, re-randomization with flooding,
 //!   modulus switching, validated wire formats;
@@ -29,8 +29,11 @@
 //! docs/he.md has the parameters, the noise analysis and the measured figures.
 #![deny(unsafe_code)]
 
+#[doc(hidden)]
+pub mod adversary;
 pub mod beaver;
 pub mod bench;
+mod checks;
 pub mod error;
 pub mod packing;
 pub mod params;
@@ -39,11 +42,13 @@ pub mod rlwe;
 mod rng;
 mod wire;
 
-pub use error::{HeError, Result};
+pub use error::{HeError, Result, UniformityCheck};
 pub use packing::{ConvGeom, FcShape, LayerPlan, LinearShape};
 pub use params::HeParams;
 pub use protocol::{
     preprocess, preprocess_directed, DirectedShares, Directions, EncodedWeights, HeSession,
     LayerCost, LayerJob, LayerShares, MaskShares,
 };
-pub use rlwe::{Ciphertext, Plaintext, PublicKey, SecretKey, SeededCiphertext, SparseCiphertext};
+pub use rlwe::{
+    Ciphertext, Plaintext, PublicKey, ResponseFlood, SecretKey, SeededCiphertext, SparseCiphertext,
+};

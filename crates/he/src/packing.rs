@@ -150,19 +150,22 @@ fn check_len(what: &'static str, got: usize, expected: usize) -> Result<()> {
 }
 
 /// Cost model used to choose a tiling: bytes of one fresh input ciphertext
-/// (seed and c0 at the full level), of one response's `c1`, and CPU estimates per
+/// (seed and c0 at the full level), of one response's `c1` (at `q' ≈ 2^120`),
+/// and CPU estimates per
 /// input ciphertext, output ciphertext and product (milliseconds, measured on
 /// the 2-core development machine), with 1 ms counted as 50 kB.
 const COST_IN_BYTES: f64 = 204_816.0;
-const COST_OUT_BYTES: f64 = 81_920.0;
+const COST_OUT_BYTES: f64 = 122_880.0;
 const COST_IN_MS: f64 = 2.3;
 const COST_OUT_MS: f64 = 1.8;
 const COST_PRODUCT_MS: f64 = 0.2;
 const BYTES_PER_MS: f64 = 50_000.0;
 
 /// Largest total number of non-zero plaintext positions summed into one output
-/// ciphertext that the noise budget allows (flooding 2^40 above the bound must
-/// stay below 2^127, see docs/he.md).
+/// ciphertext: keeps the products' worst case (`2^18 · 2^63 · 20.5 = 2^85.4` at
+/// `q`, `2^5.4` after switching) negligible next to the response's rounding
+/// (`n/2`), so the response flooding keeps almost all of the budget
+/// (`rlwe::ResponseFlood`, docs/he.md).
 const MAX_NNZ_PER_OUTPUT: usize = 1 << 18;
 
 /// How one linear layer is cut into ciphertexts and plaintexts.

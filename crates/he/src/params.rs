@@ -4,9 +4,10 @@
 //! * ring `R = Z[X]/(X^n + 1)`, `n = 8192`;
 //! * ciphertext modulus `q = p0 * p1 * p2 * p3` (about 2^200), all primes
 //!   `= 1 mod 2n` (NTT-friendly) and below 2^62; responses are switched down to
-//!   `q' = p0 * p1` (about 2^80) before they are sent back;
+//!   `q' = p0 * p1` (the two 60-bit primes, about 2^120) before they are sent back;
 //! * ternary secret, error from a centred binomial distribution of variance 10
-//!   (|e| <= 20), flooding noise 2^40 times the product's worst-case bound.
+//!   (|e| <= 20); responses flooded at `q'` with all of the decryption budget the
+//!   honest worst case leaves (`rlwe::ResponseFlood`).
 //!
 //! docs/he.md derives the security level and the noise budget.
 
@@ -22,15 +23,21 @@ use crate::{HeError, Result};
 pub const RING_DEGREE: usize = 8192;
 
 /// The RNS primes of `q`, in the order in which modulus switching keeps them:
-/// the first [`RESPONSE_PRIMES`] (two 40-bit primes) form the response modulus
-/// `q'`, the last two (60-bit) are dropped before a response is sent.
-/// Each is the largest prime below its predecessor (or below 2^40 / 2^60) that is
+/// the first [`RESPONSE_PRIMES`] (two 60-bit primes) form the response modulus
+/// `q'`, the last two (40-bit) are dropped before a response is sent.
+/// Each is the largest prime below its predecessor (or below 2^60 / 2^40) that is
 /// `= 1 mod 2^14` (see `tests::moduli_are_ntt_friendly_primes`).
+///
+/// Why `q' ≈ 2^120` and not 2^80: a querier can put arbitrary noise under its own
+/// key, and what it reads of the weights is bounded only by how much of the
+/// period `Δ' = q'/2^64` the flooding covers; the honest worst case after
+/// switching is about `n/2` (rounding times a ternary key) whatever `q'` is, so
+/// the uncovered part is `≈ n/Δ'`: 1/8 at 2^80, `2^-43` at 2^120 (docs/he.md).
 pub const MODULI: [u64; 4] = [
-    1_099_511_480_321,
-    1_099_510_890_497,
     1_152_921_504_606_830_593,
     1_152_921_504_606_748_673,
+    1_099_511_480_321,
+    1_099_510_890_497,
 ];
 
 /// Number of primes kept in a response ciphertext.
@@ -43,7 +50,9 @@ pub const ERROR_VARIANCE: usize = 10;
 /// Largest absolute value of a fresh error coefficient.
 pub const ERROR_BOUND: u64 = 2 * ERROR_VARIANCE as u64;
 
-/// Flooding noise is this many bits above the product's noise bound.
+/// Flooding noise of the step-by-step path (`Ciphertext::rerandomize`) is this
+/// many bits above the product's noise bound. The protocol's fused path floods at
+/// the response level instead (`rlwe::ResponseFlood`).
 pub const FLOOD_MARGIN_BITS: u32 = 40;
 
 /// Parameters shared by both parties: the RNS contexts at the full and at the
@@ -183,6 +192,11 @@ impl Switch {
             d,
             d_inv,
         })
+    }
+
+    /// `D = q / q'`, the product of the dropped primes.
+    pub(crate) fn divisor(&self) -> u128 {
+        self.d
     }
 
     /// Switch coefficient `j` of the full-level rows `x` (`n` per prime) and
@@ -360,9 +374,11 @@ impl Codec {
         v
     }
 
-    /// `round(2^64 * x / q) mod 2^64` for coefficient `j` of the RNS rows `x`.
+    /// `2^64 * x / q mod 2^64` for coefficient `j` of the RNS rows `x`, as its
+    /// integer part (mod 2^64) and the sum of the terms' fractional parts in
+    /// units of 2^-64 (at most `len()` units, so its carry is added by the caller).
     #[inline]
-    pub(crate) fn decode_at(&self, x: &[u64], n: usize, j: usize) -> u64 {
+    fn split_at(&self, x: &[u64], n: usize, j: usize) -> (u64, u128) {
         let mut int = 0u64;
         let mut frac_acc = 0u128;
         for (i, qi) in self.q.iter().enumerate() {
@@ -373,7 +389,23 @@ impl Codec {
             int = int.wrapping_add((s >> 64) as u64);
             frac_acc += s as u64 as u128;
         }
+        (int, frac_acc)
+    }
+
+    /// `round(2^64 * x / q) mod 2^64` for coefficient `j` of the RNS rows `x`.
+    #[inline]
+    pub(crate) fn decode_at(&self, x: &[u64], n: usize, j: usize) -> u64 {
+        let (int, frac_acc) = self.split_at(x, n, j);
         int.wrapping_add(((frac_acc + (1u128 << 63)) >> 64) as u64)
+    }
+
+    /// The fractional part of `2^64 * x / q` (that is, of `x / Δ`) for
+    /// coefficient `j`, in units of 2^-64: where `x` sits between two multiples of
+    /// `Δ = q / 2^64`. Error below `4 * 2^-64` (the fixed-point error of
+    /// [`decode_at`](Self::decode_at)).
+    #[inline]
+    pub(crate) fn fraction_at(&self, x: &[u64], n: usize, j: usize) -> u64 {
+        self.split_at(x, n, j).1 as u64
     }
 
     /// `log2 |x_j - encode(m_j)|` (centred mod q), or 0 for no noise. Exact
@@ -466,7 +498,7 @@ mod tests {
         let params = HeParams::new().unwrap();
         assert!(params.log_q() <= 218.0, "HE standard bound for n = 8192");
         assert!((params.log_q() - 200.0).abs() < 0.01);
-        assert!((params.log_q_response() - 80.0).abs() < 0.01);
+        assert!((params.log_q_response() - 120.0).abs() < 0.01);
     }
 
     #[test]

@@ -38,11 +38,12 @@ use blindfold_core::PartyId;
 use blindfold_net::Channel;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::malformed;
 use crate::packing::{LayerPlan, LinearShape};
 use crate::rlwe::{
-    flood_bits, Ciphertext, Plaintext, PublicKey, SecretKey, SeededCiphertext, SparseCiphertext,
+    Ciphertext, Plaintext, PublicKey, ResponseFlood, SecretKey, SeededCiphertext, SparseCiphertext,
 };
 use crate::wire::Reader;
 use crate::{HeError, HeParams, Result};
@@ -110,13 +111,27 @@ pub fn encrypt_query<R: RngCore + CryptoRng>(
     r: &[u64],
     rng: &mut R,
 ) -> Result<Vec<u8>> {
-    let params = sk.params();
-    let polys = plan.pack_input(r)?;
-    let mut out = header(TAG_QUERY, layer, polys.len(), query_len(params, plan));
-    for p in &polys {
-        sk.encrypt(p, rng)?.write(params, &mut out);
+    // The packed copies of the mask are as secret as the mask.
+    let polys = Zeroizing::new(plan.pack_input(r)?);
+    let cts = polys
+        .iter()
+        .map(|p| sk.encrypt(p, rng))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(write_query(sk.params(), plan, layer, &cts))
+}
+
+/// The query message of layer `layer`: header, then the ciphertexts.
+pub(crate) fn write_query(
+    params: &HeParams,
+    plan: &LayerPlan,
+    layer: u32,
+    cts: &[SeededCiphertext],
+) -> Vec<u8> {
+    let mut out = header(TAG_QUERY, layer, cts.len(), query_len(params, plan));
+    for ct in cts {
+        ct.write(params, &mut out);
     }
-    Ok(out)
+    out
 }
 
 /// A weight share packed as plaintexts in NTT form: computed once per model and
@@ -138,11 +153,16 @@ impl EncodedWeights {
                 params.degree()
             )));
         }
-        let pts = plan
-            .pack_weights(w)?
-            .into_iter()
-            .map(|(coeffs, nnz)| Plaintext::new(params, &coeffs, nnz))
-            .collect::<Result<Vec<_>>>()?;
+        // The packed copies of the weight share are as secret as the share.
+        let mut packed = plan.pack_weights(w)?;
+        let pts = packed
+            .iter()
+            .map(|(coeffs, nnz)| Plaintext::new(params, coeffs, *nnz))
+            .collect::<Result<Vec<_>>>();
+        for (coeffs, _) in &mut packed {
+            coeffs.zeroize();
+        }
+        let pts = pts?;
         Ok(EncodedWeights {
             plan: plan.clone(),
             pts,
@@ -156,7 +176,8 @@ impl EncodedWeights {
 }
 
 /// Evaluator: answer the peer's `query` for layer `layer` with our weight share.
-/// Returns the response message and our share `T` (output-shaped, uniform).
+/// Returns the response message and our share `T` (output-shaped, uniform;
+/// zeroized on drop).
 pub fn answer_query<R: RngCore + CryptoRng>(
     params: &Arc<HeParams>,
     peer_pk: &PublicKey,
@@ -164,7 +185,7 @@ pub fn answer_query<R: RngCore + CryptoRng>(
     layer: u32,
     query: &[u8],
     rng: &mut R,
-) -> Result<(Vec<u8>, Vec<u64>)> {
+) -> Result<(Vec<u8>, Zeroizing<Vec<u64>>)> {
     let plan = &weights.plan;
     const WHAT: &str = "query";
     let mut r = Reader::new(query, WHAT);
@@ -180,7 +201,7 @@ pub fn answer_query<R: RngCore + CryptoRng>(
         .collect::<Result<Vec<Ciphertext>>>()?;
 
     let positions = plan.output_positions();
-    let mut t = vec![0u64; plan.shape.output_len()];
+    let mut t = Zeroizing::new(vec![0u64; plan.shape.output_len()]);
     let mut out = header(
         TAG_RESPONSE,
         layer,
@@ -198,43 +219,57 @@ pub fn answer_query<R: RngCore + CryptoRng>(
         }
         // Our share T at the wanted positions (the others are never sent).
         let just: Vec<usize> = pos.iter().map(|&(p, _)| p).collect();
-        let mask: Vec<u64> = (0..pos.len()).map(|_| rng.next_u64()).collect();
-        for (&(_, idx), &v) in pos.iter().zip(&mask) {
+        let mask: Zeroizing<Vec<u64>> =
+            Zeroizing::new((0..pos.len()).map(|_| rng.next_u64()).collect());
+        for (&(_, idx), &v) in pos.iter().zip(mask.iter()) {
             t[idx] = v;
         }
-        acc.finish_response(peer_pk, &just, &mask, flood_bits(nnz, plan.groups), rng)?
+        let flood = ResponseFlood::for_products(params, nnz, plan.groups)?;
+        acc.finish_response(peer_pk, &just, &mask, &flood, rng)?
             .write(params, &mut out);
     }
     Ok((out, t))
 }
 
 /// Encryptor, step 2: decrypt the peer's response into our share `M`
-/// (output-shaped): `M = L(R; W_peer) - T_peer`.
+/// (output-shaped, zeroized on drop): `M = L(R; W_peer) - T_peer`.
 pub fn decrypt_response(
     sk: &SecretKey,
     plan: &LayerPlan,
     layer: u32,
     response: &[u8],
-) -> Result<Vec<u64>> {
-    let params = sk.params();
+) -> Result<Zeroizing<Vec<u64>>> {
+    let positions = plan.output_positions();
+    let cts = read_response(sk.params(), plan, layer, response)?;
+    let mut m = Zeroizing::new(vec![0u64; plan.shape.output_len()]);
+    for (ct, pos) in cts.iter().zip(&positions) {
+        let vals = Zeroizing::new(sk.decrypt_sparse(ct)?);
+        for (&(_, idx), &v) in pos.iter().zip(vals.iter()) {
+            m[idx] = v;
+        }
+    }
+    Ok(m)
+}
+
+/// Parse the response message of layer `layer`: one sparse ciphertext per
+/// output ciphertext of `plan`, `c0` at its wanted positions.
+pub(crate) fn read_response(
+    params: &Arc<HeParams>,
+    plan: &LayerPlan,
+    layer: u32,
+    response: &[u8],
+) -> Result<Vec<SparseCiphertext>> {
     const WHAT: &str = "response";
     let positions = plan.output_positions();
     let mut r = Reader::new(response, WHAT);
     read_header(&mut r, WHAT, TAG_RESPONSE, layer, positions.len())?;
-    let mut m = vec![0u64; plan.shape.output_len()];
     let mut cts = Vec::with_capacity(positions.len());
     for pos in &positions {
         let just: Vec<usize> = pos.iter().map(|&(p, _)| p).collect();
         cts.push(SparseCiphertext::read(params, &mut r, &just)?);
     }
     r.finish()?;
-    for (ct, pos) in cts.iter().zip(&positions) {
-        let vals = sk.decrypt_sparse(ct)?;
-        for (&(_, idx), v) in pos.iter().zip(vals) {
-            m[idx] = v;
-        }
-    }
-    Ok(m)
+    Ok(cts)
 }
 
 /// Which directions of the preprocessing run. Party `p` *queries* when it
@@ -349,7 +384,8 @@ fn no_key(what: &'static str) -> HeError {
 }
 
 /// One party's preprocessed material for one linear layer, both directions.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Zeroized on drop.
+#[derive(Clone, Debug, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct LayerShares {
     /// Our random input mask `R` (input-shaped).
     pub r: Vec<u64>,
@@ -360,7 +396,8 @@ pub struct LayerShares {
 }
 
 /// Our half of the direction in which we query: the mask and its product.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Zeroized on drop.
+#[derive(Clone, Debug, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct MaskShares {
     /// Our random input mask `R` (input-shaped).
     pub r: Vec<u64>,
@@ -369,7 +406,8 @@ pub struct MaskShares {
 }
 
 /// One party's material for one linear layer, in the directions that run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Zeroized on drop (so move parts out with `Option::take`).
+#[derive(Clone, Debug, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct DirectedShares {
     /// Present when we query.
     pub mask: Option<MaskShares>,
@@ -413,8 +451,15 @@ pub fn preprocess<C: Channel, R: RngCore + CryptoRng>(
         .collect();
     preprocess_directed(party, ch, session, &jobs, rng)?
         .into_iter()
-        .map(|(sh, cost)| match (sh.mask, sh.t) {
-            (Some(MaskShares { r, m }), Some(t)) => Ok((LayerShares { r, m, t }, cost)),
+        .map(|(mut sh, cost)| match (sh.mask.take(), sh.t.take()) {
+            (Some(mut mask), Some(t)) => Ok((
+                LayerShares {
+                    r: std::mem::take(&mut mask.r),
+                    m: std::mem::take(&mut mask.m),
+                    t,
+                },
+                cost,
+            )),
             _ => Err(no_key("direction")),
         })
         .collect()
@@ -447,9 +492,11 @@ pub fn preprocess_directed<C: Channel, R: RngCore + CryptoRng>(
         let mut query = None;
         if i_query {
             let sk = session.sk.as_ref().ok_or_else(|| no_key("secret key"))?;
-            let r: Vec<u64> = (0..plan.shape.input_len())
-                .map(|_| rng.next_u64())
-                .collect();
+            let r: Zeroizing<Vec<u64>> = Zeroizing::new(
+                (0..plan.shape.input_len())
+                    .map(|_| rng.next_u64())
+                    .collect(),
+            );
             query = Some(encrypt_query(sk, plan, layer, &r, rng)?);
             mask = Some(r);
         }
@@ -462,7 +509,7 @@ pub fn preprocess_directed<C: Channel, R: RngCore + CryptoRng>(
         } else {
             None
         };
-        let answer = |peer_q: &[u8], rng: &mut R| -> Result<(Vec<u8>, Vec<u64>)> {
+        let answer = |peer_q: &[u8], rng: &mut R| -> Result<(Vec<u8>, Zeroizing<Vec<u64>>)> {
             let pk = session.peer_pk.as_ref().ok_or_else(|| no_key("peer key"))?;
             let w = weights.ok_or_else(|| no_key("weights"))?;
             answer_query(params, pk, w, layer, peer_q, rng)
@@ -527,13 +574,17 @@ pub fn preprocess_directed<C: Channel, R: RngCore + CryptoRng>(
             }
         };
         let mask = match (mask, resp) {
-            (Some(r), Some(resp)) => {
+            (Some(mut r), Some(resp)) => {
                 let sk = session.sk.as_ref().ok_or_else(|| no_key("secret key"))?;
-                let m = decrypt_response(sk, plan, layer, &resp)?;
-                Some(MaskShares { r, m })
+                let mut m = decrypt_response(sk, plan, layer, &resp)?;
+                Some(MaskShares {
+                    r: std::mem::take(&mut *r),
+                    m: std::mem::take(&mut *m),
+                })
             }
             _ => None,
         };
+        let t = t.map(|mut t| std::mem::take(&mut *t));
         out.push((
             DirectedShares { mask, t },
             LayerCost {
@@ -551,4 +602,21 @@ pub fn plan_network(params: &HeParams, layers: &[LinearShape]) -> Result<Vec<Lay
         .iter()
         .map(|s| LayerPlan::new(s, params.degree()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zeroized_on_drop<T: ZeroizeOnDrop>() {}
+
+    #[test]
+    fn the_shares_are_zeroized_on_drop() {
+        // Compile-time: the derive is there (a field added later must be
+        // `Zeroize` too, or this stops compiling).
+        zeroized_on_drop::<LayerShares>();
+        zeroized_on_drop::<MaskShares>();
+        zeroized_on_drop::<DirectedShares>();
+        zeroized_on_drop::<crate::beaver::SquareShares>();
+    }
 }

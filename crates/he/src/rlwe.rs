@@ -24,6 +24,7 @@ use fhe_math::rq::{traits::TryConvertFrom, Context, Poly, Representation};
 use rand_core::{CryptoRng, RngCore};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::checks;
 use crate::error::malformed;
 use crate::params::{residue_bits, ERROR_BOUND, ERROR_VARIANCE, FLOOD_MARGIN_BITS};
 use crate::rng::Rng09;
@@ -141,6 +142,29 @@ pub(crate) fn cbd10<R: RngCore + CryptoRng>(count: usize, rng: &mut R) -> Zeroiz
     )
 }
 
+/// `count` values uniform on `[0, bound)` (`bound >= 1`), by rejection from the
+/// smallest power of two above `bound - 1`: exact, no modular bias.
+fn uniform_below<R: RngCore + CryptoRng>(
+    bound: u64,
+    count: usize,
+    rng: &mut R,
+) -> Zeroizing<Vec<u64>> {
+    let bits = 64 - (bound.max(2) - 1).leading_zeros();
+    let mask = if bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    let mut out = Zeroizing::new(Vec::with_capacity(count));
+    while out.len() < count {
+        let v = rng.next_u64() & mask;
+        if v < bound {
+            out.push(v);
+        }
+    }
+    out
+}
+
 /// `v mod p` for a small signed `v` (|v| < p).
 #[inline]
 fn small_mod(v: i64, p: u64) -> u64 {
@@ -200,11 +224,18 @@ pub struct SeededCiphertext {
 /// A plaintext polynomial with small signed coefficients (a weight share, lifted
 /// to `(-2^63, 2^63]`), kept in NTT form with Shoup precomputation for fast
 /// products. `nnz` is the number of (public) positions that may be non-zero; it
-/// determines the product's noise bound and so the flooding noise.
+/// determines the product's noise bound and so the flooding noise. Zeroized on
+/// drop (it is the weight share in another form).
 #[derive(Clone, Debug)]
 pub struct Plaintext {
     pub(crate) poly: Poly,
     pub(crate) nnz: usize,
+}
+
+impl Drop for Plaintext {
+    fn drop(&mut self) {
+        self.poly.zeroize();
+    }
 }
 
 impl SecretKey {
@@ -214,18 +245,23 @@ impl SecretKey {
         rng: &mut R,
     ) -> Result<SecretKey> {
         let coeffs = ternary_coeffs(params.n, rng);
-        let mut s = Poly::try_convert_from(
-            coeffs.as_slice(),
-            &params.ctx,
-            false,
-            Representation::PowerBasis,
-        )?;
-        let mut s_resp = Poly::try_convert_from(
-            coeffs.as_slice(),
-            &params.ctx_resp,
-            false,
-            Representation::PowerBasis,
-        )?;
+        Self::from_coeffs(params, &coeffs)
+    }
+
+    /// A key with the given small coefficients (`n` of them). The protocol only
+    /// uses [`generate`](Self::generate); this is how a deviating querier would
+    /// pick its own secret ([`crate::adversary`]).
+    pub(crate) fn from_coeffs(params: &Arc<HeParams>, coeffs: &[i64]) -> Result<SecretKey> {
+        if coeffs.len() != params.n {
+            return Err(HeError::Length {
+                what: "secret key",
+                got: coeffs.len(),
+                expected: params.n,
+            });
+        }
+        let mut s = Poly::try_convert_from(coeffs, &params.ctx, false, Representation::PowerBasis)?;
+        let mut s_resp =
+            Poly::try_convert_from(coeffs, &params.ctx_resp, false, Representation::PowerBasis)?;
         s.change_representation(Representation::Ntt);
         s_resp.change_representation(Representation::Ntt);
         Ok(SecretKey {
@@ -298,7 +334,7 @@ impl SecretKey {
     }
 
     /// `c0 + c1*s` in power basis, as RNS rows, at the ciphertext's level.
-    fn phase(&self, ct: &Ciphertext) -> Result<(Vec<u64>, usize)> {
+    fn phase(&self, ct: &Ciphertext) -> Result<(Zeroizing<Vec<u64>>, usize)> {
         let nprimes = ct.c0.ctx().moduli().len();
         let s = if nprimes == self.params.ctx.moduli().len() {
             &self.s
@@ -309,14 +345,17 @@ impl SecretKey {
                 "ciphertext with {nprimes} primes"
             )));
         };
-        let mut c1 = ct.c1.clone();
-        c1.change_representation(Representation::Ntt);
-        c1 *= s;
-        c1.change_representation(Representation::PowerBasis);
+        // c1*s (with c0 and c1 public, it gives s away) and the phase: zeroized.
+        let mut c1s = ct.c1.clone();
+        c1s.change_representation(Representation::Ntt);
+        c1s *= s;
+        c1s.change_representation(Representation::PowerBasis);
         let mut c0 = ct.c0.clone();
         c0.change_representation(Representation::PowerBasis);
-        c1 += &c0;
-        Ok((rows_of(&c1), nprimes))
+        c1s += &c0;
+        let x = Zeroizing::new(rows_of(&c1s));
+        c1s.zeroize();
+        Ok((x, nprimes))
     }
 
     /// Decrypt all `n` coefficients.
@@ -327,28 +366,49 @@ impl SecretKey {
         Ok((0..n).map(|j| codec.decode_at(&x, n, j)).collect())
     }
 
-    /// Decrypt a response that carries `c0` only at `positions`.
-    pub fn decrypt_sparse(&self, ct: &SparseCiphertext) -> Result<Vec<u64>> {
-        let params = &self.params;
-        let n = params.n;
-        let ctx = &params.ctx_resp;
-        let mut c1 = ct.c1.clone();
-        c1.change_representation(Representation::Ntt);
-        c1 *= &self.s_resp;
-        c1.change_representation(Representation::PowerBasis);
-        let x = rows_of(&c1);
-        let codec = &params.codec_resp;
+    /// The phase `c0 + c1*s` of a sparse response at its positions: response-level
+    /// RNS rows, `n` wide, zero away from the positions.
+    pub(crate) fn sparse_phase(&self, ct: &SparseCiphertext) -> Zeroizing<Vec<u64>> {
+        let n = self.params.n;
+        let codec = &self.params.codec_resp;
+        let mut c1s = ct.c1.clone();
+        c1s.change_representation(Representation::Ntt);
+        c1s *= &self.s_resp;
+        c1s.change_representation(Representation::PowerBasis);
+        let x = Zeroizing::new(rows_of(&c1s));
+        c1s.zeroize();
         let k = ct.positions.len();
-        let mut phase = vec![0u64; codec.len() * n];
-        let mut out = Vec::with_capacity(k);
+        let mut phase = Zeroizing::new(vec![0u64; codec.len() * n]);
         for (idx, &j) in ct.positions.iter().enumerate() {
             for (i, qi) in codec.q.iter().enumerate() {
                 phase[i * n + j] = qi.add(x[i * n + j], ct.c0_rows[i * k + idx]);
             }
-            out.push(codec.decode_at(&phase, n, j));
         }
-        debug_assert_eq!(ctx.moduli().len(), codec.len());
-        Ok(out)
+        phase
+    }
+
+    /// Decrypt a response that carries `c0` only at `positions`.
+    pub fn decrypt_sparse(&self, ct: &SparseCiphertext) -> Result<Vec<u64>> {
+        let n = self.params.n;
+        let codec = &self.params.codec_resp;
+        let phase = self.sparse_phase(ct);
+        Ok(ct
+            .positions
+            .iter()
+            .map(|&j| codec.decode_at(&phase, n, j))
+            .collect())
+    }
+
+    /// The fractional parts of `phase / Δ'` at a sparse response's positions, in
+    /// units of 2^-64 (see [`crate::adversary::response_fractions`]).
+    pub(crate) fn sparse_fractions(&self, ct: &SparseCiphertext) -> Vec<u64> {
+        let n = self.params.n;
+        let codec = &self.params.codec_resp;
+        let phase = self.sparse_phase(ct);
+        ct.positions
+            .iter()
+            .map(|&j| codec.fraction_at(&phase, n, j))
+            .collect()
     }
 
     /// `log2` of the largest noise coefficient of `ct` when it encrypts `m`
@@ -390,7 +450,9 @@ impl PublicKey {
         1 + 4 + 1 + 8 * moduli.len() + 16 + packed_len(self.params.n, moduli)
     }
 
-    /// Parse and validate a peer's public key against our parameters.
+    /// Parse and validate a peer's public key against our parameters: layout,
+    /// reduced residues, and `checks::public_key` (a `b` spread as an RLWE
+    /// sample's is, not the key of the zero secret or of a secret `±X^i`).
     pub fn from_bytes(params: &Arc<HeParams>, bytes: &[u8]) -> Result<PublicKey> {
         const WHAT: &str = "public key";
         let mut r = Reader::new(bytes, WHAT);
@@ -419,9 +481,12 @@ impl PublicKey {
         let seed = r.seed()?;
         let rows = r.rows(params.n, params.moduli())?;
         r.finish()?;
+        let a = uniform_from_seed(&params.ctx, params.n, seed)?;
+        let mut a_rows = a.clone();
+        a_rows.change_representation(Representation::PowerBasis);
+        checks::public_key(&params.codec, &rows, &rows_of(&a_rows), params.n)?;
         let mut b = poly_from_rows(&params.ctx, rows, Representation::PowerBasis)?;
         b.change_representation(Representation::Ntt);
-        let a = uniform_from_seed(&params.ctx, params.n, seed)?;
         Ok(PublicKey {
             params: params.clone(),
             seed,
@@ -462,9 +527,12 @@ impl SeededCiphertext {
         write_rows(out, &rows_of(&self.c0), params.n, params.moduli());
     }
 
+    /// Read a peer's ciphertext, refusing a `c0` that is not spread as a fresh
+    /// encryption's is (`checks::spread`).
     pub(crate) fn read(params: &Arc<HeParams>, r: &mut Reader<'_>) -> Result<SeededCiphertext> {
         let seed = r.seed()?;
         let rows = r.rows(params.n, params.moduli())?;
+        checks::spread(&params.codec, &rows, params.n, r.what())?;
         let c0 = poly_from_rows(&params.ctx, rows, Representation::PowerBasis)?;
         Ok(SeededCiphertext { seed, c0 })
     }
@@ -499,6 +567,7 @@ impl Plaintext {
             });
         }
         let moduli = params.moduli();
+        // Moved into the polynomial below (which the NTT then overwrites in place).
         let mut rows2 = vec![0u64; moduli.len() * n];
         for (i, &p) in moduli.iter().enumerate() {
             let p128 = p as i128;
@@ -523,6 +592,90 @@ pub fn flood_bits(nnz_total: usize, terms: usize) -> u32 {
     let bound =
         (nnz_total.max(1) as f64) * 2f64.powi(63) * (ERROR_BOUND as f64 + 0.5) + terms as f64 + 2.0;
     bound.log2().ceil() as u32 + FLOOD_MARGIN_BITS
+}
+
+/// The flooding of a response, added at the response level after switching:
+/// uniform on the `2h` integers `[-h, h)`, with `h` as large as the decryption
+/// budget allows once the honest worst case is paid for.
+///
+/// Why as large as possible: a querier that chose its own key can make the
+/// phase of its query anything, so `(phase * W) mod Δ'` — the part of the
+/// response that `Δ(-T)` does not randomize — can be anything; only flooding
+/// that covers almost the whole period `Δ'` hides it. With `L = 2h` values,
+/// the response's coefficient `j` is, for fixed everything else, uniform on
+/// `2^64 · L` of the `q'` residues (one arc of `L` per `T_j`), so it carries at
+/// most `log2(Δ'/L)` bits, and the responses for any two weight shares are at
+/// statistical distance at most `(Δ' - L + 2)/L` per coefficient
+/// ([`distance_bound`](Self::distance_bound)), for any query the responder
+/// accepts. The honest worst case (docs/he.md, noise table) is what is left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseFlood {
+    half_width: u64,
+}
+
+/// Units of safety margin left below the decryption budget at `q'` (covers the
+/// decoder's fixed-point error, `< 4 * 2^-64 * Δ'`, many times over).
+const RESPONSE_MARGIN: u64 = 64;
+
+impl ResponseFlood {
+    /// The flooding for a sum of `terms` products with plaintexts of
+    /// `nnz_total` non-zero positions in total, plus `Δ(-T)` and a public-key
+    /// encryption of zero, switched to `q'`: `h = floor(Δ'/2) - ceil(B') -
+    /// margin`, `B'` the honest worst-case noise after switching
+    /// ([`honest_bound`](Self::honest_bound)).
+    pub fn for_products(params: &HeParams, nnz_total: usize, terms: usize) -> Result<Self> {
+        let q_resp: u128 = params
+            .response_moduli()
+            .iter()
+            .try_fold(1u128, |a, &p| a.checked_mul(p as u128))
+            .ok_or_else(|| HeError::ParameterMismatch("response modulus above 2^128".into()))?;
+        let budget = q_resp >> 65;
+        let honest = Self::honest_bound(params, nnz_total, terms).ceil();
+        let need = honest as u128 + RESPONSE_MARGIN as u128;
+        if !honest.is_finite() || need >= budget || budget - need > u64::MAX as u128 / 2 {
+            return Err(HeError::Shape(format!(
+                "honest response noise 2^{:.1} does not fit the budget 2^{:.1}",
+                honest.log2(),
+                (budget as f64).log2()
+            )));
+        }
+        Ok(ResponseFlood {
+            half_width: (budget - need) as u64,
+        })
+    }
+
+    /// The honest worst-case noise of a response at `q'`, before flooding:
+    /// `(B + (2n+1)·B_e) / D + 1/2 + n/2`, with `B = nnz·2^63·(B_e + 1/2) + terms + 2`
+    /// the products' bound at `q` (`|w| <= 2^63`, fresh error `|e| <= B_e = 20`),
+    /// `(2n+1)·B_e` the encryption of zero's (`e·u + e0 + e1·s`), `D = q/q'`, and
+    /// the rounding of switching: `1/2` on `c0`, `1/2` per coefficient of `c1`
+    /// times a ternary key (`||s||_1 <= n`).
+    pub fn honest_bound(params: &HeParams, nnz_total: usize, terms: usize) -> f64 {
+        let n = params.n as f64;
+        let be = ERROR_BOUND as f64;
+        let product = (nnz_total.max(1) as f64) * 2f64.powi(63) * (be + 0.5) + terms as f64 + 2.0;
+        let zero = (2.0 * n + 1.0) * be;
+        (product + zero) / params.switch.divisor() as f64 + 0.5 + n / 2.0
+    }
+
+    /// `h`: the flooding is uniform on `[-h, h)`.
+    pub fn half_width(&self) -> u64 {
+        self.half_width
+    }
+
+    /// Bound on the statistical distance, per returned coefficient, between
+    /// the responses for any two weight shares, whatever the query:
+    /// `(Δ' - 2h + 2) / 2h`.
+    pub fn distance_bound(&self, params: &HeParams) -> f64 {
+        let delta = params
+            .response_moduli()
+            .iter()
+            .map(|&p| p as f64)
+            .product::<f64>()
+            / 2f64.powi(64);
+        let l = 2.0 * self.half_width as f64;
+        (delta - l + 2.0) / l
+    }
 }
 
 fn check_flood(params: &HeParams, flood_bits: u32) -> Result<()> {
@@ -597,11 +750,14 @@ impl Ciphertext {
     ) -> Result<()> {
         let params = &pk.params;
         check_flood(params, flood_bits)?;
-        let z = pk.encrypt_zero(rng)?;
+        let mut z = pk.encrypt_zero(rng)?;
         self.c0.change_representation(Representation::Ntt);
         self.c1.change_representation(Representation::Ntt);
         self.c0 += &z.c0;
         self.c1 += &z.c1;
+        // Knowing the encryption of zero would let the querier take it off again.
+        z.c0.zeroize();
+        z.c1.zeroize();
         self.c0.change_representation(Representation::PowerBasis);
         self.c1.change_representation(Representation::PowerBasis);
         let n = params.n;
@@ -628,24 +784,24 @@ impl Ciphertext {
                 rows[i * n + j] = qi.sub(qi.reduce_u128(x), offset[i]);
             }
         }
-        let flood = poly_from_rows(ctx, rows.to_vec(), Representation::PowerBasis)?;
+        let mut flood = poly_from_rows(ctx, rows.to_vec(), Representation::PowerBasis)?;
         self.c0 += &flood;
+        flood.zeroize();
         Ok(())
     }
 
     /// The evaluator's last step, fused for speed: with `self` the accumulated
     /// product (full level, NTT form), add `Δ(-t)` at `positions`, re-randomize
-    /// (a fresh public-key encryption of zero, flooding noise uniform in
-    /// `[-2^flood_bits, 2^flood_bits)`), switch down to the response modulus and
-    /// keep `c0` only at `positions`. `c0` is computed only where it is sent; the
-    /// result equals `add_plain`, `rerandomize`, `mod_switch_to_response` and
-    /// `sparsify` in sequence.
+    /// with a fresh public-key encryption of zero, switch down to the response
+    /// modulus, keep `c0` only at `positions` and flood it there with `flood`
+    /// (uniform on `[-h, h)` at the response level). `c0` is computed only where
+    /// it is sent.
     pub fn finish_response<R: RngCore + CryptoRng>(
         self,
         pk: &PublicKey,
         positions: &[usize],
         t: &[u64],
-        flood_bits: u32,
+        flood: &ResponseFlood,
         rng: &mut R,
     ) -> Result<SparseCiphertext> {
         let params = &pk.params;
@@ -665,15 +821,18 @@ impl Ciphertext {
                 expected: n,
             });
         }
-        check_flood(params, flood_bits)?;
         let Ciphertext { mut c0, mut c1 } = self;
         c0.change_representation(Representation::Ntt);
         c1.change_representation(Representation::Ntt);
         // Encryption of zero: (b*u, a*u) here, its errors e0, e1 below.
         let mut u = ternary(ctx, n, rng)?;
         u.change_representation(Representation::Ntt);
-        c0 += &(&pk.b * &u);
-        c1 += &(&pk.a * &u);
+        let mut bu = &pk.b * &u;
+        c0 += &bu;
+        bu.zeroize();
+        let mut au = &pk.a * &u;
+        c1 += &au;
+        au.zeroize();
         u.zeroize();
         c0.change_representation(Representation::PowerBasis);
         c1.change_representation(Representation::PowerBasis);
@@ -681,7 +840,10 @@ impl Ciphertext {
         let sw = &params.switch;
         let keep = params.ctx_resp.moduli().len();
 
+        // The unflooded product (partial sums of W at unsent positions) and the
+        // re-randomization: zeroized once copied into rows.
         let mut x1 = rows_of(&c1);
+        c1.zeroize();
         let e1 = cbd10(n, rng);
         for (i, qi) in moduli.iter().enumerate() {
             let p = **qi;
@@ -693,38 +855,35 @@ impl Ciphertext {
         for j in 0..n {
             sw.switch_at(&x1, n, j, &mut c1_rows, n, j);
         }
+        x1.zeroize();
 
         let mut x0 = rows_of(&c0);
+        c0.zeroize();
         let k = positions.len();
         let e0 = cbd10(k, rng);
-        let span_mask: u128 = if flood_bits + 1 >= 128 {
-            u128::MAX
-        } else {
-            (1u128 << (flood_bits + 1)) - 1
-        };
-        let mut flood = Zeroizing::new(vec![0u8; 16 * k]);
-        rng.fill_bytes(&mut flood);
-        let offset: Vec<u64> = moduli
-            .iter()
-            .map(|qi| qi.reduce_u128(1u128 << flood_bits))
-            .collect();
         let codec = &params.codec;
         let mut c0_rows = vec![0u64; keep * k];
         for (idx, &j) in positions.iter().enumerate() {
-            let mut b = [0u8; 16];
-            b.copy_from_slice(&flood[16 * idx..16 * idx + 16]);
-            let f = u128::from_le_bytes(b) & span_mask;
             for (i, qi) in moduli.iter().enumerate() {
                 let p = **qi;
                 let mut v = x0[i * n + j];
                 v = qi.add(v, small_mod(e0[idx], p));
-                v = qi.add(v, qi.sub(qi.reduce_u128(f), offset[i]));
                 v = qi.sub(v, codec.encode_one(i, t[idx]));
                 x0[i * n + j] = v;
             }
             sw.switch_at(&x0, n, j, &mut c0_rows, k, idx);
         }
         x0.zeroize();
+        let noise = uniform_below(2 * flood.half_width, k, rng);
+        let kept = &params.codec_resp.q;
+        for (idx, &f) in noise.iter().enumerate() {
+            let f = f as i128 - flood.half_width as i128;
+            for (i, qi) in kept.iter().enumerate() {
+                let p = **qi;
+                let fv = f.rem_euclid(p as i128) as u64;
+                c0_rows[i * k + idx] = qi.add(c0_rows[i * k + idx], fv);
+            }
+        }
         Ok(SparseCiphertext {
             c0_rows,
             c1: poly_from_rows(&params.ctx_resp, c1_rows, Representation::PowerBasis)?,

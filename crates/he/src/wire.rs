@@ -51,6 +51,11 @@ impl<'a> Reader<'a> {
         Reader { buf, what }
     }
 
+    /// Which message this reads (for errors).
+    pub(crate) fn what(&self) -> &'static str {
+        self.what
+    }
+
     pub(crate) fn take(&mut self, len: usize) -> Result<&'a [u8]> {
         if self.buf.len() < len {
             return Err(malformed(

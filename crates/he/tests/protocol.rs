@@ -137,7 +137,11 @@ fn malformed_queries_and_responses_are_rejected() {
     assert_eq!(resp.len(), plan.response_bytes(&params));
     let m = decrypt_response(&sk, &plan, 3, &resp).unwrap();
     let want = linear_reference(&shape, &r, &w).unwrap();
-    let got: Vec<u64> = m.iter().zip(&t).map(|(a, b)| a.wrapping_add(*b)).collect();
+    let got: Vec<u64> = m
+        .iter()
+        .zip(t.iter())
+        .map(|(a, b)| a.wrapping_add(*b))
+        .collect();
     assert_eq!(got, want);
     // Wrong layer number, truncation, extension, wrong tag, wrong count, garbage.
     assert!(matches!(
@@ -160,9 +164,9 @@ fn malformed_queries_and_responses_are_rejected() {
     assert!(decrypt_response(&sk, &plan, 3, &resp[..resp.len() - 3]).is_err());
     assert!(decrypt_response(&sk, &plan, 2, &resp).is_err());
     assert!(decrypt_response(&sk, &plan, 3, &q).is_err());
-    // A response whose c1 residues are not reduced.
+    // A response whose c1 residues are not reduced (the first 60-bit residue all ones).
     let mut bad = resp.clone();
-    for b in &mut bad[9..9 + 6] {
+    for b in &mut bad[9..9 + 8] {
         *b = 0xff;
     }
     assert!(matches!(

@@ -2,9 +2,12 @@
 //! docs/he.md, circuit privacy, and malformed input.
 
 use blindfold_core::Prg;
+use blindfold_he::adversary::{secret_key_from_coeffs, sparse_fractions};
 use blindfold_he::params::{ERROR_BOUND, FLOOD_MARGIN_BITS};
 use blindfold_he::rlwe::flood_bits;
-use blindfold_he::{HeError, HeParams, Plaintext, PublicKey, SecretKey, SeededCiphertext};
+use blindfold_he::{
+    HeError, HeParams, Plaintext, PublicKey, ResponseFlood, SecretKey, SeededCiphertext,
+};
 
 const N: usize = 8192;
 
@@ -114,7 +117,7 @@ fn rerandomized_switched_response_decrypts_exactly() {
     resp.mod_switch_to_response(&params).unwrap();
     same(&sk.decrypt(&resp).unwrap(), &expect);
     let switched = sk.noise_log2(&resp, &expect).unwrap();
-    // After switching: (q'/q) 2^k + 1/2 + ||s||_1 / 2 <= 2^(k - 120) + 2^12.
+    // After switching: (q'/q) 2^k + 1/2 + ||s||_1 / 2 <= 2^(k - 80) + 2^12.
     let bound =
         (2f64.powf(k as f64 + params.log_q_response() - params.log_q()) + 1.0 + N as f64 / 2.0)
             .log2();
@@ -204,10 +207,10 @@ fn malformed_public_keys_and_ciphertexts_are_rejected() {
         Err(HeError::ParameterMismatch(_))
     ));
     assert!(PublicKey::from_bytes(&params, &[]).is_err());
-    // An unreduced residue (all ones) in b.
+    // An unreduced residue (the first, 60-bit one all ones) in b.
     let mut bad = pk.clone();
     let off = 1 + 4 + 1 + 32 + 16;
-    for b in &mut bad[off..off + 5] {
+    for b in &mut bad[off..off + 8] {
         *b = 0xff;
     }
     assert!(matches!(
@@ -246,9 +249,10 @@ fn fused_finish_response_decrypts_and_hides_the_product() {
     let prod = ct.mul_plain(&pt);
     let positions: Vec<usize> = (3..N).step_by(5).collect();
     let t = rng.gen_u64s(positions.len());
+    let flood = ResponseFlood::for_products(&params, N, 1).unwrap();
     let resp = prod
         .clone()
-        .finish_response(&pk, &positions, &t, flood_bits(N, 1), &mut rng)
+        .finish_response(&pk, &positions, &t, &flood, &mut rng)
         .unwrap();
     let full = negacyclic(&r, &w);
     let want: Vec<u64> = positions
@@ -265,7 +269,7 @@ fn fused_finish_response_decrypts_and_hides_the_product() {
     let mut b = Vec::new();
     resp.write(&params, &mut a);
     naive_sparse.write(&params, &mut b);
-    let c1_len = a.len() - (positions.len() * 80).div_ceil(8);
+    let c1_len = a.len() - (positions.len() * 120).div_ceil(8);
     let differ = a[..c1_len / 2]
         .iter()
         .zip(&b[..c1_len / 2])
@@ -278,9 +282,89 @@ fn fused_finish_response_decrypts_and_hides_the_product() {
     // Wrong mask length and out-of-range positions are errors, not panics.
     assert!(prod
         .clone()
-        .finish_response(&pk, &positions, &t[1..], 121, &mut rng)
+        .finish_response(&pk, &positions, &t[1..], &flood, &mut rng)
         .is_err());
     assert!(prod
-        .finish_response(&pk, &[N], &[0], 121, &mut rng)
+        .finish_response(&pk, &[N], &[0], &flood, &mut rng)
         .is_err());
+}
+
+/// `(frac(phase / Δ') centred) · Δ'`: the noise of a response coefficient.
+fn response_noise(params: &HeParams, frac: u64) -> f64 {
+    let delta: f64 = params
+        .response_moduli()
+        .iter()
+        .map(|&p| p as f64)
+        .product::<f64>()
+        / 2f64.powi(64);
+    (frac as i64 as f64) / 2f64.powi(64) * delta
+}
+
+#[test]
+fn response_flooding_fills_the_budget_and_decryption_stays_exact() {
+    let params = HeParams::new().unwrap();
+    let budget = (params.log_q_response() - 65.0).exp2();
+    // Every zoo layer is far below MAX_NNZ_PER_OUTPUT = 2^18; check the range.
+    for nnz in [1, 25, N, 1 << 18] {
+        let flood = ResponseFlood::for_products(&params, nnz, 4).unwrap();
+        let honest = ResponseFlood::honest_bound(&params, nnz, 4);
+        let h = flood.half_width() as f64;
+        let sd = flood.distance_bound(&params);
+        eprintln!(
+            "nnz {nnz}: honest worst case {honest:.0}, flooding [-2^{:.4}, 2^{:.4}), budget 2^{:.4}; \
+             distance per coefficient <= 2^{:.2}, information <= {:.3e} bits",
+            h.log2(),
+            h.log2(),
+            budget.log2(),
+            sd.log2(),
+            -(1.0 - sd).log2()
+        );
+        assert!(h + honest < budget, "the honest worst case still decrypts");
+        assert!(
+            sd < 2f64.powi(-42),
+            "flooding covers all but 2^-42 of the period"
+        );
+    }
+    // A key with every coefficient ±1 (||s||_1 = n, the worst case of the
+    // switching rounding) and a dense product of uniform 64-bit weights.
+    let mut rng = Prg::from_seed([8; 16]);
+    let coeffs: Vec<i64> = rng
+        .gen_u64s(N)
+        .iter()
+        .map(|v| if v & 1 == 0 { 1 } else { -1 })
+        .collect();
+    let sk = secret_key_from_coeffs(&params, &coeffs).unwrap();
+    let pk = PublicKey::from_bytes(&params, &sk.public_key(&mut rng).unwrap().to_bytes()).unwrap();
+    let r = rng.gen_u64s(N);
+    let w = rng.gen_u64s(N);
+    let pt = Plaintext::new(&params, &w, N).unwrap();
+    let ct = sk.encrypt(&r, &mut rng).unwrap().expand(&params).unwrap();
+    let positions: Vec<usize> = (0..N).collect();
+    let t = rng.gen_u64s(N);
+    let flood = ResponseFlood::for_products(&params, N, 1).unwrap();
+    let resp = ct
+        .mul_plain(&pt)
+        .finish_response(&pk, &positions, &t, &flood, &mut rng)
+        .unwrap();
+    let full = negacyclic(&r, &w);
+    let want: Vec<u64> = full
+        .iter()
+        .zip(&t)
+        .map(|(a, b)| a.wrapping_sub(*b))
+        .collect();
+    same(&sk.decrypt_sparse(&resp).unwrap(), &want);
+    let noise: Vec<f64> = sparse_fractions(&sk, &resp)
+        .into_iter()
+        .map(|f| response_noise(&params, f))
+        .collect();
+    let max = noise.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let h = flood.half_width() as f64;
+    eprintln!(
+        "response noise at q': max |v| = 2^{:.4} of 8192 coefficients; flooding 2^{:.4}; budget 2^{:.4}",
+        max.log2(),
+        h.log2(),
+        budget.log2()
+    );
+    assert!(max <= h + ResponseFlood::honest_bound(&params, N, 1));
+    assert!(max > 0.99 * h, "the flooding is what dominates");
 }
