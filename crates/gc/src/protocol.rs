@@ -37,6 +37,12 @@
 //! no AND gate and no input labels. G's labels for `a` are expanded from a private
 //! seed `sA` and regenerated online rather than stored.
 //!
+//! A gadget may read fewer than 64 bits per value and add *local parts* to the
+//! output shares ([`Gadget::input_bits`], [`Gadget::garbler_local`],
+//! [`Gadget::evaluator_local`]): exact truncation garbles only the borrow of the
+//! low `f` bits and keeps the rest of the SecureML local shares. The messages are
+//! the same, with `input_bits` labels and OTs per value instead of 64.
+//!
 //! Offline material is consumed by value by `online`, so it is used exactly once;
 //! the AND-gate index (the hash tweak) only grows within a session.
 
@@ -131,7 +137,7 @@ impl GarblerSession {
 
         let mut garbler = Garbler::new(&circuit, delta);
         let mut exp_a = LabelExpander::new(seed_a);
-        let ka = k * WORD;
+        let ka = k * gadget.input_bits();
         let mut g0 = vec![Block::ZERO; CHUNK * ka];
         // Zero-labels of E's inputs K are the COT's q_i, obtained group by group
         // (whole IKNP messages) so that E computes the next group's OT matrix while
@@ -209,8 +215,9 @@ impl GarblerOffline {
     pub fn gadget(&self) -> Gadget {
         self.gadget
     }
-    /// The garbler's output shares `r`, already known offline (the same values
-    /// [`GarblerOffline::online`] returns).
+    /// The garbler's masks `r`, already known offline: the output shares
+    /// [`GarblerOffline::online`] returns, before a gadget's local part
+    /// ([`Gadget::garbler_local`], zero except for truncation) is added.
     pub fn output_shares(&self) -> &[u64] {
         &self.r
     }
@@ -223,7 +230,7 @@ impl GarblerOffline {
     }
 
     /// Online phase: `y0` holds `n × k` values, element-major. Returns the
-    /// garbler's output shares `r` (one per element).
+    /// garbler's output shares `r` plus the gadget's local part (one per element).
     pub fn online(mut self, ch: &mut impl Channel, y0: &[u64]) -> Result<Vec<u64>> {
         let k = self.gadget.arity();
         let n = self.n;
@@ -236,7 +243,8 @@ impl GarblerOffline {
         }
         let d = ch.recv_u64s(n * k)?;
         let mut exp_a = LabelExpander::new(self.seed_a);
-        let ka = k * WORD;
+        let bits = self.gadget.input_bits();
+        let ka = k * bits;
         let mut lab = vec![Block::ZERO; CHUNK * ka];
         for group in (0..n).step_by(LABEL_GROUP) {
             let gb = LABEL_GROUP.min(n - group);
@@ -247,7 +255,7 @@ impl GarblerOffline {
                 let lab = &mut lab[..b * ka];
                 exp_a.expand((first * ka) as u64, lab);
                 for (s, row) in lab.chunks_exact(b).enumerate() {
-                    let (j, t) = (s / WORD, s % WORD);
+                    let (j, t) = (s / bits, s % bits);
                     for (i, l) in row.iter().enumerate() {
                         let e = (first + i) * k + j;
                         let a = y0[e].wrapping_add(d[e]);
@@ -258,7 +266,16 @@ impl GarblerOffline {
             ch.send_vec(msg)?;
         }
         ch.flush()?;
-        Ok(std::mem::take(&mut self.r))
+        let mut out = std::mem::take(&mut self.r);
+        let mut a = vec![0u64; k];
+        for (i, o) in out.iter_mut().enumerate() {
+            for (j, v) in a.iter_mut().enumerate() {
+                *v = y0[i * k + j].wrapping_add(d[i * k + j]);
+            }
+            *o = o.wrapping_add(self.gadget.garbler_local(&a));
+        }
+        a.zeroize();
+        Ok(out)
     }
 }
 
@@ -309,12 +326,15 @@ impl EvaluatorSession {
             .ok_or(GcError::Exhausted)?;
         let kv: Vec<u64> = (0..n * k).map(|_| rng.next_u64()).collect();
         // Choice bits in the garbling order: per chunk, slot-major.
-        let mut choices = Vec::with_capacity(n * k * WORD);
+        let bits = gadget.input_bits();
+        let mut choices = Vec::with_capacity(n * k * bits);
         for first in (0..n).step_by(CHUNK) {
             let b = CHUNK.min(n - first);
             for j in 0..k {
-                for t in 0..WORD {
-                    choices.extend((first..first + b).map(|i| bit(kv[i * k + j], t)));
+                for t in 0..bits {
+                    choices.extend(
+                        (first..first + b).map(|i| bit(gadget.evaluator_input(kv[i * k + j]), t)),
+                    );
                 }
             }
         }
@@ -409,7 +429,7 @@ impl EvaluatorOffline {
 
         let c = &self.circuit;
         let n_tw = (c.n_and() + c.n_proj()) as u64;
-        let ka = k * WORD;
+        let ka = k * self.gadget.input_bits();
         // All of the garbler's labels (one flight of LABEL_GROUP-sized messages).
         let mut la = Vec::with_capacity(n * ka);
         for group in (0..n).step_by(LABEL_GROUP) {
@@ -460,8 +480,14 @@ impl EvaluatorOffline {
         let threads = eval_threads()
             .min(chunks.len().div_ceil(MIN_CHUNKS_PER_THREAD))
             .max(1);
+        let local = |mut z: Vec<u64>| {
+            for (i, v) in z.iter_mut().enumerate() {
+                *v = v.wrapping_add(self.gadget.evaluator_local(&self.k[i * k..(i + 1) * k]));
+            }
+            z
+        };
         if threads == 1 {
-            return eval_range(&chunks);
+            return eval_range(&chunks).map(local);
         }
         let per = chunks.len().div_ceil(threads);
         let parts: Vec<Result<Vec<u64>>> = std::thread::scope(|sc| {
@@ -478,7 +504,7 @@ impl EvaluatorOffline {
         for p in parts {
             out.extend(p?);
         }
-        Ok(out)
+        Ok(local(out))
     }
 }
 
@@ -559,6 +585,7 @@ mod tests {
             (Gadget::SignMask, 7),
             (Gadget::ThresholdSignMask, 8),
             (Gadget::ArgmaxMask { k: 10 }, 9),
+            (Gadget::TruncMask { f }, 10),
         ] {
             let (y0, y1) = shares(n * g.arity(), seed, small);
             run(g, y0, y1, 1);
@@ -602,7 +629,7 @@ mod tests {
         /// Random gadget, random batch size and values, garbled across two threads.
         #[test]
         fn garbled_gadgets_match_plain(
-            which in 0usize..5,
+            which in 0usize..6,
             k in 1usize..6,
             f in 0u32..20,
             n in 1usize..140,
@@ -613,13 +640,62 @@ mod tests {
                 1 => Gadget::MaxPoolReluTruncMask { k, f: FracBits(f) },
                 2 => Gadget::SignMask,
                 3 => Gadget::ThresholdSignMask,
+                4 => Gadget::TruncMask { f: FracBits(f.max(1)) },
                 _ => Gadget::ArgmaxMask { k },
             };
+            // Truncation is exact unless the shares wrap (probability |x|/2^64):
+            // only values of fixed-point size for it.
+            let wide = !matches!(g, Gadget::TruncMask { .. });
             let (y0, y1) = shares(n * g.arity(), seed, |p| {
-                if p.gen_u64() % 3 == 0 { p.gen_u64() } else { small(p) }
+                if wide && p.gen_u64() % 3 == 0 { p.gen_u64() } else { small(p) }
             });
             run(g, y0, y1, 1);
         }
+    }
+
+    /// Exact truncation on values at a fixed-point scale (every low-bit pattern,
+    /// both signs), and what it costs on the wire per value: IKNP for the
+    /// evaluator's `f` bits and `f` AND tables offline, `D` and `f` labels online.
+    #[test]
+    fn exact_truncation_two_threads_and_its_bytes() {
+        let f = FracBits(12);
+        let g = Gadget::TruncMask { f };
+        let x: Vec<u64> = (0..1000i64)
+            .map(|i| ((i - 500) * 4093 + (i % 7) * 1_000_000_000) as u64)
+            .collect();
+        let mut p = Prg::from_seed([21; 16]);
+        let y1: Vec<u64> = x.iter().map(|_| p.gen_u64()).collect();
+        let y0: Vec<u64> = x.iter().zip(&y1).map(|(x, y)| x.wrapping_sub(*y)).collect();
+        let n = x.len();
+        let (mut cg, mut ce) = MemoryChannel::pair();
+        let h = std::thread::spawn(move || {
+            let mut rng = Prg::from_seed([1; 16]);
+            let mut s = GarblerSession::setup(&mut cg, &mut rng).unwrap();
+            let off = s.offline(&mut cg, g, n, &mut rng).unwrap();
+            off.online(&mut cg, &y0).unwrap()
+        });
+        let mut rng = Prg::from_seed([2; 16]);
+        let mut s = EvaluatorSession::setup(&mut ce, &mut rng).unwrap();
+        let b0 = ce.stats().total().bytes();
+        let off = s.offline(&mut ce, g, n, &mut rng).unwrap();
+        let b1 = ce.stats().total().bytes();
+        let z = off.online(&mut ce, &y1).unwrap();
+        let b2 = ce.stats().total().bytes();
+        let r = h.join().unwrap();
+        for i in 0..n {
+            assert_eq!(
+                r[i].wrapping_add(z[i]),
+                g.plain(&x[i..i + 1]),
+                "element {i}"
+            );
+        }
+        let (offline, online) = ((b1 - b0) as f64 / n as f64, (b2 - b1) as f64 / n as f64);
+        eprintln!(
+            "exact truncation, f = 12: {offline:.1} B offline + {online:.1} B online per value"
+        );
+        // 12 × 16 (OT) + 12 × 32 + 8 (tables); 8 + 12 × 16 (D, labels); plus framing.
+        assert!((584.0..600.0).contains(&offline), "offline {offline}");
+        assert!((200.0..205.0).contains(&online), "online {online}");
     }
 
     #[test]
