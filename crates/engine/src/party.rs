@@ -16,7 +16,8 @@
 //!  ═══════════════ online (input shares x0 | x1 arrive) ═════════════════════
 //!  linear:  D0 = x0 - R0  ─────────▶           ◀───────── D1 = x1 - R1
 //!           y0 = L(x0 + D1; W0) + M0 + T0 + b0   y1 = L(x1 + D0; W1) + M1 + T1 + b1
-//!  trunc:   x0 >>> f (local)                     -((-x1) >>> f) (local)
+//!  trunc:   a GC layer (below) whose circuit is the borrow of the low f bits;
+//!           the garbler adds a >>> f, the evaluator -((-K) >>> f) (exact)
 //!  square:  e0 = x0 - a0 ─────────▶             ◀───────── e1 = x1 - a1
 //!           y0 = e² + 2e·a0 + c0                 y1 = 2e·a1 + c1
 //!  GC layer: the evaluator sends y_E - K, the garbler its input labels; the
@@ -102,7 +103,7 @@ impl GcMaterial {
 
 /// One step's preprocessed material.
 enum Material {
-    /// Steps without preprocessing (input, truncation, local ops).
+    /// Steps without preprocessing (input, local ops).
     None,
     Linear(DirectedShares),
     Gc(GcMaterial),
@@ -421,7 +422,7 @@ impl PartyEngine {
                     }
                     Material::Square { a, a2 }
                 }
-                StepSpec::Input | StepSpec::Trunc | StepSpec::Local => Material::None,
+                StepSpec::Input | StepSpec::Local => Material::None,
             });
         }
         let label = circuits.next();
@@ -595,19 +596,6 @@ impl PartyEngine {
                         }
                     }
                     y
-                }
-                (StepSpec::Trunc, Material::None) => {
-                    let first = roles.public_terms() == me;
-                    vals[n.inputs[0]]
-                        .iter()
-                        .map(|&v| {
-                            if first {
-                                blindfold_core::ring::trunc_share_p0(v, f)
-                            } else {
-                                blindfold_core::ring::trunc_share_p1(v, f)
-                            }
-                        })
-                        .collect()
                 }
                 (StepSpec::Local, Material::None) => {
                     blindfold_model::engine::apply_share_local(q, i, &vals)

@@ -1,15 +1,18 @@
-//! Truncations that feed a garbled circuit happen inside it, exactly.
+//! Truncations that feed a garbled circuit happen inside it.
 //!
 //! The zoo's networks truncate `2f` values only where a linear layer or a square
 //! needs scale `f`, and their ReLUs and max-pools take `2f` inputs directly. An add
 //! or a concat of a `2f` and an `f` value (a residual connection, a skip
 //! concatenation) used to truncate its `2f` input locally even when the sum went
-//! straight into a ReLU or a sign; the local truncation is off by one unit about
-//! half the time, with a probability that reveals the dropped bits. The quantizer
-//! now lifts the `f` input to `2f` (an exact public multiply) instead, and the
-//! circuit shifts the sum exactly. These hand-built networks have such adds and
-//! concats: their programs must contain no local truncation, and the secure
-//! engine must equal the reference bit for bit.
+//! straight into a ReLU or a sign: a local share truncation is off by one unit
+//! with probability equal to the dropped fraction (so the secure answer was not
+//! the reference's, and repeated answers revealed the dropped bits). Stand-alone
+//! truncations are now exact garbled circuits of their own, but where a circuit
+//! follows anyway that is a circuit and a round trip too many: the quantizer
+//! lifts the `f` input to `2f` (an exact public multiply) and the following
+//! circuit shifts the sum for free. These hand-built networks have such adds and
+//! concats: their programs must contain no stand-alone truncation, and the secure
+//! engine must equal the reference bit for bit (the old quantizer fails both).
 
 mod common;
 
@@ -116,7 +119,7 @@ fn adds_and_concats_into_circuits_truncate_inside_them() {
         let q = quantize(&network(join, act, 3), FracBits::DEFAULT).unwrap();
         assert!(
             !q.nodes.iter().any(|n| n.op == QOp::Trunc),
-            "{what}: a local truncation feeds the circuit: {:?}",
+            "{what}: a stand-alone truncation feeds the circuit: {:?}",
             q.nodes.iter().map(|n| n.op.kind()).collect::<Vec<_>>()
         );
         // The lift is one exact public multiply by 2^f of the f input.
@@ -143,8 +146,8 @@ fn an_add_at_the_output_is_not_truncated() {
     assert_bit_exact(&q, &inputs(4));
 }
 
-/// Where the joined value feeds a linear layer the truncation stays local, and
-/// an add's lift does not add one: still one truncation of `C·H·W` values.
+/// Where the joined value feeds a linear layer a stand-alone truncation stays,
+/// and an add's lift does not add one: still one truncation of `C·H·W` values.
 #[test]
 fn a_join_into_a_linear_layer_still_truncates_once() {
     for join in [Op::Add, Op::Concat] {

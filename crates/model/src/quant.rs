@@ -10,14 +10,15 @@
 //!   a ReLU directly after a max-pool (or before it: `relu∘max = max∘relu`) is
 //!   fused into one circuit;
 //! * square takes `f` and produces `2f` (Beaver pair); every other place that needs
-//!   `f` but holds `2f` gets an explicit [`QOp::Trunc`] — local share truncation in
-//!   the secure engines, exact `floor` here;
+//!   `f` but holds `2f` gets an explicit [`QOp::Trunc`] — exact `floor` here and
+//!   in the secure engines (a garbled borrow circuit on the local shares);
 //! * an add or concat of a `2f` and an `f` value that flows (through reshapes,
 //!   resizes, adds and concats) into a garbled circuit or the output does not
 //!   truncate its `2f` input: it lifts the `f` input to `2f` with an exact public
-//!   multiply by `2^f` ([`QOp::MulPublic`]), so the circuit truncates exactly
-//!   (`floor((a + b·2^f) / 2^f) = floor(a / 2^f) + b`, the same value) and no local
-//!   truncation feeds a circuit. An add lifts when any consumer path gets there
+//!   multiply by `2^f` ([`QOp::MulPublic`]), so the circuit that follows shifts
+//!   the sum exactly (`floor((a + b·2^f) / 2^f) = floor(a / 2^f) + b`, the same
+//!   value) and no stand-alone truncation (a garbled circuit and a round trip of
+//!   its own) is spent before it. An add lifts when any consumer path gets there
 //!   (lifting never adds a truncation: the sum is truncated once where `f` is
 //!   needed, instead of the addend); a concat only when every path does (a
 //!   truncated concat would cost more elements than its `2f` parts);
@@ -76,7 +77,8 @@ pub enum QOp {
     },
     /// `x * x` (Beaver pair); scale `f` in, `2f` out.
     Square,
-    /// Local truncation by `f` (secure engines: SecureML share truncation).
+    /// Exact truncation by `f`: `x >>a f` (secure engines: SecureML share
+    /// truncation corrected by a garbled borrow of the low bits).
     Trunc,
     /// `±2^f`: `+` where `x >= 0`. Garbled circuit.
     Sign,
