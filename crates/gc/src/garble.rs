@@ -31,6 +31,7 @@ use crate::circuit::{Circuit, Op, OutBit};
 use crate::hash::{from_aes, to_aes, AesBlock, FixedKeyHash};
 use crate::{GcError, Result};
 use blindfold_core::Block;
+use zeroize::Zeroize;
 
 /// Instances garbled side by side.
 pub const CHUNK: usize = 64;
@@ -39,7 +40,9 @@ pub const AND_TABLE_BYTES: usize = 32;
 /// Bytes of one projection gate (one 64-bit row; the other is implicit).
 pub const PROJ_TABLE_BYTES: usize = 8;
 
-/// What garbling chunks produces, appended chunk after chunk.
+/// What garbling chunks produces, appended chunk after chunk. The masks (the
+/// garbler's output shares) and decoding bits are zeroized on drop; the tables
+/// are sent to the evaluator anyway. Take the masks out with `std::mem::take`.
 #[derive(Debug, Default)]
 pub struct GarbledChunk {
     /// Garbled tables (AND gates, then projection gates, per chunk).
@@ -50,7 +53,15 @@ pub struct GarbledChunk {
     pub masks: Vec<u64>,
 }
 
-/// What evaluating chunks produces, appended chunk after chunk.
+impl Drop for GarbledChunk {
+    fn drop(&mut self) {
+        self.masks.zeroize();
+        self.decode.zeroize();
+    }
+}
+
+/// What evaluating chunks produces, appended chunk after chunk; zeroized on
+/// drop (take the outputs out with `std::mem::take`).
 #[derive(Debug, Default)]
 pub struct EvaluatedChunk {
     /// Decoded bit outputs, instance-major.
@@ -59,12 +70,20 @@ pub struct EvaluatedChunk {
     pub ring: Vec<u64>,
 }
 
+impl Drop for EvaluatedChunk {
+    fn drop(&mut self) {
+        self.bits.zeroize();
+        self.ring.zeroize();
+    }
+}
+
 #[inline(always)]
 fn sel(x: u128, bit: u128) -> u128 {
     x & 0u128.wrapping_sub(bit & 1)
 }
 
-/// The garbler's walk over chunks of instances.
+/// The garbler's walk over chunks of instances. `Δ`, the slot storage (every
+/// wire's zero-label of the last chunk) and the hash buffer are zeroized on drop.
 pub struct Garbler<'c> {
     circuit: &'c Circuit,
     delta: u128,
@@ -72,6 +91,22 @@ pub struct Garbler<'c> {
     slots: Vec<u128>,
     /// Hash inputs and outputs of one gate row (4 per instance).
     buf: Vec<AesBlock>,
+}
+
+impl Zeroize for Garbler<'_> {
+    fn zeroize(&mut self) {
+        self.delta.zeroize();
+        self.slots.zeroize();
+        for b in self.buf.iter_mut() {
+            b.as_mut_slice().zeroize();
+        }
+    }
+}
+
+impl Drop for Garbler<'_> {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
 }
 
 impl<'c> Garbler<'c> {
@@ -229,13 +264,29 @@ impl<'c> Garbler<'c> {
     }
 }
 
-/// The evaluator's walk over chunks of instances.
+/// The evaluator's walk over chunks of instances. The slot storage (active
+/// labels of the last chunk) and the hash buffer are zeroized on drop.
 pub struct Evaluator<'c> {
     circuit: &'c Circuit,
     hash: FixedKeyHash,
     slots: Vec<u128>,
     /// Hash inputs and outputs of one gate row (2 per instance).
     buf: Vec<AesBlock>,
+}
+
+impl Zeroize for Evaluator<'_> {
+    fn zeroize(&mut self) {
+        self.slots.zeroize();
+        for b in self.buf.iter_mut() {
+            b.as_mut_slice().zeroize();
+        }
+    }
+}
+
+impl Drop for Evaluator<'_> {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
 }
 
 impl<'c> Evaluator<'c> {
@@ -518,6 +569,17 @@ mod tests {
                 assert_eq!(r.wrapping_add(z), *v, "ring output {o} of instance {i}");
             }
         }
+        // Zeroizing (what Drop runs) wipes Δ and every label held.
+        g.zeroize();
+        assert_eq!(g.delta, 0);
+        assert!(g.slots.is_empty() && g.buf.iter().all(|b| b.iter().all(|&x| x == 0)));
+        let mut ev2 = Evaluator::new(&c);
+        let mut out3 = EvaluatedChunk::default();
+        ev2.eval_chunk(5, &ga, &ea, tables, decode, &mut out3)
+            .unwrap();
+        assert!(ev2.slots.iter().any(|&l| l != 0));
+        ev2.zeroize();
+        assert!(ev2.slots.is_empty() && ev2.buf.iter().all(|b| b.iter().all(|&x| x == 0)));
         // Truncated tables are an error, not a panic.
         let mut out2 = EvaluatedChunk::default();
         assert!(ev

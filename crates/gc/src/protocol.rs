@@ -55,7 +55,7 @@ use blindfold_core::Block;
 use blindfold_net::Channel;
 use blindfold_ot::{CotReceiver, CotSender};
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Garbled tables per message: whole chunks, about this many bytes.
 pub const TABLE_MSG: usize = 1 << 20;
@@ -85,12 +85,11 @@ pub struct GarblerSession {
 impl GarblerSession {
     /// Run the base OTs (one flight each way) with a fresh `Δ` (lsb 1).
     pub fn setup(ch: &mut impl Channel, rng: &mut (impl RngCore + CryptoRng)) -> Result<Self> {
-        let mut d = [0u8; 16];
-        rng.fill_bytes(&mut d);
-        let delta = Block(u128::from_le_bytes(d) | 1);
-        d.zeroize();
+        let mut d = Zeroizing::new([0u8; 16]);
+        rng.fill_bytes(&mut *d);
+        let delta = Zeroizing::new(Block(u128::from_le_bytes(*d) | 1));
         Ok(GarblerSession {
-            cot: CotSender::setup(ch, delta, rng)?,
+            cot: CotSender::setup(ch, *delta, rng)?,
             next_gate: 0,
         })
     }
@@ -124,10 +123,10 @@ impl GarblerSession {
             .and_then(|g| g.checked_add(gate0))
             .filter(|&g| g < u64::MAX / 2)
             .ok_or(GcError::Exhausted)?;
-        let delta = self.cot.delta();
-
-        let mut seed_a = [0u8; 16];
-        rng.fill_bytes(&mut seed_a);
+        // Secrets held in locals are wrapped so an early return wipes them too.
+        let delta = Zeroizing::new(self.cot.delta());
+        let mut seed_a = Zeroizing::new([0u8; 16]);
+        rng.fill_bytes(&mut *seed_a);
 
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(&gate0.to_le_bytes());
@@ -135,14 +134,14 @@ impl GarblerSession {
         ch.send_vec(header)?;
         ch.flush()?;
 
-        let mut garbler = Garbler::new(&circuit, delta);
-        let mut exp_a = LabelExpander::new(seed_a);
+        let mut garbler = Garbler::new(&circuit, *delta);
+        let mut exp_a = LabelExpander::new(*seed_a);
         let ka = k * gadget.input_bits();
-        let mut g0 = vec![Block::ZERO; CHUNK * ka];
+        let mut g0 = Zeroizing::new(vec![Block::ZERO; CHUNK * ka]);
         // Zero-labels of E's inputs K are the COT's q_i, obtained group by group
         // (whole IKNP messages) so that E computes the next group's OT matrix while
         // G garbles the current one.
-        let mut q = vec![Block::ZERO; COT_GROUP.min(n) * ka];
+        let mut q = Zeroizing::new(vec![Block::ZERO; COT_GROUP.min(n) * ka]);
         let per_msg = table_msg_chunks(&circuit);
         let msg_cap = per_msg * CHUNK * circuit.table_bytes();
         let mut out = GarbledChunk {
@@ -176,9 +175,6 @@ impl GarblerSession {
                 }
             }
         }
-        for l in q.iter_mut() {
-            l.0.zeroize();
-        }
         if !out.tables.is_empty() {
             ch.send_vec(std::mem::take(&mut out.tables))?;
         }
@@ -187,14 +183,16 @@ impl GarblerSession {
         Ok(GarblerOffline {
             gadget,
             n,
-            delta,
-            seed_a,
-            r: out.masks,
+            delta: *delta,
+            seed_a: *seed_a,
+            r: std::mem::take(&mut out.masks),
         })
     }
 }
 
 /// The garbler's material for one batch, consumed by [`GarblerOffline::online`].
+/// `Δ`, the label seed and the masks are zeroized on drop (the gadget and the
+/// batch size are public).
 pub struct GarblerOffline {
     gadget: Gadget,
     n: usize,
@@ -203,11 +201,17 @@ pub struct GarblerOffline {
     r: Vec<u64>,
 }
 
-impl Drop for GarblerOffline {
-    fn drop(&mut self) {
-        self.delta.0.zeroize();
+impl Zeroize for GarblerOffline {
+    fn zeroize(&mut self) {
+        self.delta.zeroize();
         self.seed_a.zeroize();
         self.r.zeroize();
+    }
+}
+
+impl Drop for GarblerOffline {
+    fn drop(&mut self) {
+        self.zeroize();
     }
 }
 
@@ -245,7 +249,7 @@ impl GarblerOffline {
         let mut exp_a = LabelExpander::new(self.seed_a);
         let bits = self.gadget.input_bits();
         let ka = k * bits;
-        let mut lab = vec![Block::ZERO; CHUNK * ka];
+        let mut lab = Zeroizing::new(vec![Block::ZERO; CHUNK * ka]);
         for group in (0..n).step_by(LABEL_GROUP) {
             let gb = LABEL_GROUP.min(n - group);
             let mut msg = Vec::with_capacity(gb * ka * 16);
@@ -267,14 +271,13 @@ impl GarblerOffline {
         }
         ch.flush()?;
         let mut out = std::mem::take(&mut self.r);
-        let mut a = vec![0u64; k];
+        let mut a = Zeroizing::new(vec![0u64; k]);
         for (i, o) in out.iter_mut().enumerate() {
             for (j, v) in a.iter_mut().enumerate() {
                 *v = y0[i * k + j].wrapping_add(d[i * k + j]);
             }
             *o = o.wrapping_add(self.gadget.garbler_local(&a));
         }
-        a.zeroize();
         Ok(out)
     }
 }
@@ -324,10 +327,10 @@ impl EvaluatorSession {
             .and_then(|g| g.checked_add(gate0))
             .filter(|&g| g < u64::MAX / 2)
             .ok_or(GcError::Exhausted)?;
-        let kv: Vec<u64> = (0..n * k).map(|_| rng.next_u64()).collect();
+        let mut kv = Zeroizing::new((0..n * k).map(|_| rng.next_u64()).collect::<Vec<u64>>());
         // Choice bits in the garbling order: per chunk, slot-major.
         let bits = gadget.input_bits();
-        let mut choices = Vec::with_capacity(n * k * bits);
+        let mut choices = Zeroizing::new(Vec::with_capacity(n * k * bits));
         for first in (0..n).step_by(CHUNK) {
             let b = CHUNK.min(n - first);
             for j in 0..k {
@@ -338,7 +341,8 @@ impl EvaluatorSession {
                 }
             }
         }
-        let k_labels = self.cot.receive_correlated(ch, &choices)?;
+        let mut k_labels = Zeroizing::new(self.cot.receive_correlated(ch, &choices)?);
+        drop(choices);
 
         // Tables: whole chunks per message, ending exactly at the total.
         let chunk_bytes = CHUNK * circuit.table_bytes();
@@ -363,15 +367,17 @@ impl EvaluatorSession {
             circuit,
             n,
             gate0,
-            k: kv,
-            k_labels,
+            k: std::mem::take(&mut *kv),
+            k_labels: std::mem::take(&mut *k_labels),
             tables,
         })
     }
 }
 
 /// The evaluator's material for one batch, consumed by
-/// [`EvaluatorOffline::online`].
+/// [`EvaluatorOffline::online`]. Its random inputs `K` and their labels are
+/// zeroized on drop; the garbled tables (sent in the clear) and the circuit are
+/// public.
 pub struct EvaluatorOffline {
     gadget: Gadget,
     circuit: Circuit,
@@ -382,12 +388,16 @@ pub struct EvaluatorOffline {
     tables: Vec<Vec<u8>>,
 }
 
+impl Zeroize for EvaluatorOffline {
+    fn zeroize(&mut self) {
+        self.k.zeroize();
+        self.k_labels.zeroize();
+    }
+}
+
 impl Drop for EvaluatorOffline {
     fn drop(&mut self) {
-        self.k.zeroize();
-        for l in self.k_labels.iter_mut() {
-            l.0.zeroize();
-        }
+        self.zeroize();
     }
 }
 
@@ -431,7 +441,7 @@ impl EvaluatorOffline {
         let n_tw = (c.n_and() + c.n_proj()) as u64;
         let ka = k * self.gadget.input_bits();
         // All of the garbler's labels (one flight of LABEL_GROUP-sized messages).
-        let mut la = Vec::with_capacity(n * ka);
+        let mut la = Zeroizing::new(Vec::with_capacity(n * ka));
         for group in (0..n).step_by(LABEL_GROUP) {
             let gb = LABEL_GROUP.min(n - group);
             la.extend(ch.recv_blocks(gb * ka)?);
@@ -475,7 +485,7 @@ impl EvaluatorOffline {
                     &mut res,
                 )?;
             }
-            Ok(res.ring)
+            Ok(std::mem::take(&mut res.ring))
         };
         let threads = eval_threads()
             .min(chunks.len().div_ceil(MIN_CHUNKS_PER_THREAD))
@@ -696,6 +706,32 @@ mod tests {
         // 12 × 16 (OT) + 12 × 32 + 8 (tables); 8 + 12 × 16 (D, labels); plus framing.
         assert!((584.0..600.0).contains(&offline), "offline {offline}");
         assert!((200.0..205.0).contains(&online), "online {online}");
+    }
+
+    /// The offline material's secrets are gone after `zeroize` (what `Drop`
+    /// runs): `Δ`, the label seed and the masks on the garbler's side, `K` and
+    /// its labels on the evaluator's.
+    #[test]
+    fn offline_material_zeroizes() {
+        let g = Gadget::ReluTruncMask { f: FracBits(12) };
+        let (mut cg, mut ce) = MemoryChannel::pair();
+        let h = std::thread::spawn(move || {
+            let mut rng = Prg::from_seed([1; 16]);
+            let mut s = GarblerSession::setup(&mut cg, &mut rng).unwrap();
+            let mut off = s.offline(&mut cg, g, 70, &mut rng).unwrap();
+            assert!(off.delta != Block::ZERO && off.seed_a != [0; 16] && off.r.len() == 70);
+            off.zeroize();
+            assert_eq!(off.delta, Block::ZERO);
+            assert_eq!(off.seed_a, [0; 16]);
+            assert!(off.r.is_empty());
+        });
+        let mut rng = Prg::from_seed([2; 16]);
+        let mut s = EvaluatorSession::setup(&mut ce, &mut rng).unwrap();
+        let mut off = s.offline(&mut ce, g, 70, &mut rng).unwrap();
+        assert!(off.k.len() == 70 && off.k_labels.len() == 70 * 64);
+        off.zeroize();
+        assert!(off.k.is_empty() && off.k_labels.is_empty());
+        h.join().unwrap();
     }
 
     #[test]
