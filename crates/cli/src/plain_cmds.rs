@@ -205,7 +205,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         );
     }
     println!(
-        "total: {} parameters, {} multiplications, {} garbled non-linear elements ({} comparisons in max-pools), {} squares, {} local truncations",
+        "total: {} parameters, {} multiplications, {} garbled non-linear elements ({} comparisons in max-pools), {} squares, {} stand-alone (garbled) truncations",
         s.parameters, s.multiplications, s.nonlinear, s.comparisons, s.squares, s.truncations
     );
     if !supported {
@@ -351,10 +351,33 @@ fn print_eval(r: &EvalReport) {
             );
         }
     }
-    if let Some(t) = r.truncation_failure_per_query.filter(|&t| t > 0.0) {
-        println!(
-            "local truncation: failure probability per query {t:.1e} (secure may differ from plain by 1 unit per truncated element otherwise)"
-        );
+    match (r.truncated_values, &r.truncations) {
+        (Some(0), _) => {
+            println!("truncations           all inside ReLU / max-pool circuits (exact)")
+        }
+        (Some(v), Some(ts)) => {
+            println!(
+                "truncations           {v} values per query at {} stand-alone layers, each exact (garbled borrow of the {} dropped bits; nothing rounds at random)",
+                ts.len(),
+                r.frac_bits
+            );
+            for t in ts {
+                println!(
+                    "  node {:>3} {:<28} {:>6} values -> {:<20} wrap probability {:.1e}",
+                    t.node,
+                    t.name,
+                    t.values,
+                    t.feeds.join(", "),
+                    t.failure_probability
+                );
+            }
+            if let Some(p) = r.truncation_failure_per_query {
+                println!(
+                    "  failure probability per query {p:.1e} (the shares of a truncated value wrap: that value is off by 2^(64-f))"
+                );
+            }
+        }
+        _ => {}
     }
 }
 

@@ -27,6 +27,10 @@ impl Block {
     }
 }
 
+/// `Block` is `Copy`, so it cannot zeroize itself on drop (every move leaves a
+/// copy behind); this lets holders zeroize blocks and `Vec<Block>`s explicitly.
+impl zeroize::DefaultIsZeroes for Block {}
+
 impl BitXor for Block {
     type Output = Block;
     fn bitxor(self, rhs: Block) -> Block {
@@ -60,6 +64,17 @@ impl crate::Prg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blocks_zeroize() {
+        use zeroize::Zeroize;
+        let mut b = Block(0xdead_beef);
+        b.zeroize();
+        assert_eq!(b, Block::ZERO);
+        let mut v = vec![Block::ONES; 3];
+        v.zeroize();
+        assert!(v.is_empty());
+    }
 
     #[test]
     fn and_bit_selects() {

@@ -48,23 +48,22 @@ pub fn trunc_exact(x: u64, f: FracBits) -> u64 {
 }
 
 /// Local share truncation (SecureML), party 0's half: `x0 >>> f` (logical).
+///
+/// With `x1` the other share, `trunc_share_p0(x0) + trunc_share_p1(x1)` is
+/// `floor(x / 2^f)` plus the borrow `[x0 mod 2^f < (-x1) mod 2^f]`, except when
+/// `x0 - (-x1)` wraps around the ring (probability about `|x| / 2^64` for uniform
+/// shares). Alone it rounds at random (the borrow is 1 with probability equal to
+/// the dropped fraction, so repeated answers reveal the dropped bits); the exact
+/// truncation gadget of `blindfold-gc` (`Gadget::TruncMask`) uses these two halves
+/// and subtracts the borrow, computed in a garbled circuit.
 pub fn trunc_share_p0(x0: u64, f: FracBits) -> u64 {
     x0 >> f.0
 }
 
-/// Local share truncation (SecureML), party 1's half: `-((-x1) >>> f)`.
+/// Local share truncation (SecureML), party 1's half: `-((-x1) >>> f)`
+/// (see [`trunc_share_p0`]).
 pub fn trunc_share_p1(x1: u64, f: FracBits) -> u64 {
     (x1.wrapping_neg() >> f.0).wrapping_neg()
-}
-
-/// The plaintext-reference model of local truncation applied to an unshared value.
-///
-/// When the shares are taken uniformly at random, `trunc_share_p0(x0) +
-/// trunc_share_p1(x1)` equals `floor(x / 2^f)` or `floor(x / 2^f) + 1`, except with
-/// probability about `2^(bits(x)+1-64)`. The reference engine uses the exact floor;
-/// the secure engines are checked against it within one unit per truncation.
-pub fn trunc_reference(x: u64, f: FracBits) -> u64 {
-    trunc_exact(x, f)
 }
 
 /// Signed view of a ring element.
@@ -107,8 +106,10 @@ mod tests {
             let x1 = (x as u64).wrapping_sub(x0);
             let got = trunc_share_p0(x0, f).wrapping_add(trunc_share_p1(x1, f)) as i64;
             let want = trunc_exact(x as u64, f) as i64;
-            // Fails only with probability ~2^(42-64) per draw.
-            prop_assert!(got == want || got == want + 1, "got {} want {}", got, want);
+            let mask = (1u64 << fb) - 1;
+            let borrow = (x0 & mask) < (x1.wrapping_neg() & mask);
+            // Exact up to the borrow; fails only with probability ~2^(42-64) per draw.
+            prop_assert_eq!(got, want + borrow as i64, "x0 {} x1 {}", x0, x1);
         }
     }
 }

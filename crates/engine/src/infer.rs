@@ -234,14 +234,89 @@ pub struct EvalReport {
     pub agreement: Option<f64>,
     /// Largest |plain − float| over all output scores.
     pub max_abs_diff: Option<f64>,
-    /// Probability that some local share truncation of one query is off by more
-    /// than one unit (`Σ elements · 2·max|x| / 2^64`, with `max|x|` the largest
-    /// magnitude seen before each truncation on this dataset). Zero for networks
-    /// that truncate only inside garbled circuits.
+    /// Probability that some stand-alone truncation of one query fails (its
+    /// shares wrap around the ring and the value is off by `2^(64-f)`):
+    /// `Σ elements · 2·max|x| / 2^64`, with `max|x|` the largest magnitude seen
+    /// before each truncation on this dataset. Zero for networks that truncate
+    /// only inside ReLU and max-pool circuits (those are exact for every input).
     pub truncation_failure_per_query: Option<f64>,
+    /// Values per query truncated outside ReLU and max-pool circuits (the sum
+    /// over [`Self::truncations`]). Each is exact (the local shares plus a
+    /// garbled borrow of the low bits, `Gadget::TruncMask`): no value is
+    /// rounded at random, so repeated answers reveal nothing (docs/SECURITY.md).
+    pub truncated_values: Option<usize>,
+    /// Every stand-alone truncation of the program, in program order.
+    pub truncations: Option<Vec<Truncation>>,
     #[serde(flatten)]
     pub secure: Option<SecureEval>,
     pub seconds: f64,
+}
+
+/// One stand-alone truncation of a program (a [`QOp::Trunc`] node, an exact
+/// garbled truncation in the secure engines): where it is, how many values per
+/// query, what it feeds, and its measured failure bound.
+#[derive(Clone, Debug, Serialize)]
+pub struct Truncation {
+    /// The program node.
+    pub node: usize,
+    pub name: String,
+    /// Values truncated per query.
+    pub values: usize,
+    /// What the truncated value flows into: the consumers' op kinds, following
+    /// local data movement (`"reshape > dense"`).
+    pub feeds: Vec<String>,
+    /// Largest `|x|` (ring units) seen before this truncation on the data set.
+    pub max_abs: u64,
+    /// `values · 2·max_abs / 2^64`: the probability per query that the shares of
+    /// one of its values wrap (the value is then off by `2^(64-f)`).
+    pub failure_probability: f64,
+}
+
+/// The stand-alone truncations of `q` (without the data-dependent fields filled
+/// in: `max_abs` 0).
+pub fn truncations(q: &QModel) -> Vec<Truncation> {
+    let mut consumers = vec![Vec::new(); q.nodes.len()];
+    for (i, n) in q.nodes.iter().enumerate() {
+        for &j in &n.inputs {
+            consumers[j].push(i);
+        }
+    }
+    // Follow single-consumer local data movement to what the value feeds.
+    let path = |mut c: usize| {
+        let mut kinds = vec![q.nodes[c].op.kind()];
+        while matches!(
+            q.nodes[c].op,
+            QOp::Reshape | QOp::Concat | QOp::ResizeNearest { .. }
+        ) {
+            match consumers[c].as_slice() {
+                [next] => {
+                    c = *next;
+                    kinds.push(q.nodes[c].op.kind());
+                }
+                _ => break,
+            }
+        }
+        kinds.join(" > ")
+    };
+    q.nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.op == QOp::Trunc)
+        .map(|(i, n)| {
+            let mut feeds: Vec<String> = consumers[i].iter().map(|&c| path(c)).collect();
+            if i == q.output {
+                feeds.push("output".into());
+            }
+            Truncation {
+                node: i,
+                name: n.name.clone(),
+                values: n.shape.numel(),
+                feeds,
+                max_abs: 0,
+                failure_probability: 0.0,
+            }
+        })
+        .collect()
 }
 
 /// The secure part of an [`EvalReport`].
@@ -280,10 +355,7 @@ pub fn evaluate(
         Mode::Secure(d) => Some(LocalInference::start(q, d, 2)?),
         _ => None,
     };
-    let trunc_nodes: Vec<usize> = (0..q.nodes.len())
-        .filter(|&i| q.nodes[i].op == QOp::Trunc)
-        .collect();
-    let mut trunc_max = vec![0u64; trunc_nodes.len()];
+    let mut truncs = truncations(q);
     let (mut fc, mut pc, mut agree, mut sc, mut exact) = (0usize, 0usize, 0usize, 0usize, 0usize);
     let mut max_diff = 0f64;
     let (mut lat, mut off, mut onl, mut by) = (vec![], vec![], vec![], vec![]);
@@ -295,13 +367,13 @@ pub fn evaluate(
         fc += (lf == truth) as usize;
         if fixed {
             let all = reference::run_plain_all(q, &reference::encode_input(q, &x)?)?;
-            for (k, &t) in trunc_nodes.iter().enumerate() {
-                let m = all[q.nodes[t].inputs[0]]
+            for t in truncs.iter_mut() {
+                let m = all[q.nodes[t.node].inputs[0]]
                     .iter()
                     .map(|&v| (v as i64).unsigned_abs())
                     .max()
                     .unwrap_or(0);
-                trunc_max[k] = trunc_max[k].max(m);
+                t.max_abs = t.max_abs.max(m);
             }
             let yp = &all[q.output];
             let sp = reference::decode_output(q, yp);
@@ -330,6 +402,9 @@ pub fn evaluate(
     }
     let nf = n.max(1) as f64;
     let frac = |k: usize| k as f64 / nf;
+    for t in truncs.iter_mut() {
+        t.failure_probability = t.values as f64 * 2.0 * t.max_abs as f64 / 2f64.powi(64);
+    }
     Ok(EvalReport {
         model: model.name.clone(),
         mode,
@@ -340,13 +415,14 @@ pub fn evaluate(
         agreement: fixed.then(|| frac(agree)),
         max_abs_diff: fixed.then_some(max_diff),
         truncation_failure_per_query: fixed.then(|| {
-            trunc_nodes
+            truncs
                 .iter()
-                .zip(&trunc_max)
-                .map(|(&t, &m)| q.nodes[t].shape.numel() as f64 * 2.0 * m as f64 / 2f64.powi(64))
+                .map(|t| t.failure_probability)
                 // Not `sum()`: an empty f64 sum is -0.0.
                 .fold(0.0, |a, b| a + b)
         }),
+        truncated_values: fixed.then(|| truncs.iter().map(|t| t.values).sum()),
+        truncations: fixed.then_some(truncs),
         secure: secure.map(|_| SecureEval {
             secure_accuracy: frac(sc),
             bit_exact: frac(exact),

@@ -16,7 +16,8 @@
 //!  ═══════════════ online (input shares x0 | x1 arrive) ═════════════════════
 //!  linear:  D0 = x0 - R0  ─────────▶           ◀───────── D1 = x1 - R1
 //!           y0 = L(x0 + D1; W0) + M0 + T0 + b0   y1 = L(x1 + D0; W1) + M1 + T1 + b1
-//!  trunc:   x0 >>> f (local)                     -((-x1) >>> f) (local)
+//!  trunc:   a GC layer (below) whose circuit is the borrow of the low f bits;
+//!           the garbler adds a >>> f, the evaluator -((-K) >>> f) (exact)
 //!  square:  e0 = x0 - a0 ─────────▶             ◀───────── e1 = x1 - a1
 //!           y0 = e² + 2e·a0 + c0                 y1 = 2e·a1 + c1
 //!  GC layer: the evaluator sends y_E - K, the garbler its input labels; the
@@ -42,6 +43,7 @@ use blindfold_ot::{CotReceiver, CotSender};
 use rand_core::{CryptoRng, RngCore};
 use std::sync::Arc;
 use std::time::Instant;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// A step of the plan with what this party prepared for it once per model.
 struct Prepared {
@@ -100,17 +102,46 @@ impl GcMaterial {
     }
 }
 
-/// One step's preprocessed material.
+/// One step's preprocessed material. Every variant's secrets are zeroized when
+/// it is dropped (after the online phase used it, or with an unused bundle).
 enum Material {
-    /// Steps without preprocessing (input, truncation, local ops).
+    /// Steps without preprocessing (input, local ops).
     None,
-    Linear(DirectedShares),
+    Linear(LinearShares),
+    /// `GarblerOffline` / `EvaluatorOffline` zeroize themselves (blindfold-gc).
     Gc(GcMaterial),
-    /// Shares of `a` and of `a²`.
-    Square {
-        a: Vec<u64>,
-        a2: Vec<u64>,
-    },
+    Square(BeaverShares),
+}
+
+/// One linear layer's HE-preprocessed shares: the mask `R`, `M` and `T`, all
+/// secret. `DirectedShares` (blindfold-he) has public fields and no `Drop`; this
+/// wrapper wipes them.
+struct LinearShares(DirectedShares);
+
+impl Zeroize for LinearShares {
+    fn zeroize(&mut self) {
+        if let Some(m) = self.0.mask.as_mut() {
+            m.r.zeroize();
+            m.m.zeroize();
+        }
+        if let Some(t) = self.0.t.as_mut() {
+            t.zeroize();
+        }
+    }
+}
+
+impl Drop for LinearShares {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+/// This party's shares of one square layer's Beaver pairs `(a, a²)`, cut from
+/// the batch without leaving copies behind.
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct BeaverShares {
+    a: Vec<u64>,
+    a2: Vec<u64>,
 }
 
 /// One query's preprocessed material: one [`Material`] per step of the plan, in
@@ -284,10 +315,10 @@ impl PartyEngine {
         let beaver = if !squares {
             BeaverOt::None
         } else if roles.beaver_sender() == self.party {
-            let mut d = [0u8; 16];
-            rng.fill_bytes(&mut d);
-            let delta = blindfold_core::Block::from_bytes(d);
-            BeaverOt::Sender(CotSender::setup(ch, delta, rng)?)
+            let mut d = Zeroizing::new([0u8; 16]);
+            rng.fill_bytes(&mut *d);
+            let delta = Zeroizing::new(blindfold_core::Block::from_bytes(*d));
+            BeaverOt::Sender(CotSender::setup(ch, *delta, rng)?)
         } else {
             BeaverOt::Receiver(CotReceiver::setup(ch, rng)?)
         };
@@ -341,7 +372,11 @@ impl PartyEngine {
                 .filter(|&&p| dirs.queries(p))
                 .count() as u64;
             let out = blindfold_he::preprocess_directed(self.party, ch, he, &jobs, rng)?;
-            for ((sh, cost), st) in out.into_iter().zip(linear_nodes) {
+            let mut out: Vec<(LinearShares, _)> = out
+                .into_iter()
+                .map(|(sh, cost)| (LinearShares(sh), cost))
+                .collect();
+            for ((sh, cost), st) in out.drain(..).zip(linear_nodes) {
                 offline_layers.push(LayerCost {
                     index: st.node,
                     op: st.op.to_string(),
@@ -390,7 +425,7 @@ impl PartyEngine {
                 _ => None,
             })
             .collect();
-        let (mut a_all, mut a2_all) = self.beaver(ch, s, sizes.iter().sum(), rng)?;
+        let pairs = self.beaver(ch, s, sizes.iter().sum(), rng)?;
         ch.flush()?;
         if let Some(st) = plan_steps
             .iter()
@@ -410,23 +445,27 @@ impl PartyEngine {
         let mut linear = linear.into_iter();
         let mut circuits = circuits.into_iter();
         let mut steps = Vec::with_capacity(self.steps.len());
+        let mut taken = 0usize;
         for (i, p) in self.steps.iter().enumerate() {
             let missing = EngineError::BundleMismatch { layer: i };
             steps.push(match p.spec {
                 StepSpec::Linear(_) => Material::Linear(linear.next().ok_or(missing)?),
                 StepSpec::Gc(_) => Material::Gc(circuits.next().ok_or(missing)?),
                 StepSpec::Square(sq) => {
-                    // Take this layer's pairs off the front of the batch.
-                    let rest_a = a_all.split_off(sq.elements.min(a_all.len()));
-                    let rest_a2 = a2_all.split_off(sq.elements.min(a2_all.len()));
-                    let a = std::mem::replace(&mut a_all, rest_a);
-                    let a2 = std::mem::replace(&mut a2_all, rest_a2);
-                    if a.len() != sq.elements {
-                        return Err(missing);
+                    // Copy this layer's pairs out of the batch, which is zeroized
+                    // when dropped (split_off / truncate would leave copies in
+                    // spare capacity).
+                    let range = taken..taken + sq.elements;
+                    taken += sq.elements;
+                    match (pairs.a.get(range.clone()), pairs.a2.get(range)) {
+                        (Some(a), Some(a2)) => Material::Square(BeaverShares {
+                            a: a.to_vec(),
+                            a2: a2.to_vec(),
+                        }),
+                        _ => return Err(missing),
                     }
-                    Material::Square { a, a2 }
                 }
-                StepSpec::Input | StepSpec::Trunc | StepSpec::Local => Material::None,
+                StepSpec::Input | StepSpec::Local => Material::None,
             });
         }
         let label = circuits.next();
@@ -471,11 +510,14 @@ impl PartyEngine {
         s: &mut Session,
         total: usize,
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<(Vec<u64>, Vec<u64>)> {
+    ) -> Result<blindfold_he::beaver::SquareShares> {
         if total == 0 {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(blindfold_he::beaver::SquareShares {
+                a: Vec::new(),
+                a2: Vec::new(),
+            });
         }
-        let mut pairs = match &mut s.beaver {
+        Ok(match &mut s.beaver {
             BeaverOt::Sender(cot) => {
                 blindfold_he::beaver::square_pairs_sender(ch, cot, total, rng)?
             }
@@ -483,8 +525,7 @@ impl PartyEngine {
                 blindfold_he::beaver::square_pairs_receiver(ch, cot, total, rng)?
             }
             BeaverOt::None => return Err(EngineError::NoSession("Beaver OT")),
-        };
-        Ok((std::mem::take(&mut pairs.a), std::mem::take(&mut pairs.a2)))
+        })
     }
 
     /// The online phase returning shares of the logits; see [`Self::online_with`].
@@ -530,7 +571,9 @@ impl PartyEngine {
         let f = self.plan.frac_bits();
         let me = self.party;
         let roles = *self.roles();
-        let mut vals: Vec<Vec<u64>> = Vec::with_capacity(q.nodes.len());
+        // Shares of every intermediate value: wiped when the query ends, also on
+        // an error.
+        let mut vals: Zeroizing<Vec<Vec<u64>>> = Zeroizing::new(Vec::with_capacity(q.nodes.len()));
         let mut costs = Vec::with_capacity(q.nodes.len() + 1);
         let mut steps = self.steps.iter().zip(bundle.steps).enumerate();
         // Node 0 is the input: the planner refuses any other program.
@@ -560,12 +603,12 @@ impl PartyEngine {
             ch.set_phase("online");
             let out: Vec<u64> = match (&p.spec, mat) {
                 (StepSpec::Linear(_), Material::Linear(sh)) => {
-                    self.linear_online(ch, i, &vals[n.inputs[0]], sh, &roles)?
+                    self.linear_online(ch, i, &vals[n.inputs[0]], &sh.0, &roles)?
                 }
-                (StepSpec::Square(_), Material::Square { a, a2 }) => {
+                (StepSpec::Square(_), Material::Square(BeaverShares { ref a, ref a2 })) => {
                     let xs = &vals[n.inputs[0]];
                     let e_mine: Vec<u64> =
-                        xs.iter().zip(&a).map(|(v, a)| v.wrapping_sub(*a)).collect();
+                        xs.iter().zip(a).map(|(v, a)| v.wrapping_sub(*a)).collect();
                     ch.send_u64s(&e_mine)?;
                     ch.flush()?;
                     let e_peer = ch.recv_u64s(xs.len())?;
@@ -573,7 +616,7 @@ impl PartyEngine {
                     e_mine
                         .iter()
                         .zip(&e_peer)
-                        .zip(a.iter().zip(&a2))
+                        .zip(a.iter().zip(a2))
                         .map(|((e0, e1), (a, c))| {
                             let e = e0.wrapping_add(*e1);
                             let y = e.wrapping_mul(2).wrapping_mul(*a).wrapping_add(*c);
@@ -600,19 +643,6 @@ impl PartyEngine {
                         }
                     }
                     y
-                }
-                (StepSpec::Trunc, Material::None) => {
-                    let first = roles.public_terms() == me;
-                    vals[n.inputs[0]]
-                        .iter()
-                        .map(|&v| {
-                            if first {
-                                blindfold_core::ring::trunc_share_p0(v, f)
-                            } else {
-                                blindfold_core::ring::trunc_share_p1(v, f)
-                            }
-                        })
-                        .collect()
                 }
                 (StepSpec::Local, Material::None) => {
                     blindfold_model::engine::apply_share_local(q, i, &vals)
@@ -659,7 +689,7 @@ impl PartyEngine {
         ch: &mut impl Channel,
         i: usize,
         xs: &[u64],
-        mut sh: DirectedShares,
+        sh: &DirectedShares,
         roles: &Roles,
     ) -> Result<Vec<u64>> {
         let me = self.party;
@@ -701,12 +731,39 @@ impl PartyEngine {
             vec![0u64; out]
         };
         if i_query {
-            // `DirectedShares` zeroizes on drop: take the mask out (it zeroizes too).
-            let mask = sh.mask.take().ok_or(mismatch)?;
+            let mask = sh.mask.as_ref().ok_or(mismatch)?;
             for (v, m) in y.iter_mut().zip(&mask.m) {
                 *v = v.wrapping_add(*m);
             }
         }
         Ok(y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blindfold_he::MaskShares;
+
+    #[test]
+    fn linear_and_beaver_material_zeroize() {
+        let mut l = LinearShares(DirectedShares {
+            mask: Some(MaskShares {
+                r: vec![1, 2, 3],
+                m: vec![4, 5],
+            }),
+            t: Some(vec![6, 7]),
+        });
+        l.zeroize();
+        let m = l.0.mask.as_ref().unwrap();
+        assert!(m.r.is_empty() && m.m.is_empty());
+        assert!(l.0.t.as_ref().unwrap().is_empty());
+
+        let mut b = BeaverShares {
+            a: vec![9; 4],
+            a2: vec![81; 4],
+        };
+        b.zeroize();
+        assert!(b.a.is_empty() && b.a2.is_empty());
     }
 }

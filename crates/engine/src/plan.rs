@@ -89,8 +89,7 @@ pub enum Garbling {
 pub struct Roles {
     /// Whether each party holds (a share of) the weights.
     weights: [bool; 2],
-    /// The party that adds public terms (`e²` of a Beaver square) and takes the
-    /// first form of local share truncation.
+    /// The party that adds public terms (`e²` of a Beaver square).
     public_terms: PartyId,
     /// The OT sender of the Beaver cross products.
     beaver_sender: PartyId,
@@ -215,8 +214,6 @@ pub enum StepSpec {
     Linear(Box<LinearStep>),
     Gc(GcStep),
     Square(SquareStep),
-    /// Local share truncation by `f`.
-    Trunc,
     /// Linear with public coefficients or data movement: the same on shares.
     Local,
 }
@@ -232,7 +229,6 @@ impl StepSpec {
             ),
             StepSpec::Gc(g) => format!("garbled circuit, {} garbles", g.garbler),
             StepSpec::Square(_) => "Beaver square (OT-preprocessed)".into(),
-            StepSpec::Trunc => "local share truncation".into(),
             StepSpec::Local => "local on shares".into(),
         }
     }
@@ -486,7 +482,10 @@ fn plan_node(
         QOp::Square => StepSpec::Square(SquareStep {
             elements: n.shape.numel(),
         }),
-        QOp::Trunc => StepSpec::Trunc,
+        // Exact: the SecureML local shares plus a garbled borrow of the low f
+        // bits (a local truncation alone rounds at random, and repeated answers
+        // would reveal the dropped bits).
+        QOp::Trunc => gc(Gadget::TruncMask { f }, None, false),
         QOp::MulPublic { .. }
         | QOp::Add
         | QOp::SumPool { .. }

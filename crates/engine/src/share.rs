@@ -73,6 +73,26 @@ pub struct ModelShare {
     pub program: QModel,
 }
 
+/// The weight and bias shares are wiped when a share is dropped (a server's
+/// engine holds one for its lifetime; `split` makes two). The architecture, the
+/// party and the split id are public.
+impl zeroize::Zeroize for ModelShare {
+    fn zeroize(&mut self) {
+        for n in self.program.nodes.iter_mut() {
+            if let Some(s) = n.op.secrets_mut() {
+                s.weight.zeroize();
+                s.bias.zeroize();
+            }
+        }
+    }
+}
+
+impl Drop for ModelShare {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(self);
+    }
+}
+
 impl ModelShare {
     /// Which server this share is for.
     pub fn party_id(&self) -> PartyId {
@@ -253,4 +273,36 @@ pub fn architecture_fingerprint(q: &QModel) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
     })
+}
+
+#[cfg(test)]
+mod zeroize_tests {
+    use super::*;
+    use blindfold_model::quant::QOp;
+
+    #[test]
+    fn a_share_zeroizes_its_weights_and_keeps_the_architecture() {
+        let q = blindfold_model::quant::quantize(
+            &blindfold_model::load_onnx(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/sok_ecg.onnx"),
+            )
+            .unwrap(),
+            blindfold_core::FracBits::DEFAULT,
+        )
+        .unwrap();
+        let [mut s0, _] = split(&q, &mut blindfold_core::Prg::from_seed([1; 16]));
+        let secret = |s: &ModelShare| -> usize {
+            s.program
+                .nodes
+                .iter()
+                .filter_map(|n| n.op.secrets())
+                .map(|x| x.len())
+                .sum()
+        };
+        assert!(secret(&s0) > 0);
+        zeroize::Zeroize::zeroize(&mut s0);
+        assert_eq!(secret(&s0), 0);
+        assert_eq!(s0.program.nodes.len(), q.nodes.len());
+        assert!(matches!(s0.program.nodes[1].op, QOp::Dense { .. }));
+    }
 }

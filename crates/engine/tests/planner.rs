@@ -47,25 +47,10 @@ fn two_party(e0: PartyEngine, e1: PartyEngine, x: &[u64]) -> Vec<u64> {
     common::run_two_party(e0, e1, &[x.to_vec()]).swap_remove(0)
 }
 
-/// Largest |a - b| in units of the last place.
-fn max_units(a: &[u64], b: &[u64]) -> u64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x.wrapping_sub(*y) as i64).unsigned_abs())
-        .max()
-        .unwrap_or(0)
-}
-
-/// Compare a secure output with the reference: bit-exact without local
-/// truncations; with them, each is off by at most one unit and the error grows
-/// through later layers (bound far below what a protocol bug gives: ~2^63).
-fn assert_matches_reference(q: &QModel, got: &[u64], want: &[u64], what: &str) {
-    if q.nodes.iter().any(|n| n.op == QOp::Trunc) {
-        let d = max_units(got, want);
-        assert!(d < 1 << 20, "{what}: {d} units from the reference");
-    } else {
-        assert_eq!(got, want, "{what}: not bit-exact");
-    }
+/// Compare a secure output with the reference: bit for bit (every truncation
+/// is exact, inside a circuit).
+fn assert_matches_reference(got: &[u64], want: &[u64], what: &str) {
+    assert_eq!(got, want, "{what}: not bit-exact");
 }
 
 fn input_for(q: &QModel, seed: u8) -> Vec<u64> {
@@ -130,7 +115,7 @@ fn inspect_split_and_serve_agree_on_every_model() {
                 let x = input_for(&q, 9);
                 let want = run_plain_all(&q, &x).unwrap().swap_remove(q.output);
                 let got = two_party(e0, e1, &x);
-                assert_matches_reference(&q, &got, &want, &name);
+                assert_matches_reference(&got, &want, &name);
             }
         }
     }
@@ -170,7 +155,7 @@ fn roles_with_one_weight_holder_match_the_reference() {
         let x = input_for(&q, 4);
         let want = run_plain_all(&q, &x).unwrap().swap_remove(q.output);
         let got = two_party(e0, e1, &x);
-        assert_matches_reference(&q, &got, &want, name);
+        assert_matches_reference(&got, &want, name);
     }
 }
 

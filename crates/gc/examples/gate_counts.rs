@@ -5,8 +5,8 @@ use blindfold_gc::Gadget;
 
 fn main() {
     let f = FracBits(12);
-    println!("| gadget | AND | XOR | NOT | projections | table bytes | AND depth |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| gadget | input bits | AND | XOR | NOT | projections | table bytes | AND depth |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for g in [
         Gadget::ReluTruncMask { f },
         Gadget::MaxPoolReluTruncMask { k: 4, f },
@@ -15,11 +15,18 @@ fn main() {
         Gadget::ThresholdSignMask,
         Gadget::ArgmaxMask { k: 2 },
         Gadget::ArgmaxMask { k: 10 },
+        Gadget::TruncMask { f },
     ] {
         let c = g.circuit().counts();
         println!(
-            "| `{g:?}` | {} | {} | {} | {} | {} | {} |",
-            c.and, c.xor, c.not, c.proj, c.table_bytes, c.and_depth
+            "| `{g:?}` | {} | {} | {} | {} | {} | {} | {} |",
+            g.input_bits(),
+            c.and,
+            c.xor,
+            c.not,
+            c.proj,
+            c.table_bytes,
+            c.and_depth
         );
     }
 }

@@ -109,8 +109,8 @@ pub fn eval_rate(c: &Circuit, min_time: Duration) -> f64 {
     for k in 0..DISTINCT {
         let mut out = GarbledChunk::default();
         g.garble_chunk(k * per_chunk, &g0, &e0, &mut out);
-        decode = out.decode;
-        all.push(out.tables);
+        decode = std::mem::take(&mut out.decode);
+        all.push(std::mem::take(&mut out.tables));
     }
     let mut ev = Evaluator::new(c);
     let mut out = EvaluatedChunk::default();

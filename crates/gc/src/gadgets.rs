@@ -14,7 +14,18 @@
 //! In the protocol (`crate::protocol`) `K_j` is the evaluator's random offline
 //! value and `a_j = y0_j + (y1_j - K_j)`, so `x_j = y0_j + y1_j`.
 //!
-//! [`Gadget::plain`] is the integer semantics each circuit is tested against.
+//! One gadget is cheaper than that: [`Gadget::TruncMask`] (exact truncation of a
+//! value no other circuit takes) does most of its work locally. `x = a - K'` with
+//! `K' = -K`, so `x >>a f = (a >>l f) - (K' >>l f) - [a mod 2^f < K' mod 2^f]`
+//! whenever `a - K'` does not wrap around the ring (as integers `a - K' = x`;
+//! it wraps with probability `|x| / 2^64` over the evaluator's uniform `K`). The
+//! first two terms are the SecureML local shares; the circuit computes only the
+//! borrow of the low `f` bits (`f` AND gates on `f` input bits per party) and
+//! outputs `-borrow` masked. Its *local parts* ([`Gadget::garbler_local`],
+//! [`Gadget::evaluator_local`]) are added to the shares online.
+//!
+//! [`Gadget::plain`] is the integer semantics each circuit is tested against
+//! ([`Gadget::from_shares`] for the whole computation on shares).
 
 use crate::circuit::{Bit, Builder, Circuit, Owner};
 use blindfold_core::FracBits;
@@ -98,6 +109,19 @@ impl Builder {
         c
     }
 
+    /// Unsigned `a >= b` (`n` ANDs): the carry out of `a + !b + 1`.
+    pub fn ge_unsigned(&mut self, a: &[Bit], b: &[Bit]) -> Bit {
+        let mut c = Bit::One;
+        for (&x, &y) in a.iter().zip(b) {
+            let ny = self.not(y);
+            let axc = self.xor(x, c);
+            let bxc = self.xor(ny, c);
+            let t = self.and(axc, bxc);
+            c = self.xor(c, t);
+        }
+        c
+    }
+
     /// Signed `a < b` (`n` ANDs).
     pub fn lt_signed(&mut self, a: &[Bit], b: &[Bit]) -> Bit {
         let ge = self.ge_signed(a, b);
@@ -135,13 +159,17 @@ pub enum Gadget {
     ThresholdSignMask,
     /// `argmax_j x_j - r` over `k >= 1` values (signed; the first maximum wins).
     ArgmaxMask { k: usize },
+    /// `(x >>a f) - r` for `1 <= f < 63`: a truncation whose value enters no other
+    /// circuit. Exact unless the shares wrap (probability `|x| / 2^64`, then off by
+    /// `2^(64-f)`); the circuit sees only the low `f` bits (module docs).
+    TruncMask { f: FracBits },
 }
 
 impl Gadget {
     /// Number of shared ring inputs per element.
     pub fn arity(&self) -> usize {
         match *self {
-            Gadget::ReluTruncMask { .. } | Gadget::SignMask => 1,
+            Gadget::ReluTruncMask { .. } | Gadget::SignMask | Gadget::TruncMask { .. } => 1,
             Gadget::ThresholdSignMask => 2,
             Gadget::MaxPoolReluTruncMask { k, .. } | Gadget::ArgmaxMask { k } => k,
         }
@@ -182,7 +210,78 @@ impl Gadget {
                 }
                 best as u64
             }
+            Gadget::TruncMask { f } => (s(x[0]) >> f.0) as u64,
         }
+    }
+
+    /// Circuit input bits per shared value: 64, or `f` for [`Gadget::TruncMask`].
+    pub fn input_bits(&self) -> usize {
+        match *self {
+            Gadget::TruncMask { f } => f.0 as usize,
+            Gadget::ReluTruncMask { .. }
+            | Gadget::MaxPoolReluTruncMask { .. }
+            | Gadget::SignMask
+            | Gadget::ThresholdSignMask
+            | Gadget::ArgmaxMask { .. } => W,
+        }
+    }
+
+    /// The value whose low [`Self::input_bits`] bits the evaluator feeds the
+    /// circuit for its share `K` of one input: `K`, or `-K` for
+    /// [`Gadget::TruncMask`].
+    pub fn evaluator_input(&self, k: u64) -> u64 {
+        match *self {
+            Gadget::TruncMask { .. } => k.wrapping_neg(),
+            Gadget::ReluTruncMask { .. }
+            | Gadget::MaxPoolReluTruncMask { .. }
+            | Gadget::SignMask
+            | Gadget::ThresholdSignMask
+            | Gadget::ArgmaxMask { .. } => k,
+        }
+    }
+
+    /// What the garbler adds to its output share, from its circuit inputs `a` (one
+    /// element): `a >>l f` for [`Gadget::TruncMask`], else 0.
+    pub fn garbler_local(&self, a: &[u64]) -> u64 {
+        match *self {
+            Gadget::TruncMask { f } => blindfold_core::ring::trunc_share_p0(a[0], f),
+            Gadget::ReluTruncMask { .. }
+            | Gadget::MaxPoolReluTruncMask { .. }
+            | Gadget::SignMask
+            | Gadget::ThresholdSignMask
+            | Gadget::ArgmaxMask { .. } => 0,
+        }
+    }
+
+    /// What the evaluator adds to its output share, from its shares `K` (one
+    /// element): `-((-K) >>l f)` for [`Gadget::TruncMask`], else 0.
+    pub fn evaluator_local(&self, k: &[u64]) -> u64 {
+        match *self {
+            Gadget::TruncMask { f } => blindfold_core::ring::trunc_share_p1(k[0], f),
+            Gadget::ReluTruncMask { .. }
+            | Gadget::MaxPoolReluTruncMask { .. }
+            | Gadget::SignMask
+            | Gadget::ThresholdSignMask
+            | Gadget::ArgmaxMask { .. } => 0,
+        }
+    }
+
+    /// What the protocol computes from the garbler's inputs `a` and the evaluator's
+    /// shares `K` of one element (`x = a + K`): the local parts plus the circuit's
+    /// ring output, evaluated in plaintext. Equals [`Self::plain`]`(a + K)`, for
+    /// [`Gadget::TruncMask`] unless the shares wrap.
+    pub fn from_shares(&self, a: &[u64], k: &[u64]) -> u64 {
+        let bits = self.input_bits();
+        let take = |v: u64| (0..bits).map(move |i| (v >> i) & 1 == 1);
+        let gi: Vec<bool> = a.iter().flat_map(|&v| take(v)).collect();
+        let ei: Vec<bool> = k
+            .iter()
+            .flat_map(|&v| take(self.evaluator_input(v)))
+            .collect();
+        let ring = self.circuit().eval_plain_ring(&gi, &ei);
+        ring[0]
+            .wrapping_add(self.garbler_local(a))
+            .wrapping_add(self.evaluator_local(k))
     }
 
     /// Build the circuit (inputs and the ring output as in the module docs).
@@ -193,8 +292,9 @@ impl Gadget {
         let k = self.arity();
         assert!(k >= 1, "gadget needs at least one input");
         let mut b = Builder::new();
-        let a: Vec<Word> = (0..k).map(|_| b.inputs(Owner::Garbler, W)).collect();
-        let kk: Vec<Word> = (0..k).map(|_| b.inputs(Owner::Evaluator, W)).collect();
+        let bits = self.input_bits();
+        let a: Vec<Word> = (0..k).map(|_| b.inputs(Owner::Garbler, bits)).collect();
+        let kk: Vec<Word> = (0..k).map(|_| b.inputs(Owner::Evaluator, bits)).collect();
         let out = match *self {
             Gadget::ReluTruncMask { f } => {
                 let f = f.0 as usize;
@@ -247,6 +347,13 @@ impl Gadget {
                 }
                 idx
             }
+            Gadget::TruncMask { f } => {
+                assert!((1..W as u32 - 1).contains(&f.0), "truncation by 1..63 bits");
+                // Inputs: the low f bits of a and of K' = -K. Output -[a_lo < K'_lo].
+                let no_borrow = b.ge_unsigned(&a[0], &kk[0]);
+                b.output_ring(&[(no_borrow, u64::MAX, 0)]);
+                return b.finish();
+            }
         };
         b.output_word(&out);
         b.finish()
@@ -273,12 +380,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn run_plain(g: &Gadget, a: &[u64], k: &[u64]) -> u64 {
-        let c = g.circuit();
-        let gi: Vec<bool> = a.iter().flat_map(|&v| to_bits(v)).collect();
-        let ei: Vec<bool> = k.iter().flat_map(|&v| to_bits(v)).collect();
-        let out = c.eval_plain_ring(&gi, &ei);
-        assert_eq!(out.len(), 1);
-        out[0]
+        assert_eq!(g.circuit().ring_outputs().len(), 1);
+        g.from_shares(a, k)
     }
 
     /// Values biased toward the interesting places: near zero, near the extremes.
@@ -325,6 +428,57 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// Exact whenever `a - K'` does not wrap (as integers it equals `x`);
+        /// off by exactly `±2^(64-f)` when it does.
+        #[test]
+        fn trunc(x in ring(), k in any::<u64>(), f in 1u32..40) {
+            let g = Gadget::TruncMask { f: FracBits(f) };
+            let a = x.wrapping_sub(k);
+            let kp = k.wrapping_neg();
+            let got = run_plain(&g, &[a], &[k]);
+            let want = g.plain(&[x]);
+            if a as i128 - kp as i128 == x as i64 as i128 {
+                prop_assert_eq!(got, want, "x={} k={} f={}", x, k, f);
+            } else {
+                let off = got.wrapping_sub(want);
+                prop_assert!(off == 1u64 << (64 - f) || off == (1u64 << (64 - f)).wrapping_neg());
+            }
+        }
+    }
+
+    #[test]
+    fn trunc_is_exact_on_fixed_point_values_and_rounds_nothing_up() {
+        // Every low-bit pattern, both signs, several share splits (none wrapping:
+        // that needs K within |x| of 0): the SecureML local shares alone are one
+        // too large whenever x's dropped bits exceed those of -K.
+        let f = FracBits(12);
+        let g = Gadget::TruncMask { f };
+        let mut local_off = 0;
+        for (i, base) in [0i64, 5 << 12, -(7 << 12), 123_456_789].iter().enumerate() {
+            for low in [0i64, 1, 2047, 4095] {
+                for k in [
+                    0xdead_beef_1234_5678u64,
+                    0x1234_5678_9abc_def0,
+                    1 << 63,
+                    u64::MAX / 3,
+                    0x0000_0001_0000_0fff,
+                ] {
+                    let x = (base + low * if i == 2 { -1 } else { 1 }) as u64;
+                    let a = x.wrapping_sub(k);
+                    let kp = k.wrapping_neg();
+                    assert_eq!(a as i128 - kp as i128, x as i64 as i128, "no wrap");
+                    assert_eq!(g.from_shares(&[a], &[k]), g.plain(&[x]), "x={x} k={k}");
+                    let local = blindfold_core::ring::trunc_share_p0(a, f)
+                        .wrapping_add(blindfold_core::ring::trunc_share_p1(k, f));
+                    local_off += (local != g.plain(&[x])) as usize;
+                }
+            }
+        }
+        assert!(local_off > 0, "the local shares alone do round");
+        assert_eq!(g.circuit().counts().and, 12, "one AND per dropped bit");
+    }
+
     #[test]
     fn edge_cases() {
         let f = FracBits(12);
@@ -356,6 +510,7 @@ mod tests {
             Gadget::SignMask,
             Gadget::ThresholdSignMask,
             Gadget::ArgmaxMask { k: 10 },
+            Gadget::TruncMask { f: FracBits(12) },
         ] {
             let c = g.circuit().counts();
             println!("{g:?}: {c:?}");

@@ -19,7 +19,8 @@
 //!
 //! Vectorised: both walk the circuit over a chunk of up to [`CHUNK`] independent
 //! instances at once (gate-major, instance-minor), so every AND gate turns into one
-//! batch of `4 × chunk` (garbler) or `2 × chunk` (evaluator) fixed-key AES calls.
+//! batch of `4 × chunk` (garbler) or `2 × chunk` (evaluator) hashes, each batch two
+//! passes of fixed-key AES ([`FixedKeyHash::tccr`]).
 //! Table bytes of a chunk are laid out gate by gate (ANDs, then projections),
 //! instance by instance. Every AND gate and projection of every instance has an
 //! index `g` unique within one `Δ` (the caller passes the chunk's first index,
@@ -27,9 +28,10 @@
 //! and uses the tweaks `2g` and `2g + 1`.
 
 use crate::circuit::{Circuit, Op, OutBit};
-use crate::hash::{sigma, AesBlock, FixedKeyHash};
+use crate::hash::{from_aes, to_aes, AesBlock, FixedKeyHash};
 use crate::{GcError, Result};
 use blindfold_core::Block;
+use zeroize::Zeroize;
 
 /// Instances garbled side by side.
 pub const CHUNK: usize = 64;
@@ -38,7 +40,9 @@ pub const AND_TABLE_BYTES: usize = 32;
 /// Bytes of one projection gate (one 64-bit row; the other is implicit).
 pub const PROJ_TABLE_BYTES: usize = 8;
 
-/// What garbling chunks produces, appended chunk after chunk.
+/// What garbling chunks produces, appended chunk after chunk. The masks (the
+/// garbler's output shares) and decoding bits are zeroized on drop; the tables
+/// are sent to the evaluator anyway. Take the masks out with `std::mem::take`.
 #[derive(Debug, Default)]
 pub struct GarbledChunk {
     /// Garbled tables (AND gates, then projection gates, per chunk).
@@ -49,7 +53,15 @@ pub struct GarbledChunk {
     pub masks: Vec<u64>,
 }
 
-/// What evaluating chunks produces, appended chunk after chunk.
+impl Drop for GarbledChunk {
+    fn drop(&mut self) {
+        self.masks.zeroize();
+        self.decode.zeroize();
+    }
+}
+
+/// What evaluating chunks produces, appended chunk after chunk; zeroized on
+/// drop (take the outputs out with `std::mem::take`).
 #[derive(Debug, Default)]
 pub struct EvaluatedChunk {
     /// Decoded bit outputs, instance-major.
@@ -58,19 +70,43 @@ pub struct EvaluatedChunk {
     pub ring: Vec<u64>,
 }
 
+impl Drop for EvaluatedChunk {
+    fn drop(&mut self) {
+        self.bits.zeroize();
+        self.ring.zeroize();
+    }
+}
+
 #[inline(always)]
 fn sel(x: u128, bit: u128) -> u128 {
     x & 0u128.wrapping_sub(bit & 1)
 }
 
-/// The garbler's walk over chunks of instances.
+/// The garbler's walk over chunks of instances. `Δ`, the slot storage (every
+/// wire's zero-label of the last chunk) and the hash buffer are zeroized on drop.
 pub struct Garbler<'c> {
     circuit: &'c Circuit,
     delta: u128,
-    sigma_delta: u128,
     hash: FixedKeyHash,
     slots: Vec<u128>,
+    /// Hash inputs and outputs of one gate row (4 per instance).
     buf: Vec<AesBlock>,
+}
+
+impl Zeroize for Garbler<'_> {
+    fn zeroize(&mut self) {
+        self.delta.zeroize();
+        self.slots.zeroize();
+        for b in self.buf.iter_mut() {
+            b.as_mut_slice().zeroize();
+        }
+    }
+}
+
+impl Drop for Garbler<'_> {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
 }
 
 impl<'c> Garbler<'c> {
@@ -80,7 +116,6 @@ impl<'c> Garbler<'c> {
         Garbler {
             circuit,
             delta,
-            sigma_delta: sigma(delta),
             hash: FixedKeyHash::new(),
             slots: vec![0; circuit.n_slots() * CHUNK],
             buf: vec![AesBlock::default(); 4 * CHUNK],
@@ -119,10 +154,9 @@ impl<'c> Garbler<'c> {
             buf,
             hash,
             delta: d,
-            sigma_delta: sd,
             ..
         } = self;
-        let (d, sd) = (*d, *sd);
+        let d = *d;
         load_inputs(s, g0, e0, b);
         let n_and = c.n_and() as u64;
         tables.reserve(b * c.table_bytes());
@@ -138,17 +172,15 @@ impl<'c> Garbler<'c> {
                     let (x, y, o) = (x as usize * CHUNK, y as usize * CHUNK, o as usize * CHUNK);
                     ra[..b].copy_from_slice(&s[x..x + b]);
                     rb[..b].copy_from_slice(&s[y..y + b]);
-                    let step = 2 * n_tw as u128;
-                    let mut j = 2 * (gate0 + t) as u128;
                     for ((q, &a0), &b0) in buf.chunks_exact_mut(4).zip(&ra[..b]).zip(&rb[..b]) {
-                        let (sa, sb) = (sigma(a0), sigma(b0));
-                        q[0] = AesBlock::from((sa ^ j).to_le_bytes());
-                        q[1] = AesBlock::from((sa ^ sd ^ j).to_le_bytes());
-                        q[2] = AesBlock::from((sb ^ j ^ 1).to_le_bytes());
-                        q[3] = AesBlock::from((sb ^ sd ^ j ^ 1).to_le_bytes());
-                        j += step;
+                        q.copy_from_slice(&[a0, a0 ^ d, b0, b0 ^ d].map(to_aes));
                     }
-                    hash.permute_blocks(&mut buf[..4 * b]);
+                    // Instance i's gate uses tweak j_i for the first input's two
+                    // labels and j_i + 1 for the second's.
+                    let (j0, step) = (2 * (gate0 + t), 2 * n_tw);
+                    hash.tccr(&mut buf[..4 * b], |k| {
+                        j0 + (k / 4) as u64 * step + ((k / 2) & 1) as u64
+                    });
                     for ((((q, &a0), &b0), w), tab) in buf
                         .chunks_exact(4)
                         .zip(&ra[..b])
@@ -156,11 +188,7 @@ impl<'c> Garbler<'c> {
                         .zip(ro.iter_mut())
                         .zip(row.chunks_exact_mut(AND_TABLE_BYTES))
                     {
-                        let (sa, sb) = (sigma(a0), sigma(b0));
-                        let h0 = u128::from_le_bytes(q[0].into()) ^ sa;
-                        let h1 = u128::from_le_bytes(q[1].into()) ^ sa ^ sd;
-                        let h2 = u128::from_le_bytes(q[2].into()) ^ sb;
-                        let h3 = u128::from_le_bytes(q[3].into()) ^ sb ^ sd;
+                        let [h0, h1, h2, h3] = [&q[0], &q[1], &q[2], &q[3]].map(from_aes);
                         let (pa, pb) = (a0 & 1, b0 & 1);
                         let tg = h0 ^ h1 ^ sel(d, pb);
                         let wg = h0 ^ sel(tg, pa);
@@ -193,24 +221,18 @@ impl<'c> Garbler<'c> {
             for term in terms {
                 let OutBit::Slot(x) = term.bit else { continue };
                 let x = x as usize * CHUNK;
-                let step = 2 * n_tw as u128;
-                let mut j = 2 * (gate0 + p) as u128;
                 for (q, &w) in buf.chunks_exact_mut(2).zip(&s[x..x + b]) {
-                    let sw = sigma(w);
-                    q[0] = AesBlock::from((sw ^ j).to_le_bytes());
-                    q[1] = AesBlock::from((sw ^ sd ^ j).to_le_bytes());
-                    j += step;
+                    q.copy_from_slice(&[w, w ^ d].map(to_aes));
                 }
-                hash.permute_blocks(&mut buf[..2 * b]);
+                let (j0, step) = (2 * (gate0 + p), 2 * n_tw);
+                hash.tccr(&mut buf[..2 * b], |k| j0 + (k / 2) as u64 * step);
                 for (i, ((q, &w), tab)) in buf
                     .chunks_exact(2)
                     .zip(&s[x..x + b])
                     .zip(row.chunks_exact_mut(PROJ_TABLE_BYTES))
                     .enumerate()
                 {
-                    let sw = sigma(w);
-                    let h0 = (u128::from_le_bytes(q[0].into()) ^ sw) as u64;
-                    let h1 = (u128::from_le_bytes(q[1].into()) ^ sw ^ sd) as u64;
+                    let (h0, h1) = (from_aes(&q[0]) as u64, from_aes(&q[1]) as u64);
                     // Row reduction: the label with lsb 0 opens the implicit row 0,
                     // so r_t is chosen to make that row zero; the other label's row
                     // is sent. Label `W0` has lsb `p`.
@@ -242,12 +264,29 @@ impl<'c> Garbler<'c> {
     }
 }
 
-/// The evaluator's walk over chunks of instances.
+/// The evaluator's walk over chunks of instances. The slot storage (active
+/// labels of the last chunk) and the hash buffer are zeroized on drop.
 pub struct Evaluator<'c> {
     circuit: &'c Circuit,
     hash: FixedKeyHash,
     slots: Vec<u128>,
+    /// Hash inputs and outputs of one gate row (2 per instance).
     buf: Vec<AesBlock>,
+}
+
+impl Zeroize for Evaluator<'_> {
+    fn zeroize(&mut self) {
+        self.slots.zeroize();
+        for b in self.buf.iter_mut() {
+            b.as_mut_slice().zeroize();
+        }
+    }
+}
+
+impl Drop for Evaluator<'_> {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
 }
 
 impl<'c> Evaluator<'c> {
@@ -327,14 +366,13 @@ impl<'c> Evaluator<'c> {
                     let (x, y, o) = (x as usize * CHUNK, y as usize * CHUNK, o as usize * CHUNK);
                     ra[..b].copy_from_slice(&s[x..x + b]);
                     rb[..b].copy_from_slice(&s[y..y + b]);
-                    let step = 2 * n_tw as u128;
-                    let mut j = 2 * (gate0 + t) as u128;
                     for ((q, &a), &bb) in buf.chunks_exact_mut(2).zip(&ra[..b]).zip(&rb[..b]) {
-                        q[0] = AesBlock::from((sigma(a) ^ j).to_le_bytes());
-                        q[1] = AesBlock::from((sigma(bb) ^ j ^ 1).to_le_bytes());
-                        j += step;
+                        q.copy_from_slice(&[a, bb].map(to_aes));
                     }
-                    hash.permute_blocks(&mut buf[..2 * b]);
+                    let (j0, step) = (2 * (gate0 + t), 2 * n_tw);
+                    hash.tccr(&mut buf[..2 * b], |k| {
+                        j0 + (k / 2) as u64 * step + (k & 1) as u64
+                    });
                     let row = rows.next().ok_or(GcError::Truncated)?;
                     for ((((q, &a), &bb), w), tab) in buf
                         .chunks_exact(2)
@@ -345,8 +383,7 @@ impl<'c> Evaluator<'c> {
                     {
                         let tg = u128::from_le_bytes(tab[..16].try_into().expect("16 bytes"));
                         let te = u128::from_le_bytes(tab[16..].try_into().expect("16 bytes"));
-                        let ha = u128::from_le_bytes(q[0].into()) ^ sigma(a);
-                        let hb = u128::from_le_bytes(q[1].into()) ^ sigma(bb);
+                        let (ha, hb) = (from_aes(&q[0]), from_aes(&q[1]));
                         *w = ha ^ sel(tg, a) ^ hb ^ sel(te ^ a, bb);
                     }
                     s[o..o + b].copy_from_slice(&ro[..b]);
@@ -382,13 +419,11 @@ impl<'c> Evaluator<'c> {
                     }
                     OutBit::Slot(x) => x as usize * CHUNK,
                 };
-                let step = 2 * n_tw as u128;
-                let mut j = 2 * (gate0 + p) as u128;
                 for (q, &w) in buf.iter_mut().zip(&s[x..x + b]) {
-                    *q = AesBlock::from((sigma(w) ^ j).to_le_bytes());
-                    j += step;
+                    *q = to_aes(w);
                 }
-                hash.permute_blocks(&mut buf[..b]);
+                let (j0, step) = (2 * (gate0 + p), 2 * n_tw);
+                hash.tccr(&mut buf[..b], |k| j0 + k as u64 * step);
                 let row = prow.next().ok_or(GcError::Truncated)?;
                 for (i, ((q, &w), tab)) in buf
                     .iter()
@@ -396,7 +431,7 @@ impl<'c> Evaluator<'c> {
                     .zip(row.chunks_exact(PROJ_TABLE_BYTES))
                     .enumerate()
                 {
-                    let h = (u128::from_le_bytes((*q).into()) ^ sigma(w)) as u64;
+                    let h = from_aes(q) as u64;
                     // lsb 0: the implicit zero row; lsb 1: the sent row.
                     let ct = u64::from_le_bytes(tab.try_into().expect("8 bytes"))
                         & 0u64.wrapping_sub((w & 1) as u64);
@@ -534,6 +569,17 @@ mod tests {
                 assert_eq!(r.wrapping_add(z), *v, "ring output {o} of instance {i}");
             }
         }
+        // Zeroizing (what Drop runs) wipes Δ and every label held.
+        g.zeroize();
+        assert_eq!(g.delta, 0);
+        assert!(g.slots.is_empty() && g.buf.iter().all(|b| b.iter().all(|&x| x == 0)));
+        let mut ev2 = Evaluator::new(&c);
+        let mut out3 = EvaluatedChunk::default();
+        ev2.eval_chunk(5, &ga, &ea, tables, decode, &mut out3)
+            .unwrap();
+        assert!(ev2.slots.iter().any(|&l| l != 0));
+        ev2.zeroize();
+        assert!(ev2.slots.is_empty() && ev2.buf.iter().all(|b| b.iter().all(|&x| x == 0)));
         // Truncated tables are an error, not a panic.
         let mut out2 = EvaluatedChunk::default();
         assert!(ev

@@ -37,6 +37,12 @@
 //! no AND gate and no input labels. G's labels for `a` are expanded from a private
 //! seed `sA` and regenerated online rather than stored.
 //!
+//! A gadget may read fewer than 64 bits per value and add *local parts* to the
+//! output shares ([`Gadget::input_bits`], [`Gadget::garbler_local`],
+//! [`Gadget::evaluator_local`]): exact truncation garbles only the borrow of the
+//! low `f` bits and keeps the rest of the SecureML local shares. The messages are
+//! the same, with `input_bits` labels and OTs per value instead of 64.
+//!
 //! Offline material is consumed by value by `online`, so it is used exactly once;
 //! the AND-gate index (the hash tweak) only grows within a session.
 
@@ -49,7 +55,7 @@ use blindfold_core::Block;
 use blindfold_net::Channel;
 use blindfold_ot::{CotReceiver, CotSender};
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Garbled tables per message: whole chunks, about this many bytes.
 pub const TABLE_MSG: usize = 1 << 20;
@@ -79,12 +85,11 @@ pub struct GarblerSession {
 impl GarblerSession {
     /// Run the base OTs (one flight each way) with a fresh `Δ` (lsb 1).
     pub fn setup(ch: &mut impl Channel, rng: &mut (impl RngCore + CryptoRng)) -> Result<Self> {
-        let mut d = [0u8; 16];
-        rng.fill_bytes(&mut d);
-        let delta = Block(u128::from_le_bytes(d) | 1);
-        d.zeroize();
+        let mut d = Zeroizing::new([0u8; 16]);
+        rng.fill_bytes(&mut *d);
+        let delta = Zeroizing::new(Block(u128::from_le_bytes(*d) | 1));
         Ok(GarblerSession {
-            cot: CotSender::setup(ch, delta, rng)?,
+            cot: CotSender::setup(ch, *delta, rng)?,
             next_gate: 0,
         })
     }
@@ -118,10 +123,10 @@ impl GarblerSession {
             .and_then(|g| g.checked_add(gate0))
             .filter(|&g| g < u64::MAX / 2)
             .ok_or(GcError::Exhausted)?;
-        let delta = self.cot.delta();
-
-        let mut seed_a = [0u8; 16];
-        rng.fill_bytes(&mut seed_a);
+        // Secrets held in locals are wrapped so an early return wipes them too.
+        let delta = Zeroizing::new(self.cot.delta());
+        let mut seed_a = Zeroizing::new([0u8; 16]);
+        rng.fill_bytes(&mut *seed_a);
 
         let mut header = Vec::with_capacity(HEADER_BYTES);
         header.extend_from_slice(&gate0.to_le_bytes());
@@ -129,14 +134,14 @@ impl GarblerSession {
         ch.send_vec(header)?;
         ch.flush()?;
 
-        let mut garbler = Garbler::new(&circuit, delta);
-        let mut exp_a = LabelExpander::new(seed_a);
-        let ka = k * WORD;
-        let mut g0 = vec![Block::ZERO; CHUNK * ka];
+        let mut garbler = Garbler::new(&circuit, *delta);
+        let mut exp_a = LabelExpander::new(*seed_a);
+        let ka = k * gadget.input_bits();
+        let mut g0 = Zeroizing::new(vec![Block::ZERO; CHUNK * ka]);
         // Zero-labels of E's inputs K are the COT's q_i, obtained group by group
         // (whole IKNP messages) so that E computes the next group's OT matrix while
         // G garbles the current one.
-        let mut q = vec![Block::ZERO; COT_GROUP.min(n) * ka];
+        let mut q = Zeroizing::new(vec![Block::ZERO; COT_GROUP.min(n) * ka]);
         let per_msg = table_msg_chunks(&circuit);
         let msg_cap = per_msg * CHUNK * circuit.table_bytes();
         let mut out = GarbledChunk {
@@ -170,9 +175,6 @@ impl GarblerSession {
                 }
             }
         }
-        for l in q.iter_mut() {
-            l.0.zeroize();
-        }
         if !out.tables.is_empty() {
             ch.send_vec(std::mem::take(&mut out.tables))?;
         }
@@ -181,14 +183,16 @@ impl GarblerSession {
         Ok(GarblerOffline {
             gadget,
             n,
-            delta,
-            seed_a,
-            r: out.masks,
+            delta: *delta,
+            seed_a: *seed_a,
+            r: std::mem::take(&mut out.masks),
         })
     }
 }
 
 /// The garbler's material for one batch, consumed by [`GarblerOffline::online`].
+/// `Δ`, the label seed and the masks are zeroized on drop (the gadget and the
+/// batch size are public).
 pub struct GarblerOffline {
     gadget: Gadget,
     n: usize,
@@ -197,11 +201,17 @@ pub struct GarblerOffline {
     r: Vec<u64>,
 }
 
-impl Drop for GarblerOffline {
-    fn drop(&mut self) {
-        self.delta.0.zeroize();
+impl Zeroize for GarblerOffline {
+    fn zeroize(&mut self) {
+        self.delta.zeroize();
         self.seed_a.zeroize();
         self.r.zeroize();
+    }
+}
+
+impl Drop for GarblerOffline {
+    fn drop(&mut self) {
+        self.zeroize();
     }
 }
 
@@ -209,8 +219,9 @@ impl GarblerOffline {
     pub fn gadget(&self) -> Gadget {
         self.gadget
     }
-    /// The garbler's output shares `r`, already known offline (the same values
-    /// [`GarblerOffline::online`] returns).
+    /// The garbler's masks `r`, already known offline: the output shares
+    /// [`GarblerOffline::online`] returns, before a gadget's local part
+    /// ([`Gadget::garbler_local`], zero except for truncation) is added.
     pub fn output_shares(&self) -> &[u64] {
         &self.r
     }
@@ -223,7 +234,7 @@ impl GarblerOffline {
     }
 
     /// Online phase: `y0` holds `n × k` values, element-major. Returns the
-    /// garbler's output shares `r` (one per element).
+    /// garbler's output shares `r` plus the gadget's local part (one per element).
     pub fn online(mut self, ch: &mut impl Channel, y0: &[u64]) -> Result<Vec<u64>> {
         let k = self.gadget.arity();
         let n = self.n;
@@ -236,8 +247,9 @@ impl GarblerOffline {
         }
         let d = ch.recv_u64s(n * k)?;
         let mut exp_a = LabelExpander::new(self.seed_a);
-        let ka = k * WORD;
-        let mut lab = vec![Block::ZERO; CHUNK * ka];
+        let bits = self.gadget.input_bits();
+        let ka = k * bits;
+        let mut lab = Zeroizing::new(vec![Block::ZERO; CHUNK * ka]);
         for group in (0..n).step_by(LABEL_GROUP) {
             let gb = LABEL_GROUP.min(n - group);
             let mut msg = Vec::with_capacity(gb * ka * 16);
@@ -247,7 +259,7 @@ impl GarblerOffline {
                 let lab = &mut lab[..b * ka];
                 exp_a.expand((first * ka) as u64, lab);
                 for (s, row) in lab.chunks_exact(b).enumerate() {
-                    let (j, t) = (s / WORD, s % WORD);
+                    let (j, t) = (s / bits, s % bits);
                     for (i, l) in row.iter().enumerate() {
                         let e = (first + i) * k + j;
                         let a = y0[e].wrapping_add(d[e]);
@@ -258,7 +270,15 @@ impl GarblerOffline {
             ch.send_vec(msg)?;
         }
         ch.flush()?;
-        Ok(std::mem::take(&mut self.r))
+        let mut out = std::mem::take(&mut self.r);
+        let mut a = Zeroizing::new(vec![0u64; k]);
+        for (i, o) in out.iter_mut().enumerate() {
+            for (j, v) in a.iter_mut().enumerate() {
+                *v = y0[i * k + j].wrapping_add(d[i * k + j]);
+            }
+            *o = o.wrapping_add(self.gadget.garbler_local(&a));
+        }
+        Ok(out)
     }
 }
 
@@ -307,18 +327,22 @@ impl EvaluatorSession {
             .and_then(|g| g.checked_add(gate0))
             .filter(|&g| g < u64::MAX / 2)
             .ok_or(GcError::Exhausted)?;
-        let kv: Vec<u64> = (0..n * k).map(|_| rng.next_u64()).collect();
+        let mut kv = Zeroizing::new((0..n * k).map(|_| rng.next_u64()).collect::<Vec<u64>>());
         // Choice bits in the garbling order: per chunk, slot-major.
-        let mut choices = Vec::with_capacity(n * k * WORD);
+        let bits = gadget.input_bits();
+        let mut choices = Zeroizing::new(Vec::with_capacity(n * k * bits));
         for first in (0..n).step_by(CHUNK) {
             let b = CHUNK.min(n - first);
             for j in 0..k {
-                for t in 0..WORD {
-                    choices.extend((first..first + b).map(|i| bit(kv[i * k + j], t)));
+                for t in 0..bits {
+                    choices.extend(
+                        (first..first + b).map(|i| bit(gadget.evaluator_input(kv[i * k + j]), t)),
+                    );
                 }
             }
         }
-        let k_labels = self.cot.receive_correlated(ch, &choices)?;
+        let mut k_labels = Zeroizing::new(self.cot.receive_correlated(ch, &choices)?);
+        drop(choices);
 
         // Tables: whole chunks per message, ending exactly at the total.
         let chunk_bytes = CHUNK * circuit.table_bytes();
@@ -343,15 +367,17 @@ impl EvaluatorSession {
             circuit,
             n,
             gate0,
-            k: kv,
-            k_labels,
+            k: std::mem::take(&mut *kv),
+            k_labels: std::mem::take(&mut *k_labels),
             tables,
         })
     }
 }
 
 /// The evaluator's material for one batch, consumed by
-/// [`EvaluatorOffline::online`].
+/// [`EvaluatorOffline::online`]. Its random inputs `K` and their labels are
+/// zeroized on drop; the garbled tables (sent in the clear) and the circuit are
+/// public.
 pub struct EvaluatorOffline {
     gadget: Gadget,
     circuit: Circuit,
@@ -362,12 +388,16 @@ pub struct EvaluatorOffline {
     tables: Vec<Vec<u8>>,
 }
 
+impl Zeroize for EvaluatorOffline {
+    fn zeroize(&mut self) {
+        self.k.zeroize();
+        self.k_labels.zeroize();
+    }
+}
+
 impl Drop for EvaluatorOffline {
     fn drop(&mut self) {
-        self.k.zeroize();
-        for l in self.k_labels.iter_mut() {
-            l.0.zeroize();
-        }
+        self.zeroize();
     }
 }
 
@@ -409,9 +439,9 @@ impl EvaluatorOffline {
 
         let c = &self.circuit;
         let n_tw = (c.n_and() + c.n_proj()) as u64;
-        let ka = k * WORD;
+        let ka = k * self.gadget.input_bits();
         // All of the garbler's labels (one flight of LABEL_GROUP-sized messages).
-        let mut la = Vec::with_capacity(n * ka);
+        let mut la = Zeroizing::new(Vec::with_capacity(n * ka));
         for group in (0..n).step_by(LABEL_GROUP) {
             let gb = LABEL_GROUP.min(n - group);
             la.extend(ch.recv_blocks(gb * ka)?);
@@ -455,13 +485,19 @@ impl EvaluatorOffline {
                     &mut res,
                 )?;
             }
-            Ok(res.ring)
+            Ok(std::mem::take(&mut res.ring))
         };
         let threads = eval_threads()
             .min(chunks.len().div_ceil(MIN_CHUNKS_PER_THREAD))
             .max(1);
+        let local = |mut z: Vec<u64>| {
+            for (i, v) in z.iter_mut().enumerate() {
+                *v = v.wrapping_add(self.gadget.evaluator_local(&self.k[i * k..(i + 1) * k]));
+            }
+            z
+        };
         if threads == 1 {
-            return eval_range(&chunks);
+            return eval_range(&chunks).map(local);
         }
         let per = chunks.len().div_ceil(threads);
         let parts: Vec<Result<Vec<u64>>> = std::thread::scope(|sc| {
@@ -478,7 +514,7 @@ impl EvaluatorOffline {
         for p in parts {
             out.extend(p?);
         }
-        Ok(out)
+        Ok(local(out))
     }
 }
 
@@ -559,6 +595,7 @@ mod tests {
             (Gadget::SignMask, 7),
             (Gadget::ThresholdSignMask, 8),
             (Gadget::ArgmaxMask { k: 10 }, 9),
+            (Gadget::TruncMask { f }, 10),
         ] {
             let (y0, y1) = shares(n * g.arity(), seed, small);
             run(g, y0, y1, 1);
@@ -602,7 +639,7 @@ mod tests {
         /// Random gadget, random batch size and values, garbled across two threads.
         #[test]
         fn garbled_gadgets_match_plain(
-            which in 0usize..5,
+            which in 0usize..6,
             k in 1usize..6,
             f in 0u32..20,
             n in 1usize..140,
@@ -613,13 +650,88 @@ mod tests {
                 1 => Gadget::MaxPoolReluTruncMask { k, f: FracBits(f) },
                 2 => Gadget::SignMask,
                 3 => Gadget::ThresholdSignMask,
+                4 => Gadget::TruncMask { f: FracBits(f.max(1)) },
                 _ => Gadget::ArgmaxMask { k },
             };
+            // Truncation is exact unless the shares wrap (probability |x|/2^64):
+            // only values of fixed-point size for it.
+            let wide = !matches!(g, Gadget::TruncMask { .. });
             let (y0, y1) = shares(n * g.arity(), seed, |p| {
-                if p.gen_u64() % 3 == 0 { p.gen_u64() } else { small(p) }
+                if wide && p.gen_u64() % 3 == 0 { p.gen_u64() } else { small(p) }
             });
             run(g, y0, y1, 1);
         }
+    }
+
+    /// Exact truncation on values at a fixed-point scale (every low-bit pattern,
+    /// both signs), and what it costs on the wire per value: IKNP for the
+    /// evaluator's `f` bits and `f` AND tables offline, `D` and `f` labels online.
+    #[test]
+    fn exact_truncation_two_threads_and_its_bytes() {
+        let f = FracBits(12);
+        let g = Gadget::TruncMask { f };
+        let x: Vec<u64> = (0..1000i64)
+            .map(|i| ((i - 500) * 4093 + (i % 7) * 1_000_000_000) as u64)
+            .collect();
+        let mut p = Prg::from_seed([21; 16]);
+        let y1: Vec<u64> = x.iter().map(|_| p.gen_u64()).collect();
+        let y0: Vec<u64> = x.iter().zip(&y1).map(|(x, y)| x.wrapping_sub(*y)).collect();
+        let n = x.len();
+        let (mut cg, mut ce) = MemoryChannel::pair();
+        let h = std::thread::spawn(move || {
+            let mut rng = Prg::from_seed([1; 16]);
+            let mut s = GarblerSession::setup(&mut cg, &mut rng).unwrap();
+            let off = s.offline(&mut cg, g, n, &mut rng).unwrap();
+            off.online(&mut cg, &y0).unwrap()
+        });
+        let mut rng = Prg::from_seed([2; 16]);
+        let mut s = EvaluatorSession::setup(&mut ce, &mut rng).unwrap();
+        let b0 = ce.stats().total().bytes();
+        let off = s.offline(&mut ce, g, n, &mut rng).unwrap();
+        let b1 = ce.stats().total().bytes();
+        let z = off.online(&mut ce, &y1).unwrap();
+        let b2 = ce.stats().total().bytes();
+        let r = h.join().unwrap();
+        for i in 0..n {
+            assert_eq!(
+                r[i].wrapping_add(z[i]),
+                g.plain(&x[i..i + 1]),
+                "element {i}"
+            );
+        }
+        let (offline, online) = ((b1 - b0) as f64 / n as f64, (b2 - b1) as f64 / n as f64);
+        eprintln!(
+            "exact truncation, f = 12: {offline:.1} B offline + {online:.1} B online per value"
+        );
+        // 12 × 16 (OT) + 12 × 32 + 8 (tables); 8 + 12 × 16 (D, labels); plus framing.
+        assert!((584.0..600.0).contains(&offline), "offline {offline}");
+        assert!((200.0..205.0).contains(&online), "online {online}");
+    }
+
+    /// The offline material's secrets are gone after `zeroize` (what `Drop`
+    /// runs): `Δ`, the label seed and the masks on the garbler's side, `K` and
+    /// its labels on the evaluator's.
+    #[test]
+    fn offline_material_zeroizes() {
+        let g = Gadget::ReluTruncMask { f: FracBits(12) };
+        let (mut cg, mut ce) = MemoryChannel::pair();
+        let h = std::thread::spawn(move || {
+            let mut rng = Prg::from_seed([1; 16]);
+            let mut s = GarblerSession::setup(&mut cg, &mut rng).unwrap();
+            let mut off = s.offline(&mut cg, g, 70, &mut rng).unwrap();
+            assert!(off.delta != Block::ZERO && off.seed_a != [0; 16] && off.r.len() == 70);
+            off.zeroize();
+            assert_eq!(off.delta, Block::ZERO);
+            assert_eq!(off.seed_a, [0; 16]);
+            assert!(off.r.is_empty());
+        });
+        let mut rng = Prg::from_seed([2; 16]);
+        let mut s = EvaluatorSession::setup(&mut ce, &mut rng).unwrap();
+        let mut off = s.offline(&mut ce, g, 70, &mut rng).unwrap();
+        assert!(off.k.len() == 70 && off.k_labels.len() == 70 * 64);
+        off.zeroize();
+        assert!(off.k.is_empty() && off.k_labels.is_empty());
+        h.join().unwrap();
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The two plaintext engines: `float` (f64, the model as trained) and `plain`
-//! (the fixed-point reference, bit-for-bit what the secure engines compute, with
-//! exact truncation where they use local share truncation).
+//! (the fixed-point reference, bit-for-bit what the secure engines compute:
+//! truncation is exact in both).
 
 use crate::ir::{FinalActivation, Model, Op};
 use crate::kernels::{self, ConvGeom, ConvTransposeGeom, PoolGeom};

@@ -10,8 +10,18 @@
 //!   a ReLU directly after a max-pool (or before it: `relu∘max = max∘relu`) is
 //!   fused into one circuit;
 //! * square takes `f` and produces `2f` (Beaver pair); every other place that needs
-//!   `f` but holds `2f` gets an explicit [`QOp::Trunc`] — local share truncation in
-//!   the secure engines, exact `floor` here;
+//!   `f` but holds `2f` gets an explicit [`QOp::Trunc`] — exact `floor` here and
+//!   in the secure engines (a garbled borrow circuit on the local shares);
+//! * an add or concat of a `2f` and an `f` value that flows (through reshapes,
+//!   resizes, adds and concats) into a garbled circuit or the output does not
+//!   truncate its `2f` input: it lifts the `f` input to `2f` with an exact public
+//!   multiply by `2^f` ([`QOp::MulPublic`]), so the circuit that follows shifts
+//!   the sum exactly (`floor((a + b·2^f) / 2^f) = floor(a / 2^f) + b`, the same
+//!   value) and no stand-alone truncation (a garbled circuit and a round trip of
+//!   its own) is spent before it. An add lifts when any consumer path gets there
+//!   (lifting never adds a truncation: the sum is truncated once where `f` is
+//!   needed, instead of the addend); a concat only when every path does (a
+//!   truncated concat would cost more elements than its `2f` parts);
 //! * average pooling is a sum; its `1/k²` is folded into the weights of the next
 //!   linear layer when the pooled value feeds exactly one (through reshapes), and
 //!   otherwise becomes a [`QOp::MulPublic`] by `round(2^f / k²)`;
@@ -67,7 +77,8 @@ pub enum QOp {
     },
     /// `x * x` (Beaver pair); scale `f` in, `2f` out.
     Square,
-    /// Local truncation by `f` (secure engines: SecureML share truncation).
+    /// Exact truncation by `f`: `x >>a f` (secure engines: SecureML share
+    /// truncation corrected by a garbled borrow of the low bits).
     Trunc,
     /// `±2^f`: `+` where `x >= 0`. Garbled circuit.
     Sign,
@@ -345,6 +356,8 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
         }
     }
 
+    let sinks = ScaleFreeSinks::of(model, &consumers);
+
     let mut b = Builder {
         nodes: Vec::new(),
         f,
@@ -443,7 +456,11 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
                 b.push(n.name.clone(), op, vec![x], n.shape.clone(), 2 * f)
             }
             Op::Add => {
-                let (x, y) = b.same_scale(ins[0], ins[1]);
+                let (x, y) = if sinks.any[i] {
+                    b.lift_to_same_scale(ins[0], ins[1])
+                } else {
+                    b.same_scale(ins[0], ins[1])
+                };
                 let fr = b.nodes[x].frac.0;
                 b.push(n.name.clone(), QOp::Add, vec![x, y], n.shape.clone(), fr)
             }
@@ -516,8 +533,10 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
                 b.push(n.name.clone(), QOp::Reshape, ins, n.shape.clone(), fr)
             }
             Op::Concat => {
-                let want_f = ins.iter().any(|&x| b.nodes[x].frac != b.nodes[ins[0]].frac);
-                let xs: Vec<ValueId> = if want_f {
+                let mixed = ins.iter().any(|&x| b.nodes[x].frac != b.nodes[ins[0]].frac);
+                let xs: Vec<ValueId> = if mixed && sinks.all[i] {
+                    ins.iter().map(|&x| b.at_2f(x)).collect()
+                } else if mixed {
                     ins.iter().map(|&x| b.at_f(x)).collect()
                 } else {
                     ins
@@ -545,6 +564,50 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
         nodes: b.nodes,
         final_activation: model.final_activation,
     })
+}
+
+/// Which IR values end, on some or on every path, where a `2f` value costs no
+/// truncation: a garbled circuit (ReLU, max-pool, sign: the circuit shifts
+/// exactly) or the program output (it keeps its scale). Paths pass through ops
+/// that keep the scale and stay local: reshape, resize, add, concat.
+struct ScaleFreeSinks {
+    /// Some consumer path of value `i` ends at such a sink.
+    any: Vec<bool>,
+    /// Every consumer path of value `i` does (and there is one).
+    all: Vec<bool>,
+}
+
+impl ScaleFreeSinks {
+    fn of(model: &Model, consumers: &[Vec<ValueId>]) -> ScaleFreeSinks {
+        let n = model.nodes.len();
+        let (mut any, mut all) = (vec![false; n], vec![false; n]);
+        // Consumers come later in topological order: walk backwards.
+        for i in (0..n).rev() {
+            let mut a = i == model.output;
+            let mut every = true;
+            let mut paths = a as usize;
+            for &c in &consumers[i] {
+                paths += 1;
+                match &model.nodes[c].op {
+                    Op::Relu | Op::MaxPool(_) | Op::Sign => a = true,
+                    Op::Reshape | Op::ResizeNearest { .. } | Op::Add | Op::Concat => {
+                        a |= any[c];
+                        every &= all[c];
+                    }
+                    Op::Input
+                    | Op::Conv(_)
+                    | Op::ConvTranspose(_)
+                    | Op::Dense(_)
+                    | Op::ChannelAffine(_)
+                    | Op::Square
+                    | Op::AvgPool(_) => every = false,
+                }
+            }
+            any[i] = a;
+            all[i] = every && paths > 0;
+        }
+        ScaleFreeSinks { any, all }
+    }
 }
 
 struct Builder {
@@ -588,6 +651,37 @@ impl Builder {
         let shape = self.nodes[x].shape.clone();
         let f = self.f;
         self.push(name, QOp::Trunc, vec![x], shape, f)
+    }
+
+    /// `x` at scale `2f`, lifting an `f` value by an exact public multiply by
+    /// `2^f` (reusing an existing lift of the same value).
+    fn at_2f(&mut self, x: ValueId) -> ValueId {
+        if self.nodes[x].frac.0 == 2 * self.f {
+            return x;
+        }
+        let lift = QOp::MulPublic {
+            factor: 1u64 << self.f,
+        };
+        if let Some(t) = self
+            .nodes
+            .iter()
+            .position(|n| n.op == lift && n.inputs == [x])
+        {
+            return t;
+        }
+        let name = format!("{}/lift", self.nodes[x].name);
+        let shape = self.nodes[x].shape.clone();
+        let f2 = 2 * self.f;
+        self.push(name, lift, vec![x], shape, f2)
+    }
+
+    /// Both at `2f` if their scales differ (the `f` one lifted), else unchanged.
+    fn lift_to_same_scale(&mut self, x: ValueId, y: ValueId) -> (ValueId, ValueId) {
+        if self.nodes[x].frac == self.nodes[y].frac {
+            (x, y)
+        } else {
+            (self.at_2f(x), self.at_2f(y))
+        }
     }
 
     fn same_scale(&mut self, x: ValueId, y: ValueId) -> (ValueId, ValueId) {

@@ -25,6 +25,7 @@ use curve25519_dalek::traits::Identity;
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConditionallySelectable};
+use zeroize::Zeroize;
 
 use crate::{check_len, Block, Channel, OtError, Result};
 
@@ -37,11 +38,17 @@ fn kdf(index: usize, a: &[u8; 32], b: &[u8; 32], shared: &RistrettoPoint) -> Blo
     h.update((index as u64).to_le_bytes());
     h.update(a);
     h.update(b);
-    h.update(shared.compress().as_bytes());
-    let d = h.finalize();
+    let mut p = shared.compress();
+    h.update(p.as_bytes());
+    p.0.zeroize();
+    // The hasher's own buffer cannot be wiped (sha2 0.10 has no zeroize).
+    let mut d = h.finalize();
     let mut k = [0u8; 16];
     k.copy_from_slice(&d[..16]);
-    Block::from_bytes(k)
+    d.as_mut_slice().zeroize();
+    let key = Block::from_bytes(k);
+    k.zeroize();
+    key
 }
 
 fn decode_point(bytes: &[u8], index: usize) -> Result<RistrettoPoint> {
@@ -71,25 +78,43 @@ impl BaseOtSender {
     /// Consume the receiver's `n` points; returns the key pairs `(k_j^0, k_j^1)`.
     pub fn finish(self, n: usize, reply: &[u8]) -> Result<Vec<(Block, Block)>> {
         check_len("base OT reply", reply, n * POINT)?;
-        let a_a = self.a * self.big_a;
+        // The products a·A, a·B_j and a·B_j − a·A are the keys' preimages.
+        let mut a_a = self.a * self.big_a;
         let mut keys = Vec::with_capacity(n);
         for (j, chunk) in reply.chunks_exact(POINT).enumerate() {
-            let b = decode_point(chunk, j)?;
+            let b = match decode_point(chunk, j) {
+                Ok(b) => b,
+                Err(e) => {
+                    a_a.zeroize();
+                    keys.zeroize();
+                    return Err(e);
+                }
+            };
             let mut b_bytes = [0u8; 32];
             b_bytes.copy_from_slice(chunk);
-            let ab = self.a * b;
+            let mut ab = self.a * b;
+            let mut ab_minus = ab - a_a;
             let k0 = kdf(j, &self.a_bytes, &b_bytes, &ab);
-            let k1 = kdf(j, &self.a_bytes, &b_bytes, &(ab - a_a));
+            let k1 = kdf(j, &self.a_bytes, &b_bytes, &ab_minus);
+            ab.zeroize();
+            ab_minus.zeroize();
             keys.push((k0, k1));
         }
+        a_a.zeroize();
         Ok(keys)
+    }
+}
+
+/// Zeroizes the scalar `a` (the transcript points are public).
+impl Zeroize for BaseOtSender {
+    fn zeroize(&mut self) {
+        self.a.zeroize();
     }
 }
 
 impl Drop for BaseOtSender {
     fn drop(&mut self) {
-        use zeroize::Zeroize;
-        self.a.zeroize();
+        self.zeroize();
     }
 }
 
@@ -108,13 +133,19 @@ pub fn receiver_step(
     let mut keys = Vec::with_capacity(choices.len());
     for (j, &c) in choices.iter().enumerate() {
         let mut b = Scalar::random(rng);
-        let bg = &b * RISTRETTO_BASEPOINT_TABLE;
-        let big_b = RistrettoPoint::conditional_select(&bg, &(bg + big_a), Choice::from(c as u8));
+        // b·G tells which of B_j, B_j − A was sent (the choice); b·A is the key's
+        // preimage.
+        let mut bg = &b * RISTRETTO_BASEPOINT_TABLE;
+        let mut bg_a = bg + big_a;
+        let big_b = RistrettoPoint::conditional_select(&bg, &bg_a, Choice::from(c as u8));
         let b_bytes = big_b.compress().to_bytes();
         reply.extend_from_slice(&b_bytes);
-        keys.push(kdf(j, &a_bytes, &b_bytes, &(b * big_a)));
-        use zeroize::Zeroize;
+        let mut shared = b * big_a;
+        keys.push(kdf(j, &a_bytes, &b_bytes, &shared));
         b.zeroize();
+        bg.zeroize();
+        bg_a.zeroize();
+        shared.zeroize();
     }
     Ok((reply, keys))
 }
@@ -163,6 +194,15 @@ mod tests {
             assert_ne!(k0, k1);
             assert_eq!(got[j], if choices[j] { k1 } else { k0 });
         }
+    }
+
+    #[test]
+    fn sender_scalar_zeroizes() {
+        let mut r = Prg::from_seed([4; 16]);
+        let (mut s, _) = BaseOtSender::new(&mut r);
+        assert_ne!(s.a, Scalar::ZERO);
+        s.zeroize();
+        assert_eq!(s.a, Scalar::ZERO);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
 use aes::Aes128;
+use zeroize::Zeroize;
 
 use crate::Block;
 
@@ -61,6 +62,10 @@ impl Tccr {
                 oc[k] = Block(pa ^ pb);
             }
             tweak = tweak.wrapping_add(n as u64);
+        }
+        // π(x) of secret inputs (the OT's q_i, t_i).
+        for v in a.iter_mut().chain(b.iter_mut()) {
+            v.as_mut_slice().zeroize();
         }
     }
 

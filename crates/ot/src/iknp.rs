@@ -26,7 +26,7 @@
 use aes::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
 use aes::Aes128;
 use rand_core::{CryptoRng, RngCore};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::hash::Tccr;
 use crate::transpose::transpose_128xn;
@@ -40,6 +40,8 @@ const KAPPA: usize = 128;
 const PRG_BATCH: usize = 32;
 
 /// AES-128-CTR stream of one matrix column; the counter survives extensions.
+/// The key schedule (the base-OT key) is zeroized on drop by the `aes` crate's
+/// `zeroize` feature.
 struct ColumnPrg {
     aes: Aes128,
     ctr: u128,
@@ -67,6 +69,9 @@ impl ColumnPrg {
             for (dst, b) in chunk.chunks_exact_mut(16).zip(&blocks[..n]) {
                 dst.copy_from_slice(b);
             }
+        }
+        for b in blocks.iter_mut() {
+            b.as_mut_slice().zeroize();
         }
     }
 }
@@ -108,10 +113,20 @@ pub struct CotSender {
     scratch: Vec<Block>,
 }
 
+/// Zeroizes `Δ`, the extension matrix and the transpose scratch (the `q_i` of
+/// a partial chunk). The column PRGs zeroize their own key schedules; the OT
+/// index and the hash key are public.
+impl Zeroize for CotSender {
+    fn zeroize(&mut self) {
+        self.delta.zeroize();
+        self.matrix.zeroize();
+        self.scratch.zeroize();
+    }
+}
+
 impl Drop for CotSender {
     fn drop(&mut self) {
-        self.delta.0.zeroize();
-        self.matrix.zeroize();
+        self.zeroize();
     }
 }
 
@@ -123,8 +138,9 @@ impl CotSender {
         delta: Block,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<CotSender> {
-        let choices: Vec<bool> = (0..KAPPA).map(|j| (delta.0 >> j) & 1 == 1).collect();
-        let keys = base::receive_random(ch, &choices, rng)?;
+        let choices: Zeroizing<Vec<bool>> =
+            Zeroizing::new((0..KAPPA).map(|j| (delta.0 >> j) & 1 == 1).collect());
+        let keys = Zeroizing::new(base::receive_random(ch, &choices, rng)?);
         CotSender::from_base_keys(delta, &keys)
     }
 
@@ -211,12 +227,14 @@ impl CotSender {
         n: usize,
     ) -> Result<(Vec<Block>, Vec<Block>)> {
         let tweak0 = self.index;
-        let q = self.send_correlated(ch, n)?;
-        let q1: Vec<Block> = q.iter().map(|&x| x ^ self.delta).collect();
+        let mut q = Zeroizing::new(self.send_correlated(ch, n)?);
         let mut h0 = vec![Block::ZERO; n];
         let mut h1 = vec![Block::ZERO; n];
         self.hash.hash_many(&q, tweak0, &mut h0);
-        self.hash.hash_many(&q1, tweak0, &mut h1);
+        for x in q.iter_mut() {
+            *x ^= self.delta;
+        }
+        self.hash.hash_many(&q, tweak0, &mut h1);
         Ok((h0, h1))
     }
 
@@ -224,10 +242,11 @@ impl CotSender {
     /// Two flights (receiver → sender, sender → receiver).
     pub fn send_chosen(&mut self, ch: &mut impl Channel, msgs: &[(Block, Block)]) -> Result<()> {
         let (h0, h1) = self.random_halves(ch, msgs.len())?;
+        let (h0, h1) = (Zeroizing::new(h0), Zeroizing::new(h1));
         let mut ct = Vec::with_capacity(32 * msgs.len());
-        for ((&(x0, x1), a), b) in msgs.iter().zip(h0).zip(h1) {
-            ct.extend_from_slice(&(x0 ^ a).to_bytes());
-            ct.extend_from_slice(&(x1 ^ b).to_bytes());
+        for ((&(x0, x1), a), b) in msgs.iter().zip(h0.iter()).zip(h1.iter()) {
+            ct.extend_from_slice(&(x0 ^ *a).to_bytes());
+            ct.extend_from_slice(&(x1 ^ *b).to_bytes());
         }
         ch.send_vec(ct)?;
         ch.flush()?;
@@ -243,9 +262,10 @@ impl CotSender {
     /// `Σ_k (receiver output_k) − Σ_k r_k = a·b`.
     pub fn send_correlated_u64(&mut self, ch: &mut impl Channel, xs: &[u64]) -> Result<Vec<u64>> {
         let (h0, h1) = self.random_halves(ch, xs.len())?;
+        let (h0, h1) = (Zeroizing::new(h0), Zeroizing::new(h1));
         let mut r = Vec::with_capacity(xs.len());
         let mut d = Vec::with_capacity(xs.len());
-        for ((&x, a), b) in xs.iter().zip(h0).zip(h1) {
+        for ((&x, a), b) in xs.iter().zip(h0.iter()).zip(h1.iter()) {
             let ri = a.0 as u64;
             r.push(ri);
             d.push((b.0 as u64).wrapping_sub(ri).wrapping_sub(x));
@@ -266,9 +286,20 @@ pub struct CotReceiver {
     scratch: Vec<Block>,
 }
 
+/// Zeroizes the extension matrix (`t^0`), the row buffer and the transpose
+/// scratch. The column PRGs (both base-OT keys of each column) zeroize their own
+/// key schedules; the OT index and the hash key are public.
+impl Zeroize for CotReceiver {
+    fn zeroize(&mut self) {
+        self.matrix.zeroize();
+        self.row.zeroize();
+        self.scratch.zeroize();
+    }
+}
+
 impl Drop for CotReceiver {
     fn drop(&mut self) {
-        self.matrix.zeroize();
+        self.zeroize();
     }
 }
 
@@ -278,7 +309,7 @@ impl CotReceiver {
         ch: &mut impl Channel,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<CotReceiver> {
-        let keys = base::send_random(ch, KAPPA, rng)?;
+        let keys = Zeroizing::new(base::send_random(ch, KAPPA, rng)?);
         CotReceiver::from_base_keys(&keys)
     }
 
@@ -316,7 +347,7 @@ impl CotReceiver {
             ));
         }
         let rb = padded(out.len()) / 8;
-        let r = pack_bits(choices, rb);
+        let mut r = pack_bits(choices, rb);
         let mut u = vec![0u8; KAPPA * rb];
         self.matrix.resize(KAPPA * rb, 0);
         self.row.resize(rb, 0);
@@ -334,6 +365,7 @@ impl CotReceiver {
         }
         transpose_into(&self.matrix, rb, out, &mut self.scratch);
         self.index += out.len() as u64;
+        r.zeroize();
         Ok(u)
     }
 
@@ -375,7 +407,7 @@ impl CotReceiver {
         choices: &[bool],
     ) -> Result<Vec<Block>> {
         let tweak0 = self.index;
-        let t = self.receive_correlated(ch, choices)?;
+        let t = Zeroizing::new(self.receive_correlated(ch, choices)?);
         let mut h = vec![Block::ZERO; t.len()];
         self.hash.hash_many(&t, tweak0, &mut h);
         Ok(h)
@@ -387,17 +419,17 @@ impl CotReceiver {
         ch: &mut impl Channel,
         choices: &[bool],
     ) -> Result<Vec<Block>> {
-        let h = self.receive_random(ch, choices)?;
+        let h = Zeroizing::new(self.receive_random(ch, choices)?);
         let ct = ch.recv()?;
         check_len("chosen OT ciphertexts", &ct, 32 * choices.len())?;
         Ok(ct
             .chunks_exact(32)
-            .zip(h)
+            .zip(h.iter())
             .zip(choices)
             .map(|((c, k), &b)| {
                 let mut w = [0u8; 16];
                 w.copy_from_slice(&c[16 * b as usize..16 * b as usize + 16]);
-                Block::from_bytes(w) ^ k
+                Block::from_bytes(w) ^ *k
             })
             .collect())
     }
@@ -409,12 +441,57 @@ impl CotReceiver {
         ch: &mut impl Channel,
         choices: &[bool],
     ) -> Result<Vec<u64>> {
-        let h = self.receive_random(ch, choices)?;
+        let h = Zeroizing::new(self.receive_random(ch, choices)?);
         let d = ch.recv_u64s(choices.len())?;
-        Ok(h.into_iter()
+        Ok(h.iter()
             .zip(d)
             .zip(choices)
             .map(|((k, di), &b)| (k.0 as u64).wrapping_sub(di & 0u64.wrapping_sub(b as u64)))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sender and receiver from fixed base keys, one extension of 200 OTs
+    /// (not a multiple of 128, so the transpose scratch is used too).
+    fn extended() -> (CotSender, CotReceiver) {
+        let delta = Block(0x1234_5678_9abc_def0_0fed_cba9_8765_4321);
+        let pairs: Vec<(Block, Block)> = (0..KAPPA as u128)
+            .map(|j| (Block(j * 3 + 1), Block(j * 5 + 2)))
+            .collect();
+        let chosen: Vec<Block> = pairs
+            .iter()
+            .enumerate()
+            .map(|(j, &(k0, k1))| if (delta.0 >> j) & 1 == 1 { k1 } else { k0 })
+            .collect();
+        let mut s = CotSender::from_base_keys(delta, &chosen).unwrap();
+        let mut r = CotReceiver::from_base_keys(&pairs).unwrap();
+        let choices: Vec<bool> = (0..200).map(|i| i % 3 == 0).collect();
+        let mut t = vec![Block::ZERO; 200];
+        let u = r.extend_core(&choices, &mut t).unwrap();
+        let mut q = vec![Block::ZERO; 200];
+        s.extend_core(&u, &mut q).unwrap();
+        for i in 0..200 {
+            assert_eq!(t[i], q[i] ^ delta.and_bit(choices[i]));
+        }
+        (s, r)
+    }
+
+    #[test]
+    fn explicit_zeroize_leaves_no_secret_state() {
+        let (mut s, mut r) = extended();
+        assert!(!s.matrix.is_empty() && !s.scratch.is_empty());
+        assert!(!r.matrix.is_empty() && !r.scratch.is_empty());
+        s.zeroize();
+        r.zeroize();
+        assert_eq!(s.delta, Block::ZERO);
+        assert!(s.matrix.is_empty() && s.scratch.is_empty());
+        assert!(r.matrix.is_empty() && r.row.is_empty() && r.scratch.is_empty());
+        // Zeroizing clears the buffers, it does not free them: their whole
+        // capacity was overwritten (zeroize's `Vec` contract), so reuse is safe.
+        assert!(s.matrix.capacity() > 0);
     }
 }
