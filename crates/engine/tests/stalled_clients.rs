@@ -56,14 +56,16 @@ fn half_sent_queries_neither_block_others_nor_wedge_the_servers() {
             t.elapsed()
         );
 
-        // A query whose P0 side expires before its P1 share arrives.
+        // A query whose P0 side ends before its P1 share arrives: P0 drops it
+        // after its two probes (a grace period apart), P1's orphaned share
+        // expires at P1's timeout.
         let qid = [0xbb; 16];
         let (mut c0, _) = raw_client(&pair.p0.addr);
         send(&mut c0, qid, Share::Seed([7; 16]));
         std::thread::sleep(timeout * 2 + Duration::from_millis(300));
         let (mut c1, _) = raw_client(&pair.p1.addr);
         send(&mut c1, qid, Share::Values(vec![0; n]));
-        expect_refusal(&mut c0, ErrorCode::Expired, "P0, its expired query");
+        expect_refusal(&mut c0, ErrorCode::MissingShare, "P0, its dropped query");
         expect_refusal(&mut c1, ErrorCode::Expired, "P1, the orphaned query");
 
         // The servers still serve.
