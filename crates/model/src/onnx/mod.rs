@@ -47,6 +47,11 @@ use std::path::Path;
 pub const MAX_ONNX_BYTES: usize = 1 << 30;
 /// Largest tensor (elements) accepted.
 const MAX_TENSOR_ELEMS: usize = 1 << 28;
+/// Most elements all constant folding of one model may produce together
+/// (64 Mi; shape arithmetic needs a few dozen). Without it a few kilobytes of
+/// `ConstantOfShape`, broadcasting `Mul`s and `Concat`s asked for tens of
+/// gigabytes (found by fuzzing, `fuzz/corpus/onnx/regress-*`).
+const MAX_FOLDED_ELEMS: usize = 1 << 26;
 /// Largest dimension, kernel, stride or padding accepted in any attribute.
 const MAX_DIM: usize = 1 << 24;
 
