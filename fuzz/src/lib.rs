@@ -16,8 +16,11 @@
 
 pub mod targets;
 
+/// A fuzz target: it feeds its input to one decoder.
+pub type Target = fn(&[u8]);
+
 /// Every target: its name (binary, corpus directory) and its function.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("onnx", targets::onnx),
     ("onnx_external", targets::onnx_external),
     ("share_file", targets::share_file),
@@ -44,7 +47,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 
 /// The body of every target binary: fuzz `f` under AFL, or (plain build) run
 /// it once on each file named on the command line.
-pub fn run(name: &str, f: fn(&[u8])) {
+pub fn run(name: &str, f: Target) {
     #[cfg(fuzzing)]
     {
         let _ = name;
