@@ -3,10 +3,13 @@
 # other, and print a table: target, executions, exec/s, crashes, hangs.
 #
 #   fuzz/run.sh [TARGET...] [--seconds N] [--no-build]
+#   fuzz/run.sh [TARGET...] --report
 #
 # No TARGET: every target of fuzz/src/lib.rs (TARGETS), in that order.
 # --seconds N: time per target (default 60). --no-build: use the binaries built
-# last time. Environment: FUZZ_JOBS (cargo -j, default 1), FUZZ_TIMEOUT_MS (an
+# last time. --report: fuzz nothing, print the totals over all runs kept in
+# fuzz/out (executions, fuzzing time, average exec/s, crashes, hangs) as a
+# Markdown table. Environment: FUZZ_JOBS (cargo -j, default 1), FUZZ_TIMEOUT_MS (an
 # execution longer than this is a hang, default 1000), FUZZ_MEM_MB (memory
 # limit per execution, default 4096).
 #
@@ -21,13 +24,15 @@ FUZZ_DIR=$(pwd)
 
 seconds=60
 build=1
+report=0
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds="$2"; shift 2 ;;
         --seconds=*) seconds="${1#*=}"; shift ;;
         --no-build) build=0; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        --report) report=1; shift ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         -*) echo "unknown option $1" >&2; exit 2 ;;
         *) targets+=("$1"); shift ;;
     esac
@@ -42,6 +47,22 @@ for t in "${targets[@]}"; do
         exit 2
     fi
 done
+
+stat() { # stat FILE KEY: a value of AFL's fuzzer_stats, empty if absent
+    [ -f "$1" ] && sed -n "s/^$2 *: *//p" "$1" | head -1 || true
+}
+
+if [ "$report" = 1 ]; then
+    echo "| target | executions | fuzzing time (s) | exec/s | crashes | hangs |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for t in "${targets[@]}"; do
+        s="out/$t/default/fuzzer_stats"
+        [ -f "$s" ] || { echo "| \`$t\` | not run | | | | |"; continue; }
+        e=$(stat "$s" execs_done); r=$(stat "$s" run_time)
+        echo "| \`$t\` | $e | $r | $(( e / (r > 0 ? r : 1) )) | $(stat "$s" saved_crashes) | $(stat "$s" saved_hangs) |"
+    done
+    exit 0
+fi
 
 # afl.rs: cargo-afl builds AFL++ (afl-fuzz and its runtime) when it is
 # installed; Debian's afl++ package is not needed.
@@ -65,10 +86,6 @@ fi
 export AFL_NO_AFFINITY=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1
 export AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_AUTORESUME=1
 export AFL_SKIP_CRASHES=1
-
-stat() { # stat FILE KEY: a value of AFL's fuzzer_stats, 0 if absent
-    [ -f "$1" ] && sed -n "s/^$2 *: *//p" "$1" | head -1 || true
-}
 
 results=()
 found=0
