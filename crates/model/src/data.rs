@@ -49,6 +49,10 @@ pub enum DataError {
     Png(#[source] png::DecodingError),
     #[error("PNG color type {0} is not supported")]
     PngColor(&'static str),
+    /// A `PLTE` chunk that is not 1 to 256 RGB triples (the `png` crate
+    /// indexes past such a palette).
+    #[error("PNG palette of {len} bytes (a palette is 1 to 256 RGB entries)")]
+    PngPalette { len: usize },
     #[error("PNG encoding: {0}")]
     PngEncode(#[source] png::EncodingError),
     #[error("{h}x{w} pixels do not fit the {len}-byte buffer")]
@@ -358,6 +362,7 @@ const MAX_PNG_PIXELS: usize = 1 << 24;
 /// Decode a grayscale (or RGB, averaged) 8-bit PNG to floats in `[0, 1]`.
 /// Returns `(height, width, pixels)`.
 pub fn decode_png(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), DataError> {
+    check_png_palette(bytes)?;
     let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
     dec.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = dec.read_info().map_err(DataError::Png)?;
@@ -390,6 +395,30 @@ pub fn decode_png(bytes: &[u8]) -> Result<(usize, usize, Vec<f32>), DataError> {
         })
         .collect();
     Ok((h, w, px))
+}
+
+/// Refuse a `PLTE` chunk whose length is not a multiple of 3 in 3..=768 before
+/// the `png` crate sees it: its palette expansion (0.17) slices past the end of
+/// such a palette and panics (found by fuzzing, `fuzz/corpus/png/regress-*`).
+/// Only the chunk lengths are read; anything else malformed is the decoder's.
+fn check_png_palette(bytes: &[u8]) -> Result<(), DataError> {
+    let mut at = 8; // the signature
+    while let Some(head) = bytes.get(at..at + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        match &head[4..8] {
+            b"PLTE" if len % 3 != 0 || !(3..=768).contains(&len) => {
+                return Err(DataError::PngPalette { len })
+            }
+            b"IDAT" | b"IEND" => return Ok(()),
+            _ => {}
+        }
+        // Length, type, data, CRC.
+        at = match at.checked_add(12).and_then(|a| a.checked_add(len)) {
+            Some(next) => next,
+            None => return Ok(()),
+        };
+    }
+    Ok(())
 }
 
 /// Encode 8-bit grayscale pixels as a PNG.
@@ -600,6 +629,40 @@ mod tests {
         assert!(matches!(
             encode_png(28, 27, &px),
             Err(DataError::PixelCount { .. })
+        ));
+    }
+
+    /// Found by fuzzing (`fuzz/corpus/png/regress-palette-*`): an indexed
+    /// image whose palette is 2 bytes long made the `png` crate panic.
+    #[test]
+    fn png_palette_that_is_not_rgb_triples() {
+        let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut chunk = |kind: &[u8], data: &[u8]| {
+            bytes.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(kind);
+            bytes.extend_from_slice(data);
+            bytes.extend_from_slice(&[0; 4]); // CRC, not reached
+        };
+        // 3x1 pixels, 8-bit indexed.
+        chunk(b"IHDR", &[0, 0, 0, 3, 0, 0, 0, 1, 8, 3, 0, 0, 0]);
+        chunk(b"PLTE", &[0, 0]);
+        chunk(b"IEND", &[]);
+        assert!(matches!(
+            decode_png(&bytes),
+            Err(DataError::PngPalette { len: 2 })
+        ));
+        // The input the fuzzer found, with valid CRCs.
+        let found = [
+            0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48,
+            0x44, 0x52, 0x00, 0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x08, 0x03, 0x00, 0x00,
+            0x00, 0x2c, 0x3e, 0xe4, 0x86, 0x00, 0x00, 0x00, 0x02, 0x50, 0x4c, 0x54, 0x45, 0x00,
+            0x00, 0x12, 0x71, 0xcb, 0xc2, 0x00, 0x00, 0x00, 0x0f, 0x49, 0x44, 0x41, 0x54, 0x78,
+            0x01, 0x01, 0x04, 0x00, 0xfb, 0xff, 0x00, 0x00, 0x01, 0x04, 0xad, 0xa5, 0x4e, 0x4e,
+            0xb4, 0xb7, 0x7e, 0x00, 0x49, 0xdb, 0x87, 0x00, 0x00, 0x20, 0xee, 0x82,
+        ];
+        assert!(matches!(
+            decode_png(&found),
+            Err(DataError::PngPalette { len: 2 })
         ));
     }
 

@@ -167,3 +167,73 @@ fn crafted_attributes_are_errors_not_panics() {
         ),
     );
 }
+
+/// Found by fuzzing (`fuzz/corpus/onnx/regress-folding-*`): a 3 KB model
+/// whose `ConstantOfShape` feeds `Pad` arithmetic made the importer hold 10 to
+/// 20 GB of folded constants. All folding of one model is now bounded, and
+/// checked before allocating where an output can outgrow its inputs.
+/// The importer must refuse with an error that says `why`.
+fn must_reject_for(what: &str, why: &str, bytes: Vec<u8>) {
+    match blindfold_model::onnx::import_onnx(&bytes, "t") {
+        Err(e) => assert!(e.to_string().contains(why), "{what}: {e}"),
+        Ok(_) => panic!("{what}: a crafted graph was accepted"),
+    }
+}
+
+#[test]
+fn constant_folding_is_bounded() {
+    let budget = "exceeds what folding may produce";
+    let shape = |name: &str, v: &[i64]| ints_init(name, &[v.len() as i64], v);
+    let fill = || node("ConstantOfShape", &["s"], "c", vec![]);
+    // One constant past the budget: refused before it is allocated.
+    must_reject_for(
+        "a huge ConstantOfShape",
+        budget,
+        model(vec![fill()], vec![shape("s", &[1 << 24, 2])], &[1, 1]),
+    );
+    // Constants within the budget one by one, past it together.
+    must_reject_for(
+        "a chain of large folded constants",
+        budget,
+        model(
+            vec![
+                fill(),
+                node("Add", &["c", "c"], "d", vec![]),
+                node("Add", &["d", "c"], "e", vec![]),
+            ],
+            vec![shape("s", &[1 << 23])],
+            &[1, 1],
+        ),
+    );
+    // Broadcasting two small constants into a huge one.
+    must_reject_for(
+        "a broadcasting Mul",
+        budget,
+        model(
+            vec![
+                node("ConstantOfShape", &["s1"], "a", vec![]),
+                node("ConstantOfShape", &["s2"], "b", vec![]),
+                node("Mul", &["a", "b"], "c", vec![]),
+            ],
+            vec![shape("s1", &[1 << 12, 1]), shape("s2", &[1, 1 << 13])],
+            &[1, 1],
+        ),
+    );
+    // Concatenated parts whose other dimensions differ: refused, not a constant
+    // whose data does not fill its shape (which the next fold indexed past).
+    must_reject_for(
+        "a ragged Concat",
+        "other dimensions differ",
+        model(
+            vec![
+                node("Concat", &["p", "q"], "c", vec![a_int("axis", 0)]),
+                node("Add", &["c", "c"], "d", vec![]),
+            ],
+            vec![
+                ints_init("p", &[1, 3], &[1, 2, 3]),
+                ints_init("q", &[1, 1], &[4]),
+            ],
+            &[1, 1],
+        ),
+    );
+}

@@ -411,18 +411,20 @@ impl ModelInfo {
             });
         }
         let mut input_shape = Vec::with_capacity(dims);
+        // Every partial product is bounded, in the order `input_len`
+        // multiplies: a zero dimension after huge ones must not hide an overflow.
         let mut numel: usize = 1;
         for _ in 0..dims {
             let d = r.usize_max(MAX_VALUES)?;
             numel = numel.saturating_mul(d);
+            if numel > MAX_VALUES {
+                return Err(WireError::TooLarge {
+                    what: "input size",
+                    len: numel as u64,
+                    max: MAX_VALUES as u64,
+                });
+            }
             input_shape.push(d);
-        }
-        if numel > MAX_VALUES {
-            return Err(WireError::TooLarge {
-                what: "input size",
-                len: numel as u64,
-                max: MAX_VALUES as u64,
-            });
         }
         let mut frac = || -> WireResult<FracBits> {
             let f = r.u32()?;
@@ -1078,6 +1080,23 @@ mod tests {
         assert!(matches!(
             ModelInfo::decode(&t),
             Err(WireError::InvalidText { .. })
+        ));
+        // Found by fuzzing (fuzz/corpus/wire_model_info/regress-input-len-overflow):
+        // a product that overflows, hidden by a last dimension of zero, was
+        // accepted, and `input_len` then overflowed.
+        let huge = MAX_VALUES as u64;
+        let mut t = b[..dims_at].to_vec();
+        t.push(4);
+        for d in [huge, huge, huge, 0] {
+            t.extend_from_slice(&d.to_le_bytes());
+        }
+        t.extend_from_slice(&b[frac_at..]);
+        assert!(matches!(
+            ModelInfo::decode(&t),
+            Err(WireError::TooLarge {
+                what: "input size",
+                ..
+            })
         ));
         // Other messages are not model info.
         for other in [Hello::Client.encode()[4..].to_vec(), Job::Offline.encode()] {

@@ -9,7 +9,7 @@ use super::attrs::{
 use super::import::Importer;
 use super::shape::{broadcast_dims, broadcast_index, resolve_reshape, squeeze, unsqueeze};
 use super::tensor::{Const, ConstData};
-use super::{Result, MAX_TENSOR_ELEMS};
+use super::{Result, MAX_FOLDED_ELEMS};
 use onnx_protobuf::{tensor_proto::DataType, NodeProto};
 use protobuf::Enum;
 
@@ -19,6 +19,8 @@ pub(crate) struct FoldCx<'n> {
     node: &'n NodeProto,
     inputs: &'n [Option<Const>],
     opset: i64,
+    /// Elements this fold may still produce ([`MAX_FOLDED_ELEMS`] per model).
+    budget: usize,
 }
 
 impl FoldCx<'_> {
@@ -35,6 +37,20 @@ impl FoldCx<'_> {
     }
     fn op(&self) -> &str {
         self.node.op_type.as_str()
+    }
+    /// Elements of a result of shape `dims`, refused past the budget: checked
+    /// before anything is allocated by the folders whose output can be larger
+    /// than their inputs (broadcasting, concatenation, ConstantOfShape).
+    fn size(&self, dims: &[usize]) -> std::result::Result<usize, String> {
+        dims.iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .filter(|&n| n <= self.budget)
+            .ok_or_else(|| {
+                format!(
+                    "constant of shape {dims:?} exceeds what folding may produce \
+                     ({MAX_FOLDED_ELEMS} elements per model)"
+                )
+            })
     }
 }
 
@@ -63,21 +79,31 @@ const FOLDERS: &[(&str, FoldFn)] = &[
 ];
 
 /// Evaluate a node whose inputs are all constants.
+/// All folded results of one model count against [`MAX_FOLDED_ELEMS`], so a
+/// small file cannot make the importer hold gigabytes of constants.
 pub(crate) fn fold(imp: &Importer, node: &NodeProto, inputs: &[Option<Const>]) -> Result<Const> {
     let cx = FoldCx {
         node,
         inputs,
         opset: imp.opset,
+        budget: MAX_FOLDED_ELEMS.saturating_sub(imp.folded.get()),
     };
-    if node.op_type == "ConstantOfShape" {
-        return constant_of_shape(imp, &cx);
+    let c = if node.op_type == "ConstantOfShape" {
+        constant_of_shape(imp, &cx)?
+    } else {
+        let f = FOLDERS
+            .iter()
+            .find(|(op, _)| *op == node.op_type)
+            .map(|&(_, f)| f)
+            .ok_or_else(|| imp.err(node, "operator not supported on constants"))?;
+        f(&cx).map_err(|r| imp.err(node, r))?
+    };
+    let n = c.len();
+    if n > cx.budget {
+        return Err(imp.err(node, cx.size(&c.dims).err().unwrap_or_default()));
     }
-    let f = FOLDERS
-        .iter()
-        .find(|(op, _)| *op == node.op_type)
-        .map(|&(_, f)| f)
-        .ok_or_else(|| imp.err(node, "operator not supported on constants"))?;
-    f(&cx).map_err(|r| imp.err(node, r))
+    imp.folded.set(imp.folded.get() + n);
+    Ok(c)
 }
 
 /// The value of a `Constant` node.
@@ -135,8 +161,8 @@ fn cast(cx: &FoldCx) -> std::result::Result<Const, String> {
 fn arith(cx: &FoldCx) -> std::result::Result<Const, String> {
     let (a, b) = (cx.c(0)?, cx.c(1)?);
     let dims = broadcast_dims(&a.dims, &b.dims)?;
+    let n = cx.size(&dims)?;
     let (av, bv) = (a.as_f64(), b.as_f64());
-    let n: usize = dims.iter().product();
     let ai = broadcast_index(&a.dims, &dims);
     let bi = broadcast_index(&b.dims, &dims);
     let is_int = a.is_int() && b.is_int();
@@ -226,11 +252,19 @@ fn concat(cx: &FoldCx) -> std::result::Result<Const, String> {
     {
         return Err(outermost.into());
     }
+    // The other axes must agree, or the data would not fill the shape.
+    if parts
+        .iter()
+        .any(|p| p.dims[axis + 1..] != first.dims[axis + 1..])
+    {
+        return Err("constant concat of parts whose other dimensions differ".into());
+    }
     let mut dims = first.dims.clone();
     dims[axis] = parts
         .iter()
-        .map(|p| p.dims.get(axis).copied().unwrap_or(0))
-        .sum();
+        .try_fold(0usize, |a, p| a.checked_add(p.dims[axis]))
+        .ok_or("constant concat too large")?;
+    cx.size(&dims)?;
     let data = if parts.iter().all(|p| p.is_int()) {
         ConstData::I(parts.iter().flat_map(|p| p.ints()).collect())
     } else {
@@ -349,11 +383,7 @@ fn transpose(cx: &FoldCx) -> std::result::Result<Const, String> {
 fn constant_of_shape(imp: &Importer, cx: &FoldCx) -> Result<Const> {
     let s = cx.c(0).map_err(|r| imp.err(cx.node, r))?.ints();
     let dims: Vec<usize> = s.iter().map(|&d| d.max(0) as usize).collect();
-    let n = dims
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .filter(|&n| n <= MAX_TENSOR_ELEMS)
-        .ok_or_else(|| imp.err(cx.node, "constant too large"))?;
+    let n = cx.size(&dims).map_err(|r| imp.err(cx.node, r))?;
     let fill = match attr_tensor(cx.node, "value") {
         Some(t) => imp.node_tensor(cx.node, t)?,
         None => Const {

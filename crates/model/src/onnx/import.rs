@@ -41,6 +41,8 @@ pub(crate) struct Importer<'a> {
     pub(crate) final_activation: Option<FinalActivation>,
     model_name: String,
     external: Option<ExternalDir>,
+    /// Elements of all constants folded so far (bounded by `MAX_FOLDED_ELEMS`).
+    pub(crate) folded: std::cell::Cell<usize>,
 }
 
 impl<'a> Importer<'a> {
@@ -81,6 +83,7 @@ impl<'a> Importer<'a> {
             final_activation: None,
             model_name: name.to_string(),
             external,
+            folded: std::cell::Cell::new(0),
         })
     }
 

@@ -47,6 +47,12 @@ use std::path::Path;
 pub const MAX_ONNX_BYTES: usize = 1 << 30;
 /// Largest tensor (elements) accepted.
 const MAX_TENSOR_ELEMS: usize = 1 << 28;
+/// Most elements all constant folding of one model may produce together
+/// (16 Mi: shape arithmetic needs a few dozen, casting or scaling weights as
+/// many as the weights). Without it a few kilobytes of `ConstantOfShape`,
+/// broadcasting `Mul`s and `Concat`s asked for tens of gigabytes; at 2^26 they
+/// still took 1 GB and 2 s (found by fuzzing, `fuzz/corpus/onnx/regress-*`).
+const MAX_FOLDED_ELEMS: usize = 1 << 24;
 /// Largest dimension, kernel, stride or padding accepted in any attribute.
 const MAX_DIM: usize = 1 << 24;
 

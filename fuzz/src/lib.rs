@@ -1,0 +1,78 @@
+//! Fuzz targets for every decoder of outside data (see `docs/FUZZING.md`).
+//!
+//! Each target is a plain function `fn(&[u8])` in [`targets`] that feeds the
+//! bytes to one decoder and asserts only what must hold: no panic, and, where
+//! the format has an encoder and one encoding per value, that encoding the
+//! decoded value gives back the input. [`TARGETS`] lists them all; each has a
+//! binary in `src/bin/` (named like the target) and a seed corpus in
+//! `corpus/<target>/`.
+//!
+//! The binaries are fuzzers under `cargo afl build` (which sets `--cfg
+//! fuzzing`) and, in a plain build, replay the files given as arguments, so a
+//! crash input can be rerun under a debugger. `tests/replay.rs` runs every
+//! corpus file through its target without any fuzzer (what CI does).
+
+#![deny(unsafe_code)]
+
+pub mod targets;
+
+/// A fuzz target: it feeds its input to one decoder.
+pub type Target = fn(&[u8]);
+
+/// Every target: its name (binary, corpus directory) and its function.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("onnx", targets::onnx),
+    ("onnx_external", targets::onnx_external),
+    ("share_file", targets::share_file),
+    ("idx", targets::idx),
+    ("npy", targets::npy),
+    ("png", targets::png),
+    ("wire_hello", targets::wire_hello),
+    ("wire_model_info", targets::wire_model_info),
+    ("wire_query", targets::wire_query),
+    ("wire_reply", targets::wire_reply),
+    ("wire_job", targets::wire_job),
+    ("wire_job_answer", targets::wire_job_answer),
+    ("wire_peer_hello", targets::wire_peer_hello),
+    ("he_public_key", targets::he_public_key),
+    ("he_ciphertext", targets::he_ciphertext),
+    ("he_sparse_ciphertext", targets::he_sparse_ciphertext),
+    ("he_query", targets::he_query),
+    ("he_response", targets::he_response),
+    ("ot_base", targets::ot_base),
+    ("net_frames", targets::net_frames),
+    // TLS certificates and private keys as loaded (`crates/net/src/tls.rs`) get
+    // a target here once that module lands: ("tls_certs", targets::tls_certs).
+];
+
+/// The body of every target binary: fuzz `f` under AFL, or (plain build) run
+/// it once on each file named on the command line.
+pub fn run(name: &str, f: Target) {
+    #[cfg(fuzzing)]
+    {
+        let _ = name;
+        afl::fuzz!(|data: &[u8]| f(data));
+    }
+    #[cfg(not(fuzzing))]
+    {
+        let files: Vec<String> = std::env::args().skip(1).collect();
+        if files.is_empty() {
+            eprintln!(
+                "usage: {name} FILE... (built without `cargo afl`, this binary replays inputs)"
+            );
+            std::process::exit(2);
+        }
+        for file in files {
+            match std::fs::read(&file) {
+                Ok(data) => {
+                    f(&data);
+                    println!("{name}: {file}: ok");
+                }
+                Err(e) => {
+                    eprintln!("{name}: {file}: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The fuzz targets, one function per decoder of outside data.
+//!
+//! A target returns quietly on anything the decoder refuses: an error is the
+//! right answer to a malformed input. It panics (a finding) when the decoder
+//! panics, or when a property of the format fails.
+
+mod data;
+mod he;
+mod net;
+mod onnx;
+mod share;
+mod wire;
+
+pub use data::{idx, npy, png};
+pub use he::{
+    fixture, he_ciphertext, he_public_key, he_query, he_response, he_sparse_ciphertext, HeFixture,
+    FUZZ_DEGREE,
+};
+pub use net::{net_frames, ot_base};
+pub use onnx::{join_external, onnx, onnx_external, split_external, EXTERNAL_FILE};
+pub use share::share_file;
+pub use wire::{
+    wire_hello, wire_job, wire_job_answer, wire_model_info, wire_peer_hello, wire_query, wire_reply,
+};
