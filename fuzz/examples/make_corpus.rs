@@ -6,14 +6,15 @@
 //! ```
 //!
 //! Deterministic (fixed seeds), so rerunning it changes nothing unless an
-//! encoder changed. Files already in a corpus directory that this program does
+//! encoder changed, except the `tls_pem` seeds (certificate keys are drawn
+//! from the OS). Files already in a corpus directory that this program does
 //! not write (crash inputs kept as regressions, `regress-*`) are left alone.
 
 use blindfold_core::{FracBits, PartyId, Prg};
 use blindfold_engine::party::OutputKind;
 use blindfold_engine::serve::wire::{
-    ErrorCode, Hello, Job, JobAnswer, LinkKind, ModelInfo, PeerHello, Query, QueryCost, Reply,
-    Share,
+    ErrorCode, Hello, Job, JobAnswer, LinkAuth, LinkKind, ModelInfo, PeerHello, Query, QueryCost,
+    Reply, Share,
 };
 use blindfold_engine::{share, Deployment, Roles};
 use blindfold_fuzz::targets::{fixture, join_external, EXTERNAL_FILE};
@@ -376,6 +377,40 @@ fn wire_seeds() {
     c.add("missing", &JobAnswer::Missing.encode());
     drop(c);
 
+    let mut c = Corpus::new("wire_link_auth");
+    c.add(
+        "challenge",
+        &LinkAuth::Challenge { nonce: [1; 32] }.encode(),
+    );
+    c.add(
+        "proof",
+        &LinkAuth::Proof {
+            nonce: [2; 32],
+            mac: [3; 32],
+        }
+        .encode(),
+    );
+    c.add("confirm", &LinkAuth::Confirm { mac: [4; 32] }.encode());
+    drop(c);
+
+    // One deployment's real files (random keys: regenerated seeds differ,
+    // which is harmless for a corpus).
+    let mut c = Corpus::new("tls_pem");
+    let certs = blindfold_net::tls::DeploymentCerts::generate(3650).expect("certificates");
+    let get = |n: &str| certs.get(n).expect("file").to_vec();
+    for (r, stem) in ["p0", "p1", "client"].iter().enumerate() {
+        c.add(
+            stem,
+            &blindfold_fuzz::targets::join_pem(
+                r as u8,
+                &get("ca.pem"),
+                &get(&format!("{stem}.pem")),
+                &get(&format!("{stem}.key")),
+            ),
+        );
+    }
+    drop(c);
+
     let mut c = Corpus::new("wire_peer_hello");
     c.add(
         "two_server",
@@ -392,13 +427,15 @@ fn wire_seeds() {
 
 fn he_seeds() {
     let f = fixture();
-    let mut rng = Prg::from_seed([2; 16]);
     let mut c = Corpus::new("he_public_key");
     c.add("pk", &f.pk.to_bytes());
     drop(c);
 
     let input: Vec<u64> = (0..f.plan.shape.input_len() as u64).collect();
+    let mut rng = Prg::from_seed([2; 16]);
     let query = encrypt_query(&f.sk, &f.plan, 0, &input, &mut rng).expect("query");
+    let (response, _) =
+        answer_query(&f.params, &f.pk, &f.weights, 0, &query, &mut rng).expect("response");
     let mut c = Corpus::new("he_query");
     c.add("query", &query);
     drop(c);
@@ -408,8 +445,6 @@ fn he_seeds() {
     c.add("ct", &query[9..9 + ct_len]);
     drop(c);
 
-    let (response, _) =
-        answer_query(&f.params, &f.pk, &f.weights, 0, &query, &mut rng).expect("response");
     let mut c = Corpus::new("he_response");
     c.add("response", &response);
     drop(c);

@@ -34,6 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("wire_job", targets::wire_job),
     ("wire_job_answer", targets::wire_job_answer),
     ("wire_peer_hello", targets::wire_peer_hello),
+    ("wire_link_auth", targets::wire_link_auth),
     ("he_public_key", targets::he_public_key),
     ("he_ciphertext", targets::he_ciphertext),
     ("he_sparse_ciphertext", targets::he_sparse_ciphertext),
@@ -41,8 +42,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("he_response", targets::he_response),
     ("ot_base", targets::ot_base),
     ("net_frames", targets::net_frames),
-    // TLS certificates and private keys as loaded (`crates/net/src/tls.rs`) get
-    // a target here once that module lands: ("tls_certs", targets::tls_certs).
+    ("tls_pem", targets::tls_pem),
 ];
 
 /// The body of every target binary: fuzz `f` under AFL, or (plain build) run

@@ -9,6 +9,7 @@ mod he;
 mod net;
 mod onnx;
 mod share;
+mod tls;
 mod wire;
 
 pub use data::{idx, npy, png};
@@ -19,6 +20,8 @@ pub use he::{
 pub use net::{net_frames, ot_base};
 pub use onnx::{join_external, onnx, onnx_external, split_external, EXTERNAL_FILE};
 pub use share::share_file;
+pub use tls::{join_pem, tls_pem};
 pub use wire::{
-    wire_hello, wire_job, wire_job_answer, wire_model_info, wire_peer_hello, wire_query, wire_reply,
+    wire_hello, wire_job, wire_job_answer, wire_link_auth, wire_model_info, wire_peer_hello,
+    wire_query, wire_reply,
 };

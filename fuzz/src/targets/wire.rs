@@ -6,7 +6,7 @@
 //! bytes, not values: a `Reply` may carry NaN costs, which `==` refuses.
 
 use blindfold_engine::serve::wire::{
-    Hello, Job, JobAnswer, ModelInfo, PeerHello, Query, Reply, WireResult,
+    Hello, Job, JobAnswer, LinkAuth, ModelInfo, PeerHello, Query, Reply, WireResult,
 };
 
 fn round_trip<M>(data: &[u8], decode: fn(&[u8]) -> WireResult<M>, encode: fn(&M) -> Vec<u8>) {
@@ -52,4 +52,10 @@ pub fn wire_job_answer(data: &[u8]) {
 /// `PeerHello::decode`: the first message between the servers.
 pub fn wire_peer_hello(data: &[u8]) {
     round_trip(data, PeerHello::decode, PeerHello::encode);
+}
+
+/// `LinkAuth::decode`: the pairing proof on a new peer link (read by P0 from a
+/// stranger before it has authenticated).
+pub fn wire_link_auth(data: &[u8]) {
+    round_trip(data, LinkAuth::decode, LinkAuth::encode);
 }
