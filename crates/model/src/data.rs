@@ -406,7 +406,7 @@ fn check_png_palette(bytes: &[u8]) -> Result<(), DataError> {
     while let Some(head) = bytes.get(at..at + 8) {
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
         match &head[4..8] {
-            b"PLTE" if len % 3 != 0 || !(3..=768).contains(&len) => {
+            b"PLTE" if !len.is_multiple_of(3) || !(3..=768).contains(&len) => {
                 return Err(DataError::PngPalette { len })
             }
             b"IDAT" | b"IEND" => return Ok(()),
