@@ -2,16 +2,17 @@
 # Fuzz each target for a fixed time with AFL++ (through afl.rs), one after the
 # other, and print a table: target, executions, exec/s, crashes, hangs.
 #
-#   fuzz/run.sh [TARGET...] [--seconds N] [--no-build]
+#   fuzz/run.sh [TARGET...] [--seconds N | --until EXECUTIONS] [--no-build]
 #   fuzz/run.sh [TARGET...] --report
 #
 # No TARGET: every target of fuzz/src/lib.rs (TARGETS), in that order.
-# --seconds N: time per target (default 60). --no-build: use the binaries built
-# last time. --report: fuzz nothing, print the totals over all runs kept in
-# fuzz/out (executions, fuzzing time, average exec/s, crashes, hangs) as a
-# Markdown table. Environment: FUZZ_JOBS (cargo -j, default 1), FUZZ_TIMEOUT_MS (an
-# execution longer than this is a hang, default 1000), FUZZ_MEM_MB (memory
-# limit per execution, default 4096).
+# --seconds N: time per target (default 60). --until E: instead, fuzz each
+# target in slices until its total over all runs reaches E executions.
+# --no-build: use the binaries built last time. --report: fuzz nothing, print
+# the totals over all runs kept in fuzz/out (executions, fuzzing time, average
+# exec/s, crashes, hangs) as a Markdown table. Environment: FUZZ_JOBS (cargo
+# -j, default 1), FUZZ_TIMEOUT_MS (an execution longer than this is a hang,
+# default 1000), FUZZ_MEM_MB (memory limit per execution, default 4096).
 #
 # Fuzzer state (queue, statistics) is kept in fuzz/out/TARGET and resumed on
 # the next run, so executions add up; "total" in the table is the sum over all
@@ -25,6 +26,7 @@ FUZZ_DIR=$(pwd)
 seconds=60
 build=1
 report=0
+until=0
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,7 +34,8 @@ while [ $# -gt 0 ]; do
         --seconds=*) seconds="${1#*=}"; shift ;;
         --no-build) build=0; shift ;;
         --report) report=1; shift ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        --until) until="$2"; shift 2 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         -*) echo "unknown option $1" >&2; exit 2 ;;
         *) targets+=("$1"); shift ;;
     esac
@@ -87,27 +90,49 @@ export AFL_NO_AFFINITY=1 AFL_NO_UI=1 AFL_SKIP_CPUFREQ=1
 export AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_AUTORESUME=1
 export AFL_SKIP_CRASHES=1
 
-results=()
-found=0
-mkdir -p out findings
-for t in "${targets[@]}"; do
-    stats="out/$t/default/fuzzer_stats"
+# One slice of fuzzing: fuzz_slice TARGET SECONDS; adds to the counters below.
+fuzz_slice() {
+    local t=$1 secs=$2 stats="out/$1/default/fuzzer_stats" before c0 h0 start
     before=$(stat "$stats" execs_done); before=${before:-0}
-    crashes_before=$(stat "$stats" saved_crashes); crashes_before=${crashes_before:-0}
-    hangs_before=$(stat "$stats" saved_hangs); hangs_before=${hangs_before:-0}
-    echo "== $t: ${seconds}s (log: fuzz/out/$t.log)"
+    c0=$(stat "$stats" saved_crashes); c0=${c0:-0}
+    h0=$(stat "$stats" saved_hangs); h0=${h0:-0}
+    echo "== $t: ${secs}s (log: fuzz/out/$t.log)"
     start=$(date +%s)
-    cargo afl fuzz -V "$seconds" -t "${FUZZ_TIMEOUT_MS:-1000}" -m "${FUZZ_MEM_MB:-4096}" \
+    cargo afl fuzz -V "$secs" -t "${FUZZ_TIMEOUT_MS:-1000}" -m "${FUZZ_MEM_MB:-4096}" \
         -i "corpus/$t" -o "out/$t" -- "target/fuzz/$t" >"out/$t.log" 2>&1 || {
         echo "afl-fuzz failed for $t; the end of fuzz/out/$t.log:" >&2
         tail -20 "out/$t.log" >&2
         exit 1
     }
-    took=$(( $(date +%s) - start ))
+    took=$(( took + $(date +%s) - start ))
     total=$(stat "$stats" execs_done); total=${total:-0}
-    crashes=$(( $(stat "$stats" saved_crashes) - crashes_before ))
-    hangs=$(( $(stat "$stats" saved_hangs) - hangs_before ))
-    execs=$(( total - before ))
+    crashes=$(( crashes + $(stat "$stats" saved_crashes) - c0 ))
+    hangs=$(( hangs + $(stat "$stats" saved_hangs) - h0 ))
+    execs=$(( execs + total - before ))
+}
+
+results=()
+found=0
+mkdir -p out findings
+for t in "${targets[@]}"; do
+    stats="out/$t/default/fuzzer_stats"
+    execs=0 took=0 crashes=0 hangs=0
+    if [ "$until" -gt 0 ]; then
+        # Slices sized by the rate so far, until the total reaches $until.
+        while :; do
+            total=$(stat "$stats" execs_done); total=${total:-0}
+            [ "$total" -lt "$until" ] || break
+            run_time=$(stat "$stats" run_time); run_time=${run_time:-0}
+            rate=$(( run_time > 0 ? total / run_time : 5000 ))
+            slice=$(( (until - total) / (rate > 0 ? rate : 1) * 11 / 10 + 10 ))
+            [ "$slice" -le 3600 ] || slice=3600
+            fuzz_slice "$t" "$slice"
+            [ "$crashes" -eq 0 ] && [ "$hangs" -eq 0 ] || break
+        done
+    else
+        fuzz_slice "$t" "$seconds"
+    fi
+    total=$(stat "$stats" execs_done); total=${total:-0}
     rate=$(( execs / (took > 0 ? took : 1) ))
     for kind in crashes hangs; do
         if compgen -G "out/$t/default/$kind/id*" >/dev/null; then
@@ -115,7 +140,7 @@ for t in "${targets[@]}"; do
             cp -n out/"$t"/default/"$kind"/id* "findings/$t/" 2>/dev/null || true
         fi
     done
-    [ "$crashes" -gt 0 ] || [ "$hangs" -gt 0 ] && found=1
+    if [ "$crashes" -gt 0 ] || [ "$hangs" -gt 0 ]; then found=1; fi
     results+=("$(printf '%-22s %12s %8s %14s %8s %6s' "$t" "$execs" "$rate" "$total" "$crashes" "$hangs")")
 done
 
