@@ -14,15 +14,17 @@
 //! Adding a mode: a `Mode` variant (or a [`Deployment`]) and an [`Inference`]
 //! implementation; `evaluate` and the CLI pick it up.
 
+use crate::party::OutputKind;
 use crate::party::{LayerCost, PartyEngine};
 use crate::plan::Deployment;
-use crate::serve::LocalCluster;
+use crate::serve::{CsClient, LocalCluster, LocalCsServer};
 use crate::{EngineError, Result};
 use blindfold_core::Prg;
 use blindfold_model::data::Dataset;
 use blindfold_model::engine as reference;
 use blindfold_model::quant::{QModel, QOp};
 use blindfold_model::Model;
+use blindfold_net::TcpChannel;
 use blindfold_net::{Channel, Listener, Transport};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -40,10 +42,11 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in the order help texts list them.
-    pub const ALL: [Mode; 3] = [
+    pub const ALL: [Mode; 4] = [
         Mode::Plain,
         Mode::Float,
         Mode::Secure(Deployment::TwoServer),
+        Mode::Secure(Deployment::ClientServer),
     ];
 
     /// The name users type (`--mode`).
@@ -151,29 +154,60 @@ impl Inference for PlainInference<'_> {
 }
 
 /// [`Mode::Secure`]: the deployment's servers on loopback in this process (a
-/// fresh split), queried as a client would.
+/// fresh split, or the plaintext model at a client-server server), queried as
+/// a client would.
 pub struct LocalInference {
     deployment: Deployment,
-    cluster: LocalCluster,
+    backend: Backend,
+    /// Bundles kept ready (client-server: refilled after each query, outside
+    /// its latency, as the servers of two-server mode do).
+    pool: usize,
+}
+
+/// The servers behind a [`LocalInference`]. The client-server client is
+/// dropped (its connection closed) before its server.
+enum Backend {
+    TwoServer(LocalCluster),
+    ClientServer {
+        client: Box<CsClient<TcpChannel>>,
+        _server: LocalCsServer,
+    },
 }
 
 impl LocalInference {
-    /// Split `q`, start both servers with `pool` bundles preprocessed ahead.
+    /// Start the deployment's servers with `pool` bundles preprocessed ahead.
     pub fn start(q: &QModel, deployment: Deployment, pool: usize) -> Result<LocalInference> {
         crate::plan::Plan::new(q, deployment)?;
         let mut rng = Prg::from_entropy();
-        let cluster = match deployment {
-            Deployment::TwoServer => LocalCluster::start(q, pool, &mut rng)?,
+        let backend = match deployment {
+            Deployment::TwoServer => Backend::TwoServer(LocalCluster::start(q, pool, &mut rng)?),
+            Deployment::ClientServer => {
+                let cfg = crate::serve::ServeConfig {
+                    pool: pool.max(1),
+                    ..Default::default()
+                };
+                let server = LocalCsServer::start(q, cfg)?;
+                let mut client = server.client()?;
+                client.preprocess(pool)?;
+                Backend::ClientServer {
+                    client: Box::new(client),
+                    _server: server,
+                }
+            }
         };
         Ok(LocalInference {
             deployment,
-            cluster,
+            backend,
+            pool,
         })
     }
 
-    /// The servers behind this client.
-    pub fn cluster(&self) -> &LocalCluster {
-        &self.cluster
+    /// The two servers behind this client (two-server mode).
+    pub fn cluster(&self) -> Option<&LocalCluster> {
+        match &self.backend {
+            Backend::TwoServer(c) => Some(c),
+            Backend::ClientServer { .. } => None,
+        }
     }
 }
 
@@ -182,19 +216,38 @@ impl Inference for LocalInference {
         Mode::Secure(self.deployment)
     }
     fn infer(&mut self, input: &[f32]) -> Result<Prediction> {
-        let a = self.cluster.query(input)?;
-        let c = &a.cost[0];
-        Ok(Prediction {
-            label: a.label,
-            scores: a.scores,
-            ring: Some(a.ring),
-            cost: Some(InferenceCost {
-                latency_ms: a.latency_ms,
-                offline_ms: c.offline_ms,
-                online_ms: c.online_ms,
-                bytes: c.offline_bytes + c.online_bytes + a.client_bytes,
-            }),
-        })
+        match &mut self.backend {
+            Backend::TwoServer(cluster) => {
+                let a = cluster.query(input)?;
+                let c = &a.cost[0];
+                Ok(Prediction {
+                    label: a.label,
+                    scores: a.scores,
+                    ring: Some(a.ring),
+                    cost: Some(InferenceCost {
+                        latency_ms: a.latency_ms,
+                        offline_ms: c.offline_ms,
+                        online_ms: c.online_ms,
+                        bytes: c.offline_bytes + c.online_bytes + a.client_bytes,
+                    }),
+                })
+            }
+            Backend::ClientServer { client, .. } => {
+                let a = client.query(input, OutputKind::Logits)?;
+                client.preprocess(self.pool)?;
+                Ok(Prediction {
+                    label: a.label,
+                    scores: a.scores,
+                    ring: Some(a.ring),
+                    cost: Some(InferenceCost {
+                        latency_ms: a.latency_ms,
+                        offline_ms: a.offline_ms,
+                        online_ms: a.online_ms,
+                        bytes: a.offline_bytes + a.online_bytes,
+                    }),
+                })
+            }
+        }
     }
 }
 
@@ -475,6 +528,18 @@ pub fn bench(
     link: Link,
     progress: &mut dyn FnMut(usize),
 ) -> Result<BenchReport> {
+    bench_with_roles(q, mode, None, queries, link, progress)
+}
+
+/// [`bench`] with explicit roles (e.g. another garbling policy), to compare.
+pub fn bench_with_roles(
+    q: &QModel,
+    mode: Mode,
+    roles: Option<crate::plan::Roles>,
+    queries: usize,
+    link: Link,
+    progress: &mut dyn FnMut(usize),
+) -> Result<BenchReport> {
     let deployment = match mode {
         Mode::Secure(d) => d,
         other => {
@@ -492,6 +557,7 @@ pub fn bench(
             q,
             mode,
             deployment,
+            roles,
             queries,
             link,
             blindfold_net::TcpTransport,
@@ -511,7 +577,7 @@ pub fn bench(
                 .identity(blindfold_net::TlsRole::P1)
                 .and_then(|i| i.transport(Some(blindfold_net::TlsRole::P0)))
                 .map_err(tls)?;
-            bench_on(q, mode, deployment, queries, link, p1, p0, progress)
+            bench_on(q, mode, deployment, roles, queries, link, p1, p0, progress)
         }
     }
 }
@@ -535,11 +601,46 @@ impl Link {
     }
 }
 
+/// The two parties' engines of `deployment` for `q`, with `roles` or the
+/// deployment's defaults: two-server from a fresh split; client-server the
+/// plaintext model at party 0 and its weightless program at party 1.
+pub fn local_engines(
+    q: &QModel,
+    deployment: Deployment,
+    roles: Option<crate::plan::Roles>,
+    rng: &mut Prg,
+) -> Result<[PartyEngine; 2]> {
+    let roles = roles.unwrap_or(deployment.roles());
+    let plan = crate::plan::Plan::with_roles(q, deployment, roles)?;
+    let [s0, s1] = match deployment {
+        Deployment::TwoServer => crate::share::split(q, rng),
+        Deployment::ClientServer => {
+            let mut model_id = [0u8; 16];
+            rand_core::RngCore::fill_bytes(rng, &mut model_id);
+            let share = |party, program| crate::share::ModelShare {
+                party,
+                model_id,
+                pairing_key: crate::share::PairingKey([0; 32]),
+                program,
+            };
+            [
+                share(blindfold_core::PartyId::P0, q.clone()),
+                share(blindfold_core::PartyId::P1, crate::share::weightless(q)),
+            ]
+        }
+    };
+    Ok([
+        PartyEngine::with_plan(s0, plan.clone())?,
+        PartyEngine::with_plan(s1, plan)?,
+    ])
+}
+
 #[allow(clippy::too_many_arguments)]
 fn bench_on<T: Transport, L: Listener<Conn = T::Conn>>(
     q: &QModel,
     mode: Mode,
     deployment: Deployment,
+    roles: Option<crate::plan::Roles>,
     queries: usize,
     link: Link,
     transport: T,
@@ -548,9 +649,13 @@ fn bench_on<T: Transport, L: Listener<Conn = T::Conn>>(
 ) -> Result<BenchReport> {
     let n_q = queries.max(1);
     let mut rng = Prg::from_entropy();
-    let [s0, s1] = crate::share::split_for(q, deployment, &mut rng)?;
-    let e0 = PartyEngine::for_deployment(s0, deployment)?;
-    let e1 = PartyEngine::for_deployment(s1, deployment)?;
+    let [e0, e1] = local_engines(q, deployment, roles, &mut rng)?;
+    // A segmentation model's answer is its mask (the per-pixel argmax).
+    let kind = match e0.plan().label() {
+        Some(g) if g.elements > 1 => OutputKind::Label,
+        _ => OutputKind::Logits,
+    };
+    let holder_only = deployment == Deployment::ClientServer;
     let len = q.input_shape().numel();
     let addr = listener.local_addr();
     let h1 = std::thread::spawn(move || -> Result<()> {
@@ -560,7 +665,7 @@ fn bench_on<T: Transport, L: Listener<Conn = T::Conn>>(
         for _ in 0..n_q {
             let b = e1.offline(&mut ch, &mut s, &mut rng)?;
             let x: Vec<u64> = rng.gen_u64s(len);
-            e1.online(&mut ch, b, x)?;
+            e1.online_with(&mut ch, b, x, kind)?;
         }
         Ok(())
     });
@@ -578,10 +683,15 @@ fn bench_on<T: Transport, L: Listener<Conn = T::Conn>>(
         off_ms.push(b.offline_ms);
         off_b.push(b.offline_bytes as f64);
         let offl: Vec<LayerCost> = b.offline_layers.clone();
-        let x: Vec<u64> = rng.gen_u64s(len);
+        // Client-server: the server's input share is zero (the client holds x).
+        let x: Vec<u64> = if holder_only {
+            vec![0; len]
+        } else {
+            rng.gen_u64s(len)
+        };
         let st0 = ch.stats().total();
         let t = Instant::now();
-        let (_, onl) = e0.online(&mut ch, b, x)?;
+        let (_, onl) = e0.online_with(&mut ch, b, x, kind)?;
         on_ms.push(t.elapsed().as_secs_f64() * 1e3);
         let st1 = ch.stats().total();
         on_b.push((st1.bytes() - st0.bytes()) as f64);

@@ -393,11 +393,7 @@ impl PartyEngine {
             .iter()
             .filter(|st| matches!(st.spec, StepSpec::Gc(_)))
             .map(|st| (st.node, st.op))
-            .chain(
-                self.plan
-                    .label()
-                    .map(|_| (q.nodes.len(), "argmax (label only)")),
-            );
+            .chain(self.plan.label().map(|_| (q.nodes.len(), self.label_op())));
         let mut circuits = Vec::new();
         for (g, (node, op)) in self.plan.circuits().zip(circuit_nodes) {
             let t = Instant::now();
@@ -538,7 +534,16 @@ impl PartyEngine {
         self.online_with(ch, bundle, input, OutputKind::Logits)
     }
 
-    /// Whether a label-only answer is available (the output is a vector).
+    /// What the label circuit is called in per-layer costs.
+    fn label_op(&self) -> &'static str {
+        match self.plan.label() {
+            Some(g) if g.elements > 1 => "argmax per pixel (mask only)",
+            _ => "argmax (label only)",
+        }
+    }
+
+    /// Whether a label-only answer is available (the output is a vector, or a
+    /// `[C, H, W]` map whose per-pixel argmax is a mask).
     pub fn supports_label(&self) -> bool {
         self.plan.label().is_some()
     }
@@ -665,11 +670,19 @@ impl PartyEngine {
             (OutputKind::Label, Some(mat)) => {
                 let t0 = Instant::now();
                 let st0 = ch.stats().total();
-                let label = mat.online(ch, &logits)?;
+                let gather = self.plan.label().and_then(|g| g.gather.as_ref());
+                let label = match gather {
+                    Some(idx) => {
+                        let inputs: Zeroizing<Vec<u64>> =
+                            Zeroizing::new(idx.iter().map(|&j| logits[j]).collect());
+                        mat.online(ch, &inputs)?
+                    }
+                    None => mat.online(ch, &logits)?,
+                };
                 let st1 = ch.stats().total();
                 costs.push(LayerCost {
                     index: q.nodes.len(),
-                    op: "argmax (label only)".into(),
+                    op: self.label_op().into(),
                     ms: t0.elapsed().as_secs_f64() * 1e3,
                     bytes: st1.bytes() - st0.bytes(),
                     rounds: st1.rounds() - st0.rounds(),

@@ -35,16 +35,20 @@ pub enum Deployment {
     /// Two non-colluding servers, each holding an additive share of the model
     /// and of the input.
     TwoServer,
+    /// One server holding the plaintext quantized model (P0) and the client
+    /// holding the input (P1); only the client learns the output.
+    ClientServer,
 }
 
 impl Deployment {
     /// Every deployment the engine knows.
-    pub const ALL: [Deployment; 1] = [Deployment::TwoServer];
+    pub const ALL: [Deployment; 2] = [Deployment::TwoServer, Deployment::ClientServer];
 
     /// The name users type (`--mode`).
     pub fn name(self) -> &'static str {
         match self {
             Deployment::TwoServer => "two-server",
+            Deployment::ClientServer => "client-server",
         }
     }
 
@@ -57,6 +61,7 @@ impl Deployment {
     pub fn roles(self) -> Roles {
         match self {
             Deployment::TwoServer => Roles::two_server(),
+            Deployment::ClientServer => Roles::client_server(),
         }
     }
 
@@ -64,6 +69,7 @@ impl Deployment {
     pub fn wire_id(self) -> u8 {
         match self {
             Deployment::TwoServer => 1,
+            Deployment::ClientServer => 2,
         }
     }
 }
@@ -140,6 +146,48 @@ impl Roles {
             beaver_sender: holder,
             garbling,
         }
+    }
+
+    /// Client-server: the server (P0) holds the plaintext weights, the client
+    /// (P1) its input; the server garbles every circuit (the faster choice by
+    /// measurement, and a malicious client as evaluator only learns output
+    /// labels masked by the server: docs/BENCHMARKS.md, docs/SECURITY.md).
+    pub fn client_server() -> Roles {
+        Roles::single_weight_holder(PartyId::P0, Garbling::Fixed(PartyId::P0))
+    }
+
+    /// Whether these roles have exactly one weight holder, P0 (what a
+    /// client-server client accepts from a server).
+    pub fn is_client_server(&self) -> bool {
+        self.weights == [true, false] && self.public_terms == PartyId::P0
+    }
+
+    /// Decode [`Self::to_wire`].
+    pub fn from_wire(b: [u8; Self::WIRE_LEN]) -> Option<Roles> {
+        let party = |v: u8| match v {
+            0 => Some(PartyId::P0),
+            1 => Some(PartyId::P1),
+            _ => None,
+        };
+        if b[0] == 0 || b[0] > 3 {
+            return None;
+        }
+        let garbling = match b[3] {
+            0 if b[4] == 0 => Garbling::Alternate,
+            1 => Garbling::Fixed(party(b[4])?),
+            _ => return None,
+        };
+        Some(Roles {
+            weights: [b[0] & 1 == 1, b[0] & 2 == 2],
+            public_terms: party(b[1])?,
+            beaver_sender: party(b[2])?,
+            garbling,
+        })
+    }
+
+    /// The garbling policy.
+    pub fn garbling(&self) -> Garbling {
+        self.garbling
     }
 
     /// Whether party `p` holds (a share of) the weights.
@@ -317,14 +365,7 @@ impl Plan {
                 spec,
             });
         }
-        let out = q.output_shape();
-        let label = (out.rank() == 1 && out.numel() >= 2).then(|| GcStep {
-            gadget: Gadget::ArgmaxMask { k: out.numel() },
-            elements: 1,
-            gather: None,
-            scale_out: false,
-            garbler: roles.garbler(circuits),
-        });
+        let label = label_step(q, roles.garbler(circuits));
         Ok(Plan {
             program: crate::share::architecture_fingerprint(q),
             deployment,
@@ -404,6 +445,32 @@ impl Plan {
     }
 }
 
+/// The argmax over the output's class axis: over a vector (the label), or
+/// per pixel over the channels of a `[C, H, W]` output with `C >= 2` (a
+/// segmentation mask, instance `p` gathering `x[c·H·W + p]` for every `c`; the
+/// first maximum wins, as in the reference).
+fn label_step(q: &QModel, garbler: PartyId) -> Option<GcStep> {
+    let out = q.output_shape();
+    let dims = out.dims();
+    let (classes, pixels) = match *dims {
+        [k] if k >= 2 => (k, 1),
+        [c, h, w] if c >= 2 => (c, h * w),
+        _ => return None,
+    };
+    let gather = (pixels > 1).then(|| {
+        (0..pixels)
+            .flat_map(|p| (0..classes).map(move |c| c * pixels + p))
+            .collect()
+    });
+    Some(GcStep {
+        gadget: Gadget::ArgmaxMask { k: classes },
+        elements: pixels,
+        gather,
+        scale_out: false,
+        garbler,
+    })
+}
+
 /// Plan node `i`; `circuits` counts garbled circuits so far (garbler choice).
 fn plan_node(
     q: &QModel,
@@ -454,9 +521,6 @@ fn plan_node(
             false,
         ),
         QOp::MaxPool { pool, relu, trunc } => {
-            if !relu {
-                return Err(Refusal::NoCircuit("max-pool without an adjacent ReLU"));
-            }
             let geom = QOp::pool_geom(pool, &q.nodes[n.inputs[0]].shape);
             let k = pool.kernel[0] * pool.kernel[1];
             let mut gather = Vec::with_capacity(n.shape.numel() * k);
@@ -469,14 +533,13 @@ fn plan_node(
                     gather.push(win[j.min(win.len() - 1)]);
                 }
             }
-            gc(
-                Gadget::MaxPoolReluTruncMask {
-                    k,
-                    f: if *trunc { f } else { FracBits(0) },
-                },
-                Some(gather),
-                false,
-            )
+            let f = if *trunc { f } else { FracBits(0) };
+            let gadget = if *relu {
+                Gadget::MaxPoolReluTruncMask { k, f }
+            } else {
+                Gadget::MaxPoolTruncMask { k, f }
+            };
+            gc(gadget, Some(gather), false)
         }
         QOp::Sign => gc(Gadget::SignMask, None, true),
         QOp::Square => StepSpec::Square(SquareStep {

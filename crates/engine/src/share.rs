@@ -235,6 +235,18 @@ pub fn split(q: &QModel, rng: &mut (impl RngCore + CryptoRng)) -> [ModelShare; 2
     ]
 }
 
+/// The public program of `q`: architecture and scales with every secret
+/// parameter zero (each keeps its length, so the program still validates).
+/// What a client-server server hands its clients.
+pub fn weightless(q: &QModel) -> QModel {
+    let mut p = q.clone();
+    for s in secrets_mut(&mut p) {
+        s.weight.iter_mut().for_each(|v| *v = 0);
+        s.bias.iter_mut().for_each(|v| *v = 0);
+    }
+    p
+}
+
 /// Recombine two shares (tests and tools; never done by a server).
 pub fn combine(a: &ModelShare, b: &ModelShare) -> std::result::Result<QModel, ShareFileError> {
     if a.model_id != b.model_id || a.pairing_key != b.pairing_key {

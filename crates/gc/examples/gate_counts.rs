@@ -10,6 +10,7 @@ fn main() {
     for g in [
         Gadget::ReluTruncMask { f },
         Gadget::MaxPoolReluTruncMask { k: 4, f },
+        Gadget::MaxPoolTruncMask { k: 4, f },
         Gadget::MaxPoolReluTruncMask { k: 9, f },
         Gadget::SignMask,
         Gadget::ThresholdSignMask,

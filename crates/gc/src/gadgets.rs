@@ -153,6 +153,9 @@ pub enum Gadget {
     ReluTruncMask { f: FracBits },
     /// `relu(max_j (x_j >>a f)) - r` over a window of `k >= 1` values.
     MaxPoolReluTruncMask { k: usize, f: FracBits },
+    /// `max_j (x_j >>a f) - r` over a window of `k >= 1` values (no ReLU): the
+    /// result is sign-extended from the `W - f` significant bits.
+    MaxPoolTruncMask { k: usize, f: FracBits },
     /// `sign(x) - r` with `sign(x) = +1` if `x >= 0` (so `sign(0) = +1`), else `-1`.
     SignMask,
     /// `(x >= tau ? +1 : -1) - r`; inputs `[x, tau]`, signed comparison.
@@ -171,7 +174,9 @@ impl Gadget {
         match *self {
             Gadget::ReluTruncMask { .. } | Gadget::SignMask | Gadget::TruncMask { .. } => 1,
             Gadget::ThresholdSignMask => 2,
-            Gadget::MaxPoolReluTruncMask { k, .. } | Gadget::ArgmaxMask { k } => k,
+            Gadget::MaxPoolReluTruncMask { k, .. }
+            | Gadget::MaxPoolTruncMask { k, .. }
+            | Gadget::ArgmaxMask { k } => k,
         }
     }
 
@@ -186,6 +191,9 @@ impl Gadget {
             Gadget::ReluTruncMask { f } => (s(x[0]) >> f.0).max(0) as u64,
             Gadget::MaxPoolReluTruncMask { f, .. } => {
                 x.iter().map(|&v| s(v) >> f.0).max().expect("k >= 1").max(0) as u64
+            }
+            Gadget::MaxPoolTruncMask { f, .. } => {
+                x.iter().map(|&v| s(v) >> f.0).max().expect("k >= 1") as u64
             }
             Gadget::SignMask => {
                 if s(x[0]) >= 0 {
@@ -220,6 +228,7 @@ impl Gadget {
             Gadget::TruncMask { f } => f.0 as usize,
             Gadget::ReluTruncMask { .. }
             | Gadget::MaxPoolReluTruncMask { .. }
+            | Gadget::MaxPoolTruncMask { .. }
             | Gadget::SignMask
             | Gadget::ThresholdSignMask
             | Gadget::ArgmaxMask { .. } => W,
@@ -234,6 +243,7 @@ impl Gadget {
             Gadget::TruncMask { .. } => k.wrapping_neg(),
             Gadget::ReluTruncMask { .. }
             | Gadget::MaxPoolReluTruncMask { .. }
+            | Gadget::MaxPoolTruncMask { .. }
             | Gadget::SignMask
             | Gadget::ThresholdSignMask
             | Gadget::ArgmaxMask { .. } => k,
@@ -247,6 +257,7 @@ impl Gadget {
             Gadget::TruncMask { f } => blindfold_core::ring::trunc_share_p0(a[0], f),
             Gadget::ReluTruncMask { .. }
             | Gadget::MaxPoolReluTruncMask { .. }
+            | Gadget::MaxPoolTruncMask { .. }
             | Gadget::SignMask
             | Gadget::ThresholdSignMask
             | Gadget::ArgmaxMask { .. } => 0,
@@ -260,6 +271,7 @@ impl Gadget {
             Gadget::TruncMask { f } => blindfold_core::ring::trunc_share_p1(k[0], f),
             Gadget::ReluTruncMask { .. }
             | Gadget::MaxPoolReluTruncMask { .. }
+            | Gadget::MaxPoolTruncMask { .. }
             | Gadget::SignMask
             | Gadget::ThresholdSignMask
             | Gadget::ArgmaxMask { .. } => 0,
@@ -319,6 +331,25 @@ impl Gadget {
                     };
                 }
                 relu_of_shifted(&mut b, &m)
+            }
+            Gadget::MaxPoolTruncMask { f, .. } => {
+                let f = f.0 as usize;
+                assert!(f < W - 1, "too many fractional bits");
+                let mut m: Word = Vec::new();
+                for j in 0..k {
+                    let x = reconstruct(&mut b, &a[j], &kk[j]);
+                    let z = x[f..].to_vec();
+                    m = if j == 0 {
+                        z
+                    } else {
+                        let keep = b.ge_signed(&m, &z);
+                        b.mux_words(keep, &m, &z)
+                    };
+                }
+                // Sign-extend the W - f significant bits: wires, no gates.
+                let sign = m[m.len() - 1];
+                m.resize(W, sign);
+                m
             }
             Gadget::SignMask => {
                 let x = reconstruct(&mut b, &a[0], &kk[0]);
@@ -408,7 +439,8 @@ mod tests {
         #[test]
         fn maxpool(x in prop::collection::vec(ring(), 1..6), f in 0u32..16, seed in any::<u64>()) {
             let k: Vec<u64> = (0..x.len() as u64).map(|i| seed.wrapping_mul(i + 7)).collect();
-            check(Gadget::MaxPoolReluTruncMask { k: x.len(), f: FracBits(f) }, x, k);
+            check(Gadget::MaxPoolReluTruncMask { k: x.len(), f: FracBits(f) }, x.clone(), k.clone());
+            check(Gadget::MaxPoolTruncMask { k: x.len(), f: FracBits(f) }, x, k);
         }
 
         #[test]

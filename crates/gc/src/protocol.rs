@@ -592,6 +592,7 @@ mod tests {
         for (g, seed) in [
             (Gadget::ReluTruncMask { f }, 5u8),
             (Gadget::MaxPoolReluTruncMask { k: 4, f }, 6),
+            (Gadget::MaxPoolTruncMask { k: 4, f }, 11),
             (Gadget::SignMask, 7),
             (Gadget::ThresholdSignMask, 8),
             (Gadget::ArgmaxMask { k: 10 }, 9),
@@ -628,6 +629,7 @@ mod tests {
             Gadget::ThresholdSignMask,
             Gadget::ArgmaxMask { k: 2 },
             Gadget::MaxPoolReluTruncMask { k: 2, f },
+            Gadget::MaxPoolTruncMask { k: 2, f },
         ] {
             let (y0, y1) = split(&pairs, &mut p);
             run(g, y0, y1, 1);
@@ -639,7 +641,7 @@ mod tests {
         /// Random gadget, random batch size and values, garbled across two threads.
         #[test]
         fn garbled_gadgets_match_plain(
-            which in 0usize..6,
+            which in 0usize..7,
             k in 1usize..6,
             f in 0u32..20,
             n in 1usize..140,
@@ -651,6 +653,7 @@ mod tests {
                 2 => Gadget::SignMask,
                 3 => Gadget::ThresholdSignMask,
                 4 => Gadget::TruncMask { f: FracBits(f.max(1)) },
+                5 => Gadget::MaxPoolTruncMask { k, f: FracBits(f) },
                 _ => Gadget::ArgmaxMask { k },
             };
             // Truncation is exact unless the shares wrap (probability |x|/2^64):

@@ -27,6 +27,8 @@ pub struct Answer {
     pub label: usize,
     pub scores: Vec<f64>,
     pub ring: Vec<u64>,
+    /// Per-pixel classes, for a label-only query of a `[C, H, W]` output.
+    pub mask: Option<Vec<u32>>,
     /// Wall-clock time of the whole query at the client.
     pub latency_ms: f64,
     /// Bytes the client sent and received.
@@ -137,15 +139,18 @@ pub fn query_on<T: Transport>(
         ch.send_vec(q.encode())?;
         ch.flush()?;
     }
-    let want = match kind {
-        OutputKind::Label => 1,
-        OutputKind::Logits => info.output_len,
-    };
-    let mut shares = Vec::with_capacity(2);
+    let mut shares: Vec<Vec<u64>> = Vec::with_capacity(2);
     let mut costs = Vec::with_capacity(2);
     for (server, ch) in [PartyId::P0, PartyId::P1].into_iter().zip(chs.iter_mut()) {
         match Reply::decode(&ch.recv()?)? {
             Reply::Ok { cost, output } => {
+                // Logits: every output value; label: one class per vector
+                // or per pixel, the same number from both servers.
+                let want = match (kind, shares.first()) {
+                    (OutputKind::Logits, _) => info.output_len,
+                    (OutputKind::Label, Some(s0)) => s0.len(),
+                    (OutputKind::Label, None) => output.len().clamp(1, info.output_len),
+                };
                 if output.len() != want {
                     return Err(EngineError::OutputLength {
                         server,
@@ -166,33 +171,60 @@ pub fn query_on<T: Transport>(
         }
     }
     let ring = crate::sharing::reconstruct(&shares[0], &shares[1]);
-    let (label, scores) = match kind {
-        OutputKind::Label => {
-            let l = ring[0];
-            if l >= info.output_len as u64 {
-                return Err(EngineError::LabelOutOfRange {
-                    label: l,
-                    classes: info.output_len,
-                });
-            }
-            (l as usize, Vec::new())
-        }
-        OutputKind::Logits => (
-            blindfold_model::engine::argmax_ring(&ring),
-            ring.iter()
-                .map(|&v| blindfold_core::ring::decode(v, info.output_frac_bits))
-                .collect(),
-        ),
-    };
+    let (label, scores, mask) = decode_output(kind, &ring, info.output_len, info.output_frac_bits)?;
     let client_bytes = chs.iter().map(|c| c.stats().total().bytes()).sum();
     let cost = [costs[0].clone(), costs[1].clone()];
     Ok(Answer {
         label,
         scores,
         ring,
+        mask,
         latency_ms: t0.elapsed().as_secs_f64() * 1e3,
         client_bytes,
         cost,
         info,
     })
+}
+
+/// Decode a reconstructed output: logits into the argmax and the decoded
+/// scores; labels into one label (a vector output) or a mask (one class per
+/// pixel: `output_len / pixels` classes), each checked to be in range.
+pub(crate) fn decode_output(
+    kind: OutputKind,
+    ring: &[u64],
+    output_len: usize,
+    output_frac: blindfold_core::FracBits,
+) -> Result<(usize, Vec<f64>, Option<Vec<u32>>)> {
+    match kind {
+        OutputKind::Logits => Ok((
+            blindfold_model::engine::argmax_ring(ring),
+            ring.iter()
+                .map(|&v| blindfold_core::ring::decode(v, output_frac))
+                .collect(),
+            None,
+        )),
+        OutputKind::Label => {
+            if ring.is_empty() {
+                return Err(EngineError::OutputLength {
+                    server: PartyId::P0,
+                    got: 0,
+                    want: 1,
+                });
+            }
+            let pixels = ring.len();
+            let classes = output_len / pixels;
+            if let Some(&l) = ring.iter().find(|&&l| l >= classes as u64) {
+                return Err(EngineError::LabelOutOfRange { label: l, classes });
+            }
+            if pixels == 1 {
+                Ok((ring[0] as usize, Vec::new(), None))
+            } else {
+                Ok((
+                    0,
+                    Vec::new(),
+                    Some(ring.iter().map(|&l| l as u32).collect()),
+                ))
+            }
+        }
+    }
 }

@@ -184,3 +184,101 @@ impl<T: Transport> Drop for LocalCluster<T> {
         }
     }
 }
+
+/// A client-server server in this process (demo, eval, bench, tests): serves
+/// `q` on `listener` from a thread; dropping it stops the server.
+pub struct LocalCsServer<T: Transport = TcpTransport> {
+    pub addr: String,
+    transport: T,
+    shutdown: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl LocalCsServer<TcpTransport> {
+    /// On loopback TCP, port 0, with `cfg`.
+    pub fn start(q: &blindfold_model::QModel, cfg: ServeConfig) -> Result<LocalCsServer> {
+        let server = super::CsServer::new(q, &cfg)?;
+        LocalCsServer::start_with(server, TcpTransport, tcp_loopback()?, cfg)
+    }
+}
+
+impl LocalCsServer<TlsTransport> {
+    /// On loopback with mutually authenticated TLS: the server presents the
+    /// `p0` certificate of `certs`, the client the `client` one.
+    pub fn start_tls(
+        q: &blindfold_model::QModel,
+        certs: &DeploymentCerts,
+        cfg: ServeConfig,
+    ) -> Result<LocalCsServer<TlsTransport>> {
+        let tls = |e: blindfold_net::tls::TlsError| blindfold_net::NetError::Tls(e.to_string());
+        let bind = TcpListener::bind("127.0.0.1:0").map_err(blindfold_net::NetError::Io)?;
+        let l = certs.identity(TlsRole::P0).map_err(tls)?.acceptor(bind)?;
+        let client = certs
+            .identity(TlsRole::Client)
+            .and_then(|i| i.transport(Some(TlsRole::P0)))
+            .map_err(tls)?;
+        let server = super::CsServer::new(q, &cfg)?;
+        LocalCsServer::start_with(server, client, l, cfg)
+    }
+}
+
+impl LocalCsServer<MemoryNetwork> {
+    /// On a fresh in-memory network.
+    pub fn start_in_memory(
+        q: &blindfold_model::QModel,
+        cfg: ServeConfig,
+    ) -> Result<LocalCsServer<MemoryNetwork>> {
+        let net = MemoryNetwork::new();
+        let l = net.listen();
+        let server = super::CsServer::new(q, &cfg)?;
+        LocalCsServer::start_with(server, net, l, cfg)
+    }
+}
+
+fn tcp_loopback() -> Result<TcpAcceptor> {
+    Ok(TcpAcceptor::new(
+        TcpListener::bind("127.0.0.1:0").map_err(blindfold_net::NetError::Io)?,
+    )?)
+}
+
+impl<T: Transport> LocalCsServer<T> {
+    /// Serve `server` on `listener`; `transport` is what clients connect with.
+    pub fn start_with<L: Listener<Conn = T::Conn>>(
+        server: super::CsServer,
+        transport: T,
+        listener: L,
+        cfg: ServeConfig,
+    ) -> Result<LocalCsServer<T>> {
+        let addr = listener.local_addr();
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let sd = shutdown.clone();
+        let handle = std::thread::spawn(move || {
+            super::cs_server::run_client_server(server, listener, cfg, sd)
+        });
+        Ok(LocalCsServer {
+            addr,
+            transport,
+            shutdown,
+            handle: Some(handle),
+        })
+    }
+
+    /// The transport clients connect with.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// A new client connection (session set up, empty pool).
+    pub fn client(&self) -> Result<super::CsClient<T::Conn>> {
+        super::CsClient::connect_on(&self.transport, &self.addr, Duration::from_secs(30))
+    }
+}
+
+impl<T: Transport> Drop for LocalCsServer<T> {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -59,6 +59,19 @@ pub(super) fn handle_connection<C: Connection>(sh: &Shared<C>, mut ch: C) -> Res
             }
             Ok(())
         }
+        Hello::CsClient => {
+            reply(
+                &mut ch,
+                &Reply::error(
+                    ErrorCode::BadRequest,
+                    "this server runs two-server mode; query it without --mode client-server",
+                ),
+            )?;
+            Err(EngineError::UnexpectedMessage {
+                what: "client-server greeting",
+                place: "a two-server server",
+            })
+        }
         Hello::Client => {
             expect_identity(&ch, "client greeting", "client")?;
             ch.set_max_frame(DEFAULT_MAX_FRAME);

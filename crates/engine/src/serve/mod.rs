@@ -45,6 +45,8 @@
 
 mod client;
 mod cluster;
+mod cs_client;
+mod cs_server;
 mod follower;
 mod frontend;
 mod handshake;
@@ -55,7 +57,9 @@ mod session;
 pub mod wire;
 
 pub use client::{info, info_on, query, query_on, query_with, Answer};
-pub use cluster::LocalCluster;
+pub use cluster::{LocalCluster, LocalCsServer};
+pub use cs_client::{CsAnswer, CsClient};
+pub use cs_server::{run_client_server, CsServer};
 pub use wire::{ErrorCode, ModelInfo, QueryCost, WireError};
 
 use crate::party::{OutputKind, PartyEngine};

@@ -14,6 +14,14 @@
 //!
 //!   P0 ⇄ P1: PeerHello {split, party, deployment, roles, fingerprint}, both at
 //!         once, first on the offline link (`PartyEngine::setup`)
+//!
+//!   client-server mode (one connection per client, `cs_server` / `cs_client`):
+//!   client ── Hello::CsClient ──▶ server ── CsInfo {public program, roles, limits} ─▶
+//!   both: PeerHello and the session setup (`PartyEngine::setup`)
+//!   then any number of: client ── CsRequest::Preprocess ─▶ ◀─ CsGo | Reply::Error,
+//!                         both run one offline phase;
+//!                       client ── CsRequest::Online {kind} ─▶ ◀─ CsGo | Reply::Error,
+//!                         both run the online phase ◀─ Reply::Ok {server's output share}
 //! ```
 //!
 //! Every message starts with the wire [`VERSION`] byte and a tag naming its
@@ -246,6 +254,11 @@ fn kind_byte(k: OutputKind) -> u8 {
 // connection or at the wrong step is an unknown tag, never a misread.
 const T_HELLO_CLIENT: u8 = 0x01;
 const T_HELLO_LINK: u8 = 0x02;
+const T_HELLO_CS_CLIENT: u8 = 0x03;
+const T_CS_INFO: u8 = 0x18;
+const T_CS_PREPROCESS: u8 = 0x80;
+const T_CS_ONLINE: u8 = 0x81;
+const T_CS_GO: u8 = 0x82;
 const T_MODEL_INFO: u8 = 0x10;
 const T_QUERY: u8 = 0x20;
 const T_REPLY_OK: u8 = 0x30;
@@ -278,6 +291,8 @@ pub enum LinkKind {
 pub enum Hello {
     /// A client: the server answers with [`ModelInfo`].
     Client,
+    /// A client-server client: the server answers with [`CsInfo`].
+    CsClient,
     /// P1 opening a peer link to P0; `attempt` is fresh per dial attempt, so
     /// only the two links of one attempt pair up.
     Link { kind: LinkKind, attempt: [u8; 16] },
@@ -292,6 +307,9 @@ impl Hello {
         match self {
             Hello::Client => {
                 o.u8(T_HELLO_CLIENT);
+            }
+            Hello::CsClient => {
+                o.u8(T_HELLO_CS_CLIENT);
             }
             Hello::Link { kind, attempt } => {
                 o.u8(T_HELLO_LINK)
@@ -312,6 +330,7 @@ impl Hello {
         let (mut r, tag) = In::open(Self::WHAT, &b[MAGIC.len()..])?;
         let h = match tag {
             T_HELLO_CLIENT => Hello::Client,
+            T_HELLO_CS_CLIENT => Hello::CsClient,
             T_HELLO_LINK => {
                 let kind = match r.u8()? {
                     LINK_OFFLINE => LinkKind::Offline,
@@ -1190,5 +1209,130 @@ mod tests {
             Job::decode(&t),
             Err(WireError::UnknownTag { tag: 9, .. })
         ));
+    }
+}
+
+/// Largest public program a client-server client accepts (bytes).
+pub const MAX_PROGRAM_BYTES: usize = 1 << 28;
+/// Most bundles a client-server connection may keep preprocessed.
+pub const MAX_CS_POOL: usize = 64;
+
+/// What a client-server server tells its client: the public program (the
+/// architecture and scales, every weight and bias zero, as a share file for
+/// party 1), the roles the session runs, and the server's limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsInfo {
+    /// The server answers labels (or masks) only.
+    pub label_only: bool,
+    /// Bundles the server keeps per connection at most.
+    pub max_pool: usize,
+    /// `Roles::to_wire` of the session.
+    pub roles: [u8; 5],
+    /// `share::ModelShare::to_bytes` of the weightless program for party 1.
+    pub program: Vec<u8>,
+}
+
+impl CsInfo {
+    const WHAT: &'static str = "client-server model info";
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut o = Out::new(T_CS_INFO);
+        o.u8(self.label_only as u8)
+            .u32(self.max_pool.min(MAX_CS_POOL) as u32)
+            .bytes(&self.roles)
+            .u32(self.program.len() as u32)
+            .bytes(&self.program);
+        o.0
+    }
+
+    pub fn decode(b: &[u8]) -> WireResult<CsInfo> {
+        let (mut r, tag) = In::open(Self::WHAT, b)?;
+        if tag != T_CS_INFO {
+            return r.unknown(tag);
+        }
+        let label_only = match r.u8()? {
+            0 => false,
+            1 => true,
+            tag => {
+                return Err(WireError::UnknownTag {
+                    what: "label-only flag",
+                    tag,
+                })
+            }
+        };
+        let max_pool = r.count(MAX_CS_POOL)?;
+        let roles = r.array()?;
+        let n = r.count(MAX_PROGRAM_BYTES)?;
+        let program = r.take(n)?.to_vec();
+        r.done()?;
+        Ok(CsInfo {
+            label_only,
+            max_pool,
+            roles,
+            program,
+        })
+    }
+}
+
+/// A client-server client's request on its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CsRequest {
+    /// Run one offline phase (both keep the bundle, in order).
+    Preprocess,
+    /// Run the online phase on the oldest bundle; the server then sends its
+    /// output share in a [`Reply`].
+    Online { kind: OutputKind },
+}
+
+impl CsRequest {
+    const WHAT: &'static str = "client-server request";
+
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            CsRequest::Preprocess => Out::new(T_CS_PREPROCESS).0,
+            CsRequest::Online { kind } => {
+                let mut o = Out::new(T_CS_ONLINE);
+                o.u8(kind_byte(*kind));
+                o.0
+            }
+        }
+    }
+
+    pub fn decode(b: &[u8]) -> WireResult<CsRequest> {
+        let (mut r, tag) = In::open(Self::WHAT, b)?;
+        let q = match tag {
+            T_CS_PREPROCESS => CsRequest::Preprocess,
+            T_CS_ONLINE => CsRequest::Online { kind: r.kind()? },
+            t => return r.unknown(t),
+        };
+        r.done()?;
+        Ok(q)
+    }
+}
+
+/// The server's go-ahead for a [`CsRequest`] (a refusal is a [`Reply::Error`]).
+pub struct CsGo;
+
+impl CsGo {
+    const WHAT: &'static str = "client-server go-ahead";
+
+    pub fn encode() -> Vec<u8> {
+        Out::new(T_CS_GO).0
+    }
+
+    /// `Ok(Ok(()))` for the go-ahead, `Ok(Err(reply))` for a refusal.
+    pub fn decode(b: &[u8]) -> WireResult<std::result::Result<(), Reply>> {
+        let (r, tag) = In::open(Self::WHAT, b)?;
+        if tag == T_CS_GO {
+            r.done()?;
+            return Ok(Ok(()));
+        }
+        match Reply::decode(b)? {
+            e @ Reply::Error { .. } => Ok(Err(e)),
+            Reply::Ok { .. } => Err(WireError::UnknownTag {
+                what: Self::WHAT,
+                tag: T_REPLY_OK,
+            }),
+        }
     }
 }
