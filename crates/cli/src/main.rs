@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod bench_cmd;
+mod cs_cmds;
 mod paths;
 mod plain_cmds;
 mod secure_cmds;

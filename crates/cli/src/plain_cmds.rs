@@ -71,6 +71,9 @@ pub enum ModeArg {
     Float,
     /// Both servers and a client on loopback: the real protocols.
     TwoServer,
+    /// One server holding the plaintext model and a client on loopback
+    /// (hybrid HE + garbled circuits): the real protocols.
+    ClientServer,
 }
 
 impl From<ModeArg> for Mode {
@@ -79,6 +82,7 @@ impl From<ModeArg> for Mode {
             ModeArg::Plain => Mode::Plain,
             ModeArg::Float => Mode::Float,
             ModeArg::TwoServer => Mode::Secure(Deployment::TwoServer),
+            ModeArg::ClientServer => Mode::Secure(Deployment::ClientServer),
         }
     }
 }

@@ -131,12 +131,22 @@ pub fn certs(a: CertsArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Which server this is: 0 or 1.
+    /// two-server: one of two servers holding a share each (--party, --share);
+    /// client-server: one server holding the plaintext model (--model).
+    #[arg(long, value_enum, default_value_t = DeployArg::TwoServer)]
+    pub mode: DeployArg,
+    /// Which server this is: 0 or 1 (two-server mode).
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=1))]
-    pub party: u8,
-    /// This server's share file (from `blindfold split`).
+    pub party: Option<u8>,
+    /// This server's share file (from `blindfold split`; two-server mode).
     #[arg(long)]
-    pub share: PathBuf,
+    pub share: Option<PathBuf>,
+    /// Client-server mode: the model served in clear (zoo name or .onnx).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Client-server mode: fractional bits of the fixed-point encoding.
+    #[arg(long, default_value_t = 12)]
+    pub frac_bits: u32,
     /// Address to accept clients on (and, for party 0, the other server).
     #[arg(long, default_value = "127.0.0.1:7000")]
     pub listen: String,
@@ -198,27 +208,43 @@ impl TlsArgs {
     }
 }
 
+/// The secure deployments a server or client can run.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeployArg {
+    TwoServer,
+    ClientServer,
+}
+
 pub fn serve(a: ServeArgs) -> Result<()> {
-    let share = ModelShare::load(&a.share)?;
-    if share.party.index() != a.party as usize {
+    if a.mode == DeployArg::ClientServer {
+        return crate::cs_cmds::serve(a);
+    }
+    if a.model.is_some() {
+        bail!("--model is for --mode client-server; a two-server server serves a share file (--share)");
+    }
+    let (Some(share_path), Some(party)) = (a.share.clone(), a.party) else {
+        bail!("two-server mode needs --party 0|1 and --share FILE (from `blindfold split`); for one server holding the model in clear use --mode client-server --model MODEL");
+    };
+    let a = ServeArgs {
+        party: Some(party),
+        ..a
+    };
+    let share = ModelShare::load(&share_path)?;
+    if share.party.index() != party as usize {
         bail!(
             "{} is party {}'s share, but this server was started as --party {}",
-            a.share.display(),
+            share_path.display(),
             share.party.index(),
-            a.party
+            party
         );
     }
-    if a.party == 1 && a.peer.is_none() {
+    if party == 1 && a.peer.is_none() {
         bail!("party 1 needs --peer ADDR (party 0's --listen address) and its own --listen ADDR");
     }
-    if a.party == 0 && a.peer.is_some() {
+    if party == 0 && a.peer.is_some() {
         eprintln!("note: party 0 waits for party 1 to connect; --peer is not used");
     }
-    let role = if a.party == 0 {
-        TlsRole::P0
-    } else {
-        TlsRole::P1
-    };
+    let role = if party == 0 { TlsRole::P0 } else { TlsRole::P1 };
     let identity = a.tls.identity(role)?;
     let name = share.program.name.clone();
     let engine = PartyEngine::new(share)?;
@@ -230,7 +256,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     })?;
     eprintln!(
         "P{} serving model {} on {} over {} (pool of {} preprocessed queries){}{}",
-        a.party,
+        party,
         name,
         listener.local_addr()?,
         if identity.is_some() {
@@ -240,7 +266,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         },
         a.pool,
         match &a.peer {
-            Some(p) if a.party == 1 => format!(", peer {p}"),
+            Some(p) if party == 1 => format!(", peer {p}"),
             _ => ", waiting for P1".into(),
         },
         if a.label_only { ", labels only" } else { "" }
@@ -272,11 +298,22 @@ pub fn serve(a: ServeArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct QueryArgs {
-    /// P0's and P1's addresses, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// two-server (--servers P0,P1) or client-server (--server ADDR).
+    #[arg(long, value_enum, default_value_t = DeployArg::TwoServer)]
+    pub mode: DeployArg,
+    /// P0's and P1's addresses, comma-separated (two-server mode).
+    #[arg(long, value_delimiter = ',')]
     pub servers: Vec<String>,
-    /// Input: .npy (float32, the model's input shape) or a grayscale PNG.
-    pub input: PathBuf,
+    /// The server's address (client-server mode).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Client-server mode: preprocess this many queries on the connection
+    /// before the first (so each input pays only the online phase).
+    #[arg(long, default_value_t = 0)]
+    pub preprocess: usize,
+    /// Inputs: .npy (float32, the model's input shape) or grayscale PNGs.
+    #[arg(required = true, num_args = 1..)]
+    pub input: Vec<PathBuf>,
     #[arg(long)]
     pub json: bool,
     /// Seconds to wait for the servers.
@@ -291,6 +328,12 @@ pub struct QueryArgs {
 }
 
 pub fn query(a: QueryArgs) -> Result<()> {
+    if a.mode == DeployArg::ClientServer {
+        return crate::cs_cmds::query(a);
+    }
+    if a.server.is_some() {
+        bail!("--server is for --mode client-server; two-server mode takes --servers P0,P1");
+    }
     if a.servers.len() != 2 {
         bail!("--servers takes two addresses: P0,P1");
     }
@@ -301,20 +344,20 @@ pub fn query(a: QueryArgs) -> Result<()> {
     };
     let servers = [a.servers[0].as_str(), a.servers[1].as_str()];
     let timeout = Duration::from_secs(a.timeout);
-    let ans = match a.tls.identity(TlsRole::Client)? {
-        None => query_over(
-            &blindfold_net::TcpTransport,
-            servers,
-            &a.input,
-            timeout,
-            kind,
-        )?,
-        Some(id) => query_over(&id.transport(None)?, servers, &a.input, timeout, kind)?,
-    };
-    if a.json {
-        println!("{}", serde_json::to_string(&ans)?);
-    } else {
-        print_answer(&ans);
+    let identity = a.tls.identity(TlsRole::Client)?;
+    for input in &a.input {
+        let ans = match &identity {
+            None => query_over(&blindfold_net::TcpTransport, servers, input, timeout, kind)?,
+            Some(id) => query_over(&id.transport(None)?, servers, input, timeout, kind)?,
+        };
+        if a.json {
+            println!("{}", serde_json::to_string(&ans)?);
+        } else {
+            if a.input.len() > 1 {
+                println!("{}:", input.display());
+            }
+            print_answer(&ans);
+        }
     }
     Ok(())
 }
@@ -353,6 +396,10 @@ fn print_answer(a: &Answer) {
 
 #[derive(Args)]
 pub struct DemoArgs {
+    /// two-server (two servers holding shares) or client-server (one server
+    /// holding the model in clear).
+    #[arg(long, value_enum, default_value_t = DeployArg::TwoServer)]
+    pub mode: DeployArg,
     /// Zoo model or .onnx file.
     #[arg(long, default_value = "minionn")]
     pub model: String,
@@ -364,6 +411,9 @@ pub struct DemoArgs {
 }
 
 pub fn demo(a: DemoArgs) -> Result<()> {
+    if a.mode == DeployArg::ClientServer {
+        return crate::cs_cmds::demo(a);
+    }
     let ma = ModelArg {
         model: a.model.clone(),
         frac_bits: a.frac_bits,
