@@ -43,6 +43,18 @@ pub struct BenchArgs {
     /// plain-TCP run, in the same process) and report what TLS costs.
     #[arg(long)]
     pub tls: bool,
+    /// Client-server mode: who garbles the circuits (the default is the
+    /// server; the others are there to compare).
+    #[arg(long, value_enum)]
+    pub garbler: Option<GarblerArg>,
+}
+
+/// Who garbles in client-server mode.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum GarblerArg {
+    Server,
+    Client,
+    Alternate,
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
@@ -147,6 +159,22 @@ fn secure(a: &BenchArgs) -> Result<()> {
     };
     let (m, q) = ma.load()?;
     let n_q = a.queries.max(1);
+    let roles = match (a.garbler, mode) {
+        (None, _) => None,
+        (Some(g), Mode::Secure(blindfold_engine::Deployment::ClientServer)) => {
+            use blindfold_core::PartyId;
+            use blindfold_engine::plan::{Garbling, Roles};
+            Some(Roles::single_weight_holder(
+                PartyId::P0,
+                match g {
+                    GarblerArg::Server => Garbling::Fixed(PartyId::P0),
+                    GarblerArg::Client => Garbling::Fixed(PartyId::P1),
+                    GarblerArg::Alternate => Garbling::Alternate,
+                },
+            ))
+        }
+        (Some(_), _) => anyhow::bail!("--garbler is for --mode client-server"),
+    };
     let run = |link: infer::Link| -> Result<infer::BenchReport> {
         let pb = crate::plain_cmds::progress(
             n_q,
@@ -155,7 +183,9 @@ fn secure(a: &BenchArgs) -> Result<()> {
         if a.json {
             pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
-        let mut r = infer::bench(&q, mode, n_q, link, &mut |k| pb.set_position(k as u64))?;
+        let mut r = infer::bench_with_roles(&q, mode, roles, n_q, link, &mut |k| {
+            pb.set_position(k as u64)
+        })?;
         pb.finish_and_clear();
         r.network = m.name.clone();
         Ok(r)

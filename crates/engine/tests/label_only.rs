@@ -92,3 +92,39 @@ fn label_only_over_tcp() {
         assert_eq!(b.scores.len(), 10);
     }
 }
+
+/// A `[C, H, W]` output: the label circuit is a per-pixel argmax over the
+/// channels, and a label-only query returns the mask alone (two-server
+/// cluster over TCP).
+#[test]
+fn mask_only_answer_is_the_reference_per_pixel_argmax() {
+    use blindfold_core::FracBits;
+    let path = common::root().join("testdata/onnx/upsample_nearest_ts13.onnx");
+    let q = blindfold_model::quant::quantize(
+        &blindfold_model::load_onnx(&path).unwrap(),
+        FracBits::DEFAULT,
+    )
+    .unwrap();
+    let dims = q.output_shape().dims().to_vec();
+    let (c, hw) = (dims[0], dims[1] * dims[2]);
+    let mut rng = Prg::from_seed([4; 16]);
+    let x: Vec<f32> = (0..q.input_shape().numel())
+        .map(|_| (rng.gen_u64() >> 40) as f32 / (1u64 << 24) as f32)
+        .collect();
+    let y = run_plain(&q, &x).unwrap();
+    let want: Vec<u32> = (0..hw)
+        .map(|p| {
+            let mut best = 0;
+            for k in 1..c {
+                if (y[k * hw + p] as i64) > (y[best * hw + p] as i64) {
+                    best = k;
+                }
+            }
+            best as u32
+        })
+        .collect();
+    let cluster = LocalCluster::start(&q, 1, &mut rng).unwrap();
+    let a = cluster.query_label(&x).unwrap();
+    assert_eq!(a.mask.as_deref(), Some(&want[..]));
+    assert!(a.scores.is_empty());
+}

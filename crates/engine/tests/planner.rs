@@ -337,3 +337,111 @@ fn setup_refuses_a_peer_with_other_roles() {
         );
     }
 }
+
+/// The reference's per-pixel (or per-vector) argmax, first maximum winning:
+/// what the label circuit computes.
+fn reference_labels(q: &QModel, y: &[u64]) -> Option<Vec<u64>> {
+    let dims = q.output_shape().dims().to_vec();
+    let (classes, pixels) = match dims[..] {
+        [k] if k >= 2 => (k, 1),
+        [c, h, w] if c >= 2 => (c, h * w),
+        _ => return None,
+    };
+    Some(
+        (0..pixels)
+            .map(|p| {
+                let mut best = 0;
+                for c in 1..classes {
+                    if (y[c * pixels + p] as i64) > (y[best * pixels + p] as i64) {
+                        best = c;
+                    }
+                }
+                best as u64
+            })
+            .collect(),
+    )
+}
+
+/// Client-server mode on every importable model: what `inspect --mode
+/// client-server` accepts, the server accepts and runs, bit-exact, and its
+/// label circuit (per pixel for `[C, H, W]` outputs) gives the reference's
+/// argmax; what it refuses, the server refuses at the same layer.
+#[test]
+fn client_server_runs_what_inspect_accepts_on_every_model() {
+    use blindfold_engine::infer::local_engines;
+    use blindfold_engine::party::OutputKind;
+    let (mut ran, mut masks) = (0, 0);
+    for path in every_model() {
+        let name = path.display().to_string();
+        let q = quantize(&load_onnx(&path).unwrap(), FracBits::DEFAULT).unwrap();
+        let survey = Plan::survey(&q, Deployment::ClientServer);
+        let first_refused = survey
+            .iter()
+            .find_map(|r| r.protocol.as_ref().err().map(|why| (r.node, why.clone())));
+        let server = blindfold_engine::serve::CsServer::new(&q, &Default::default());
+        match first_refused {
+            Some((layer, why)) => match server {
+                Err(EngineError::Unsupported {
+                    layer: l, reason, ..
+                }) => {
+                    assert_eq!((l, &reason), (layer, &why), "{name}");
+                }
+                Err(e) => panic!("{name}: fails otherwise: {e}"),
+                Ok(_) => panic!("{name}: inspect refuses layer {layer}, the server accepts"),
+            },
+            None => {
+                server.unwrap_or_else(|e| panic!("{name}: inspect accepts, server: {e}"));
+                if name.contains("/models/") {
+                    // The zoo runs in zoo_client_server.rs.
+                    continue;
+                }
+                ran += 1;
+                let x = input_for(&q, 11);
+                let want = run_plain_all(&q, &x).unwrap().swap_remove(q.output);
+                let mut rng = Prg::from_seed([5; 16]);
+                let [e0, e1] = local_engines(&q, Deployment::ClientServer, None, &mut rng).unwrap();
+                let (e0b, e1b) = {
+                    let [a, b] =
+                        local_engines(&q, Deployment::ClientServer, None, &mut rng).unwrap();
+                    (a, b)
+                };
+                let got = client_server_run(e0, e1, &x, OutputKind::Logits);
+                assert_matches_reference(&got, &want, &name);
+                if let Some(labels) = reference_labels(&q, &want) {
+                    assert!(e0b.supports_label(), "{name}");
+                    masks += (labels.len() > 1) as usize;
+                    let got = client_server_run(e0b, e1b, &x, OutputKind::Label);
+                    assert_eq!(got, labels, "{name}: secure argmax");
+                }
+            }
+        }
+    }
+    assert!(ran >= 30, "only {ran} test vectors ran");
+    assert!(masks >= 1, "no [C, H, W] output was tested");
+}
+
+/// One query in client-server mode: party 1 holds the input, party 0 a zero share.
+fn client_server_run(
+    e0: PartyEngine,
+    e1: PartyEngine,
+    x: &[u64],
+    kind: blindfold_engine::party::OutputKind,
+) -> Vec<u64> {
+    let (mut c0, mut c1) = MemoryChannel::pair();
+    let x1 = x.to_vec();
+    let t = std::thread::spawn(move || {
+        let mut rng = Prg::from_seed([1; 16]);
+        let mut s = e1.setup(&mut c1, &mut rng).unwrap();
+        let b = e1.offline(&mut c1, &mut s, &mut rng).unwrap();
+        e1.online_with(&mut c1, b, x1, kind).unwrap().0
+    });
+    let mut rng = Prg::from_seed([0; 16]);
+    let mut s = e0.setup(&mut c0, &mut rng).unwrap();
+    let b = e0.offline(&mut c0, &mut s, &mut rng).unwrap();
+    let y0 = e0
+        .online_with(&mut c0, b, vec![0; x.len()], kind)
+        .unwrap()
+        .0;
+    let y1 = t.join().unwrap();
+    blindfold_engine::sharing::reconstruct(&y0, &y1)
+}
