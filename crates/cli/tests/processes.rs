@@ -415,3 +415,114 @@ fn serve_refuses_a_wrong_or_broken_share_file() {
     let err = fails(&["serve", "--party", "2", "--share", s0.to_str().unwrap()]);
     assert!(err.contains("--party"), "{err}");
 }
+
+/// Client-server mode as two processes over TLS: `serve --mode client-server`
+/// holding the model in clear, `query --mode client-server` with a pool
+/// filled first (every input then pays only the online phase), label only,
+/// and clear refusals for a client of the other mode.
+#[test]
+fn client_server_serve_and_query_as_two_processes_over_tls() {
+    let tmp = TempDir::new("cs");
+    let dir = tmp.0.as_path();
+    let pki = dir.join("pki");
+    ok(&["certs", "--out", pki.to_str().unwrap()]);
+    let digits = dir.join("digits");
+    ok(&["digits", "--out", digits.to_str().unwrap(), "--count", "2"]);
+    let mut pngs: Vec<PathBuf> = std::fs::read_dir(&digits)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    pngs.sort();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let t = pki.to_str().unwrap();
+    let mut c = std::process::Command::new(bin());
+    c.env("BLINDFOLD_HOME", repo())
+        .args(["serve", "--mode", "client-server", "--model", "ppml_c"])
+        .args(["--listen", &addr, "--pool", "4", "--tls-dir", t])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("serve.log")).unwrap());
+    let mut kids = Children(vec![("server".into(), c.spawn().unwrap())]);
+    let (p0, p1) = (pngs[0].to_str().unwrap(), pngs[1].to_str().unwrap());
+    // Wait for the server to listen (the first query retries its connect).
+    let out = ok(&[
+        "query",
+        "--mode",
+        "client-server",
+        "--server",
+        &addr,
+        "--tls-dir",
+        t,
+        "--preprocess",
+        "2",
+        p0,
+        p1,
+        "--json",
+    ]);
+    let answers: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(answers.len(), 2, "{out}");
+    for (a, p) in answers.iter().zip([p0, p1]) {
+        assert_eq!(a["preprocessed_first"], false, "the pool was filled first");
+        let plain = ok(&["run", "ppml_c", p, "--json"]);
+        assert_eq!(
+            a["label"].as_u64().unwrap() as usize,
+            json_label(&plain),
+            "{p}"
+        );
+    }
+    // Without --preprocess the query says it preprocessed first.
+    let text = ok(&[
+        "query",
+        "--mode",
+        "client-server",
+        "--server",
+        &addr,
+        "--tls-dir",
+        t,
+        p1,
+    ]);
+    assert!(text.contains("preprocessed first"), "{text}");
+    let label = ok(&[
+        "query",
+        "--mode",
+        "client-server",
+        "--server",
+        &addr,
+        "--tls-dir",
+        t,
+        p1,
+        "--json",
+        "--label-only",
+    ]);
+    let plain = ok(&["run", "ppml_c", p1, "--json"]);
+    assert_eq!(json_label(&label), json_label(&plain), "label only");
+    // A two-server client is told this server runs the other mode.
+    let err = fails(&[
+        "query",
+        "--servers",
+        &format!("{addr},{addr}"),
+        "--tls-dir",
+        t,
+        "--timeout",
+        "5",
+        p1,
+    ]);
+    assert!(!err.is_empty());
+    // The server is still up.
+    assert!(kids.0[0].1.try_wait().unwrap().is_none(), "server exited");
+    let err = fails(&[
+        "serve",
+        "--mode",
+        "client-server",
+        "--listen",
+        &addr,
+        "--tls-dir",
+        t,
+    ]);
+    assert!(err.contains("--model"), "{err}");
+    drop(kids);
+}
