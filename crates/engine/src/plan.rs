@@ -65,6 +65,18 @@ impl Deployment {
         }
     }
 
+    /// Say who the parties are in this deployment's terms (client-server:
+    /// P0 is the server, P1 the client).
+    pub fn name_parties(self, text: String) -> String {
+        match self {
+            Deployment::TwoServer => text,
+            Deployment::ClientServer => text
+                .replace("P0", "the server")
+                .replace("P1", "the client")
+                .replace("secret-shared input", "client's input (server's share 0)"),
+        }
+    }
+
     /// A one-byte identifier for handshakes.
     pub fn wire_id(self) -> u8 {
         match self {
@@ -388,7 +400,8 @@ impl Plan {
             .map(|(i, n)| NodeSupport {
                 node: i,
                 op: n.op.kind(),
-                protocol: plan_node(q, i, &roles, &mut circuits).map(|s| s.protocol()),
+                protocol: plan_node(q, i, &roles, &mut circuits)
+                    .map(|s| deployment.name_parties(s.protocol())),
             })
             .collect()
     }
