@@ -49,7 +49,9 @@ pub enum HeError {
         expected: usize,
     },
     /// A layer shape that cannot be packed (zero-sized, kernel larger than the
-    /// padded input, or one kernel window row-band wider than the ring).
+    /// padded input, a transposed convolution's pad beyond what its lowering to
+    /// a convolution represents, or one kernel window row-band wider than the
+    /// ring).
     #[error("unsupported layer shape: {0}")]
     Shape(String),
     /// An error inside the polynomial arithmetic library.

@@ -21,7 +21,8 @@
 //! * [`rlwe`]: keys, seeded secret-key encryption, public-key encryption of zero,
 //!   decryption, plaintext products and additions, re-randomization with flooding,
 //!   modulus switching, validated wire formats;
-//! * [`packing`]: conv2d / fully connected layers as polynomial products;
+//! * [`packing`]: conv2d / transposed conv2d / fully connected layers as
+//!   polynomial products;
 //! * [`protocol`]: the per-layer, per-query exchange over a `Channel`;
 //! * [`beaver`]: square pairs `(a, a^2)` by OT-based multiplication;
 //! * [`bench`]: `blindfold bench preprocessing`.
@@ -43,7 +44,7 @@ mod rng;
 mod wire;
 
 pub use error::{HeError, Result, UniformityCheck};
-pub use packing::{ConvGeom, FcShape, LayerPlan, LinearShape};
+pub use packing::{ConvGeom, ConvTransposeGeom, FcShape, LayerPlan, LinearShape, Lowering};
 pub use params::HeParams;
 pub use protocol::{
     preprocess, preprocess_directed, DirectedShares, Directions, EncodedWeights, HeSession,

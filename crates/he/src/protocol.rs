@@ -143,8 +143,9 @@ pub struct EncodedWeights {
 }
 
 impl EncodedWeights {
-    /// Pack and transform the weights `w` (OIHW for convolutions, `outputs ×
-    /// inputs` for fully connected layers) of the layer planned by `plan`.
+    /// Pack and transform the weights `w` (OIHW for convolutions, `[c_in, c_out,
+    /// kh, kw]` for transposed convolutions, `outputs × inputs` for fully
+    /// connected layers) of the layer planned by `plan`.
     pub fn new(params: &HeParams, plan: &LayerPlan, w: &[u64]) -> Result<EncodedWeights> {
         if plan.n != params.degree() {
             return Err(HeError::ParameterMismatch(format!(

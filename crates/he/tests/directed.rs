@@ -4,7 +4,7 @@
 //! threads over an in-memory channel, fixed seeds.
 
 use blindfold_core::{PartyId, Prg};
-use blindfold_he::packing::linear_reference;
+use blindfold_he::packing::{linear_reference, ConvTransposeGeom};
 use blindfold_he::{
     preprocess_directed, protocol::plan_network, Directions, EncodedWeights, FcShape, HeParams,
     HeSession, LayerJob, LinearShape,
@@ -22,6 +22,18 @@ fn one_direction_gives_the_product_and_sends_only_its_messages() {
         LinearShape::Fc(FcShape {
             inputs: 100,
             outputs: 12,
+        }),
+        // A transposed convolution with stride 2 and output padding.
+        LinearShape::ConvTranspose2d(ConvTransposeGeom {
+            c_in: 3,
+            h: 6,
+            w: 5,
+            c_out: 2,
+            kh: 3,
+            kw: 3,
+            stride: [2, 2],
+            pads: [1, 1, 1, 1],
+            output_padding: [1, 1],
         }),
     ];
     for querier in [PartyId::P0, PartyId::P1] {

@@ -6,7 +6,7 @@ use std::thread;
 
 use blindfold_core::{PartyId, Prg};
 use blindfold_he::bench::{bench, zoo_layers, ZOO};
-use blindfold_he::packing::linear_reference;
+use blindfold_he::packing::{linear_reference, ConvTransposeGeom, Lowering};
 use blindfold_he::protocol::{answer_query, decrypt_response, encrypt_query, plan_network};
 use blindfold_he::{
     preprocess, EncodedWeights, FcShape, HeError, HeParams, HeSession, LayerPlan, LinearShape,
@@ -114,6 +114,118 @@ fn explicit_two_party_run_with_fixed_seeds() {
             "both count the same traffic"
         );
     }
+}
+
+/// Square transposed convolution geometry.
+fn conv_t(
+    c_in: usize,
+    hw: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    output_padding: usize,
+) -> ConvTransposeGeom {
+    ConvTransposeGeom {
+        c_in,
+        h: hw,
+        w: hw,
+        c_out,
+        kh: k,
+        kw: k,
+        stride: [stride, stride],
+        pads: [pad; 4],
+        output_padding: [output_padding; 2],
+    }
+}
+
+/// One direction with the I/O-free steps: shares `M + T = L(R; W)`.
+fn query_answer_decrypt(plan: &LayerPlan, seed: u8) {
+    let params = HeParams::new().unwrap();
+    let mut rng = Prg::from_seed([seed; 16]);
+    let sk = SecretKey::generate(&params, &mut rng).unwrap();
+    let pk = sk.public_key(&mut rng).unwrap();
+    let shape = &plan.shape;
+    let w = rng.gen_u64s(shape.weight_len());
+    let ew = EncodedWeights::new(&params, plan, &w).unwrap();
+    let r = rng.gen_u64s(shape.input_len());
+    let q = encrypt_query(&sk, plan, 1, &r, &mut rng).unwrap();
+    assert_eq!(q.len(), plan.query_bytes(&params));
+    let (resp, t) = answer_query(&params, &pk, &ew, 1, &q, &mut rng).unwrap();
+    assert_eq!(resp.len(), plan.response_bytes(&params));
+    let m = decrypt_response(&sk, plan, 1, &resp).unwrap();
+    let got: Vec<u64> = m
+        .iter()
+        .zip(t.iter())
+        .map(|(a, b)| a.wrapping_add(*b))
+        .collect();
+    assert_eq!(
+        got,
+        linear_reference(shape, &r, &w).unwrap(),
+        "{} {:?}",
+        shape.describe(),
+        plan.lowering
+    );
+}
+
+#[test]
+fn transposed_convolutions_through_query_answer_decrypt() {
+    let layers = [
+        // Stride 2 with output padding (the UNet decoder's k3 s2 p1 op1).
+        conv_t(4, 7, 3, 3, 2, 1, 1),
+        // k2 s2: one 1×1 sub-pixel convolution with 4·c_out channels.
+        conv_t(5, 6, 3, 2, 2, 0, 0),
+        // Unequal axes, stride 3, asymmetric pads up to the bounds.
+        ConvTransposeGeom {
+            c_in: 2,
+            h: 6,
+            w: 4,
+            c_out: 3,
+            kh: 4,
+            kw: 3,
+            stride: [3, 2],
+            pads: [1, 2, 3, 0],
+            output_padding: [2, 1],
+        },
+        // Stride 1 (both lowerings coincide).
+        conv_t(2, 6, 3, 3, 1, 1, 0),
+    ];
+    for (i, t) in layers.iter().enumerate() {
+        let shape = LinearShape::ConvTranspose2d(*t);
+        // The chosen plan, then the cheapest tiling of every lowering.
+        let chosen = LayerPlan::new(&shape, 8192).unwrap();
+        query_answer_decrypt(&chosen, 40 + i as u8);
+        for lowering in shape.lowerings() {
+            let plan = LayerPlan::with_cheapest_tiling(&shape, 8192, lowering).unwrap();
+            query_answer_decrypt(&plan, 50 + i as u8);
+        }
+    }
+    // A tiled plan of each form (several input and output ciphertexts).
+    let big = LinearShape::ConvTranspose2d(conv_t(8, 32, 8, 3, 2, 1, 1));
+    let chosen = LayerPlan::new(&big, 8192).unwrap();
+    assert!(matches!(chosen.lowering, Lowering::SubPixel { .. }));
+    assert!(chosen.input_cts() > 1 && chosen.output_cts() > 1);
+    query_answer_decrypt(&chosen, 60);
+    let dilated = LayerPlan::with_cheapest_tiling(&big, 8192, Lowering::Dilated).unwrap();
+    assert!(dilated.input_cts() > 1);
+    query_answer_decrypt(&dilated, 61);
+}
+
+#[test]
+fn two_threads_transposed_layers_share_reconstruct() {
+    // `bench` runs both directions and checks M0 + T1 = L(R0; W1) and
+    // M1 + T0 = L(R1; W0) for every layer.
+    let layers = vec![
+        LinearShape::ConvTranspose2d(conv_t(4, 8, 4, 2, 2, 0, 0)),
+        LinearShape::Conv2d(blindfold_he::ConvGeom::square(4, 16, 2, 3, 1, 1)),
+        LinearShape::ConvTranspose2d(conv_t(2, 16, 2, 3, 2, 1, 1)),
+    ];
+    let report = bench(&layers, 1).unwrap();
+    assert_eq!(report.layers.len(), 3);
+    assert_eq!(
+        report.layers[2].layer,
+        "convT 2x16x16 -> 2 k3x3 s2x2 p1,1,1,1 op1,1"
+    );
 }
 
 #[test]
