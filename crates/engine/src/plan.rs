@@ -520,7 +520,7 @@ fn plan_node(
             inputs: *inputs,
             outputs: *outputs,
         }))?,
-        QOp::ConvTranspose { .. } => return Err(Refusal::NoPacking("a transposed convolution")),
+        QOp::ConvTranspose { geom, .. } => linear(LinearShape::ConvTranspose2d(*geom))?,
         QOp::ChannelAffine { .. } => {
             return Err(Refusal::NoPacking(
                 "a channel affine map not folded into a convolution",

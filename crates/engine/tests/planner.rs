@@ -120,7 +120,8 @@ fn inspect_split_and_serve_agree_on_every_model() {
         }
     }
     assert!(ran >= 30, "only {ran} test vectors ran");
-    assert!(refused >= 3, "only {refused} models refused");
+    // Stand-alone channel-affine maps are still refused (no packing).
+    assert!(refused >= 2, "only {refused} models refused");
 }
 
 /// One weight holder (P1 holds the plaintext model, P0 only the input): one HE
