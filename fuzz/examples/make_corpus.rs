@@ -13,8 +13,8 @@
 use blindfold_core::{FracBits, PartyId, Prg};
 use blindfold_engine::party::OutputKind;
 use blindfold_engine::serve::wire::{
-    ErrorCode, Hello, Job, JobAnswer, LinkAuth, LinkKind, ModelInfo, PeerHello, Query, QueryCost,
-    Reply, Share,
+    CsGo, CsInfo, CsRequest, ErrorCode, Hello, Job, JobAnswer, LinkAuth, LinkKind, ModelInfo,
+    PeerHello, Query, QueryCost, Reply, Share,
 };
 use blindfold_engine::{share, Deployment, Roles};
 use blindfold_fuzz::targets::{fixture, join_external, EXTERNAL_FILE};
@@ -122,6 +122,13 @@ fn onnx_external_seeds() {
     // An inline model with an empty data file.
     let inline = std::fs::read(root().join("testdata/onnx/matmul_add_ts13.onnx")).expect("model");
     c.add("inline.bin", &join_external(&inline, b""));
+}
+
+/// A small program for the client-server model info (a test vector).
+fn fixture_program() -> blindfold_model::QModel {
+    let path = root().join("testdata/onnx/matmul_add_ts13.onnx");
+    let model = blindfold_model::load_onnx(&path).expect("test model imports");
+    blindfold_model::quant::quantize(&model, FracBits(12)).expect("quantizes")
 }
 
 fn share_seeds() {
@@ -272,6 +279,7 @@ fn png_seeds() {
 fn wire_seeds() {
     let mut c = Corpus::new("wire_hello");
     c.add("client", &Hello::Client.encode());
+    c.add("cs_client", &Hello::CsClient.encode());
     for (name, kind) in [("offline", LinkKind::Offline), ("online", LinkKind::Online)] {
         c.add(
             name,
@@ -391,6 +399,56 @@ fn wire_seeds() {
         .encode(),
     );
     c.add("confirm", &LinkAuth::Confirm { mac: [4; 32] }.encode());
+    drop(c);
+
+    let mut c = Corpus::new("wire_cs_info");
+    let q = fixture_program();
+    let [_, s1] = share::split(&q, &mut Prg::from_seed([9; 16]));
+    let public = share::ModelShare {
+        party: s1.party,
+        model_id: s1.model_id,
+        pairing_key: share::PairingKey([0; 32]),
+        program: share::weightless(&s1.program),
+    };
+    c.add(
+        "info",
+        &CsInfo {
+            label_only: false,
+            max_pool: 4,
+            roles: Roles::client_server().to_wire(),
+            program: public.to_bytes(),
+        }
+        .encode(),
+    );
+    c.add(
+        "label_only",
+        &CsInfo {
+            label_only: true,
+            max_pool: 64,
+            roles: Roles::client_server().to_wire(),
+            program: Vec::new(),
+        }
+        .encode(),
+    );
+    drop(c);
+
+    let mut c = Corpus::new("wire_cs_request");
+    c.add("preprocess", &CsRequest::Preprocess.encode());
+    c.add(
+        "online",
+        &CsRequest::Online {
+            kind: OutputKind::Logits,
+        }
+        .encode(),
+    );
+    c.add(
+        "label",
+        &CsRequest::Online {
+            kind: OutputKind::Label,
+        }
+        .encode(),
+    );
+    c.add("go", &CsGo::encode());
     drop(c);
 
     // One deployment's real files (random keys: regenerated seeds differ,

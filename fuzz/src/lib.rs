@@ -35,6 +35,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("wire_job_answer", targets::wire_job_answer),
     ("wire_peer_hello", targets::wire_peer_hello),
     ("wire_link_auth", targets::wire_link_auth),
+    ("wire_cs_info", targets::wire_cs_info),
+    ("wire_cs_request", targets::wire_cs_request),
     ("he_public_key", targets::he_public_key),
     ("he_ciphertext", targets::he_ciphertext),
     ("he_sparse_ciphertext", targets::he_sparse_ciphertext),

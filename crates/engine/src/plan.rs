@@ -570,3 +570,34 @@ fn plan_node(
         | QOp::ResizeNearest { .. } => StepSpec::Local,
     })
 }
+
+#[cfg(test)]
+mod roles_tests {
+    use super::*;
+
+    #[test]
+    fn roles_wire_round_trip_and_malformed() {
+        let all = [
+            Roles::two_server(),
+            Roles::client_server(),
+            Roles::single_weight_holder(PartyId::P1, Garbling::Alternate),
+            Roles::single_weight_holder(PartyId::P0, Garbling::Fixed(PartyId::P1)),
+        ];
+        for r in all {
+            assert_eq!(Roles::from_wire(r.to_wire()), Some(r));
+        }
+        assert!(Roles::client_server().is_client_server());
+        assert!(!Roles::two_server().is_client_server());
+        for bad in [
+            [0, 0, 0, 0, 0], // nobody holds weights
+            [4, 0, 0, 0, 0],
+            [1, 2, 0, 0, 0],
+            [1, 0, 2, 0, 0],
+            [1, 0, 0, 2, 0],
+            [1, 0, 0, 0, 1], // alternate with a party byte
+            [1, 0, 0, 1, 2],
+        ] {
+            assert_eq!(Roles::from_wire(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -22,6 +22,6 @@ pub use onnx::{join_external, onnx, onnx_external, split_external, EXTERNAL_FILE
 pub use share::share_file;
 pub use tls::{join_pem, tls_pem};
 pub use wire::{
-    wire_hello, wire_job, wire_job_answer, wire_link_auth, wire_model_info, wire_peer_hello,
-    wire_query, wire_reply,
+    wire_cs_info, wire_cs_request, wire_hello, wire_job, wire_job_answer, wire_link_auth,
+    wire_model_info, wire_peer_hello, wire_query, wire_reply,
 };

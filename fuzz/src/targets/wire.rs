@@ -6,7 +6,8 @@
 //! bytes, not values: a `Reply` may carry NaN costs, which `==` refuses.
 
 use blindfold_engine::serve::wire::{
-    Hello, Job, JobAnswer, LinkAuth, ModelInfo, PeerHello, Query, Reply, WireResult,
+    CsGo, CsInfo, CsRequest, Hello, Job, JobAnswer, LinkAuth, ModelInfo, PeerHello, Query, Reply,
+    WireResult,
 };
 
 fn round_trip<M>(data: &[u8], decode: fn(&[u8]) -> WireResult<M>, encode: fn(&M) -> Vec<u8>) {
@@ -58,4 +59,23 @@ pub fn wire_peer_hello(data: &[u8]) {
 /// stranger before it has authenticated).
 pub fn wire_link_auth(data: &[u8]) {
     round_trip(data, LinkAuth::decode, LinkAuth::encode);
+}
+
+/// `CsInfo::decode`: what a client-server client reads from its server, and
+/// the weightless program inside it (the share-file decoder, validated).
+pub fn wire_cs_info(data: &[u8]) {
+    round_trip(data, CsInfo::decode, CsInfo::encode);
+    if let Ok(info) = CsInfo::decode(data) {
+        let _ = blindfold_engine::Roles::from_wire(info.roles);
+        let _ = blindfold_engine::ModelShare::from_bytes(&info.program);
+    }
+}
+
+/// `CsRequest::decode` (what a client-server server reads from a client
+/// between queries) and `CsGo::decode` (the go-ahead or refusal the client reads).
+pub fn wire_cs_request(data: &[u8]) {
+    round_trip(data, CsRequest::decode, CsRequest::encode);
+    if let Ok(Ok(())) = CsGo::decode(data) {
+        assert_eq!(CsGo::encode(), data, "re-encoding differs");
+    }
 }

@@ -873,6 +873,70 @@ mod tests {
     }
 
     #[test]
+    fn client_server_messages_round_trip_and_malformed() {
+        let infos = [
+            CsInfo {
+                label_only: false,
+                max_pool: 4,
+                roles: [1, 0, 0, 1, 0],
+                program: vec![1, 2, 3, 4, 5],
+            },
+            CsInfo {
+                label_only: true,
+                max_pool: MAX_CS_POOL,
+                roles: [1, 0, 0, 0, 0],
+                program: Vec::new(),
+            },
+        ];
+        malformed(&infos, CsInfo::encode, CsInfo::decode, 0);
+        // A flag that is neither 0 nor 1, a pool beyond the limit, a program
+        // longer than the limit (refused before anything is allocated).
+        let mut b = infos[0].encode();
+        b[2] = 2;
+        assert!(matches!(
+            CsInfo::decode(&b),
+            Err(WireError::UnknownTag { tag: 2, .. })
+        ));
+        let mut b = infos[0].encode();
+        b[3..7].copy_from_slice(&(MAX_CS_POOL as u32 + 1).to_le_bytes());
+        assert!(matches!(
+            CsInfo::decode(&b),
+            Err(WireError::TooLarge { .. })
+        ));
+        let mut b = infos[0].encode();
+        b[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            CsInfo::decode(&b),
+            Err(WireError::TooLarge { .. })
+        ));
+        let reqs = [
+            CsRequest::Preprocess,
+            CsRequest::Online {
+                kind: OutputKind::Logits,
+            },
+            CsRequest::Online {
+                kind: OutputKind::Label,
+            },
+        ];
+        malformed(&reqs, CsRequest::encode, CsRequest::decode, 0);
+        let mut b = reqs[1].encode();
+        b[2] = 7;
+        assert!(matches!(
+            CsRequest::decode(&b),
+            Err(WireError::UnknownTag { tag: 7, .. })
+        ));
+        // The go-ahead, a refusal in its place, and anything else.
+        assert_eq!(CsGo::decode(&CsGo::encode()), Ok(Ok(())));
+        let refusal = Reply::error(ErrorCode::Busy, "full");
+        assert_eq!(CsGo::decode(&refusal.encode()), Ok(Err(refusal)));
+        assert!(CsGo::decode(&replies()[0].encode()).is_err());
+        let mut b = CsGo::encode();
+        b.push(0);
+        assert!(CsGo::decode(&b).is_err());
+        assert!(CsGo::decode(&[]).is_err());
+    }
+
+    #[test]
     fn peer_hello_round_trip_and_malformed() {
         let h = PeerHello {
             model_id: [3; 16],
@@ -964,6 +1028,7 @@ mod tests {
     fn hellos() -> Vec<Hello> {
         vec![
             Hello::Client,
+            Hello::CsClient,
             Hello::Link {
                 kind: LinkKind::Offline,
                 attempt: [5; 16],
@@ -1040,7 +1105,7 @@ mod tests {
                 Err(WireError::BadMagic { .. })
             ));
         }
-        let mut b = hellos()[1].encode();
+        let mut b = hellos()[2].encode();
         b[MAGIC.len() + 2] = 3;
         assert_eq!(
             Hello::decode(&b),
