@@ -82,7 +82,7 @@ pub enum DataError {
         got: [usize; 2],
     },
     /// An IDX image index past the end of the file.
-    #[error("image {index} of a file holding {count}")]
+    #[error("image index {index} is past the end of a file of {count} images")]
     ImageIndex { index: usize, count: usize },
     #[error("no {0} found")]
     Missing(&'static str),
