@@ -164,13 +164,8 @@ fn print_answer(a: &CsAnswer) {
     );
 }
 
-pub fn demo(a: DemoArgs) -> Result<()> {
-    let (m, q) = ModelArg {
-        model: a.model.clone(),
-        frac_bits: a.frac_bits,
-    }
-    .load()?;
-    let ds = data::load_idx_dir(&paths::default_data())?;
+pub fn demo(m: &blindfold_model::Model, q: &blindfold_model::QModel, a: &DemoArgs) -> Result<()> {
+    let ds = data::load_idx_dir(&a.data.clone().unwrap_or_else(paths::default_data))?;
     println!(
         "blindfold demo, client-server mode: a server holding model {} in clear and a client on loopback, mutually authenticated TLS 1.3",
         m.name
@@ -184,13 +179,13 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         pool,
         ..ServeConfig::default()
     };
-    let server = LocalCsServer::start_tls(&q, &certs, cfg)?;
+    let server = LocalCsServer::start_tls(q, &certs, cfg)?;
     let mut client = server.client()?;
     let t = Instant::now();
     eprint!("client preprocessing {pool} queries on its connection... ");
     client.preprocess(pool)?;
     eprintln!("{:.1} s", t.elapsed().as_secs_f64());
-    run_digits(&mut client, &q, &ds, n)
+    run_digits(&mut client, q, &ds, n)
 }
 
 fn run_digits<C: Connection>(

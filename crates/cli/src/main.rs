@@ -10,6 +10,7 @@ mod cs_cmds;
 mod paths;
 mod plain_cmds;
 mod secure_cmds;
+mod segment_cmds;
 
 #[derive(Parser)]
 #[command(
@@ -36,8 +37,16 @@ enum Cmd {
     Inspect(plain_cmds::InspectArgs),
     /// Run a model on one input (.npy float32 of the input shape, or a PNG).
     Run(plain_cmds::RunArgs),
-    /// Accuracy on a dataset (default: the 1,000 bundled MNIST test digits).
+    /// Accuracy on a dataset (default: the 1,000 bundled MNIST test digits);
+    /// Dice per class for a segmentation model on a set with masks.
     Eval(plain_cmds::EvalArgs),
+    /// Segment one input: write its per-pixel classes as a coloured mask PNG
+    /// (a model whose output is a [classes, rows, cols] map).
+    #[command(
+        after_help = "Example:\n  blindfold segment unet canvas.png --out /tmp/mask.png --scale 4\n  \
+blindfold segment unet data/mnist-seg-test-100/images.idx3-ubyte --index 3 --out /tmp/mask.png --mode two-server --json"
+    )]
+    Segment(segment_cmds::SegmentArgs),
     /// Write digits of a dataset as PNG and .npy files (inputs for `run`/`query`).
     Digits(plain_cmds::DigitsArgs),
     /// Model owner: split a model into two share files, one per server.
@@ -64,7 +73,8 @@ blindfold query --servers P0_HOST:7000,P1_HOST:7001 --tls-dir pki /tmp/digits/di
 P0 receives only a random seed, P1 only the input masked by that seed's expansion."
     )]
     Query(secure_cmds::QueryArgs),
-    /// Both servers and a client on loopback with the bundled model and digits.
+    /// Both servers and a client on loopback with the bundled model and digits
+    /// (`--segment`: segmentation of digit canvases, with pictures).
     Demo(secure_cmds::DemoArgs),
     /// Measure: `bench primitives`, `bench preprocessing --network NAME`,
     /// `bench --network NAME --mode two-server`.
@@ -79,6 +89,7 @@ fn main() -> ExitCode {
         Cmd::Run(a) => plain_cmds::run(a),
         Cmd::Eval(a) => plain_cmds::eval(a),
         Cmd::Digits(a) => plain_cmds::digits(a),
+        Cmd::Segment(a) => segment_cmds::segment(a),
         Cmd::Split(a) => secure_cmds::split_cmd(a),
         Cmd::Certs(a) => secure_cmds::certs(a),
         Cmd::Serve(a) => secure_cmds::serve(a),

@@ -33,3 +33,12 @@ pub fn model_path(arg: &str) -> Result<PathBuf> {
 pub fn default_data() -> PathBuf {
     home().join("data").join("mnist-test-1k")
 }
+
+/// The bundled segmentation test set: 64x64 canvases of digits and their
+/// per-pixel masks (class 0 background, class d + 1 digit d).
+pub fn default_segmentation_data() -> PathBuf {
+    home().join("data").join("mnist-seg-test-100")
+}
+
+/// The segmentation model `demo --segment` runs by default (`models/unet.onnx`).
+pub const DEFAULT_SEGMENTATION_MODEL: &str = "unet";

@@ -8,6 +8,7 @@ use blindfold_engine::plan::{Deployment, Plan};
 use blindfold_engine::Mode;
 use blindfold_model::engine::{self, argmax};
 use blindfold_model::quant::{quantize, QModel};
+use blindfold_model::segment::MapShape;
 use blindfold_model::{data, load_onnx, summary, Model};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -106,8 +107,10 @@ pub struct RunArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     pub model: ModelArg,
-    /// IDX dataset directory (images.idx3-ubyte + labels.idx1-ubyte);
-    /// default: the bundled 1,000 MNIST test digits.
+    /// IDX dataset directory: images.idx3-ubyte with labels.idx1-ubyte, or
+    /// with masks.idx3-ubyte for a segmentation model. Default: the bundled
+    /// 1,000 MNIST test digits, or data/mnist-seg-test-100 for a model whose
+    /// output is a [classes, rows, cols] map.
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Evaluate only the first N inputs.
@@ -281,8 +284,34 @@ pub fn load_dataset(
     limit: Option<usize>,
     m: &Model,
 ) -> Result<(data::Dataset, usize)> {
-    let dir = arg.clone().unwrap_or_else(paths::default_data);
+    let segments = MapShape::of(m.output_shape().dims()).is_some();
+    let dir = arg.clone().unwrap_or_else(|| {
+        if segments {
+            paths::default_segmentation_data()
+        } else {
+            paths::default_data()
+        }
+    });
+    if arg.is_none() && segments && !dir.exists() {
+        bail!(
+            "model {} segments (output {}), and the bundled segmentation set {} is not there; give --data DIR (images.idx3-ubyte + {})",
+            m.name,
+            m.output_shape(),
+            dir.display(),
+            data::MASKS_FILE
+        );
+    }
     let ds = data::load_idx_dir(&dir)?;
+    if let (Some(map), true) = (MapShape::of(m.output_shape().dims()), ds.masks.is_some()) {
+        crate::segment_cmds::check_segmentation_set(&ds, &dir, m, map)?;
+    } else if !ds.has_labels() {
+        bail!(
+            "{} has per-pixel masks but no class labels, and model {} does not segment (its output is {})",
+            dir.display(),
+            m.name,
+            m.output_shape()
+        );
+    }
     let need = m.input_shape().numel();
     if ds.rows * ds.cols != need {
         bail!(
@@ -323,6 +352,14 @@ fn print_eval(r: &EvalReport) {
         "model {}  n = {}  {}  ({:.2} s)",
         r.model, r.n, r.mode, r.seconds
     );
+    if let Some(s) = &r.segmentation {
+        crate::segment_cmds::print_dice(r, s);
+        if let Some(s) = &r.secure {
+            print_costs(s);
+        }
+        print_truncations(r);
+        return;
+    }
     println!("float accuracy        {:.2}%", 100.0 * r.float_accuracy);
     if r.mode == Mode::Float {
         return;
@@ -346,15 +383,23 @@ fn print_eval(r: &EvalReport) {
                 pct(r.agreement),
                 100.0 * s.bit_exact
             );
-            println!(
-                "per query (median): {:.1} ms at the client; offline {:.1} ms, online {:.1} ms; {:.2} MB",
-                s.median_latency_ms,
-                s.median_offline_ms,
-                s.median_online_ms,
-                s.median_bytes / 1e6
-            );
+            print_costs(s);
         }
     }
+    print_truncations(r);
+}
+
+fn print_costs(s: &infer::SecureEval) {
+    println!(
+        "per query (median): {:.1} ms at the client; offline {:.1} ms, online {:.1} ms; {:.2} MB",
+        s.median_latency_ms,
+        s.median_offline_ms,
+        s.median_online_ms,
+        s.median_bytes / 1e6
+    );
+}
+
+fn print_truncations(r: &EvalReport) {
     match (r.truncated_values, &r.truncations) {
         (Some(0), _) => {
             println!("truncations           all inside ReLU / max-pool circuits (exact)")

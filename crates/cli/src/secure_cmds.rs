@@ -400,44 +400,84 @@ pub struct DemoArgs {
     /// holding the model in clear).
     #[arg(long, value_enum, default_value_t = DeployArg::TwoServer)]
     pub mode: DeployArg,
-    /// Zoo model or .onnx file.
-    #[arg(long, default_value = "minionn")]
-    pub model: String,
-    /// How many bundled digits to classify.
+    /// Zoo model or .onnx file (default: minionn; with --segment, unet, i.e.
+    /// models/unet.onnx). A model whose output is a [classes, rows, cols]
+    /// map runs the segmentation demo.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// How many bundled digits (canvases, with --segment) to run.
     #[arg(long, default_value_t = 10)]
     pub count: usize,
     #[arg(long, default_value_t = 12)]
     pub frac_bits: u32,
+    /// The segmentation demo: canvases of digits segmented privately and in
+    /// plaintext, Dice against the truth, one picture per canvas.
+    #[arg(long)]
+    pub segment: bool,
+    /// IDX dataset directory: images.idx3-ubyte with labels.idx1-ubyte, or
+    /// with masks.idx3-ubyte for the segmentation demo (default: the bundled
+    /// data/mnist-test-1k, or data/mnist-seg-test-100).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub seg: crate::segment_cmds::SegmentDemoArgs,
 }
 
-pub fn demo(a: DemoArgs) -> Result<()> {
-    if a.mode == DeployArg::ClientServer {
-        return crate::cs_cmds::demo(a);
-    }
-    let ma = ModelArg {
-        model: a.model.clone(),
-        frac_bits: a.frac_bits,
-    };
-    let (m, q) = ma.load()?;
-    let ds = data::load_idx_dir(&paths::default_data())?;
-    println!("blindfold demo: model {} split into two shares; servers P0 and P1 and a client on loopback, every link mutually authenticated TLS 1.3", m.name);
-    println!("each server holds one random share of every weight; the client sends each a random share of the digit");
-    println!("offline = preprocessing done ahead of time for that query (HE products, garbled circuits, OTs)\n");
+/// Both servers on loopback over mutually authenticated TLS 1.3 (a
+/// throwaway deployment CA, what `blindfold certs` writes to files), with
+/// bundles for `n` queries (at most 16) preprocessed before it returns.
+pub fn demo_cluster(
+    q: &blindfold_model::QModel,
+    n: usize,
+) -> Result<LocalCluster<blindfold_net::tls::TlsTransport>> {
     let mut rng = Prg::from_entropy();
-    let n = a.count.min(ds.len());
     let pool = n.clamp(1, 16);
-    // Every link is mutually authenticated TLS, with a throwaway deployment
-    // CA made for this demo (what `blindfold certs` writes to files).
     let certs = blindfold_net::tls::DeploymentCerts::generate(1)?;
     let cfg = ServeConfig {
         pool,
         ..ServeConfig::default()
     };
-    let cluster = LocalCluster::start_tls(&q, &certs, cfg, &mut rng)?;
+    let cluster = LocalCluster::start_tls(q, &certs, cfg, &mut rng)?;
     let t = std::time::Instant::now();
     eprint!("servers preprocessing {pool} queries ahead of time (HE products, garbled circuits, OTs)... ");
     cluster.wait_ready(pool, Duration::from_secs(120))?;
     eprintln!("{:.1} s", t.elapsed().as_secs_f64());
+    Ok(cluster)
+}
+
+pub fn demo(a: DemoArgs) -> Result<()> {
+    let segment_default = a.segment && a.model.is_none();
+    let name = a.model.clone().unwrap_or_else(|| {
+        if a.segment {
+            paths::DEFAULT_SEGMENTATION_MODEL.into()
+        } else {
+            "minionn".into()
+        }
+    });
+    let ma = ModelArg {
+        model: name,
+        frac_bits: a.frac_bits,
+    };
+    let loaded = ma.load();
+    let (m, q) = if segment_default {
+        loaded.context(
+            "the segmentation demo's model is models/unet.onnx; give another with --model FILE",
+        )?
+    } else {
+        loaded?
+    };
+    if a.segment || blindfold_model::segment::MapShape::of(m.output_shape().dims()).is_some() {
+        return crate::segment_cmds::demo(&m, &q, a.mode, a.count, a.data.clone(), &a.seg);
+    }
+    if a.mode == DeployArg::ClientServer {
+        return crate::cs_cmds::demo(&m, &q, &a);
+    }
+    let ds = data::load_idx_dir(&a.data.clone().unwrap_or_else(paths::default_data))?;
+    println!("blindfold demo: model {} split into two shares; servers P0 and P1 and a client on loopback, every link mutually authenticated TLS 1.3", m.name);
+    println!("each server holds one random share of every weight; the client sends each a random share of the digit");
+    println!("offline = preprocessing done ahead of time for that query (HE products, garbled circuits, OTs)\n");
+    let n = a.count.min(ds.len());
+    let cluster = demo_cluster(&q, n)?;
     println!(
         "{:>5} {:>6} {:>7} {:>7} {:>11} {:>10} {:>11} {:>10} {:>9}",
         "digit",

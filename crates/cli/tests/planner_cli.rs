@@ -33,7 +33,7 @@ fn inspect_and_split_agree() {
     let out_dir = tmp.to_str().unwrap();
 
     // Refused: inspect names the layers, split refuses the first and writes nothing.
-    let r = inspect("testdata/onnx/conv_transpose_ts17.onnx");
+    let r = inspect("testdata/onnx/hand_identity_constant_dropout_13.onnx");
     assert_eq!(r["mode"], "two-server");
     assert_eq!(r["supported"], false);
     let refused: Vec<u64> = r["layers"]
@@ -43,20 +43,33 @@ fn inspect_and_split_agree() {
         .filter(|l| l.get("unsupported").is_some())
         .map(|l| l["index"].as_u64().unwrap())
         .collect();
-    assert_eq!(refused, [3, 5]);
+    assert_eq!(refused, [1]);
     let out = blindfold(&[
         "split",
-        "testdata/onnx/conv_transpose_ts17.onnx",
+        "testdata/onnx/hand_identity_constant_dropout_13.onnx",
         "--out",
         out_dir,
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("layer 3 (conv-transpose) is not supported in two-server mode"),
+        err.contains("layer 1 (channel-affine) is not supported in two-server mode"),
         "{err}"
     );
     assert!(!tmp.join("party0.share").exists());
+
+    // Transposed convolutions have a packing now, in both secure modes.
+    for mode in ["two-server", "client-server"] {
+        let out = blindfold(&[
+            "inspect",
+            "testdata/onnx/conv_transpose_ts17.onnx",
+            "--mode",
+            mode,
+            "--json",
+        ]);
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["supported"], true, "{mode}");
+    }
 
     // Accepted: every layer has a protocol, and split writes both shares.
     let r = inspect("minionn");

@@ -8,8 +8,13 @@
 //!  Mode::Secure(d) ──▶ LocalInference    (deployment d's servers on loopback)
 //!                         │
 //!        evaluate(): accuracies, agreement, bit-exactness, costs → EvalReport
+//!                    (+ Dice per class and mask agreement for [C, H, W] maps)
 //!        bench():    both parties over loopback TCP, medians    → BenchReport
 //! ```
+//!
+//! A model whose output is a `[C, H, W]` map with `C >= 2` (a segmentation
+//! model) also gets a mask, one class per pixel ([`Prediction::mask`]), and a
+//! dataset with masks is scored with Dice ([`SegmentationEval`]).
 //!
 //! Adding a mode: a `Mode` variant (or a [`Deployment`]) and an [`Inference`]
 //! implementation; `evaluate` and the CLI pick it up.
@@ -23,7 +28,8 @@ use blindfold_core::Prg;
 use blindfold_model::data::Dataset;
 use blindfold_model::engine as reference;
 use blindfold_model::quant::{QModel, QOp};
-use blindfold_model::Model;
+use blindfold_model::segment::{self, DiceCounts, DiceReport, MapShape, SegmentError};
+use blindfold_model::{Model, ModelError};
 use blindfold_net::TcpChannel;
 use blindfold_net::{Channel, Listener, Transport};
 use serde::Serialize;
@@ -104,6 +110,24 @@ pub struct Prediction {
     pub ring: Option<Vec<u64>>,
     /// Costs, in secure modes.
     pub cost: Option<InferenceCost>,
+    /// One class per pixel (row-major), when the output is a `[C, H, W]` map
+    /// with `C >= 2`: the per-pixel argmax, first maximum on ties.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask: Option<Vec<u32>>,
+}
+
+/// The mask of a secure answer's output map, computed by the client from the
+/// reconstructed ring output (the same per-pixel argmax as the reference's,
+/// so equal outputs give equal masks). The one place to replace by a secure
+/// per-pixel argmax circuit, after which the client would receive the mask
+/// only.
+pub fn secure_mask(map: MapShape, ring: &[u64]) -> Result<Vec<u32>> {
+    seg(segment::argmax_map_ring(map, ring))
+}
+
+/// A segmentation result as an engine result.
+fn seg<T>(r: std::result::Result<T, SegmentError>) -> Result<T> {
+    r.map_err(|e| EngineError::Model(ModelError::from(e)))
 }
 
 /// The one inference interface every mode implements.
@@ -124,11 +148,16 @@ impl Inference for FloatInference<'_> {
     }
     fn infer(&mut self, input: &[f32]) -> Result<Prediction> {
         let scores = reference::run_float(self.model, input)?;
+        let mask = match MapShape::of(self.model.output_shape().dims()) {
+            Some(map) => Some(seg(segment::argmax_map(map, &scores))?),
+            None => None,
+        };
         Ok(Prediction {
             label: reference::argmax(&scores),
             scores,
             ring: None,
             cost: None,
+            mask,
         })
     }
 }
@@ -144,11 +173,16 @@ impl Inference for PlainInference<'_> {
     }
     fn infer(&mut self, input: &[f32]) -> Result<Prediction> {
         let y = reference::run_plain(self.q, input)?;
+        let mask = match MapShape::of(self.q.output_shape().dims()) {
+            Some(map) => Some(seg(segment::argmax_map_ring(map, &y))?),
+            None => None,
+        };
         Ok(Prediction {
             label: reference::argmax_ring(&y),
             scores: reference::decode_output(self.q, &y),
             ring: Some(y),
             cost: None,
+            mask,
         })
     }
 }
@@ -159,6 +193,7 @@ impl Inference for PlainInference<'_> {
 pub struct LocalInference {
     deployment: Deployment,
     backend: Backend,
+    map: Option<MapShape>,
     /// Bundles kept ready (client-server: refilled after each query, outside
     /// its latency, as the servers of two-server mode do).
     pool: usize,
@@ -199,6 +234,7 @@ impl LocalInference {
             deployment,
             backend,
             pool,
+            map: MapShape::of(q.output_shape().dims()),
         })
     }
 
@@ -211,43 +247,58 @@ impl LocalInference {
     }
 }
 
+impl LocalInference {
+    /// One query for `kind`: the full output (`Logits`; a segmentation model's
+    /// mask is then the argmax of the reconstructed logits) or the label /
+    /// mask alone (`Label`: the per-pixel argmax runs in a garbled circuit and
+    /// only the mask leaves the protocol).
+    pub fn infer_kind(&mut self, input: &[f32], kind: OutputKind) -> Result<Prediction> {
+        let (label, scores, ring, mask, cost) = match &mut self.backend {
+            Backend::TwoServer(cluster) => {
+                let a = cluster.query_kind(input, kind)?;
+                let c = &a.cost[0];
+                let cost = InferenceCost {
+                    latency_ms: a.latency_ms,
+                    offline_ms: c.offline_ms,
+                    online_ms: c.online_ms,
+                    bytes: c.offline_bytes + c.online_bytes + a.client_bytes,
+                };
+                (a.label, a.scores, a.ring, a.mask, cost)
+            }
+            Backend::ClientServer { client, .. } => {
+                let a = client.query(input, kind)?;
+                client.preprocess(self.pool)?;
+                let cost = InferenceCost {
+                    latency_ms: a.latency_ms,
+                    offline_ms: a.offline_ms,
+                    online_ms: a.online_ms,
+                    bytes: a.offline_bytes + a.online_bytes,
+                };
+                (a.label, a.scores, a.ring, a.mask, cost)
+            }
+        };
+        let mask = match (kind, self.map) {
+            (OutputKind::Label, _) => mask,
+            (OutputKind::Logits, Some(map)) => Some(secure_mask(map, &ring)?),
+            (OutputKind::Logits, None) => None,
+        };
+        Ok(Prediction {
+            label,
+            scores,
+            // A label-only answer has no logits to compare.
+            ring: (kind == OutputKind::Logits).then_some(ring),
+            cost: Some(cost),
+            mask,
+        })
+    }
+}
+
 impl Inference for LocalInference {
     fn mode(&self) -> Mode {
         Mode::Secure(self.deployment)
     }
     fn infer(&mut self, input: &[f32]) -> Result<Prediction> {
-        match &mut self.backend {
-            Backend::TwoServer(cluster) => {
-                let a = cluster.query(input)?;
-                let c = &a.cost[0];
-                Ok(Prediction {
-                    label: a.label,
-                    scores: a.scores,
-                    ring: Some(a.ring),
-                    cost: Some(InferenceCost {
-                        latency_ms: a.latency_ms,
-                        offline_ms: c.offline_ms,
-                        online_ms: c.online_ms,
-                        bytes: c.offline_bytes + c.online_bytes + a.client_bytes,
-                    }),
-                })
-            }
-            Backend::ClientServer { client, .. } => {
-                let a = client.query(input, OutputKind::Logits)?;
-                client.preprocess(self.pool)?;
-                Ok(Prediction {
-                    label: a.label,
-                    scores: a.scores,
-                    ring: Some(a.ring),
-                    cost: Some(InferenceCost {
-                        latency_ms: a.latency_ms,
-                        offline_ms: a.offline_ms,
-                        online_ms: a.online_ms,
-                        bytes: a.offline_bytes + a.online_bytes,
-                    }),
-                })
-            }
-        }
+        self.infer_kind(input, OutputKind::Logits)
     }
 }
 
@@ -270,6 +321,11 @@ pub fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Accuracy of a model on a dataset in one mode.
+///
+/// A segmentation model (output `[C, H, W]`, `C >= 2`) on a dataset with
+/// masks is scored per pixel: the accuracies are fractions of pixels whose
+/// class is right, `agreement` the fraction of items whose whole masks agree,
+/// and [`Self::segmentation`] holds Dice per class and mode. Otherwise:
 ///
 /// Every mode reports the float accuracy. Fixed-point modes add the reference's
 /// accuracy, the largest |plain − float| and the local-truncation failure
@@ -300,6 +356,10 @@ pub struct EvalReport {
     pub truncated_values: Option<usize>,
     /// Every stand-alone truncation of the program, in program order.
     pub truncations: Option<Vec<Truncation>>,
+    /// Dice scores and mask agreement, for a segmentation model on a dataset
+    /// with masks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segmentation: Option<SegmentationEval>,
     #[serde(flatten)]
     pub secure: Option<SecureEval>,
     pub seconds: f64,
@@ -372,6 +432,27 @@ pub fn truncations(q: &QModel) -> Vec<Truncation> {
         .collect()
 }
 
+/// The segmentation part of an [`EvalReport`]: Dice against the dataset's
+/// masks, accumulated over all its pixels, per mode.
+#[derive(Clone, Debug, Serialize)]
+pub struct SegmentationEval {
+    /// The output map: classes (class 0 is background) and size.
+    pub classes: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub float: DiceReport,
+    /// Fixed-point modes.
+    pub plain: Option<DiceReport>,
+    /// Secure modes.
+    pub secure: Option<DiceReport>,
+    /// Fraction of items whose plain mask equals the float mask (fixed-point
+    /// modes).
+    pub plain_float_mask_exact: Option<f64>,
+    /// Fraction of items whose secure mask equals the plain mask (secure
+    /// modes).
+    pub mask_exact: Option<f64>,
+}
+
 /// The secure part of an [`EvalReport`].
 #[derive(Clone, Debug, Serialize)]
 pub struct SecureEval {
@@ -385,7 +466,8 @@ pub struct SecureEval {
 }
 
 /// Evaluate the first `n` items of `ds` in `mode`; `progress` is called after
-/// each item with the number done.
+/// each item with the number done. A segmentation model on a dataset with
+/// masks is scored per pixel and with Dice (see [`EvalReport`]).
 pub fn evaluate(
     model: &Model,
     q: &QModel,
@@ -402,6 +484,15 @@ pub fn evaluate(
         });
     }
     let n = n.min(ds.len());
+    let out_dims = model.output_shape().dims();
+    if let (Some(map), Some(_)) = (MapShape::of(out_dims), &ds.masks) {
+        return evaluate_segmentation(model, q, ds, n, mode, map, progress);
+    }
+    if !ds.has_labels() {
+        return seg(Err(SegmentError::NoLabels {
+            shape: out_dims.to_vec(),
+        }));
+    }
     let t0 = Instant::now();
     let fixed = mode != Mode::Float;
     let mut secure = match mode {
@@ -411,7 +502,7 @@ pub fn evaluate(
     let mut truncs = truncations(q);
     let (mut fc, mut pc, mut agree, mut sc, mut exact) = (0usize, 0usize, 0usize, 0usize, 0usize);
     let mut max_diff = 0f64;
-    let (mut lat, mut off, mut onl, mut by) = (vec![], vec![], vec![], vec![]);
+    let mut costs = Costs::default();
     for i in 0..n {
         let x = ds.image_f32(i);
         let truth = ds.labels[i] as usize;
@@ -420,14 +511,7 @@ pub fn evaluate(
         fc += (lf == truth) as usize;
         if fixed {
             let all = reference::run_plain_all(q, &reference::encode_input(q, &x)?)?;
-            for t in truncs.iter_mut() {
-                let m = all[q.nodes[t.node].inputs[0]]
-                    .iter()
-                    .map(|&v| (v as i64).unsigned_abs())
-                    .max()
-                    .unwrap_or(0);
-                t.max_abs = t.max_abs.max(m);
-            }
+            record_truncations(q, &all, &mut truncs);
             let yp = &all[q.output];
             let sp = reference::decode_output(q, yp);
             let lp = reference::argmax(&sp);
@@ -442,12 +526,7 @@ pub fn evaluate(
                     sc += (a.label == truth) as usize;
                     agree += (a.label == lp) as usize;
                     exact += (a.ring.as_ref() == Some(yp)) as usize;
-                    if let Some(c) = a.cost {
-                        lat.push(c.latency_ms);
-                        off.push(c.offline_ms);
-                        onl.push(c.online_ms);
-                        by.push(c.bytes as f64);
-                    }
+                    costs.push(&a.cost);
                 }
             }
         }
@@ -455,17 +534,167 @@ pub fn evaluate(
     }
     let nf = n.max(1) as f64;
     let frac = |k: usize| k as f64 / nf;
+    let mut r = report(model, q, mode, n, fixed, truncs, max_diff, t0);
+    r.float_accuracy = frac(fc);
+    r.plain_accuracy = fixed.then(|| frac(pc));
+    r.agreement = fixed.then(|| frac(agree));
+    r.secure = secure.map(|_| costs.secure_eval(frac(sc), frac(exact)));
+    Ok(r)
+}
+
+/// [`evaluate`] of a model whose output is the map `map`, on a dataset with
+/// masks.
+fn evaluate_segmentation(
+    model: &Model,
+    q: &QModel,
+    ds: &Dataset,
+    n: usize,
+    mode: Mode,
+    map: MapShape,
+    progress: &mut dyn FnMut(usize),
+) -> Result<EvalReport> {
+    let masks = ds.masks.as_ref().expect("called with masks");
+    if [masks.rows, masks.cols] != [map.rows, map.cols] {
+        return seg(Err(SegmentError::MaskSize {
+            expected: [map.rows, map.cols],
+            got: [masks.rows, masks.cols],
+        }));
+    }
+    let t0 = Instant::now();
+    let fixed = mode != Mode::Float;
+    let mut secure = match mode {
+        Mode::Secure(d) => Some(LocalInference::start(q, d, 2)?),
+        _ => None,
+    };
+    let mut truncs = truncations(q);
+    let (mut df, mut dp, mut dsec) = (
+        DiceCounts::new(map.classes),
+        DiceCounts::new(map.classes),
+        DiceCounts::new(map.classes),
+    );
+    let (mut plain_float, mut secure_plain, mut exact) = (0usize, 0usize, 0usize);
+    let mut max_diff = 0f64;
+    let mut costs = Costs::default();
+    for i in 0..n {
+        let x = ds.image_f32(i);
+        let truth = masks.mask(i);
+        let yf = reference::run_float(model, &x)?;
+        let mf = seg(segment::argmax_map(map, &yf))?;
+        seg(df.add(&mf, truth))?;
+        if fixed {
+            let all = reference::run_plain_all(q, &reference::encode_input(q, &x)?)?;
+            record_truncations(q, &all, &mut truncs);
+            let yp = &all[q.output];
+            let mp = seg(segment::argmax_map_ring(map, yp))?;
+            seg(dp.add(&mp, truth))?;
+            plain_float += (mp == mf) as usize;
+            for (p, f) in reference::decode_output(q, yp).iter().zip(&yf) {
+                max_diff = max_diff.max((p - f).abs());
+            }
+            if let Some(s) = secure.as_mut() {
+                let a = s.infer(&x)?;
+                let ms = match a.mask {
+                    Some(m) => m,
+                    None => secure_mask(map, a.ring.as_deref().unwrap_or_default())?,
+                };
+                seg(dsec.add(&ms, truth))?;
+                secure_plain += (ms == mp) as usize;
+                exact += (a.ring.as_ref() == Some(yp)) as usize;
+                costs.push(&a.cost);
+            }
+        }
+        progress(i + 1);
+    }
+    let nf = n.max(1) as f64;
+    let frac = |k: usize| k as f64 / nf;
+    let pixel = |d: &DiceCounts| d.pixel_accuracy().unwrap_or(0.0);
+    let is_secure = secure.is_some();
+    let mut r = report(model, q, mode, n, fixed, truncs, max_diff, t0);
+    r.float_accuracy = pixel(&df);
+    r.plain_accuracy = fixed.then(|| pixel(&dp));
+    r.agreement = fixed.then(|| frac(if is_secure { secure_plain } else { plain_float }));
+    r.secure = secure.map(|_| costs.secure_eval(pixel(&dsec), frac(exact)));
+    r.segmentation = Some(SegmentationEval {
+        classes: map.classes,
+        rows: map.rows,
+        cols: map.cols,
+        float: df.report(),
+        plain: fixed.then(|| dp.report()),
+        secure: is_secure.then(|| dsec.report()),
+        plain_float_mask_exact: fixed.then(|| frac(plain_float)),
+        mask_exact: is_secure.then(|| frac(secure_plain)),
+    });
+    Ok(r)
+}
+
+/// The largest `|x|` before each stand-alone truncation, over one item's
+/// values `all`.
+fn record_truncations(q: &QModel, all: &[Vec<u64>], truncs: &mut [Truncation]) {
+    for t in truncs.iter_mut() {
+        let m = all[q.nodes[t.node].inputs[0]]
+            .iter()
+            .map(|&v| (v as i64).unsigned_abs())
+            .max()
+            .unwrap_or(0);
+        t.max_abs = t.max_abs.max(m);
+    }
+}
+
+/// Secure costs per query, for medians.
+#[derive(Default)]
+struct Costs {
+    latency: Vec<f64>,
+    offline: Vec<f64>,
+    online: Vec<f64>,
+    bytes: Vec<f64>,
+}
+
+impl Costs {
+    fn push(&mut self, c: &Option<InferenceCost>) {
+        if let Some(c) = c {
+            self.latency.push(c.latency_ms);
+            self.offline.push(c.offline_ms);
+            self.online.push(c.online_ms);
+            self.bytes.push(c.bytes as f64);
+        }
+    }
+
+    fn secure_eval(&mut self, secure_accuracy: f64, bit_exact: f64) -> SecureEval {
+        SecureEval {
+            secure_accuracy,
+            bit_exact,
+            median_latency_ms: median(&mut self.latency),
+            median_offline_ms: median(&mut self.offline),
+            median_online_ms: median(&mut self.online),
+            median_bytes: median(&mut self.bytes),
+        }
+    }
+}
+
+/// An [`EvalReport`] with the fields every task fills the same way;
+/// accuracies, agreement and the secure part are the caller's.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    model: &Model,
+    q: &QModel,
+    mode: Mode,
+    n: usize,
+    fixed: bool,
+    mut truncs: Vec<Truncation>,
+    max_diff: f64,
+    t0: Instant,
+) -> EvalReport {
     for t in truncs.iter_mut() {
         t.failure_probability = t.values as f64 * 2.0 * t.max_abs as f64 / 2f64.powi(64);
     }
-    Ok(EvalReport {
+    EvalReport {
         model: model.name.clone(),
         mode,
         frac_bits: q.frac.0,
         n,
-        float_accuracy: frac(fc),
-        plain_accuracy: fixed.then(|| frac(pc)),
-        agreement: fixed.then(|| frac(agree)),
+        float_accuracy: 0.0,
+        plain_accuracy: None,
+        agreement: None,
         max_abs_diff: fixed.then_some(max_diff),
         truncation_failure_per_query: fixed.then(|| {
             truncs
@@ -476,16 +705,10 @@ pub fn evaluate(
         }),
         truncated_values: fixed.then(|| truncs.iter().map(|t| t.values).sum()),
         truncations: fixed.then_some(truncs),
-        secure: secure.map(|_| SecureEval {
-            secure_accuracy: frac(sc),
-            bit_exact: frac(exact),
-            median_latency_ms: median(&mut lat),
-            median_offline_ms: median(&mut off),
-            median_online_ms: median(&mut onl),
-            median_bytes: median(&mut by),
-        }),
+        segmentation: None,
+        secure: None,
         seconds: t0.elapsed().as_secs_f64(),
-    })
+    }
 }
 
 /// One layer's row of a [`BenchReport`] (medians over the queries).
@@ -759,4 +982,225 @@ fn bench_on<T: Transport, L: Listener<Conn = T::Conn>>(
         rounds: median(&mut rounds) as u64,
         layers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blindfold_core::{FracBits, Shape};
+    use blindfold_model::data::Masks;
+    use blindfold_model::ir::{Conv, Node, Op};
+    use blindfold_model::quant::quantize;
+
+    const H: usize = 4;
+    const W: usize = 5;
+    const C: usize = 3;
+
+    fn weights(rng: &mut Prg, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| (rng.gen_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5)
+            .collect()
+    }
+
+    fn node(name: &str, op: Op, inputs: Vec<usize>, dims: Vec<usize>) -> Node {
+        Node {
+            name: name.into(),
+            op,
+            inputs,
+            shape: Shape::new(dims),
+        }
+    }
+
+    fn conv(rng: &mut Prg, c_in: usize, c_out: usize, k: usize) -> Op {
+        let p = k / 2;
+        Op::Conv(Conv {
+            weight: weights(rng, c_out * c_in * k * k),
+            c_out,
+            c_in,
+            kh: k,
+            kw: k,
+            bias: weights(rng, c_out),
+            stride: [1, 1],
+            pads: [p, p, p, p],
+        })
+    }
+
+    /// `[1, 4, 5]` → conv 3×3 → ReLU → conv 1×1 → `[3, 4, 5]` logits.
+    fn segmenter() -> (Model, QModel) {
+        let mut rng = Prg::from_seed([7; 16]);
+        let m = Model {
+            name: "segmenter".into(),
+            nodes: vec![
+                node("x", Op::Input, vec![], vec![1, H, W]),
+                node("c1", conv(&mut rng, 1, 4, 3), vec![0], vec![4, H, W]),
+                node("r1", Op::Relu, vec![1], vec![4, H, W]),
+                node("c2", conv(&mut rng, 4, C, 1), vec![2], vec![C, H, W]),
+            ],
+            output: 3,
+            final_activation: None,
+        };
+        m.validate().unwrap();
+        let q = quantize(&m, FracBits::DEFAULT).unwrap();
+        (m, q)
+    }
+
+    fn images(n: usize) -> Vec<u8> {
+        let mut rng = Prg::from_seed([9; 16]);
+        (0..n * H * W).map(|_| rng.gen_u64() as u8).collect()
+    }
+
+    /// A dataset whose masks are the plain model's own masks, except that the
+    /// first pixel of every item is class `C - 1`.
+    fn dataset(q: &QModel, n: usize) -> Dataset {
+        let px = images(n);
+        let mut classes = Vec::new();
+        for i in 0..n {
+            let x: Vec<f32> = px[i * H * W..(i + 1) * H * W]
+                .iter()
+                .map(|&p| p as f32 / 255.0)
+                .collect();
+            let y = reference::run_plain(q, &x).unwrap();
+            let mut m = segment::argmax_map_ring(MapShape::of(&[C, H, W]).unwrap(), &y).unwrap();
+            m[0] = (C - 1) as u32;
+            classes.extend(m.iter().map(|&c| c as u8));
+        }
+        Dataset::segmentation(H, W, px, Masks::new(H, W, classes).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn predictions_carry_masks() {
+        let (m, q) = segmenter();
+        let x: Vec<f32> = images(1).iter().map(|&p| p as f32 / 255.0).collect();
+        let map = MapShape::of(&[C, H, W]).unwrap();
+        let f = open(Mode::Float, &m, &q).unwrap().infer(&x).unwrap();
+        assert_eq!(
+            f.mask.as_deref(),
+            Some(&segment::argmax_map(map, &f.scores).unwrap()[..])
+        );
+        let p = open(Mode::Plain, &m, &q).unwrap().infer(&x).unwrap();
+        let ring = p.ring.clone().unwrap();
+        assert_eq!(p.mask.clone(), Some(secure_mask(map, &ring).unwrap()));
+        assert_eq!(p.mask.as_ref().unwrap().len(), H * W);
+        // JSON has the mask; a classification output has none.
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["mask"].as_array().unwrap().len(), H * W);
+        let mut cls = m.clone();
+        cls.nodes
+            .push(node("flat", Op::Reshape, vec![3], vec![C * H * W]));
+        cls.output = 4;
+        let qc = quantize(&cls, FracBits::DEFAULT).unwrap();
+        let p = open(Mode::Plain, &cls, &qc).unwrap().infer(&x).unwrap();
+        assert!(p.mask.is_none());
+        assert!(serde_json::to_value(&p).unwrap().get("mask").is_none());
+    }
+
+    #[test]
+    fn plain_evaluation_scores_dice() {
+        let (m, q) = segmenter();
+        let ds = dataset(&q, 6);
+        let r = evaluate(&m, &q, &ds, 100, Mode::Plain, &mut |_| {}).unwrap();
+        assert_eq!(r.n, 6);
+        let s = r.segmentation.as_ref().unwrap();
+        assert_eq!((s.classes, s.rows, s.cols), (C, H, W));
+        let plain = s.plain.as_ref().unwrap();
+        // One pixel per item differs from the plain mask (unless it was
+        // already of the last class).
+        let acc = r.plain_accuracy.unwrap();
+        assert!(
+            (1.0 - 1.0 / (H * W) as f64..1.0 + 1e-12).contains(&acc),
+            "{acc}"
+        );
+        for d in plain.per_class.iter().flatten() {
+            assert!(*d > 0.8, "{:?}", plain.per_class);
+        }
+        assert_eq!(plain.truth_pixels.iter().sum::<u64>(), (6 * H * W) as u64);
+        assert!(s.secure.is_none() && s.mask_exact.is_none());
+        assert!(s.plain_float_mask_exact.is_some());
+        assert_eq!(r.agreement, s.plain_float_mask_exact);
+        let v = serde_json::to_value(&r).unwrap();
+        assert!(v["segmentation"]["plain"]["per_class"].is_array());
+        // Float mode: float Dice only.
+        let r = evaluate(&m, &q, &ds, 2, Mode::Float, &mut |_| {}).unwrap();
+        let s = r.segmentation.unwrap();
+        assert!(s.plain.is_none() && r.plain_accuracy.is_none());
+        assert_eq!(s.float.truth_pixels.iter().sum::<u64>(), (2 * H * W) as u64);
+    }
+
+    #[test]
+    fn secure_evaluation_reports_mask_agreement() {
+        let (m, q) = segmenter();
+        let ds = dataset(&q, 3);
+        let mode = Mode::Secure(Deployment::TwoServer);
+        let r = evaluate(&m, &q, &ds, 3, mode, &mut |_| {}).unwrap();
+        let s = r.segmentation.as_ref().unwrap();
+        assert_eq!(s.mask_exact, Some(1.0));
+        assert_eq!(s.secure, s.plain);
+        assert_eq!(r.secure.as_ref().unwrap().bit_exact, 1.0);
+        assert_eq!(r.agreement, Some(1.0));
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["segmentation"]["mask_exact"], 1.0);
+        assert!(v["bit_exact"].is_number());
+        // A secure prediction carries the mask too.
+        let x = ds.image_f32(0);
+        let p = open(mode, &m, &q).unwrap().infer(&x).unwrap();
+        let plain = open(Mode::Plain, &m, &q).unwrap().infer(&x).unwrap();
+        assert_eq!(p.mask, plain.mask);
+    }
+
+    #[test]
+    fn segmentation_data_that_does_not_fit() {
+        let (m, q) = segmenter();
+        let ds = dataset(&q, 2);
+        let is = |r: Result<EvalReport>, f: &dyn Fn(&SegmentError) -> bool| match r {
+            Err(EngineError::Model(ModelError::Segment(e))) => assert!(f(&e), "{e}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("accepted"),
+        };
+        // Masks of another size than the output map.
+        let mut small = ds.clone();
+        small.masks = Some(Masks::new(2, 2, vec![0; 8]).unwrap());
+        is(
+            evaluate(&m, &q, &small, 2, Mode::Plain, &mut |_| {}),
+            &|e| {
+                matches!(
+                    e,
+                    SegmentError::MaskSize {
+                        expected: [H, W],
+                        got: [2, 2]
+                    }
+                )
+            },
+        );
+        // A class the model does not have.
+        let mut wide = ds.clone();
+        let mut classes = wide.masks.as_ref().unwrap().classes.clone();
+        classes[3] = C as u8;
+        wide.masks = Some(Masks::new(H, W, classes).unwrap());
+        is(evaluate(&m, &q, &wide, 2, Mode::Float, &mut |_| {}), &|e| {
+            matches!(
+                e,
+                SegmentError::MaskClass {
+                    class: 3,
+                    classes: C
+                }
+            )
+        });
+        // Masks but no labels, for a model that does not segment.
+        let mut cls = m.clone();
+        cls.nodes
+            .push(node("flat", Op::Reshape, vec![3], vec![C * H * W]));
+        cls.output = 4;
+        let qc = quantize(&cls, FracBits::DEFAULT).unwrap();
+        is(
+            evaluate(&cls, &qc, &ds, 2, Mode::Plain, &mut |_| {}),
+            &|e| matches!(e, SegmentError::NoLabels { .. }),
+        );
+        // A segmentation model on a classification set: the classification
+        // path, as before.
+        let mut labelled = ds.clone();
+        labelled.masks = None;
+        labelled.labels = vec![0, 1];
+        let r = evaluate(&m, &q, &labelled, 2, Mode::Plain, &mut |_| {}).unwrap();
+        assert!(r.segmentation.is_none());
+    }
 }

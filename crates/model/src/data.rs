@@ -68,33 +68,145 @@ pub enum DataError {
     ImageRank { got: Vec<usize> },
     #[error("{labels:?} labels for {images} images")]
     LabelCount { labels: Vec<usize>, images: usize },
+    /// A labels file that is neither `[n]` (one class per image) nor
+    /// `[n, rows, cols]` (one class per pixel).
+    #[error("labels of dimensions {got:?}: expected [n] (classes) or [n, rows, cols] (masks)")]
+    LabelRank { got: Vec<usize> },
+    /// A masks file (`[n, rows, cols]`) whose count is not the images'.
+    #[error("{masks} masks for {images} images")]
+    MaskCount { masks: usize, images: usize },
+    /// Masks whose size is not the one asked for.
+    #[error("masks of {got:?} pixels, {expected:?} expected")]
+    MaskSize {
+        expected: [usize; 2],
+        got: [usize; 2],
+    },
+    /// An IDX image index past the end of the file.
+    #[error("image index {index} is past the end of a file of {count} images")]
+    ImageIndex { index: usize, count: usize },
     #[error("no {0} found")]
     Missing(&'static str),
 }
 
-/// A labelled image dataset: `n` images of `rows × cols` bytes, row-major.
+/// A labelled image dataset: `n` images of `rows × cols` bytes, row-major,
+/// with one class per image (`labels`, a classification set), one class per
+/// pixel (`masks`, a segmentation set), or both.
 #[derive(Clone, Debug)]
 pub struct Dataset {
     pub rows: usize,
     pub cols: usize,
     pub images: Vec<u8>,
+    /// One class per image; empty in a set that has masks only.
     pub labels: Vec<u8>,
+    /// One class per pixel of each image, in a segmentation set.
+    pub masks: Option<Masks>,
+}
+
+/// Per-pixel classes of `n` images: `n` maps of `rows × cols` bytes,
+/// row-major. Usually the images' size; a model whose output map is smaller
+/// or larger than its input comes with masks of its output's size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Masks {
+    pub rows: usize,
+    pub cols: usize,
+    pub classes: Vec<u8>,
+}
+
+impl Masks {
+    /// Masks from `n` maps of `rows × cols` classes.
+    pub fn new(rows: usize, cols: usize, classes: Vec<u8>) -> Result<Masks, DataError> {
+        let per = rows.checked_mul(cols).filter(|&p| p > 0);
+        match per {
+            Some(p) if classes.len().is_multiple_of(p) => Ok(Masks {
+                rows,
+                cols,
+                classes,
+            }),
+            _ => Err(DataError::PixelCount {
+                h: rows,
+                w: cols,
+                len: classes.len(),
+            }),
+        }
+    }
+    /// Pixels per mask.
+    pub fn pixels(&self) -> usize {
+        self.rows * self.cols
+    }
+    /// Number of masks.
+    pub fn len(&self) -> usize {
+        self.classes.len().checked_div(self.pixels()).unwrap_or(0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Mask `i`, row-major.
+    pub fn mask(&self, i: usize) -> &[u8] {
+        let n = self.pixels();
+        &self.classes[i * n..(i + 1) * n]
+    }
 }
 
 impl Dataset {
+    /// A segmentation set: `images` (`n` images of `rows × cols` bytes) and one
+    /// mask per image, no class labels.
+    pub fn segmentation(
+        rows: usize,
+        cols: usize,
+        images: Vec<u8>,
+        masks: Masks,
+    ) -> Result<Dataset, DataError> {
+        let per = rows.checked_mul(cols).filter(|&p| p > 0);
+        let n = match per {
+            Some(p) if images.len().is_multiple_of(p) => images.len() / p,
+            _ => {
+                return Err(DataError::PixelCount {
+                    h: rows,
+                    w: cols,
+                    len: images.len(),
+                })
+            }
+        };
+        if masks.len() != n {
+            return Err(DataError::MaskCount {
+                masks: masks.len(),
+                images: n,
+            });
+        }
+        Ok(Dataset {
+            rows,
+            cols,
+            images,
+            labels: Vec::new(),
+            masks: Some(masks),
+        })
+    }
+    /// Number of items.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        match &self.masks {
+            Some(m) if self.labels.is_empty() => m.len(),
+            _ => self.labels.len(),
+        }
     }
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.len() == 0
+    }
+    /// Whether every item has a class label (a classification set).
+    pub fn has_labels(&self) -> bool {
+        self.masks.is_none() || !self.labels.is_empty()
     }
     /// Image `i` as floats in `[0, 1]`.
     pub fn image_f32(&self, i: usize) -> Vec<f32> {
+        self.image(i).iter().map(|&p| p as f32 / 255.0).collect()
+    }
+    /// Image `i`'s bytes, row-major.
+    pub fn image(&self, i: usize) -> &[u8] {
         let n = self.rows * self.cols;
-        self.images[i * n..(i + 1) * n]
-            .iter()
-            .map(|&p| p as f32 / 255.0)
-            .collect()
+        &self.images[i * n..(i + 1) * n]
+    }
+    /// Mask `i`, in a segmentation set.
+    pub fn mask(&self, i: usize) -> Option<&[u8]> {
+        self.masks.as_ref().map(|m| m.mask(i))
     }
 }
 
@@ -176,37 +288,130 @@ fn data_err(path: &Path, error: DataError) -> ModelError {
     }
 }
 
-/// Load an image IDX file and its label IDX file.
+/// Which of a dataset's two files an error is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Images,
+    Labels,
+}
+
+/// A dataset from the contents of an image IDX file and a labels IDX file:
+/// `[n]` labels are one class per image, `[n, rows, cols]` labels (magic
+/// 0x00000803) are masks, one class per pixel.
+pub fn parse_idx_dataset(images: &[u8], labels: &[u8]) -> Result<Dataset, DataError> {
+    let (idims, idata) = parse_idx_u8(images)?;
+    let (ldims, ldata) = parse_idx_u8(labels)?;
+    assemble(idims, idata, ldims, ldata).map_err(|(_, e)| e)
+}
+
+fn assemble(
+    idims: Vec<usize>,
+    idata: Vec<u8>,
+    ldims: Vec<usize>,
+    ldata: Vec<u8>,
+) -> Result<Dataset, (Side, DataError)> {
+    if idims.len() != 3 {
+        return Err((Side::Images, DataError::ImageRank { got: idims }));
+    }
+    let n = idims[0];
+    match ldims.as_slice() {
+        [count] if *count == n => Ok(Dataset {
+            rows: idims[1],
+            cols: idims[2],
+            images: idata,
+            labels: ldata,
+            masks: None,
+        }),
+        [_] => Err((
+            Side::Labels,
+            DataError::LabelCount {
+                labels: ldims,
+                images: n,
+            },
+        )),
+        [count, rows, cols] => {
+            if *count != n {
+                return Err((
+                    Side::Labels,
+                    DataError::MaskCount {
+                        masks: *count,
+                        images: n,
+                    },
+                ));
+            }
+            if n > 0 && (*rows == 0 || *cols == 0) {
+                return Err((
+                    Side::Labels,
+                    DataError::PixelCount {
+                        h: *rows,
+                        w: *cols,
+                        len: ldata.len(),
+                    },
+                ));
+            }
+            Ok(Dataset {
+                rows: idims[1],
+                cols: idims[2],
+                images: idata,
+                labels: Vec::new(),
+                masks: Some(Masks {
+                    rows: *rows,
+                    cols: *cols,
+                    classes: ldata,
+                }),
+            })
+        }
+        _ => Err((Side::Labels, DataError::LabelRank { got: ldims })),
+    }
+}
+
+/// Load an image IDX file and its label IDX file: `[n]` labels (one class per
+/// image) or `[n, rows, cols]` masks (one class per pixel; magic 0x00000803,
+/// like the images).
 pub fn load_idx_dataset(images: &Path, labels: &Path) -> Result<Dataset, ModelError> {
     let (idims, idata) = parse_idx_u8(&read(images)?).map_err(|e| data_err(images, e))?;
     let (ldims, ldata) = parse_idx_u8(&read(labels)?).map_err(|e| data_err(labels, e))?;
-    if idims.len() != 3 {
-        return Err(data_err(images, DataError::ImageRank { got: idims }));
-    }
-    if ldims.len() != 1 || ldims[0] != idims[0] {
-        return Err(data_err(
-            labels,
-            DataError::LabelCount {
-                labels: ldims,
-                images: idims[0],
-            },
-        ));
-    }
-    Ok(Dataset {
-        rows: idims[1],
-        cols: idims[2],
-        images: idata,
-        labels: ldata,
+    assemble(idims, idata, ldims, ldata).map_err(|(side, e)| match side {
+        Side::Images => data_err(images, e),
+        Side::Labels => data_err(labels, e),
     })
 }
 
+/// The masks file beside `images.idx3-ubyte` in a segmentation set.
+pub const MASKS_FILE: &str = "masks.idx3-ubyte";
+
 /// Load a dataset from a directory holding `images.idx3-ubyte` and
-/// `labels.idx1-ubyte` (also accepted: the `*-images-idx3-ubyte` /
+/// `labels.idx1-ubyte` (one class per image), `masks.idx3-ubyte` (one class
+/// per pixel), or both (also accepted: the `*-images-idx3-ubyte` /
 /// `*-labels-idx1-ubyte` names of the original distributions, test split first).
 pub fn load_idx_dir(dir: &Path) -> Result<Dataset, ModelError> {
     let simple = (dir.join("images.idx3-ubyte"), dir.join("labels.idx1-ubyte"));
     if simple.0.exists() {
-        return load_idx_dataset(&simple.0, &simple.1);
+        let masks = dir.join(MASKS_FILE);
+        return match (simple.1.exists(), masks.exists()) {
+            (true, false) => load_idx_dataset(&simple.0, &simple.1),
+            (false, true) => load_idx_dataset(&simple.0, &masks),
+            (true, true) => {
+                let mut ds = load_idx_dataset(&simple.0, &simple.1)?;
+                let with_masks = load_idx_dataset(&simple.0, &masks)?;
+                if with_masks.masks.is_none() {
+                    return Err(data_err(
+                        &masks,
+                        DataError::LabelRank {
+                            got: vec![with_masks.labels.len()],
+                        },
+                    ));
+                }
+                ds.masks = with_masks.masks;
+                Ok(ds)
+            }
+            (false, false) => Err(data_err(
+                dir,
+                DataError::Missing(
+                    "labels.idx1-ubyte or masks.idx3-ubyte beside images.idx3-ubyte",
+                ),
+            )),
+        };
     }
     for prefix in ["t10k", "train"] {
         let i = dir.join(format!("{prefix}-images-idx3-ubyte"));
@@ -219,6 +424,48 @@ pub fn load_idx_dir(dir: &Path) -> Result<Dataset, ModelError> {
         dir,
         DataError::Missing("images.idx3-ubyte / labels.idx1-ubyte"),
     ))
+}
+
+/// Image `index` of an IDX image file (`[n, rows, cols]` bytes) as floats in
+/// `[0, 1]`, for a model whose input is `[1, rows, cols]`.
+pub fn load_idx_image(
+    path: &Path,
+    index: usize,
+    input_shape: &[usize],
+) -> Result<Vec<f32>, ModelError> {
+    let (dims, body) = parse_idx_u8(&read(path)?).map_err(|e| data_err(path, e))?;
+    idx_image(&dims, &body, index, input_shape).map_err(|e| data_err(path, e))
+}
+
+fn idx_image(
+    dims: &[usize],
+    body: &[u8],
+    index: usize,
+    input_shape: &[usize],
+) -> Result<Vec<f32>, DataError> {
+    let [count, rows, cols] = *dims else {
+        return Err(DataError::ImageRank { got: dims.to_vec() });
+    };
+    if index >= count {
+        return Err(DataError::ImageIndex { index, count });
+    }
+    if input_shape != [1, rows, cols] {
+        return Err(DataError::ShapeMismatch {
+            what: "an IDX image",
+            expected: input_shape.to_vec(),
+            got: vec![1, rows, cols],
+        });
+    }
+    let n = rows * cols;
+    Ok(body[index * n..(index + 1) * n]
+        .iter()
+        .map(|&p| p as f32 / 255.0)
+        .collect())
+}
+
+/// Whether `bytes` start like an IDX file of unsigned bytes of rank 3.
+pub fn is_idx_images(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0, 0, 0x08, 0x03])
 }
 
 /// Largest `.npy` array accepted (elements).
@@ -697,6 +944,159 @@ mod tests {
                 ..
             })
         ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn masks_beside_images() {
+        // Two 2x3 images, masks of the same size.
+        let images = idx(&[2, 2, 3], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        let masks = idx(&[2, 2, 3], &[0, 0, 1, 1, 2, 0, 3, 3, 3, 0, 0, 0]);
+        let ds = parse_idx_dataset(&images, &masks).unwrap();
+        assert_eq!(ds.len(), 2);
+        assert!(ds.labels.is_empty() && !ds.has_labels());
+        assert_eq!(ds.mask(1), Some(&[3u8, 3, 3, 0, 0, 0][..]));
+        assert_eq!(ds.image(1), &[6, 7, 8, 9, 10, 11]);
+        // Masks of another size than the images (a model with a smaller or
+        // larger output map): the count is what must match.
+        let big = idx(&[2, 4, 6], &[1; 48]);
+        let ds = parse_idx_dataset(&images, &big).unwrap();
+        let m = ds.masks.as_ref().unwrap();
+        assert_eq!((m.rows, m.cols, m.len()), (4, 6, 2));
+        // The class-label path is unchanged.
+        let labels = idx(&[2], &[7, 1]);
+        let ds = parse_idx_dataset(&images, &labels).unwrap();
+        assert_eq!(
+            (ds.len(), ds.labels.clone(), ds.masks.is_none()),
+            (2, vec![7, 1], true)
+        );
+        assert!(ds.has_labels());
+    }
+
+    #[test]
+    fn malformed_masks() {
+        let images = idx(&[2, 2, 3], &[0; 12]);
+        // Three masks for two images.
+        assert!(matches!(
+            parse_idx_dataset(&images, &idx(&[3, 2, 3], &[0; 18])),
+            Err(DataError::MaskCount {
+                masks: 3,
+                images: 2
+            })
+        ));
+        // Three labels for two images.
+        assert!(matches!(
+            parse_idx_dataset(&images, &idx(&[3], &[0; 3])),
+            Err(DataError::LabelCount { .. })
+        ));
+        // Rank 2 or 4: neither labels nor masks.
+        for dims in [&[2u32, 6][..], &[2, 1, 2, 3]] {
+            let n: u32 = dims.iter().product();
+            assert!(matches!(
+                parse_idx_dataset(&images, &idx(dims, &vec![0; n as usize])),
+                Err(DataError::LabelRank { .. })
+            ));
+        }
+        // Zero-sized masks of a non-empty set.
+        assert!(matches!(
+            parse_idx_dataset(&images, &idx(&[2, 0, 3], &[])),
+            Err(DataError::PixelCount { .. })
+        ));
+        // A truncated masks file: the header's dimensions need more bytes.
+        let masks = idx(&[2, 2, 3], &[0; 12]);
+        assert!(matches!(
+            parse_idx_dataset(&images, &masks[..masks.len() - 1]),
+            Err(DataError::DataLength {
+                expected: 12,
+                got: 11,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_idx_dataset(&images, &masks[..10]),
+            Err(DataError::Truncated { .. })
+        ));
+        // Images that are not [n, rows, cols].
+        assert!(matches!(
+            parse_idx_dataset(&idx(&[12], &[0; 12]), &masks),
+            Err(DataError::ImageRank { .. })
+        ));
+        // The constructors check sizes too.
+        assert!(Masks::new(2, 3, vec![0; 7]).is_err());
+        assert!(Masks::new(0, 3, vec![]).is_err());
+        let m = Masks::new(2, 3, vec![0; 12]).unwrap();
+        assert!(matches!(
+            Dataset::segmentation(2, 3, vec![0; 18], m.clone()),
+            Err(DataError::MaskCount {
+                masks: 2,
+                images: 3
+            })
+        ));
+        assert!(Dataset::segmentation(2, 3, vec![0; 13], m.clone()).is_err());
+        assert_eq!(
+            Dataset::segmentation(2, 3, vec![0; 12], m).unwrap().len(),
+            2
+        );
+    }
+
+    #[test]
+    fn dataset_directories_with_masks() {
+        let dir = std::env::temp_dir().join(format!("blindfold-masks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let images = dir.join("images.idx3-ubyte");
+        std::fs::write(&images, idx(&[2, 2, 2], &[0; 8])).unwrap();
+        // Images alone: says what is missing.
+        match load_idx_dir(&dir) {
+            Err(ModelError::Data {
+                error: DataError::Missing(what),
+                ..
+            }) => assert!(what.contains(MASKS_FILE), "{what}"),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(dir.join(MASKS_FILE), idx(&[2, 2, 2], &[1; 8])).unwrap();
+        let ds = load_idx_dir(&dir).unwrap();
+        assert_eq!((ds.len(), ds.mask(0).unwrap()), (2, &[1u8; 4][..]));
+        // Labels and masks both: both kept.
+        std::fs::write(dir.join("labels.idx1-ubyte"), idx(&[2], &[4, 5])).unwrap();
+        let ds = load_idx_dir(&dir).unwrap();
+        assert_eq!((ds.labels.clone(), ds.masks.is_some()), (vec![4, 5], true));
+        // Masks of the wrong count name the masks file.
+        std::fs::write(dir.join(MASKS_FILE), idx(&[3, 2, 2], &[1; 12])).unwrap();
+        match load_idx_dir(&dir) {
+            Err(ModelError::Data { path, error }) => {
+                assert!(path.ends_with(MASKS_FILE), "{path:?}");
+                assert!(matches!(error, DataError::MaskCount { .. }));
+            }
+            other => panic!("{other:?}"),
+        }
+        // One image of an IDX image file.
+        std::fs::write(&images, idx(&[2, 2, 2], &[0, 0, 0, 0, 255, 0, 0, 255])).unwrap();
+        assert_eq!(
+            load_idx_image(&images, 1, &[1, 2, 2]).unwrap(),
+            vec![1.0, 0.0, 0.0, 1.0]
+        );
+        assert!(matches!(
+            load_idx_image(&images, 2, &[1, 2, 2]),
+            Err(ModelError::Data {
+                error: DataError::ImageIndex { index: 2, count: 2 },
+                ..
+            })
+        ));
+        assert!(matches!(
+            load_idx_image(&images, 0, &[1, 3, 3]),
+            Err(ModelError::Data {
+                error: DataError::ShapeMismatch { .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            load_idx_image(&dir.join("labels.idx1-ubyte"), 0, &[1, 2, 2]),
+            Err(ModelError::Data {
+                error: DataError::ImageRank { .. },
+                ..
+            })
+        ));
+        assert!(is_idx_images(&std::fs::read(&images).unwrap()));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -8,7 +8,9 @@
 //!   engines execute;
 //! * [`engine`]: the float (`f64`) and fixed-point reference (`plain`) engines;
 //! * [`kernels`]: layer kernels shared by all engines;
-//! * [`data`]: IDX datasets, `.npy` and PNG inputs.
+//! * [`data`]: IDX datasets (class labels or per-pixel masks), `.npy` and PNG inputs;
+//! * [`segment`]: per-pixel argmax of `[C, H, W]` outputs and Dice scores;
+//! * [`picture`]: masks and images as PNG pictures, side-by-side sheets.
 //!
 //! ```no_run
 //! use blindfold_model::{load_onnx, quant::quantize, engine};
@@ -26,7 +28,9 @@ pub mod engine;
 pub mod ir;
 pub mod kernels;
 pub mod onnx;
+pub mod picture;
 pub mod quant;
+pub mod segment;
 pub mod summary;
 
 pub use ir::Model;
@@ -60,6 +64,8 @@ pub enum ModelError {
         #[source]
         error: data::DataError,
     },
+    #[error(transparent)]
+    Segment(#[from] segment::SegmentError),
 }
 
 /// Read and import an ONNX file; the model is named after the file stem.
