@@ -400,6 +400,9 @@ fn print_costs(s: &infer::SecureEval) {
 }
 
 fn print_truncations(r: &EvalReport) {
+    if let (Some(m), Some(b)) = (r.max_abs_value, r.range_bits) {
+        println!("integer range         largest |value| {m} (2^{:.1}): {b}-bit signed integers hold every intermediate", (m.max(1) as f64).log2());
+    }
     match (r.truncated_values, &r.truncations) {
         (Some(0), _) => {
             println!("truncations           all inside ReLU / max-pool circuits (exact)")

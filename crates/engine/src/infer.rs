@@ -356,6 +356,12 @@ pub struct EvalReport {
     pub truncated_values: Option<usize>,
     /// Every stand-alone truncation of the program, in program order.
     pub truncations: Option<Vec<Truncation>>,
+    /// The largest magnitude of any intermediate value of the fixed-point
+    /// program on this dataset, and the signed integer width that holds it
+    /// (`bits(max) + 1`): the range the ring must cover at these fractional
+    /// bits (the quantization study of models/README.md).
+    pub max_abs_value: Option<u64>,
+    pub range_bits: Option<u32>,
     /// Dice scores and mask agreement, for a segmentation model on a dataset
     /// with masks.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -500,6 +506,7 @@ pub fn evaluate(
         _ => None,
     };
     let mut truncs = truncations(q);
+    let mut max_value = 0u64;
     let (mut fc, mut pc, mut agree, mut sc, mut exact) = (0usize, 0usize, 0usize, 0usize, 0usize);
     let mut max_diff = 0f64;
     let mut costs = Costs::default();
@@ -512,6 +519,7 @@ pub fn evaluate(
         if fixed {
             let all = reference::run_plain_all(q, &reference::encode_input(q, &x)?)?;
             record_truncations(q, &all, &mut truncs);
+            max_value = max_value.max(max_abs_of(&all));
             let yp = &all[q.output];
             let sp = reference::decode_output(q, yp);
             let lp = reference::argmax(&sp);
@@ -534,7 +542,7 @@ pub fn evaluate(
     }
     let nf = n.max(1) as f64;
     let frac = |k: usize| k as f64 / nf;
-    let mut r = report(model, q, mode, n, fixed, truncs, max_diff, t0);
+    let mut r = report(model, q, mode, n, fixed, truncs, max_diff, max_value, t0);
     r.float_accuracy = frac(fc);
     r.plain_accuracy = fixed.then(|| frac(pc));
     r.agreement = fixed.then(|| frac(agree));
@@ -573,6 +581,7 @@ fn evaluate_segmentation(
         DiceCounts::new(map.classes),
     );
     let (mut plain_float, mut secure_plain, mut exact) = (0usize, 0usize, 0usize);
+    let mut max_value = 0u64;
     let mut max_diff = 0f64;
     let mut costs = Costs::default();
     for i in 0..n {
@@ -584,6 +593,7 @@ fn evaluate_segmentation(
         if fixed {
             let all = reference::run_plain_all(q, &reference::encode_input(q, &x)?)?;
             record_truncations(q, &all, &mut truncs);
+            max_value = max_value.max(max_abs_of(&all));
             let yp = &all[q.output];
             let mp = seg(segment::argmax_map_ring(map, yp))?;
             seg(dp.add(&mp, truth))?;
@@ -609,7 +619,7 @@ fn evaluate_segmentation(
     let frac = |k: usize| k as f64 / nf;
     let pixel = |d: &DiceCounts| d.pixel_accuracy().unwrap_or(0.0);
     let is_secure = secure.is_some();
-    let mut r = report(model, q, mode, n, fixed, truncs, max_diff, t0);
+    let mut r = report(model, q, mode, n, fixed, truncs, max_diff, max_value, t0);
     r.float_accuracy = pixel(&df);
     r.plain_accuracy = fixed.then(|| pixel(&dp));
     r.agreement = fixed.then(|| frac(if is_secure { secure_plain } else { plain_float }));
@@ -625,6 +635,15 @@ fn evaluate_segmentation(
         mask_exact: is_secure.then(|| frac(secure_plain)),
     });
     Ok(r)
+}
+
+/// The largest `|x|` of any value of one item's run.
+fn max_abs_of(all: &[Vec<u64>]) -> u64 {
+    all.iter()
+        .flat_map(|v| v.iter())
+        .map(|&v| (v as i64).unsigned_abs())
+        .max()
+        .unwrap_or(0)
 }
 
 /// The largest `|x|` before each stand-alone truncation, over one item's
@@ -682,6 +701,7 @@ fn report(
     fixed: bool,
     mut truncs: Vec<Truncation>,
     max_diff: f64,
+    max_value: u64,
     t0: Instant,
 ) -> EvalReport {
     for t in truncs.iter_mut() {
@@ -705,6 +725,8 @@ fn report(
         }),
         truncated_values: fixed.then(|| truncs.iter().map(|t| t.values).sum()),
         truncations: fixed.then_some(truncs),
+        max_abs_value: fixed.then_some(max_value),
+        range_bits: fixed.then(|| 65 - max_value.leading_zeros()),
         segmentation: None,
         secure: None,
         seconds: t0.elapsed().as_secs_f64(),
