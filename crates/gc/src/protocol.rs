@@ -341,7 +341,19 @@ impl EvaluatorSession {
                 }
             }
         }
-        let mut k_labels = Zeroizing::new(self.cot.receive_correlated(ch, &choices)?);
+        // The same OT groups as the garbler's (`COT_GROUP` elements, `ka` OTs
+        // each): the two ends must extend the same counts in the same order,
+        // whatever `ka` is (a truncation reads `f` bits per value, not 64).
+        let ka = k * bits;
+        let mut k_labels = Zeroizing::new(Vec::with_capacity(n * ka));
+        for group in (0..n).step_by(COT_GROUP) {
+            let gb = COT_GROUP.min(n - group);
+            let part = Zeroizing::new(
+                self.cot
+                    .receive_correlated(ch, &choices[group * ka..(group + gb) * ka])?,
+            );
+            k_labels.extend_from_slice(&part);
+        }
         drop(choices);
 
         // Tables: whole chunks per message, ending exactly at the total.
@@ -597,6 +609,22 @@ mod tests {
             (Gadget::ThresholdSignMask, 8),
             (Gadget::ArgmaxMask { k: 10 }, 9),
             (Gadget::TruncMask { f }, 10),
+        ] {
+            let (y0, y1) = shares(n * g.arity(), seed, small);
+            run(g, y0, y1, 1);
+        }
+    }
+
+    /// More elements than one OT group (`COT_GROUP`), for gadgets reading 64
+    /// bits and fewer (`TruncMask` reads `f`): the garbler's and the
+    /// evaluator's OT extensions must line up group by group.
+    #[test]
+    fn batches_beyond_one_ot_group() {
+        let f = FracBits(12);
+        let n = 2 * COT_GROUP + 77;
+        for (g, seed) in [
+            (Gadget::TruncMask { f }, 21u8),
+            (Gadget::ReluTruncMask { f }, 22),
         ] {
             let (y0, y1) = shares(n * g.arity(), seed, small);
             run(g, y0, y1, 1);
