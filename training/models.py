@@ -117,6 +117,71 @@ def ppml_c():
     )
 
 
+def conv_bn_relu(cin, cout):
+    """Conv 3x3 padding 1, batch normalization (folded by the importer), ReLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+class UNet(nn.Module):
+    """A small two-level UNet for 64x64 digit segmentation (`unet`, see UNET_* below).
+
+    Input (N, 1, 64, 64), pixels p/255; output (N, 11, 64, 64) logits: class 0 is
+    background, class d + 1 digit d. Downsampling is AvgPool2d(2) (linear: free on
+    secret shares, as in BUNET); the first upsampling is a ConvTranspose2d (kernel 2,
+    stride 2), the second a nearest Upsample x2 (ONNX Resize); skips concatenate
+    channels (decoder features first, then the encoder's). Every Conv2d 3x3 (padding 1)
+    is followed by BatchNorm2d and ReLU; the head is a 1x1 conv without activation.
+    ``mid`` extra 3x3 conv layers run at the 16x16 bottleneck (cheap in ReLUs:
+    c2 * 256 each) and widen the receptive field. ``u1`` is the transposed
+    convolution's output channel count (default c2): its output is concatenated
+    without a ReLU, so in secure mode it needs u1 * 32 * 32 stand-alone truncations.
+    """
+
+    def __init__(self, c0=8, c1=16, c2=16, d1=8, d0=8, mid=0, u1=None, classes=11):
+        super().__init__()
+        self.enc0 = conv_bn_relu(1, c0)                       # 64x64
+        self.pool0 = nn.AvgPool2d(2)
+        self.enc1 = conv_bn_relu(c0, c1)                      # 32x32
+        self.pool1 = nn.AvgPool2d(2)
+        self.bottleneck = nn.Sequential(conv_bn_relu(c1, c2),  # 16x16
+                                        *[conv_bn_relu(c2, c2) for _ in range(mid)])
+        u1 = c2 if u1 is None else u1
+        self.up1 = nn.ConvTranspose2d(c2, u1, 2, stride=2)    # 16 -> 32
+        self.dec1 = conv_bn_relu(u1 + c1, d1)                 # 32x32
+        self.up0 = nn.Upsample(scale_factor=2, mode="nearest")  # 32 -> 64
+        self.dec0 = conv_bn_relu(d1 + c0, d0)                 # 64x64
+        self.head = nn.Conv2d(d0, classes, 1)
+        self.relu_outputs = 64 * 64 * (c0 + d0) + 32 * 32 * (c1 + d1) + 16 * 16 * c2 * (1 + mid)
+        self.standalone_truncations = 32 * 32 * u1
+
+    def forward(self, x):
+        e0 = self.enc0(x)
+        e1 = self.enc1(self.pool0(e0))
+        b = self.bottleneck(self.pool1(e1))
+        u1 = self.dec1(torch.cat([self.up1(b), e1], 1))
+        u0 = self.dec0(torch.cat([self.up0(u1), e0], 1))
+        return self.head(u0)
+
+
+# The zoo's UNet (trained by training/train_unet.py, not train_zoo.py).
+UNET_CONFIG = dict(c0=6, c1=16, c2=32, d1=8, d0=6, mid=1, u1=16)
+
+
+def unet():
+    return UNet(**UNET_CONFIG)
+
+
+def unet_architecture(c0, c1, c2, d1, d0, mid, u1=None, classes=11):
+    u1 = c2 if u1 is None else u1
+    mids = "".join(f", Conv {c2}-{c2} 3x3 p1 BN ReLU" for _ in range(mid))
+    return (f"UNet 64x64: enc0 Conv 1-{c0} 3x3 p1 BN ReLU @64, AvgPool 2, "
+            f"enc1 Conv {c0}-{c1} 3x3 p1 BN ReLU @32, AvgPool 2, "
+            f"bottleneck Conv {c1}-{c2} 3x3 p1 BN ReLU{mids} @16, "
+            f"ConvTranspose {c2}-{u1} 2x2 s2, Concat enc1, dec1 Conv {u1 + c1}-{d1} 3x3 p1 BN ReLU @32, "
+            f"nearest Upsample x2, Concat enc0, dec0 Conv {d1 + c0}-{d0} 3x3 p1 BN ReLU @64, "
+            f"head Conv {d0}-{classes} 1x1")
+
+
 # name -> (builder, input shape without batch, dataset, trained)
 ZOO = {
     "minionn": (minionn, (1, 28, 28), "mnist", True),

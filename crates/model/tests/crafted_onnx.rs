@@ -237,3 +237,85 @@ fn constant_folding_is_bounded() {
         ),
     );
 }
+
+fn a_str(name: &str, v: &str) -> AttributeProto {
+    let mut a = AttributeProto::new();
+    a.name = name.into();
+    a.type_ = protobuf::EnumOrUnknown::new(attribute_proto::AttributeType::STRING);
+    a.s = v.as_bytes().to_vec();
+    a
+}
+
+/// A nearest-neighbour Resize is imported only when ONNX's rule reads input
+/// `floor(o / s)` for output `o`, the kernel's rule. Other combinations of
+/// coordinate_transformation_mode and nearest_mode used to import as if they
+/// were that one (onnxruntime reads another pixel for them); what the
+/// exporters write (asymmetric + floor) and the ONNX defaults still import.
+#[test]
+fn resize_must_read_the_floor_neighbour() {
+    let resize = |ctm: Option<&str>, nearest: Option<&str>, s: f32| {
+        let mut attrs = vec![a_str("mode", "nearest")];
+        attrs.extend(ctm.map(|v| a_str("coordinate_transformation_mode", v)));
+        attrs.extend(nearest.map(|v| a_str("nearest_mode", v)));
+        model(
+            vec![node("Resize", &["x", "roi", "scales"], "y", attrs)],
+            vec![
+                f_init("roi", &[0], &[]),
+                f_init("scales", &[4], &[1.0, 1.0, s, s]),
+            ],
+            &[1, 1, 3, 3],
+        )
+    };
+    let import = |b: Vec<u8>| blindfold_model::onnx::import_onnx(&b, "t");
+    for (ctm, nearest, s) in [
+        (Some("asymmetric"), Some("floor"), 2.0),
+        (Some("asymmetric"), Some("floor"), 3.0),
+        (None, None, 2.0),
+        (None, None, 3.0),
+        (Some("pytorch_half_pixel"), Some("round_prefer_ceil"), 2.0),
+        (Some("tf_half_pixel_for_nn"), Some("floor"), 2.0),
+    ] {
+        let m = import(resize(ctm, nearest, s))
+            .unwrap_or_else(|e| panic!("{ctm:?} {nearest:?} {s}: {e}"));
+        assert_eq!(
+            m.output_shape().dims(),
+            &[1, 3 * s as usize, 3 * s as usize]
+        );
+    }
+    for (ctm, nearest, s) in [
+        (Some("asymmetric"), Some("ceil"), 2.0),
+        (Some("asymmetric"), Some("round_prefer_floor"), 3.0),
+        (Some("half_pixel"), Some("floor"), 2.0),
+        (Some("tf_half_pixel_for_nn"), None, 2.0),
+    ] {
+        must_reject_for(
+            &format!("{ctm:?} {nearest:?} {s}"),
+            "does not read input floor(o / scale)",
+            resize(ctm, nearest, s),
+        );
+    }
+    must_reject_for(
+        "unknown nearest_mode",
+        "nearest_mode 'nearest' is not supported",
+        resize(Some("asymmetric"), Some("nearest"), 2.0),
+    );
+    // A one-pixel axis reads its only pixel whatever the rule.
+    let one = model(
+        vec![node(
+            "Resize",
+            &["x", "roi", "scales"],
+            "y",
+            vec![
+                a_str("mode", "nearest"),
+                a_str("coordinate_transformation_mode", "asymmetric"),
+                a_str("nearest_mode", "ceil"),
+            ],
+        )],
+        vec![
+            f_init("roi", &[0], &[]),
+            f_init("scales", &[4], &[1.0, 1.0, 2.0, 2.0]),
+        ],
+        &[1, 1, 1, 1],
+    );
+    import(one).unwrap();
+}
