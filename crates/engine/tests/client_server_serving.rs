@@ -110,7 +110,7 @@ fn garbage_wrong_protocol_and_vanishing_clients_do_not_stop_the_server() {
     let x = common::digit(0);
     let want = run_plain(&q, &x).unwrap();
     let server = LocalCsServer::start(&q, cfg(1)).unwrap();
-    let t = server.transport().clone();
+    let t = *server.transport();
 
     // Garbage as a greeting.
     let mut ch = t

@@ -29,6 +29,12 @@ pub trait TimedRead: Read {
     /// Make the next reads fail with `TimedOut` or `WouldBlock` after `t`
     /// without data (`None`: wait forever). `t` is never zero.
     fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()>;
+    /// Bound each blocking write on the same socket (`None`: block). A peer
+    /// that stops reading then fails the writer instead of holding it (and
+    /// the connection's thread) forever. Sources without a socket ignore it.
+    fn set_write_timeout(&mut self, _t: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A byte stream that splits into an owned reader half and an owned writer
@@ -49,6 +55,9 @@ pub trait SplitStream: Send + 'static {
 impl TimedRead for TcpStream {
     fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
         TcpStream::set_read_timeout(self, t)
+    }
+    fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, t)
     }
 }
 
@@ -188,7 +197,18 @@ impl<S: SplitStream> Channel for StreamChannel<S> {
 
 impl<S: SplitStream> Connection for StreamChannel<S> {
     fn set_deadline(&mut self, deadline: Option<Instant>) -> Result<()> {
-        self.inner.reader_mut().deadline = deadline;
+        let r = self.inner.reader_mut();
+        r.deadline = deadline;
+        // Writes get the same bound (the socket option is shared with the
+        // writer thread's handle): a peer that stops reading cannot keep the
+        // writer, and so the connection, blocked past the exchange's deadline.
+        let write_limit = deadline.map(|d| {
+            d.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(10))
+        });
+        r.inner
+            .set_write_timeout(write_limit)
+            .map_err(NetError::Io)?;
         Ok(())
     }
     fn set_max_frame(&mut self, max: usize) {

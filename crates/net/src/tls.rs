@@ -579,6 +579,9 @@ impl TimedRead for TlsReader {
     fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
         self.tcp.set_read_timeout(t)
     }
+    fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        self.tcp.set_write_timeout(t)
+    }
 }
 
 /// The writing half: plaintext is sealed under the session lock and written

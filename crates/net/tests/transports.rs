@@ -192,3 +192,42 @@ fn max_frame_through_the_connection_trait() {
     );
     check(&mut a, &mut b);
 }
+
+/// A peer that connects and never reads: with a deadline set, the sender's
+/// writes fail once the kernel buffers and the writer's queue are full and
+/// the deadline has passed, instead of blocking the sender forever (a client
+/// must not be able to hold a server's connection thread by not reading).
+#[test]
+fn a_peer_that_never_reads_cannot_block_a_writer_past_its_deadline() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let idle = thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        // Hold the connection open, read nothing (20 s at most).
+        let _ = done_rx.recv_timeout(Duration::from_secs(20));
+        drop(s);
+    });
+    let mut c = blindfold_net::TcpChannel::connect(addr).unwrap();
+    c.set_deadline(Some(Instant::now() + Duration::from_secs(1)))
+        .unwrap();
+    let t0 = Instant::now();
+    let frame = vec![7u8; 1 << 20];
+    let mut failed = false;
+    // Far more than the writer's queue (64 MiB) and the socket buffers.
+    for _ in 0..512 {
+        if c.send(&frame).and_then(|_| c.flush()).is_err() {
+            failed = true;
+            break;
+        }
+    }
+    let took = t0.elapsed();
+    assert!(failed, "512 MiB written to a peer that reads nothing");
+    assert!(
+        took < Duration::from_secs(10),
+        "the writer was held {took:?}"
+    );
+    drop(c);
+    let _ = done_tx.send(());
+    let _ = idle.join();
+}
