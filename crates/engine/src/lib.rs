@@ -130,6 +130,13 @@ pub enum EngineError {
     },
     #[error("reconstructed label {label} is out of range (the model has {classes} outputs)")]
     LabelOutOfRange { label: u64, classes: usize },
+    /// A client-server connection failed in the middle of an exchange: the two
+    /// ends' pools and streams may be out of step, so it serves no more.
+    #[error("this client-server connection failed earlier ({0}); connect again")]
+    ConnectionBroken(String),
+    /// A program from a server is larger than a client plans.
+    #[error("the server's program is too large for this client: {0}")]
+    ProgramTooLarge(String),
 }
 
 /// Why two servers refuse to pair.

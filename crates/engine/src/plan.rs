@@ -161,9 +161,9 @@ impl Roles {
     }
 
     /// Client-server: the server (P0) holds the plaintext weights, the client
-    /// (P1) its input; the server garbles every circuit (the faster choice by
-    /// measurement, and a malicious client as evaluator only learns output
-    /// labels masked by the server: docs/BENCHMARKS.md, docs/SECURITY.md).
+    /// (P1) its input; the server garbles every circuit (within the spread of
+    /// the measured alternatives, and a garbling client could compute the
+    /// server's shares outright: docs/BENCHMARKS.md, docs/SECURITY.md).
     pub fn client_server() -> Roles {
         Roles::single_weight_holder(PartyId::P0, Garbling::Fixed(PartyId::P0))
     }

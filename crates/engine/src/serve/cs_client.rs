@@ -71,6 +71,41 @@ pub struct CsClient<C: Connection> {
     label_only: bool,
     timeout: Duration,
     rng: Prg,
+    /// Why the connection failed in the middle of an exchange, if it did.
+    broken: Option<String>,
+}
+
+/// Most values of one node, and most work (values times pooling window) of a
+/// whole program, that a client plans from a server's program: a crafted
+/// program must fail with an error, not make the client allocate gigabytes.
+const MAX_NODE_VALUES: usize = 1 << 25;
+const MAX_PROGRAM_WORK: usize = 1 << 27;
+const MAX_WINDOW: usize = 1 << 12;
+
+/// Refuse a server's program beyond the client's limits, before planning it.
+fn check_program_size(q: &QModel) -> Result<()> {
+    let mut work = 0usize;
+    for (i, n) in q.nodes.iter().enumerate() {
+        let values = n.shape.numel();
+        let window = match &n.op {
+            blindfold_model::quant::QOp::MaxPool { pool, .. } => {
+                pool.kernel[0].saturating_mul(pool.kernel[1])
+            }
+            _ => 1,
+        };
+        if values > MAX_NODE_VALUES || window > MAX_WINDOW {
+            return Err(EngineError::ProgramTooLarge(format!(
+                "node {i} has {values} values and a window of {window}"
+            )));
+        }
+        work = work.saturating_add(values.saturating_mul(window));
+    }
+    if work > MAX_PROGRAM_WORK {
+        return Err(EngineError::ProgramTooLarge(format!(
+            "{work} values in all, at most {MAX_PROGRAM_WORK}"
+        )));
+    }
+    Ok(())
 }
 
 impl CsClient<blindfold_net::TcpChannel> {
@@ -123,6 +158,7 @@ impl<C: Connection> CsClient<C> {
         if share.party != PartyId::P1 {
             return Err(EngineError::PeerMismatch(crate::PeerMismatch::SameParty(0)));
         }
+        check_program_size(&share.program)?;
         let plan = Plan::with_roles(&share.program, Deployment::ClientServer, roles)?;
         let engine = PartyEngine::with_plan(share, plan)?;
         let mut rng = Prg::from_entropy();
@@ -137,7 +173,30 @@ impl<C: Connection> CsClient<C> {
             label_only: info.label_only,
             timeout,
             rng,
+            broken: None,
         })
+    }
+
+    /// Refuse to go on after a failed exchange.
+    fn usable(&self) -> Result<()> {
+        match &self.broken {
+            Some(why) => Err(EngineError::ConnectionBroken(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Run `f`; a failure marks the connection broken (its pools or stream
+    /// may be out of step with the server's).
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.usable()?;
+        let r = f(self);
+        if let Err(e) = &r {
+            // A refusal leaves both ends in step; anything else does not.
+            if !matches!(e, EngineError::Remote { .. }) {
+                self.broken = Some(e.to_string());
+            }
+        }
+        r
     }
 
     /// The public program (architecture and scales; weights are zero).
@@ -168,7 +227,7 @@ impl<C: Connection> CsClient<C> {
     /// Preprocess until `n` bundles (at most the server's limit) are ready.
     pub fn preprocess(&mut self, n: usize) -> Result<()> {
         while self.pool.len() < n.min(self.max_pool) {
-            self.preprocess_one()?;
+            self.guarded(|c| c.preprocess_one())?;
         }
         Ok(())
     }
@@ -207,6 +266,17 @@ impl<C: Connection> CsClient<C> {
     /// Ask for the full output (`Logits`) or the class per vector / pixel
     /// (`Label`). Runs an offline phase first when no bundle is ready.
     pub fn query(&mut self, input: &[f32], kind: OutputKind) -> Result<CsAnswer> {
+        if kind == OutputKind::Logits && self.label_only {
+            return Err(EngineError::Remote {
+                server: PartyId::P0,
+                code: super::ErrorCode::BadInput,
+                message: "this server answers labels only (query with --label-only)".into(),
+            });
+        }
+        self.guarded(|c| c.query_now(input, kind))
+    }
+
+    fn query_now(&mut self, input: &[f32], kind: OutputKind) -> Result<CsAnswer> {
         let t0 = Instant::now();
         let q = self.engine.program();
         let len = q.input_shape().numel();
@@ -281,4 +351,39 @@ impl<C: Connection> CsClient<C> {
 /// The deadline of one protocol exchange.
 fn exchange(timeout: Duration) -> Duration {
     timeout.max(super::PEER_EXCHANGE_MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A validated program whose planning would allocate gigabytes (a huge
+    /// max-pool window, a huge map) is refused by size first.
+    #[test]
+    fn oversized_programs_are_refused_before_planning() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../testdata/onnx/maxpool_ts15.onnx");
+        let m = blindfold_model::load_onnx(&path).unwrap();
+        let q = blindfold_model::quant::quantize(&m, blindfold_core::FracBits(12)).unwrap();
+        check_program_size(&q).unwrap();
+        let mut big = q.clone();
+        let i = big
+            .nodes
+            .iter()
+            .position(|n| matches!(n.op, blindfold_model::quant::QOp::MaxPool { .. }))
+            .unwrap();
+        if let blindfold_model::quant::QOp::MaxPool { pool, .. } = &mut big.nodes[i].op {
+            pool.kernel = [1 << 7, 1 << 7];
+        }
+        assert!(matches!(
+            check_program_size(&big),
+            Err(EngineError::ProgramTooLarge(_))
+        ));
+        let mut wide = q.clone();
+        wide.nodes[1].shape = blindfold_core::Shape::new(vec![1 << 13, 1 << 13]);
+        assert!(matches!(
+            check_program_size(&wide),
+            Err(EngineError::ProgramTooLarge(_))
+        ));
+    }
 }

@@ -15,10 +15,10 @@
 //!
 //! Each connection has its own thread, session and bundle pool (at most
 //! `ServeConfig::pool` bundles, [`MAX_CS_POOL`] in any case); a client that
-//! errs, sends garbage or vanishes ends its own connection only. Every
-//! exchange runs under a deadline (`timeout`, at least
-//! [`super::PEER_EXCHANGE_MIN`] for protocol work); between requests a
-//! connection may stay idle for [`IDLE`].
+//! errs, sends garbage, stops reading or vanishes ends its own connection
+//! only. Every exchange, its reads and its writes, runs under a deadline
+//! (`timeout`, at least [`super::PEER_EXCHANGE_MIN`] for protocol work);
+//! between requests a connection may stay idle for [`IDLE`].
 
 use super::wire::{CsGo, CsInfo, CsRequest, ErrorCode, Hello, QueryCost, Reply, MAX_CS_POOL};
 use super::{source_of, ConnCount, ConnSlot, ServeConfig, POLL};
@@ -80,6 +80,13 @@ impl CsServer {
             roles: roles.to_wire(),
             program: client_share.to_bytes(),
         };
+        if info.encode().len() > blindfold_net::DEFAULT_MAX_FRAME {
+            return Err(EngineError::ProgramTooLarge(format!(
+                "its public program is {} bytes, more than one frame ({} bytes) carries",
+                info.program.len(),
+                blindfold_net::DEFAULT_MAX_FRAME
+            )));
+        }
         let share = ModelShare {
             party: PartyId::P0,
             model_id,

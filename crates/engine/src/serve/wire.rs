@@ -36,7 +36,9 @@ use crate::party::OutputKind;
 use blindfold_core::{FracBits, PartyId};
 
 /// The serving wire format's version.
-pub const VERSION: u8 = 1;
+/// Version 2: client-server messages, the per-pixel label circuit and
+/// transposed convolutions in the plan (a version-1 peer runs other steps).
+pub const VERSION: u8 = 2;
 /// The first bytes of a greeting.
 pub const MAGIC: [u8; 4] = *b"BFSV";
 /// Longest model name, model id or error message (bytes).
