@@ -7,13 +7,11 @@ use crate::paths;
 use crate::plain_cmds::ModelArg;
 use crate::secure_cmds::{DemoArgs, QueryArgs, ServeArgs};
 use anyhow::{bail, Context, Result};
-use blindfold_engine::infer::median;
 use blindfold_engine::party::OutputKind;
 use blindfold_engine::serve::wire::MAX_CS_POOL;
 use blindfold_engine::serve::{self, CsAnswer, CsClient, CsServer, LocalCsServer, ServeConfig};
 use blindfold_model::data;
-use blindfold_model::engine::{self as plain, argmax_ring};
-use blindfold_net::{Connection, TcpAcceptor, TlsRole, Transport};
+use blindfold_net::{TcpAcceptor, TlsRole, Transport};
 use std::net::TcpListener;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -185,72 +183,16 @@ pub fn demo(m: &blindfold_model::Model, q: &blindfold_model::QModel, a: &DemoArg
     eprint!("client preprocessing {pool} queries on its connection... ");
     client.preprocess(pool)?;
     eprintln!("{:.1} s", t.elapsed().as_secs_f64());
-    run_digits(&mut client, q, &ds, n)
-}
-
-fn run_digits<C: Connection>(
-    client: &mut CsClient<C>,
-    q: &blindfold_model::QModel,
-    ds: &data::Dataset,
-    n: usize,
-) -> Result<()> {
-    println!(
-        "{:>5} {:>6} {:>7} {:>7} {:>11} {:>10} {:>11} {:>10} {:>9}",
-        "digit",
-        "truth",
-        "secure",
-        "plain",
-        "client ms",
-        "online ms",
-        "offline ms",
-        "online MB",
-        "total MB"
-    );
-    let (mut agree, mut correct, mut first) = (0, 0, 0);
-    let (mut lat, mut onl, mut offl, mut bytes) = (vec![], vec![], vec![], vec![]);
-    for i in 0..n {
-        let x = ds.image_f32(i);
-        let ans = client.query(&x, OutputKind::Logits)?;
-        let pl = argmax_ring(&plain::run_plain(q, &x)?);
-        agree += (pl == ans.label) as usize;
-        correct += (ans.label == ds.labels[i] as usize) as usize;
-        first += ans.preprocessed_first as usize;
-        let total = ans.offline_bytes + ans.online_bytes;
-        println!(
-            "{:>5} {:>6} {:>7} {:>7} {:>11.1} {:>10.1} {:>11.1} {:>10.2} {:>9.2}{}",
-            i,
-            ds.labels[i],
-            ans.label,
-            pl,
-            ans.latency_ms,
-            ans.online_ms,
-            ans.offline_ms,
-            ans.online_bytes as f64 / 1e6,
-            total as f64 / 1e6,
-            if ans.preprocessed_first {
-                "  (preprocessed first)"
-            } else {
-                ""
-            }
-        );
-        lat.push(ans.latency_ms);
-        onl.push(ans.online_ms);
-        offl.push(ans.offline_ms);
-        bytes.push(total as f64);
-    }
-    println!();
-    println!(
-        "{n} digits: secure label = plaintext reference label on {agree}/{n}; correct {correct}/{n}; {first} had to preprocess first"
-    );
-    println!(
-        "median per query: offline {:.1} ms (done ahead of time), online {:.1} ms, client-observed {:.1} ms, {:.2} MB in all",
-        median(&mut offl),
-        median(&mut onl),
-        median(&mut lat),
-        median(&mut bytes) / 1e6
-    );
-    if agree != n {
-        bail!("secure and plaintext labels differ on {} digits", n - agree);
-    }
-    Ok(())
+    crate::secure_cmds::digit_table(q, &ds, n, |x| {
+        let ans = client.query(x, OutputKind::Logits)?;
+        Ok(crate::secure_cmds::DigitAnswer {
+            label: ans.label,
+            latency_ms: ans.latency_ms,
+            online_ms: ans.online_ms,
+            offline_ms: ans.offline_ms,
+            online_bytes: ans.online_bytes,
+            total_bytes: ans.offline_bytes + ans.online_bytes,
+            preprocessed_first: ans.preprocessed_first,
+        })
+    })
 }

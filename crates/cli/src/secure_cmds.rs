@@ -478,6 +478,42 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     println!("offline = preprocessing done ahead of time for that query (HE products, garbled circuits, OTs)\n");
     let n = a.count.min(ds.len());
     let cluster = demo_cluster(&q, n)?;
+    digit_table(&q, &ds, n, |x| {
+        let ans = cluster.query(x)?;
+        let c = &ans.cost[0];
+        Ok(DigitAnswer {
+            label: ans.label,
+            latency_ms: ans.latency_ms,
+            online_ms: c.online_ms,
+            offline_ms: c.offline_ms,
+            online_bytes: c.online_bytes + ans.client_bytes,
+            total_bytes: c.offline_bytes + c.online_bytes + ans.client_bytes,
+            preprocessed_first: false,
+        })
+    })
+}
+
+/// One secure answer in a demo's digit table.
+pub struct DigitAnswer {
+    pub label: usize,
+    pub latency_ms: f64,
+    pub online_ms: f64,
+    pub offline_ms: f64,
+    pub online_bytes: u64,
+    pub total_bytes: u64,
+    /// Client-server: the query had to run its offline phase first.
+    pub preprocessed_first: bool,
+}
+
+/// The demos' table: `n` bundled digits through `query` beside the plaintext
+/// reference, one row each, then the agreement and median costs; fails if a
+/// secure label differs from the reference's.
+pub fn digit_table(
+    q: &blindfold_model::QModel,
+    ds: &data::Dataset,
+    n: usize,
+    mut query: impl FnMut(&[f32]) -> Result<DigitAnswer>,
+) -> Result<()> {
     println!(
         "{:>5} {:>6} {:>7} {:>7} {:>11} {:>10} {:>11} {:>10} {:>9}",
         "digit",
@@ -490,38 +526,45 @@ pub fn demo(a: DemoArgs) -> Result<()> {
         "online MB",
         "total MB"
     );
-    let (mut agree, mut correct) = (0, 0);
-    let mut lat = Vec::new();
-    let mut onl = Vec::new();
-    let mut offl = Vec::new();
-    let mut bytes = Vec::new();
+    let (mut agree, mut correct, mut first) = (0, 0, 0);
+    let (mut lat, mut onl, mut offl, mut bytes) = (vec![], vec![], vec![], vec![]);
     for i in 0..n {
         let x = ds.image_f32(i);
-        let ans = cluster.query(&x)?;
-        let pl = argmax_ring(&plain::run_plain(&q, &x)?);
+        let ans = query(&x)?;
+        let pl = argmax_ring(&plain::run_plain(q, &x)?);
         agree += (pl == ans.label) as usize;
         correct += (ans.label == ds.labels[i] as usize) as usize;
-        let total_bytes = ans.cost[0].offline_bytes + ans.cost[0].online_bytes + ans.client_bytes;
+        first += ans.preprocessed_first as usize;
         println!(
-            "{:>5} {:>6} {:>7} {:>7} {:>11.1} {:>10.1} {:>11.1} {:>10.2} {:>9.2}",
+            "{:>5} {:>6} {:>7} {:>7} {:>11.1} {:>10.1} {:>11.1} {:>10.2} {:>9.2}{}",
             i,
             ds.labels[i],
             ans.label,
             pl,
             ans.latency_ms,
-            ans.cost[0].online_ms,
-            ans.cost[0].offline_ms,
-            (ans.cost[0].online_bytes + ans.client_bytes) as f64 / 1e6,
-            total_bytes as f64 / 1e6
+            ans.online_ms,
+            ans.offline_ms,
+            ans.online_bytes as f64 / 1e6,
+            ans.total_bytes as f64 / 1e6,
+            if ans.preprocessed_first {
+                "  (preprocessed first)"
+            } else {
+                ""
+            }
         );
         lat.push(ans.latency_ms);
-        onl.push(ans.cost[0].online_ms);
-        offl.push(ans.cost[0].offline_ms);
-        bytes.push(total_bytes as f64);
+        onl.push(ans.online_ms);
+        offl.push(ans.offline_ms);
+        bytes.push(ans.total_bytes as f64);
     }
     println!();
     println!(
-        "{n} digits: secure label = plaintext reference label on {agree}/{n}; correct {correct}/{n}"
+        "{n} digits: secure label = plaintext reference label on {agree}/{n}; correct {correct}/{n}{}",
+        if first > 0 {
+            format!("; {first} had to preprocess first")
+        } else {
+            String::new()
+        }
     );
     println!(
         "median per query: offline {:.1} ms (done ahead of time), online {:.1} ms, client-observed {:.1} ms, {:.2} MB in all",

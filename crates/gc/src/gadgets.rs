@@ -315,37 +315,11 @@ impl Gadget {
                 relu_of_shifted(&mut b, &x[f..])
             }
             Gadget::MaxPoolReluTruncMask { f, .. } => {
-                let f = f.0 as usize;
-                assert!(f < W - 1, "too many fractional bits");
-                // Shift first (monotone, free), then compare on the W - f
-                // significant bits only: the rest are copies of the sign.
-                let mut m: Word = Vec::new();
-                for j in 0..k {
-                    let x = reconstruct(&mut b, &a[j], &kk[j]);
-                    let z = x[f..].to_vec();
-                    m = if j == 0 {
-                        z
-                    } else {
-                        let keep = b.ge_signed(&m, &z);
-                        b.mux_words(keep, &m, &z)
-                    };
-                }
+                let m = window_max_shifted(&mut b, &a, &kk, f);
                 relu_of_shifted(&mut b, &m)
             }
             Gadget::MaxPoolTruncMask { f, .. } => {
-                let f = f.0 as usize;
-                assert!(f < W - 1, "too many fractional bits");
-                let mut m: Word = Vec::new();
-                for j in 0..k {
-                    let x = reconstruct(&mut b, &a[j], &kk[j]);
-                    let z = x[f..].to_vec();
-                    m = if j == 0 {
-                        z
-                    } else {
-                        let keep = b.ge_signed(&m, &z);
-                        b.mux_words(keep, &m, &z)
-                    };
-                }
+                let mut m = window_max_shifted(&mut b, &a, &kk, f);
                 // Sign-extend the W - f significant bits: wires, no gates.
                 let sign = m[m.len() - 1];
                 m.resize(W, sign);
@@ -389,6 +363,26 @@ impl Gadget {
         b.output_word(&out);
         b.finish()
     }
+}
+
+/// The maximum of a window of reconstructed values `a_j + K_j`, each shifted
+/// right by `f` first (monotone, free), then compared on the `W - f`
+/// significant bits only (the rest are copies of the sign); sign last.
+fn window_max_shifted(b: &mut Builder, a: &[Word], kk: &[Word], f: FracBits) -> Word {
+    let f = f.0 as usize;
+    assert!(f < W - 1, "too many fractional bits");
+    let mut m: Word = Vec::new();
+    for (j, (aj, kj)) in a.iter().zip(kk).enumerate() {
+        let x = reconstruct(b, aj, kj);
+        let z = x[f..].to_vec();
+        m = if j == 0 {
+            z
+        } else {
+            let keep = b.ge_signed(&m, &z);
+            b.mux_words(keep, &m, &z)
+        };
+    }
+    m
 }
 
 /// `relu` of a value given by its significant bits `z` (sign last), zero-extended to
