@@ -554,7 +554,7 @@ fn plan_node(
             };
             gc(gadget, Some(gather), false)
         }
-        QOp::Sign => gc(Gadget::SignMask, None, true),
+        QOp::Sign { width } => gc(Gadget::SignMask { width: *width }, None, true),
         QOp::Square => StepSpec::Square(SquareStep {
             elements: n.shape.numel(),
         }),

@@ -231,7 +231,7 @@ fn one_of_every_kind(rng: &mut Prg) -> (Vec<QOp>, Vec<u64>) {
         },
         QOp::Square,
         QOp::Trunc,
-        QOp::Sign,
+        QOp::Sign { width: 64 },
         QOp::SumPool { pool },
         QOp::Reshape,
         QOp::Concat,
@@ -250,7 +250,7 @@ fn one_of_every_kind(rng: &mut Prg) -> (Vec<QOp>, Vec<u64>) {
             | QOp::MaxPool { .. }
             | QOp::Square
             | QOp::Trunc
-            | QOp::Sign
+            | QOp::Sign { .. }
             | QOp::SumPool { .. }
             | QOp::Reshape
             | QOp::Concat

@@ -12,7 +12,7 @@ fn main() {
         Gadget::MaxPoolReluTruncMask { k: 4, f },
         Gadget::MaxPoolTruncMask { k: 4, f },
         Gadget::MaxPoolReluTruncMask { k: 9, f },
-        Gadget::SignMask,
+        Gadget::SignMask { width: 64 },
         Gadget::ThresholdSignMask,
         Gadget::ArgmaxMask { k: 2 },
         Gadget::ArgmaxMask { k: 10 },

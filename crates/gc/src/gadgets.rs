@@ -156,8 +156,11 @@ pub enum Gadget {
     /// `max_j (x_j >>a f) - r` over a window of `k >= 1` values (no ReLU): the
     /// result is sign-extended from the `W - f` significant bits.
     MaxPoolTruncMask { k: usize, f: FracBits },
-    /// `sign(x) - r` with `sign(x) = +1` if `x >= 0` (so `sign(0) = +1`), else `-1`.
-    SignMask,
+    /// `sign(x) - r` with `sign(x) = +1` if `x >= 0` (so `sign(0) = +1`), else `-1`,
+    /// `x` read as a signed `width`-bit number (`2 <= width <= 64`): the circuit
+    /// takes only the low `width` bits of each share, exact whenever the value
+    /// lies in `[-2^(width-1), 2^(width-1))` (its low bits then determine it).
+    SignMask { width: u32 },
     /// `(x >= tau ? +1 : -1) - r`; inputs `[x, tau]`, signed comparison.
     ThresholdSignMask,
     /// `argmax_j x_j - r` over `k >= 1` values (signed; the first maximum wins).
@@ -172,7 +175,7 @@ impl Gadget {
     /// Number of shared ring inputs per element.
     pub fn arity(&self) -> usize {
         match *self {
-            Gadget::ReluTruncMask { .. } | Gadget::SignMask | Gadget::TruncMask { .. } => 1,
+            Gadget::ReluTruncMask { .. } | Gadget::SignMask { .. } | Gadget::TruncMask { .. } => 1,
             Gadget::ThresholdSignMask => 2,
             Gadget::MaxPoolReluTruncMask { k, .. }
             | Gadget::MaxPoolTruncMask { k, .. }
@@ -195,8 +198,9 @@ impl Gadget {
             Gadget::MaxPoolTruncMask { f, .. } => {
                 x.iter().map(|&v| s(v) >> f.0).max().expect("k >= 1") as u64
             }
-            Gadget::SignMask => {
-                if s(x[0]) >= 0 {
+            Gadget::SignMask { width } => {
+                let sh = W as u32 - width;
+                if (s(x[0] << sh) >> sh) >= 0 {
                     1
                 } else {
                     u64::MAX
@@ -222,14 +226,15 @@ impl Gadget {
         }
     }
 
-    /// Circuit input bits per shared value: 64, or `f` for [`Gadget::TruncMask`].
+    /// Circuit input bits per shared value: 64, `f` for [`Gadget::TruncMask`],
+    /// `width` for [`Gadget::SignMask`].
     pub fn input_bits(&self) -> usize {
         match *self {
             Gadget::TruncMask { f } => f.0 as usize,
+            Gadget::SignMask { width } => width as usize,
             Gadget::ReluTruncMask { .. }
             | Gadget::MaxPoolReluTruncMask { .. }
             | Gadget::MaxPoolTruncMask { .. }
-            | Gadget::SignMask
             | Gadget::ThresholdSignMask
             | Gadget::ArgmaxMask { .. } => W,
         }
@@ -244,7 +249,7 @@ impl Gadget {
             Gadget::ReluTruncMask { .. }
             | Gadget::MaxPoolReluTruncMask { .. }
             | Gadget::MaxPoolTruncMask { .. }
-            | Gadget::SignMask
+            | Gadget::SignMask { .. }
             | Gadget::ThresholdSignMask
             | Gadget::ArgmaxMask { .. } => k,
         }
@@ -258,7 +263,7 @@ impl Gadget {
             Gadget::ReluTruncMask { .. }
             | Gadget::MaxPoolReluTruncMask { .. }
             | Gadget::MaxPoolTruncMask { .. }
-            | Gadget::SignMask
+            | Gadget::SignMask { .. }
             | Gadget::ThresholdSignMask
             | Gadget::ArgmaxMask { .. } => 0,
         }
@@ -272,7 +277,7 @@ impl Gadget {
             Gadget::ReluTruncMask { .. }
             | Gadget::MaxPoolReluTruncMask { .. }
             | Gadget::MaxPoolTruncMask { .. }
-            | Gadget::SignMask
+            | Gadget::SignMask { .. }
             | Gadget::ThresholdSignMask
             | Gadget::ArgmaxMask { .. } => 0,
         }
@@ -325,9 +330,10 @@ impl Gadget {
                 m.resize(W, sign);
                 m
             }
-            Gadget::SignMask => {
+            Gadget::SignMask { width } => {
+                assert!((2..=W as u32).contains(&width), "sign width 2..=64");
                 let x = reconstruct(&mut b, &a[0], &kk[0]);
-                let nonneg = b.not(x[W - 1]);
+                let nonneg = b.not(x[width as usize - 1]);
                 b.output_ring(&[(nonneg, u64::MAX, 1)]);
                 return b.finish();
             }
@@ -439,7 +445,19 @@ mod tests {
 
         #[test]
         fn sign(x in ring(), k in any::<u64>()) {
-            check(Gadget::SignMask, vec![x], vec![k]);
+            check(Gadget::SignMask { width: 64 }, vec![x], vec![k]);
+        }
+
+        /// A narrow sign reads only the low `width` bits and is exact on values
+        /// in its signed range, whatever the shares.
+        #[test]
+        fn narrow_sign(width in 2u32..64, v in any::<i64>(), k in any::<u64>()) {
+            let half = 1i64 << (width - 1);
+            let x = v.rem_euclid(2 * half) - half; // in [-2^(w-1), 2^(w-1))
+            let g = Gadget::SignMask { width };
+            check(g, vec![x as u64], vec![k]);
+            prop_assert_eq!(g.plain(&[x as u64]), if x >= 0 { 1 } else { u64::MAX });
+            prop_assert_eq!(g.circuit().counts().and, width as usize - 1);
         }
 
         #[test]
@@ -510,9 +528,12 @@ mod tests {
         let f = FracBits(12);
         for x in [0u64, 1, 4095, 4096, u64::MAX, 1 << 63, (1 << 63) - 1] {
             check(Gadget::ReluTruncMask { f }, vec![x], vec![12345]);
-            check(Gadget::SignMask, vec![x], vec![7]);
+            check(Gadget::SignMask { width: 64 }, vec![x], vec![7]);
         }
-        assert_eq!(Gadget::SignMask.plain(&[0]), 1, "sign(0) = +1");
+        assert_eq!(Gadget::SignMask { width: 64 }.plain(&[0]), 1, "sign(0) = +1");
+        assert_eq!(Gadget::SignMask { width: 8 }.plain(&[0]), 1, "sign(0) = +1");
+        assert_eq!(Gadget::SignMask { width: 8 }.plain(&[127]), 1);
+        assert_eq!(Gadget::SignMask { width: 8 }.plain(&[128]), u64::MAX, "wraps");
         check(Gadget::ThresholdSignMask, vec![5, 5], vec![1, 2]);
         assert_eq!(Gadget::ThresholdSignMask.plain(&[5, 5]), 1);
         assert_eq!(
@@ -533,7 +554,8 @@ mod tests {
                 k: 4,
                 f: FracBits(12),
             },
-            Gadget::SignMask,
+            Gadget::SignMask { width: 64 },
+            Gadget::SignMask { width: 20 },
             Gadget::ThresholdSignMask,
             Gadget::ArgmaxMask { k: 10 },
             Gadget::TruncMask { f: FracBits(12) },

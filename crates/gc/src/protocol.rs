@@ -605,7 +605,8 @@ mod tests {
             (Gadget::ReluTruncMask { f }, 5u8),
             (Gadget::MaxPoolReluTruncMask { k: 4, f }, 6),
             (Gadget::MaxPoolTruncMask { k: 4, f }, 11),
-            (Gadget::SignMask, 7),
+            (Gadget::SignMask { width: 64 }, 7),
+            (Gadget::SignMask { width: 21 }, 12),
             (Gadget::ThresholdSignMask, 8),
             (Gadget::ArgmaxMask { k: 10 }, 9),
             (Gadget::TruncMask { f }, 10),
@@ -644,7 +645,7 @@ mod tests {
             let y0: Vec<u64> = x.iter().zip(&y1).map(|(x, y)| x.wrapping_sub(*y)).collect();
             (y0, y1)
         };
-        for g in [Gadget::ReluTruncMask { f }, Gadget::SignMask] {
+        for g in [Gadget::ReluTruncMask { f }, Gadget::SignMask { width: 64 }] {
             let (y0, y1) = split(&edges, &mut p);
             run(g, y0, y1, 1);
         }
@@ -678,7 +679,7 @@ mod tests {
             let g = match which {
                 0 => Gadget::ReluTruncMask { f: FracBits(f) },
                 1 => Gadget::MaxPoolReluTruncMask { k, f: FracBits(f) },
-                2 => Gadget::SignMask,
+                2 => Gadget::SignMask { width: 64 },
                 3 => Gadget::ThresholdSignMask,
                 4 => Gadget::TruncMask { f: FracBits(f.max(1)) },
                 5 => Gadget::MaxPoolTruncMask { k, f: FracBits(f) },
@@ -767,7 +768,7 @@ mod tests {
 
     #[test]
     fn mismatched_batch_size_is_an_error() {
-        let gadget = Gadget::SignMask;
+        let gadget = Gadget::SignMask { width: 64 };
         let (mut cg, mut ce) = MemoryChannel::pair();
         let h = std::thread::spawn(move || {
             let mut rng = Prg::from_seed([1; 16]);
@@ -784,7 +785,7 @@ mod tests {
 
     #[test]
     fn empty_batch() {
-        run(Gadget::SignMask, vec![], vec![], 2);
+        run(Gadget::SignMask { width: 64 }, vec![], vec![], 2);
     }
 
     #[test]

@@ -194,10 +194,12 @@ pub fn run_plain_all(qm: &QModel, x: &[u64]) -> Result<Vec<Vec<u64>>, ModelError
             }
             QOp::Square => inp(0).iter().map(|v| v.wrapping_mul(*v)).collect(),
             QOp::Trunc => inp(0).iter().map(|&v| trunc_exact(v, f)).collect(),
-            QOp::Sign => inp(0)
+            QOp::Sign { width } => inp(0)
                 .iter()
                 .map(|&v| {
-                    if (v as i64) >= 0 {
+                    // The low `width` bits, sign-extended (64: all of v).
+                    let sh = 64 - *width;
+                    if (((v << sh) as i64) >> sh) >= 0 {
                         one
                     } else {
                         one.wrapping_neg()

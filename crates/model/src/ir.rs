@@ -133,6 +133,18 @@ impl Op {
         )
     }
 
+    /// A binarized layer: a conv or dense layer whose weights are all exactly
+    /// `+1` or `-1` (a batch normalization after it is kept, not folded in, so
+    /// quantization can keep the layer binary; DESIGN section 2).
+    pub fn is_binary_layer(&self) -> bool {
+        let w = match self {
+            Op::Conv(c) => &c.weight,
+            Op::Dense(d) => &d.weight,
+            _ => return false,
+        };
+        !w.is_empty() && w.iter().all(|&v| v == 1.0 || v == -1.0)
+    }
+
     /// Number of weight parameters (including biases).
     pub fn parameters(&self) -> usize {
         match self {

@@ -29,7 +29,7 @@
 //! * the output keeps its scale (`2f` after a final linear layer): the client
 //!   decodes it with [`QModel::output_frac`].
 
-use crate::ir::{FinalActivation, Model, Op, Pool, ValueId};
+use crate::ir::{ChannelAffine, FinalActivation, Model, Op, Pool, ValueId};
 use crate::kernels::{ConvGeom, ConvTransposeGeom, PoolGeom};
 use blindfold_core::ring::encode;
 use blindfold_core::{FracBits, Shape};
@@ -80,8 +80,12 @@ pub enum QOp {
     /// Exact truncation by `f`: `x >>a f` (secure engines: SecureML share
     /// truncation corrected by a garbled borrow of the low bits).
     Trunc,
-    /// `±2^f`: `+` where `x >= 0`. Garbled circuit.
-    Sign,
+    /// `±2^f`: `+` where `x >= 0`, `x` read as a signed `width`-bit number
+    /// (its low `width` bits, sign-extended; 64 = the whole ring element).
+    /// Quantization sets `width < 64` only where the program's structure bounds
+    /// the input (a binarized layer on signs, its threshold clamped), so the
+    /// garbled circuit reads only the low `width` bits of each share. Garbled circuit.
+    Sign { width: u32 },
     /// Window sums (average pooling without the division).
     SumPool {
         pool: Pool,
@@ -109,7 +113,7 @@ impl QOp {
             QOp::MaxPool { .. } => "maxpool",
             QOp::Square => "square",
             QOp::Trunc => "trunc",
-            QOp::Sign => "sign",
+            QOp::Sign { .. } => "sign",
             QOp::SumPool { .. } => "sumpool",
             QOp::Reshape => "reshape",
             QOp::Concat => "concat",
@@ -140,7 +144,7 @@ impl QOp {
             | QOp::MaxPool { .. }
             | QOp::Square
             | QOp::Trunc
-            | QOp::Sign
+            | QOp::Sign { .. }
             | QOp::SumPool { .. }
             | QOp::Reshape
             | QOp::Concat
@@ -165,7 +169,7 @@ impl QOp {
             | QOp::MaxPool { .. }
             | QOp::Square
             | QOp::Trunc
-            | QOp::Sign
+            | QOp::Sign { .. }
             | QOp::SumPool { .. }
             | QOp::Reshape
             | QOp::Concat
@@ -245,6 +249,8 @@ impl QModel {
 pub enum QuantError {
     #[error("fractional bits {0} out of range (1..=24)")]
     FracBits(u32),
+    #[error("batch-normalization scale {0} out of range (1..=2^30)")]
+    BnScale(u64),
     #[error("node {name}: {reason}")]
     Unsupported { name: String, reason: String },
 }
@@ -324,11 +330,70 @@ pub enum ProgramErrorKind {
     },
 }
 
-/// Quantize a validated model with `frac` fractional bits.
+/// How a batch normalization after a binarized layer becomes integers when a
+/// sign follows it (MOBIUS): `s' = floor(q·s)`, `t' = floor(q·t)`, and
+/// `sign(s'·c + t'·2^f)` for the layer's output `c` at scale `f`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BnSign {
+    /// The sign as a threshold test, `c >= ceil(-t'·2^f / s')` (the row's
+    /// weights negated when `s' < 0`), folded into the layer's bias: no
+    /// multiplication, and values bounded by the layer's fan-in, so the sign
+    /// circuit reads only a few low bits. The default.
+    Threshold,
+    /// `s'·c + t'·2^f` computed as it stands (`s'` folded into the weights), then
+    /// its sign over the whole ring element.
+    Affine,
+}
+
+impl BnSign {
+    pub fn name(self) -> &'static str {
+        match self {
+            BnSign::Threshold => "threshold",
+            BnSign::Affine => "affine",
+        }
+    }
+}
+
+/// Quantization settings: fractional bits, and the integer batch
+/// normalization of binarized networks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuantConfig {
+    pub frac: FracBits,
+    /// `q` of the integer batch normalization (`s' = floor(q·s)`).
+    pub bn_scale: u64,
+    pub bn_sign: BnSign,
+}
+
+impl QuantConfig {
+    /// MOBIUS's `q`.
+    pub const DEFAULT_BN_SCALE: u64 = 10_000;
+    /// Largest accepted `q` (the integer parameters stay far inside 63 bits).
+    pub const MAX_BN_SCALE: u64 = 1 << 30;
+
+    pub fn new(frac: FracBits) -> QuantConfig {
+        QuantConfig {
+            frac,
+            bn_scale: Self::DEFAULT_BN_SCALE,
+            bn_sign: BnSign::Threshold,
+        }
+    }
+}
+
+/// Quantize a validated model with `frac` fractional bits (and the default
+/// integer batch normalization for binarized layers).
 pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
+    quantize_with(model, &QuantConfig::new(frac))
+}
+
+/// Quantize a validated model with the given settings.
+pub fn quantize_with(model: &Model, cfg: &QuantConfig) -> Result<QModel, QuantError> {
+    let frac = cfg.frac;
     let f = frac.0;
     if !(1..=24).contains(&f) {
         return Err(QuantError::FracBits(f));
+    }
+    if !(1..=QuantConfig::MAX_BN_SCALE).contains(&cfg.bn_scale) {
+        return Err(QuantError::BnScale(cfg.bn_scale));
     }
     let consumers = model.consumers();
     // 1/k² factors to fold into linear layers, and pools that need a public multiply.
@@ -377,8 +442,79 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
         })
         .collect();
 
+    // Binarized layers (weights all ±1, no average-pool factor folded in) and
+    // the batch normalization that is their only consumer, fused into them.
+    let binary: Vec<bool> = model
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| n.op.is_binary_layer() && weight_factor[i] == 1.0)
+        .collect();
+    let bn_of: Vec<Option<ValueId>> = (0..model.nodes.len())
+        .map(|i| match consumers[i].as_slice() {
+            [c] if binary[i] && matches!(model.nodes[*c].op, Op::ChannelAffine(_)) => Some(*c),
+            _ => None,
+        })
+        .collect();
+    let mut fused_bn = vec![false; model.nodes.len()];
+    // Program values known to lie in `[-bound, bound]` by construction.
+    let mut bounded: Vec<Option<i128>> = Vec::new();
+
     for (i, n) in model.nodes.iter().enumerate() {
-        if fused_relu[i] {
+        if fused_relu[i] || fused_bn[i] {
+            continue;
+        }
+        if binary[i] {
+            let x = b.at_f(map[n.inputs[0]]);
+            // |input| <= 2^f when it is a sign (through reshapes).
+            let mut src = x;
+            while b.nodes[src].op == QOp::Reshape {
+                src = b.nodes[src].inputs[0];
+            }
+            let in_bound = matches!(b.nodes[src].op, QOp::Sign { .. }).then_some(1i128 << f);
+            let bn = bn_of[i].map(|j| {
+                let ChannelAffine { scale, shift } = match &model.nodes[j].op {
+                    Op::ChannelAffine(a) => a.clone(),
+                    _ => unreachable!("bn_of points at a channel affine"),
+                };
+                let signs = !consumers[j].is_empty()
+                    && consumers[j]
+                        .iter()
+                        .all(|&c| model.nodes[c].op == Op::Sign);
+                (j, scale, shift, signs)
+            });
+            let layer = BinaryLayer::of(&n.op, &b.nodes[x].shape);
+            let fused = bn.as_ref().map(|b| b.0);
+            let (op, out_frac, name, bound, shape) = match bn {
+                None => (layer.encode(frac, None)?, f, n.name.clone(), None, n.shape.clone()),
+                Some((j, scale, shift, signs)) => {
+                    fused_bn[j] = true;
+                    let name = format!("{}+{}", n.name, model.nodes[j].name);
+                    let shape = model.nodes[j].shape.clone();
+                    if signs {
+                        let bn = IntBn {
+                            scale: &scale,
+                            shift: &shift,
+                            q: cfg.bn_scale,
+                            f,
+                            form: cfg.bn_sign,
+                            in_bound,
+                        };
+                        let (op, bound) = layer.encode_int_bn(&bn, &name)?;
+                        (op, f, name, bound, shape)
+                    } else {
+                        let op = layer.encode(frac, Some((&scale, &shift)))?;
+                        (op, 2 * f, name, None, shape)
+                    }
+                }
+            };
+            let id = b.push(name, op, vec![x], shape, out_frac);
+            bounded.resize(b.nodes.len(), None);
+            bounded[id] = bound;
+            map[i] = id;
+            if let Some(j) = fused {
+                map[j] = id;
+            }
             continue;
         }
         let ins: Vec<ValueId> = n.inputs.iter().map(|&j| map[j]).collect();
@@ -501,7 +637,20 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
                 let x = b.at_f(ins[0]);
                 b.push(n.name.clone(), QOp::Square, vec![x], n.shape.clone(), 2 * f)
             }
-            Op::Sign => b.push(n.name.clone(), QOp::Sign, vec![ins[0]], n.shape.clone(), f),
+            Op::Sign => {
+                let width = bounded
+                    .get(ins[0])
+                    .copied()
+                    .flatten()
+                    .map_or(64, signed_width);
+                b.push(
+                    n.name.clone(),
+                    QOp::Sign { width },
+                    vec![ins[0]],
+                    n.shape.clone(),
+                    f,
+                )
+            }
             Op::AvgPool(p) => {
                 let x = ins[0];
                 let fr = b.nodes[x].frac.0;
@@ -564,6 +713,196 @@ pub fn quantize(model: &Model, frac: FracBits) -> Result<QModel, QuantError> {
         nodes: b.nodes,
         final_activation: model.final_activation,
     })
+}
+
+/// Bits of the smallest signed width holding `[-bound, bound]` (at most 64).
+fn signed_width(bound: i128) -> u32 {
+    (129 - bound.max(1).leading_zeros()).min(64)
+}
+
+/// `ceil(a / b)` for `b != 0`.
+fn ceil_div(a: i128, b: i128) -> i128 {
+    let q = a / b;
+    if a % b != 0 && ((a < 0) == (b < 0)) {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// A batch normalization to turn into integers (see [`BnSign`]).
+struct IntBn<'a> {
+    scale: &'a [f32],
+    shift: &'a [f32],
+    q: u64,
+    f: u32,
+    form: BnSign,
+    /// `|x| <= in_bound` for every input element, when the structure says so.
+    in_bound: Option<i128>,
+}
+
+/// The integer parameters `(s', t'·2^f)` of channel `o` (MOBIUS: `floor(q·s)`,
+/// `floor(q·t)`).
+fn int_bn_params(bn: &IntBn<'_>, o: usize) -> Option<(i128, i128)> {
+    let q = bn.q as f64;
+    let (s, t) = ((q * bn.scale[o] as f64).floor(), (q * bn.shift[o] as f64).floor());
+    const LIMIT: f64 = (1u64 << 40) as f64;
+    (s.is_finite() && t.is_finite() && s.abs() < LIMIT && t.abs() < LIMIT)
+        .then(|| (s as i128, (t as i128) << bn.f))
+}
+
+/// A binarized conv or dense layer being quantized: channel `o`'s weights are
+/// `weight[o·fan_in..(o+1)·fan_in]` in both layouts.
+struct BinaryLayer<'a> {
+    weight: &'a [f32],
+    bias: &'a [f32],
+    fan_in: usize,
+    kind: BinaryKind,
+}
+
+enum BinaryKind {
+    Dense { inputs: usize, outputs: usize },
+    Conv(ConvGeom),
+}
+
+impl<'a> BinaryLayer<'a> {
+    fn of(op: &'a Op, in_shape: &Shape) -> BinaryLayer<'a> {
+        match op {
+            Op::Dense(d) => BinaryLayer {
+                weight: &d.weight,
+                bias: &d.bias,
+                fan_in: d.inputs,
+                kind: BinaryKind::Dense {
+                    inputs: d.inputs,
+                    outputs: d.outputs,
+                },
+            },
+            Op::Conv(c) => BinaryLayer {
+                weight: &c.weight,
+                bias: &c.bias,
+                fan_in: c.c_in * c.kh * c.kw,
+                kind: BinaryKind::Conv(ConvGeom {
+                    c_in: c.c_in,
+                    h: in_shape.dims()[1],
+                    w: in_shape.dims()[2],
+                    c_out: c.c_out,
+                    kh: c.kh,
+                    kw: c.kw,
+                    stride: c.stride,
+                    pads: c.pads,
+                }),
+            },
+            _ => unreachable!("only conv and dense layers are binarized"),
+        }
+    }
+
+    fn op(&self, weight: Vec<u64>, bias: Vec<u64>) -> QOp {
+        match self.kind {
+            BinaryKind::Dense { inputs, outputs } => QOp::Dense {
+                inputs,
+                outputs,
+                weight,
+                bias,
+            },
+            BinaryKind::Conv(geom) => QOp::Conv { geom, weight, bias },
+        }
+    }
+
+    /// Channel `o`'s weights times `k` (the binary weights are exactly `±1`).
+    fn row_times(&self, o: usize, k: i128, out: &mut Vec<u64>) {
+        let row = &self.weight[o * self.fan_in..(o + 1) * self.fan_in];
+        out.extend(row.iter().map(|&w| ((w as i128) * k) as i64 as u64));
+    }
+
+    /// The layer alone (`±1` weights, bias at the input's scale `f`: the output
+    /// keeps scale `f`), or followed by a fixed-point batch normalization
+    /// `(scale at f, shift at 2f)` folded in exactly (`s_f·W`, `s_f·b + t`; the
+    /// output has scale `2f`).
+    fn encode(&self, frac: FracBits, bn: Option<(&[f32], &[f32])>) -> Result<QOp, QuantError> {
+        let (mut weight, mut bias) = (Vec::with_capacity(self.weight.len()), Vec::new());
+        for (o, &b) in self.bias.iter().enumerate() {
+            let b_f = encode(b as f64, frac);
+            match bn {
+                None => {
+                    self.row_times(o, 1, &mut weight);
+                    bias.push(b_f);
+                }
+                Some((scale, shift)) => {
+                    let s_f = encode(scale[o] as f64, frac);
+                    self.row_times(o, s_f as i64 as i128, &mut weight);
+                    let t = encode(shift[o] as f64, FracBits(2 * frac.0));
+                    bias.push(s_f.wrapping_mul(b_f).wrapping_add(t));
+                }
+            }
+        }
+        Ok(self.op(weight, bias))
+    }
+
+    /// The layer followed by an integer batch normalization whose sign is taken
+    /// ([`BnSign`]); output at scale `f`. Returns the op and, for the threshold
+    /// form on bounded inputs, the bound of its output (the threshold clamped
+    /// to `[-B, B + 1]` for `|W·x| <= B`, which changes no sign).
+    fn encode_int_bn(&self, bn: &IntBn<'_>, name: &str) -> Result<(QOp, Option<i128>), QuantError> {
+        let err = |reason: String| QuantError::Unsupported {
+            name: name.to_string(),
+            reason,
+        };
+        let (mut weight, mut bias) = (Vec::with_capacity(self.weight.len()), Vec::new());
+        let in_bound = bn.in_bound.map(|x| x * self.fan_in as i128);
+        const LIMIT: i128 = 1 << 62;
+        for (o, &b) in self.bias.iter().enumerate() {
+            let (s, t) = int_bn_params(bn, o).ok_or_else(|| {
+                err(format!(
+                    "batch normalization of channel {o} (scale {}, shift {}) does not fit 40 bits at q = {}",
+                    bn.scale[o], bn.shift[o], bn.q
+                ))
+            })?;
+            let b_f = encode(b as f64, FracBits(bn.f)) as i64 as i128;
+            match bn.form {
+                BnSign::Affine => {
+                    self.row_times(o, s, &mut weight);
+                    let c = s * b_f + t;
+                    if let Some(x) = in_bound {
+                        if s.abs() * x + c.abs() >= LIMIT {
+                            return Err(err(format!(
+                                "the integer batch normalization of channel {o} overflows the ring at q = {}",
+                                bn.q
+                            )));
+                        }
+                    }
+                    bias.push(c as i64 as u64);
+                }
+                BnSign::Threshold if s == 0 => {
+                    // sign(t') for every input.
+                    self.row_times(o, 0, &mut weight);
+                    bias.push(if t >= 0 { 0 } else { u64::MAX });
+                }
+                BnSign::Threshold => {
+                    // s' > 0: s'c + T >= 0  <=>  c >= ceil(-T / s');
+                    // s' < 0: s'c + T >= 0  <=> -c >= ceil(T / s').
+                    let sigma: i128 = if s > 0 { 1 } else { -1 };
+                    let theta = if s > 0 { ceil_div(-t, s) } else { ceil_div(t, s) };
+                    // sigma·c - theta = sigma·W·x - (theta - sigma·b).
+                    let mut th = theta - sigma * b_f;
+                    if let Some(x) = in_bound {
+                        th = th.clamp(-x, x + 1);
+                    } else if th.abs() >= LIMIT {
+                        return Err(err(format!(
+                            "the threshold of channel {o} overflows the ring at q = {}",
+                            bn.q
+                        )));
+                    }
+                    self.row_times(o, sigma, &mut weight);
+                    bias.push((-th) as i64 as u64);
+                }
+            }
+        }
+        let bound = match bn.form {
+            BnSign::Threshold => in_bound.map(|x| 2 * x + 1),
+            BnSign::Affine => None,
+        };
+        Ok((self.op(weight, bias), bound))
+    }
 }
 
 /// Which IR values end, on some or on every path, where a `2f` value costs no
@@ -888,7 +1227,15 @@ impl QModel {
                     let g = QOp::pool_geom(pool, &ins[0].shape);
                     vec![c, g.out_h(), g.out_w()]
                 }
-                QOp::Relu { .. } | QOp::Square | QOp::Trunc | QOp::Sign | QOp::MulPublic { .. } => {
+                QOp::Sign { width } => {
+                    if !(2..=64).contains(width) {
+                        return Err(e(ProgramErrorKind::Geometry {
+                            reason: "sign width outside 2..=64",
+                        }));
+                    }
+                    in0.clone()
+                }
+                QOp::Relu { .. } | QOp::Square | QOp::Trunc | QOp::MulPublic { .. } => {
                     in0.clone()
                 }
                 QOp::Reshape => {
@@ -969,7 +1316,7 @@ fn geometry_fields(op: &QOp) -> Vec<usize> {
         | QOp::Relu { .. }
         | QOp::Square
         | QOp::Trunc
-        | QOp::Sign
+        | QOp::Sign { .. }
         | QOp::Reshape
         | QOp::Concat => {}
     }

@@ -63,7 +63,7 @@ pub fn summarize(q: &QModel) -> Summary {
                 inputs, outputs, ..
             } => (inputs * outputs, 0, 0),
             QOp::ChannelAffine { .. } | QOp::Square => (out, 0, 0),
-            QOp::Relu { .. } | QOp::Sign => (0, out, 0),
+            QOp::Relu { .. } | QOp::Sign { .. } => (0, out, 0),
             QOp::MaxPool { pool, .. } => (0, out, out * (pool.kernel[0] * pool.kernel[1] - 1)),
             _ => (0, 0, 0),
         };

@@ -47,7 +47,9 @@ pub(crate) fn per_channel(
     Ok(v)
 }
 
-/// `y = scale[c] * x + shift[c]`, folded into the producer when possible.
+/// `y = scale[c] * x + shift[c]`, folded into the producer when possible: not
+/// into a binarized layer (weights all `±1`), whose batch normalization stays a
+/// `ChannelAffine` so quantization keeps the weights binary.
 pub(crate) fn affine(
     imp: &mut Importer,
     name: &str,
@@ -55,7 +57,7 @@ pub(crate) fn affine(
     scale: Vec<f32>,
     shift: Vec<f32>,
 ) -> ValueId {
-    if imp.foldable(x) {
+    if imp.foldable(x) && !imp.node_mut(x).op.is_binary_layer() {
         let n = imp.node_mut(x);
         match &mut n.op {
             Op::Conv(c) => {
