@@ -37,6 +37,8 @@ pub struct BenchArgs {
     pub queries: usize,
     #[arg(long, default_value_t = 12)]
     pub frac_bits: u32,
+    #[command(flatten)]
+    pub bn: crate::plain_cmds::BnArgs,
     #[arg(long)]
     pub json: bool,
     /// Also run the protocol over mutually authenticated TLS 1.3 (after the
@@ -121,10 +123,7 @@ fn primitives(json: bool) -> Result<()> {
 }
 
 fn preprocessing(a: &BenchArgs) -> Result<()> {
-    let ma = ModelArg {
-        model: a.network.clone(),
-        frac_bits: a.frac_bits,
-    };
+    let ma = ModelArg::new(a.network.clone(), a.frac_bits, a.bn);
     let (m, q) = ma.load()?;
     let name = m.name;
     let shapes = Plan::new(&q, Deployment::TwoServer)?.linear_shapes();
@@ -153,10 +152,7 @@ fn preprocessing(a: &BenchArgs) -> Result<()> {
 
 fn secure(a: &BenchArgs) -> Result<()> {
     let mode = Mode::from(a.mode);
-    let ma = ModelArg {
-        model: a.network.clone(),
-        frac_bits: a.frac_bits,
-    };
+    let ma = ModelArg::new(a.network.clone(), a.frac_bits, a.bn);
     let (m, q) = ma.load()?;
     let n_q = a.queries.max(1);
     let roles = match (a.garbler, mode) {

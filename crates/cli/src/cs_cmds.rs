@@ -24,11 +24,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
     if a.share.is_some() || a.party.is_some() || a.peer.is_some() {
         bail!("--share, --party and --peer are for two-server mode; a client-server server has no peer");
     }
-    let (m, q) = ModelArg {
-        model,
-        frac_bits: a.frac_bits,
-    }
-    .load()?;
+    let (m, q) = ModelArg::new(model, a.frac_bits, a.bn).load()?;
     let identity = a.tls.identity(TlsRole::P0)?;
     let max_connections = a.max_connections as usize;
     let cfg = ServeConfig {

@@ -7,7 +7,7 @@ use blindfold_engine::infer::{self, EvalReport};
 use blindfold_engine::plan::{Deployment, Plan};
 use blindfold_engine::Mode;
 use blindfold_model::engine::{self, argmax};
-use blindfold_model::quant::{quantize, QModel};
+use blindfold_model::quant::{quantize, quantize_with, BnSign, QModel, QuantConfig};
 use blindfold_model::segment::MapShape;
 use blindfold_model::{data, load_onnx, summary, Model};
 use clap::{Args, ValueEnum};
@@ -22,13 +22,65 @@ pub struct ModelArg {
     /// Fractional bits of the fixed-point encoding.
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=24))]
     pub frac_bits: u32,
+    #[command(flatten)]
+    pub bn: BnArgs,
+}
+
+/// How binarized networks' batch normalizations become integers.
+#[derive(Args, Clone, Copy, Debug)]
+pub struct BnArgs {
+    /// Binarized layers: the scale q of the integer batch normalization
+    /// before a sign (s' = floor(q·s), t' = floor(q·t)).
+    #[arg(long, default_value_t = QuantConfig::DEFAULT_BN_SCALE,
+          value_parser = clap::value_parser!(u64).range(1..=QuantConfig::MAX_BN_SCALE))]
+    pub bn_scale: u64,
+    /// Binarized layers: the sign of s'·c + t' as a threshold test folded into
+    /// the layer (cheaper), or computed as the affine map itself.
+    #[arg(long, value_enum, default_value_t = BnSignArg::Threshold)]
+    pub bn_sign: BnSignArg,
+}
+
+impl Default for BnArgs {
+    fn default() -> Self {
+        BnArgs {
+            bn_scale: QuantConfig::DEFAULT_BN_SCALE,
+            bn_sign: BnSignArg::Threshold,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum BnSignArg {
+    Threshold,
+    Affine,
+}
+
+impl BnArgs {
+    pub fn config(&self, frac_bits: u32) -> QuantConfig {
+        QuantConfig {
+            frac: FracBits(frac_bits),
+            bn_scale: self.bn_scale,
+            bn_sign: match self.bn_sign {
+                BnSignArg::Threshold => BnSign::Threshold,
+                BnSignArg::Affine => BnSign::Affine,
+            },
+        }
+    }
 }
 
 impl ModelArg {
+    pub fn new(model: String, frac_bits: u32, bn: BnArgs) -> ModelArg {
+        ModelArg {
+            model,
+            frac_bits,
+            bn,
+        }
+    }
+
     pub fn load(&self) -> Result<(Model, QModel)> {
         let path = paths::model_path(&self.model)?;
         let m = load_onnx(&path)?;
-        let q = quantize(&m, FracBits(self.frac_bits))?;
+        let q = quantize_with(&m, &self.bn.config(self.frac_bits))?;
         Ok((m, q))
     }
 }

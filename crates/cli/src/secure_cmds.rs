@@ -147,6 +147,9 @@ pub struct ServeArgs {
     /// Client-server mode: fractional bits of the fixed-point encoding.
     #[arg(long, default_value_t = 12)]
     pub frac_bits: u32,
+    /// Client-server mode: integer batch normalization of binarized layers.
+    #[command(flatten)]
+    pub bn: crate::plain_cmds::BnArgs,
     /// Address to accept clients on (and, for party 0, the other server).
     #[arg(long, default_value = "127.0.0.1:7000")]
     pub listen: String,
@@ -410,6 +413,8 @@ pub struct DemoArgs {
     pub count: usize,
     #[arg(long, default_value_t = 12)]
     pub frac_bits: u32,
+    #[command(flatten)]
+    pub bn: crate::plain_cmds::BnArgs,
     /// The segmentation demo: canvases of digits segmented privately and in
     /// plaintext, Dice against the truth, one picture per canvas.
     #[arg(long)]
@@ -454,10 +459,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
             "minionn".into()
         }
     });
-    let ma = ModelArg {
-        model: name,
-        frac_bits: a.frac_bits,
-    };
+    let ma = ModelArg::new(name, a.frac_bits, a.bn);
     let loaded = ma.load();
     let (m, q) = if segment_default {
         loaded.context(

@@ -287,7 +287,12 @@ impl StepSpec {
                 "HE-preprocessed bilinear, 1 round ({} ciphertexts)",
                 l.he.input_cts() + l.he.output_cts()
             ),
-            StepSpec::Gc(g) => format!("garbled circuit, {} garbles", g.garbler),
+            StepSpec::Gc(g) => match g.gadget {
+                Gadget::SignMask { width } if width < 64 => {
+                    format!("garbled circuit on {width}-bit values, {} garbles", g.garbler)
+                }
+                _ => format!("garbled circuit, {} garbles", g.garbler),
+            },
             StepSpec::Square(_) => "Beaver square (OT-preprocessed)".into(),
             StepSpec::Local => "local on shares".into(),
         }

@@ -155,3 +155,8 @@ fn client_garbles_or_alternate() {
         check_roles("ppml_c", Some(Roles::single_weight_holder(PartyId::P0, g)));
     }
 }
+
+#[test]
+fn bnn() {
+    check("bnn");
+}

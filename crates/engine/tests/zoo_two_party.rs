@@ -134,3 +134,33 @@ fn sok_ecg_bit_exact() {
     let len = load("sok_ecg").input_shape().numel();
     check("sok_ecg", ecg_inputs(len));
 }
+
+// Binarized network (MOBIUS): ±1 weights, integer batch normalization as a
+// threshold folded into the layer, narrow sign circuits on the hidden layers.
+
+#[test]
+fn bnn_bit_exact() {
+    check("bnn", digits());
+}
+
+/// The other integer batch-normalization settings, securely: the affine form
+/// `s'·c + t'` (64-bit sign circuits) and a small `q`.
+#[test]
+fn bnn_other_bn_settings_bit_exact() {
+    use blindfold_model::quant::{quantize_with, BnSign, QuantConfig};
+    let m = blindfold_model::load_onnx(root().join("models/bnn.onnx")).unwrap();
+    for (bn_scale, bn_sign) in [(10_000, BnSign::Affine), (100, BnSign::Threshold)] {
+        let cfg = QuantConfig {
+            bn_scale,
+            bn_sign,
+            ..QuantConfig::new(blindfold_core::FracBits::DEFAULT)
+        };
+        let q = quantize_with(&m, &cfg).unwrap();
+        let xs: Vec<Vec<f32>> = digits().into_iter().take(10).collect();
+        let (ys, inputs) = secure_outputs(&q, &xs);
+        for (i, (got, x)) in ys.iter().zip(&inputs).enumerate() {
+            let want = run_plain_all(&q, x).unwrap().swap_remove(q.output);
+            assert_eq!(got, &want, "bnn {cfg:?} input {i}");
+        }
+    }
+}
