@@ -7,7 +7,9 @@ use blindfold_engine::infer::{self, EvalReport};
 use blindfold_engine::plan::{Deployment, Plan};
 use blindfold_engine::Mode;
 use blindfold_model::engine::{self, argmax};
-use blindfold_model::quant::{quantize, quantize_with, BnSign, QModel, QuantConfig};
+use blindfold_model::quant::{
+    quantize, quantize_with, BinaryProducts, BnSign, QModel, QuantConfig,
+};
 use blindfold_model::segment::MapShape;
 use blindfold_model::{data, load_onnx, summary, Model};
 use clap::{Args, ValueEnum};
@@ -38,6 +40,18 @@ pub struct BnArgs {
     /// the layer (cheaper), or computed as the affine map itself.
     #[arg(long, value_enum, default_value_t = BnSignArg::Threshold)]
     pub bn_sign: BnSignArg,
+    /// Binarized dense layers, two-server mode: their cross terms by
+    /// homomorphic preprocessing, by oblivious transfers on the weights' sign
+    /// bits (fewer milliseconds, more bytes), or per layer by the cost model.
+    #[arg(long, value_enum, default_value_t = BinaryProductsArg::Auto)]
+    pub binary_products: BinaryProductsArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum BinaryProductsArg {
+    Auto,
+    He,
+    Ot,
 }
 
 impl Default for BnArgs {
@@ -45,6 +59,7 @@ impl Default for BnArgs {
         BnArgs {
             bn_scale: QuantConfig::DEFAULT_BN_SCALE,
             bn_sign: BnSignArg::Threshold,
+            binary_products: BinaryProductsArg::Auto,
         }
     }
 }
@@ -63,6 +78,11 @@ impl BnArgs {
             bn_sign: match self.bn_sign {
                 BnSignArg::Threshold => BnSign::Threshold,
                 BnSignArg::Affine => BnSign::Affine,
+            },
+            binary_products: match self.binary_products {
+                BinaryProductsArg::Auto => BinaryProducts::Auto,
+                BinaryProductsArg::He => BinaryProducts::He,
+                BinaryProductsArg::Ot => BinaryProducts::Ot,
             },
         }
     }
@@ -390,10 +410,25 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         pb.set_position(done as u64)
     })?;
     pb.finish_and_clear();
+    let binarized = m.nodes.iter().filter(|n| n.op.is_binary_layer()).count();
+    let bn = a.model.bn.config(a.model.frac_bits);
     if a.json {
-        println!("{}", serde_json::to_string(&r)?);
+        let mut v = serde_json::to_value(&r)?;
+        if binarized > 0 {
+            v["binarized_layers"] = binarized.into();
+            v["bn_scale"] = bn.bn_scale.into();
+            v["bn_sign"] = bn.bn_sign.name().into();
+        }
+        println!("{v}");
     } else {
         print_eval(&r);
+        if binarized > 0 {
+            println!(
+                "binarized layers      {binarized} (±1 weights); integer batch normalization q = {}, sign as {}",
+                bn.bn_scale,
+                bn.bn_sign.name()
+            );
+        }
     }
     Ok(())
 }

@@ -32,31 +32,28 @@ fn inspect_and_split_agree() {
     let _ = std::fs::remove_dir_all(&tmp);
     let out_dir = tmp.to_str().unwrap();
 
-    // Refused: inspect names the layers, split refuses the first and writes nothing.
+    // A stand-alone channel affine map (refused until OT-preprocessed
+    // element-wise products existed): both modes accept it, split writes shares.
     let r = inspect("testdata/onnx/hand_identity_constant_dropout_13.onnx");
     assert_eq!(r["mode"], "two-server");
-    assert_eq!(r["supported"], false);
-    let refused: Vec<u64> = r["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l.get("unsupported").is_some())
-        .map(|l| l["index"].as_u64().unwrap())
-        .collect();
-    assert_eq!(refused, [1]);
+    assert_eq!(r["supported"], true);
+    assert_eq!(
+        r["layers"][1]["protocol"],
+        "OT-preprocessed element-wise products, 1 round"
+    );
     let out = blindfold(&[
         "split",
         "testdata/onnx/hand_identity_constant_dropout_13.onnx",
         "--out",
         out_dir,
     ]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("layer 1 (channel-affine) is not supported in two-server mode"),
-        "{err}"
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!tmp.join("party0.share").exists());
+    assert!(tmp.join("party0.share").exists());
+    std::fs::remove_dir_all(&tmp).unwrap();
 
     // Transposed convolutions have a packing now, in both secure modes.
     for mode in ["two-server", "client-server"] {

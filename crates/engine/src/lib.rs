@@ -16,6 +16,8 @@
 //!   every mode implements, and evaluation and benchmarks returning reports.
 #![deny(unsafe_code)]
 
+pub mod affine_ot;
+pub mod binary_ot;
 pub mod infer;
 pub mod party;
 pub mod plan;

@@ -30,7 +30,7 @@
 //! preprocessed material is never reused. Each linear layer and each square costs one round (both parties send at
 //! once), each GC layer one round trip.
 
-use crate::plan::{GcStep, Plan, Roles, StepSpec};
+use crate::plan::{GcStep, Plan, Products, Roles, StepSpec};
 use crate::serve::wire::PeerHello;
 use crate::share::ModelShare;
 use crate::{EngineError, PeerMismatch, Result};
@@ -78,6 +78,10 @@ pub struct Session {
     garbler: Option<GarblerSession>,
     evaluator: Option<EvaluatorSession>,
     beaver: BeaverOt,
+    /// Correlated OT for the OT-preprocessed linear steps (binarized dense
+    /// layers, per-channel affine maps): ours as sender (we hold weights and
+    /// the peer queries), ours as receiver (we query, the peer holds weights).
+    products_ot: (Option<CotSender>, Option<CotReceiver>),
 }
 
 /// This party's end of the OTs behind Beaver squares.
@@ -215,7 +219,7 @@ impl PartyEngine {
         let mut steps = Vec::with_capacity(plan.steps().len());
         for step in plan.steps() {
             let weights = match &step.spec {
-                StepSpec::Linear(l) if answers => {
+                StepSpec::Linear(l) if answers && l.products == Products::He => {
                     let w = share.program.nodes[step.node]
                         .op
                         .secrets()
@@ -283,7 +287,7 @@ impl PartyEngine {
         let he = if self
             .steps
             .iter()
-            .any(|s| matches!(s.spec, StepSpec::Linear(_)))
+            .any(|s| matches!(&s.spec, StepSpec::Linear(l) if l.products == Products::He))
         {
             Some(HeSession::setup_directed(
                 self.party,
@@ -322,11 +326,34 @@ impl PartyEngine {
         } else {
             BeaverOt::Receiver(CotReceiver::setup(ch, rng)?)
         };
+        // OT products (binarized layers, affine maps): one session per
+        // direction in use, P0's sending first.
+        let ot_steps = self.steps.iter().any(|s| match &s.spec {
+            StepSpec::Linear(l) => l.products == Products::BinaryOt,
+            StepSpec::Affine(_) => true,
+            _ => false,
+        });
+        let mut products_ot = (None, None);
+        for sender in [PartyId::P0, PartyId::P1] {
+            let receiver = sender.other();
+            if !(ot_steps && roles.holds_weights(sender) && roles.queries_linear(receiver)) {
+                continue;
+            }
+            if sender == self.party {
+                let mut d = Zeroizing::new([0u8; 16]);
+                rng.fill_bytes(&mut *d);
+                let delta = Zeroizing::new(blindfold_core::Block::from_bytes(*d));
+                products_ot.0 = Some(CotSender::setup(ch, *delta, rng)?);
+            } else {
+                products_ot.1 = Some(CotReceiver::setup(ch, rng)?);
+            }
+        }
         Ok(Session {
             he,
             garbler,
             evaluator,
             beaver,
+            products_ot,
         })
     }
 
@@ -350,21 +377,22 @@ impl PartyEngine {
             .steps
             .iter()
             .filter_map(|p| match &p.spec {
-                StepSpec::Linear(l) => Some(LayerJob {
+                StepSpec::Linear(l) if l.products == Products::He => Some(LayerJob {
                     plan: &l.he,
                     weights: p.weights.as_ref(),
                 }),
                 _ => None,
             })
             .collect();
-        let mut linear = Vec::new();
+        // Linear materials by node: HE ones, then OT ones, merged in step order.
+        let mut linear_by_node: Vec<(usize, LinearShares)> = Vec::new();
         if !jobs.is_empty() {
             let he =
                 s.he.as_ref()
                     .ok_or(EngineError::BundleMismatch { layer: 0 })?;
             let linear_nodes = plan_steps
                 .iter()
-                .filter(|st| matches!(st.spec, StepSpec::Linear(_)));
+                .filter(|st| matches!(&st.spec, StepSpec::Linear(l) if l.products == Products::He));
             // Each running direction is a query flight and an answer flight.
             let dirs = he.directions();
             let he_flights = 2 * [PartyId::P0, PartyId::P1]
@@ -384,9 +412,13 @@ impl PartyEngine {
                     bytes: cost.bytes,
                     rounds: he_flights,
                 });
-                linear.push(sh);
+                linear_by_node.push((st.node, sh));
             }
         }
+        self.binary_ot_offline(ch, s, &mut linear_by_node, &mut offline_layers, rng)?;
+        self.affine_offline(ch, s, &mut linear_by_node, &mut offline_layers, rng)?;
+        linear_by_node.sort_by_key(|(node, _)| *node);
+        let linear: Vec<LinearShares> = linear_by_node.into_iter().map(|(_, sh)| sh).collect();
 
         // Garbled circuits, program order, the label circuit last.
         let circuit_nodes = plan_steps
@@ -445,7 +477,9 @@ impl PartyEngine {
         for (i, p) in self.steps.iter().enumerate() {
             let missing = EngineError::BundleMismatch { layer: i };
             steps.push(match p.spec {
-                StepSpec::Linear(_) => Material::Linear(linear.next().ok_or(missing)?),
+                StepSpec::Linear(_) | StepSpec::Affine(_) => {
+                    Material::Linear(linear.next().ok_or(missing)?)
+                }
                 StepSpec::Gc(_) => Material::Gc(circuits.next().ok_or(missing)?),
                 StepSpec::Square(sq) => {
                     // Copy this layer's pairs out of the batch, which is zeroized
@@ -522,6 +556,132 @@ impl PartyEngine {
             }
             BeaverOt::None => return Err(EngineError::NoSession("Beaver OT")),
         })
+    }
+
+    /// The OT products of every binarized dense layer (two batches of
+    /// correlated OTs, `binary_ot`), appended to `linear` with their costs.
+    fn binary_ot_offline(
+        &self,
+        ch: &mut impl Channel,
+        s: &mut Session,
+        linear: &mut Vec<(usize, LinearShares)>,
+        costs: &mut Vec<LayerCost>,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<()> {
+        let q = &self.share.program;
+        let mut nodes = Vec::new();
+        let mut jobs = Vec::new();
+        for st in self.plan.steps() {
+            let StepSpec::Linear(l) = &st.spec else {
+                continue;
+            };
+            if l.products != Products::BinaryOt {
+                continue;
+            }
+            let missing = EngineError::BundleMismatch { layer: st.node };
+            let (
+                blindfold_model::quant::QOp::Dense {
+                    inputs, outputs, ..
+                },
+                Some(sec),
+            ) = (&q.nodes[st.node].op, q.nodes[st.node].op.secrets())
+            else {
+                return Err(missing);
+            };
+            nodes.push((st.node, st.op));
+            jobs.push(crate::binary_ot::BinaryLayerJob {
+                inputs: *inputs,
+                outputs: *outputs,
+                weight: sec.weight,
+            });
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let (Some(snd), Some(rcv)) = (s.products_ot.0.as_mut(), s.products_ot.1.as_mut()) else {
+            return Err(EngineError::NoSession("binary-layer OT"));
+        };
+        let t = Instant::now();
+        let st0 = ch.stats().total();
+        let out = crate::binary_ot::preprocess(self.party, ch, snd, rcv, &jobs, rng)?;
+        ch.flush()?;
+        let st1 = ch.stats().total();
+        let (ms, bytes) = (t.elapsed().as_secs_f64() * 1e3, st1.bytes() - st0.bytes());
+        let total: usize = jobs.iter().map(|j| j.inputs * j.outputs).sum();
+        for ((node, op), (job, sh)) in nodes.into_iter().zip(jobs.iter().zip(out)) {
+            // One batch for all layers: each gets its share of the OTs.
+            let part = (job.inputs * job.outputs) as f64 / total as f64;
+            costs.push(LayerCost {
+                index: node,
+                op: format!("{op} (OT products)"),
+                ms: ms * part,
+                bytes: (bytes as f64 * part) as u64,
+                rounds: st1.rounds() - st0.rounds(),
+            });
+            linear.push((node, LinearShares(sh)));
+        }
+        Ok(())
+    }
+
+    /// The OT multiplications of every per-channel affine step, appended to
+    /// `linear` with their costs (`crate::affine_ot`).
+    fn affine_offline(
+        &self,
+        ch: &mut impl Channel,
+        s: &mut Session,
+        linear: &mut Vec<(usize, LinearShares)>,
+        costs: &mut Vec<LayerCost>,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<()> {
+        let q = &self.share.program;
+        let mut nodes = Vec::new();
+        let mut jobs = Vec::new();
+        for st in self.plan.steps() {
+            let StepSpec::Affine(a) = &st.spec else {
+                continue;
+            };
+            let sec = q.nodes[st.node]
+                .op
+                .secrets()
+                .ok_or(EngineError::BundleMismatch { layer: st.node })?;
+            nodes.push((st.node, st.op));
+            jobs.push(crate::affine_ot::AffineJob {
+                elements: a.elements,
+                scale: sec.weight,
+            });
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let roles = self.roles();
+        let me = self.party;
+        let t = Instant::now();
+        let st0 = ch.stats().total();
+        let out = crate::affine_ot::preprocess(
+            me,
+            ch,
+            &mut s.products_ot,
+            roles.queries_linear(me),
+            roles.holds_weights(me),
+            &jobs,
+            rng,
+        )?;
+        ch.flush()?;
+        let st1 = ch.stats().total();
+        let (ms, bytes) = (t.elapsed().as_secs_f64() * 1e3, st1.bytes() - st0.bytes());
+        let total: usize = jobs.iter().map(|j| j.elements).sum();
+        for ((node, op), (job, sh)) in nodes.into_iter().zip(jobs.iter().zip(out)) {
+            let part = job.elements as f64 / total as f64;
+            costs.push(LayerCost {
+                index: node,
+                op: format!("{op} (OT products)"),
+                ms: ms * part,
+                bytes: (bytes as f64 * part) as u64,
+                rounds: st1.rounds() - st0.rounds(),
+            });
+            linear.push((node, LinearShares(sh)));
+        }
+        Ok(())
     }
 
     /// The online phase returning shares of the logits; see [`Self::online_with`].
@@ -607,7 +767,7 @@ impl PartyEngine {
             let st0 = ch.stats().total();
             ch.set_phase("online");
             let out: Vec<u64> = match (&p.spec, mat) {
-                (StepSpec::Linear(_), Material::Linear(sh)) => {
+                (StepSpec::Linear(_) | StepSpec::Affine(_), Material::Linear(sh)) => {
                     self.linear_online(ch, i, &vals[n.inputs[0]], &sh.0, &roles)?
                 }
                 (StepSpec::Square(_), Material::Square(BeaverShares { ref a, ref a2 })) => {

@@ -24,7 +24,7 @@ use crate::{EngineError, Result};
 use blindfold_core::{FracBits, PartyId};
 use blindfold_gc::Gadget;
 use blindfold_he::{Directions, FcShape, LayerPlan, LinearShape};
-use blindfold_model::quant::{QModel, QOp};
+use blindfold_model::quant::{BinaryProducts, QModel, QOp};
 use serde::Serialize;
 
 /// A deployment: who the two parties of the engine are.
@@ -238,12 +238,37 @@ impl Roles {
     }
 }
 
-/// A linear layer: homomorphically preprocessed, one online round.
+/// A linear layer: preprocessed (homomorphically, or by oblivious transfers for
+/// a binarized dense layer), one online round.
 #[derive(Clone, Debug)]
 pub struct LinearStep {
     pub shape: LinearShape,
     /// The packing of the homomorphic products.
     pub he: LayerPlan,
+    pub products: Products,
+}
+
+/// How a linear layer's cross terms are preprocessed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Products {
+    /// Homomorphic preprocessing (any integer weights).
+    He,
+    /// Correlated OTs on the sign bits of `±1` weights (two-server mode,
+    /// binarized dense layers): `W = σ0·σ1` element-wise, with `σb` read from
+    /// bit 1 of party b's additive weight share (DESIGN section 7).
+    BinaryOt,
+}
+
+/// The cost model's estimate for [`Products::BinaryOt`] on an `inputs × outputs`
+/// dense layer, in [`LayerPlan::cost`]'s units (bytes, plus CPU at 1 ms = 50 kB):
+/// one correlated OT per weight and direction (both directions counted), 16
+/// bytes of IKNP extension plus an 8-byte correction each, and 57 ns of
+/// wall-clock time per OT (measured on the zoo's bnn: docs/BENCHMARKS.md,
+/// "Binarized networks"). Compare with twice [`LayerPlan::cost`] (one
+/// homomorphic direction each way).
+pub fn binary_ot_cost(inputs: usize, outputs: usize) -> f64 {
+    let ots = 2.0 * (inputs * outputs) as f64;
+    ots * 24.0 + 50_000.0 * ots * 57e-6
 }
 
 /// A garbled-circuit layer.
@@ -260,6 +285,15 @@ pub struct GcStep {
     pub garbler: PartyId,
 }
 
+/// A per-channel affine map with secret coefficients (an unfolded batch
+/// normalization): the cross terms `s_peer ∘ R` by OT multiplication (Gilboa,
+/// 64 correlated OTs per element and direction), one online round.
+#[derive(Clone, Copy, Debug)]
+pub struct AffineStep {
+    pub elements: usize,
+    pub channels: usize,
+}
+
 /// A batch of Beaver squares.
 #[derive(Clone, Copy, Debug)]
 pub struct SquareStep {
@@ -272,6 +306,7 @@ pub enum StepSpec {
     /// The secret-shared input (always node 0).
     Input,
     Linear(Box<LinearStep>),
+    Affine(AffineStep),
     Gc(GcStep),
     Square(SquareStep),
     /// Linear with public coefficients or data movement: the same on shares.
@@ -283,16 +318,23 @@ impl StepSpec {
     pub fn protocol(&self) -> String {
         match self {
             StepSpec::Input => "secret-shared input".into(),
+            StepSpec::Linear(l) if l.products == Products::BinaryOt => {
+                "OT-preprocessed binary products (±1 weights), 1 round".into()
+            }
             StepSpec::Linear(l) => format!(
                 "HE-preprocessed bilinear, 1 round ({} ciphertexts)",
                 l.he.input_cts() + l.he.output_cts()
             ),
             StepSpec::Gc(g) => match g.gadget {
                 Gadget::SignMask { width } if width < 64 => {
-                    format!("garbled circuit on {width}-bit values, {} garbles", g.garbler)
+                    format!(
+                        "garbled circuit on {width}-bit values, {} garbles",
+                        g.garbler
+                    )
                 }
                 _ => format!("garbled circuit, {} garbles", g.garbler),
             },
+            StepSpec::Affine(_) => "OT-preprocessed element-wise products, 1 round".into(),
             StepSpec::Square(_) => "Beaver square (OT-preprocessed)".into(),
             StepSpec::Local => "local on shares".into(),
         }
@@ -307,9 +349,6 @@ pub enum Refusal {
     InputNotFirst,
     #[error("only node 0 may be the input")]
     ExtraInput,
-    /// A bilinear op without a homomorphic packing.
-    #[error("{0} has no homomorphic packing yet (convolutions and fully connected layers only)")]
-    NoPacking(&'static str),
     /// The packing cannot fit this layer's shape.
     #[error("no homomorphic packing for this shape: {0}")]
     PackingShape(String),
@@ -509,10 +548,27 @@ fn plan_node(
         *circuits += 1;
         StepSpec::Gc(g)
     };
+    // Binarized dense layers between two weight holders may use OT products.
+    let both_hold = roles.holds_weights(PartyId::P0) && roles.holds_weights(PartyId::P1);
+    let binary_dense =
+        both_hold && matches!(n.op, QOp::Dense { .. }) && q.binary_layers.contains(&i);
     let linear = |shape: LinearShape| -> std::result::Result<StepSpec, Refusal> {
         let he = LayerPlan::new(&shape, blindfold_he::params::RING_DEGREE)
             .map_err(|e| Refusal::PackingShape(e.to_string()))?;
-        Ok(StepSpec::Linear(Box::new(LinearStep { shape, he })))
+        let products = match (binary_dense, q.binary_products, shape) {
+            (true, BinaryProducts::Ot, _) => Products::BinaryOt,
+            (true, BinaryProducts::Auto, LinearShape::Fc(fc))
+                if binary_ot_cost(fc.inputs, fc.outputs) < 2.0 * he.cost() =>
+            {
+                Products::BinaryOt
+            }
+            _ => Products::He,
+        };
+        Ok(StepSpec::Linear(Box::new(LinearStep {
+            shape,
+            he,
+            products,
+        })))
     };
     Ok(match &n.op {
         QOp::Input if i == 0 => StepSpec::Input,
@@ -526,11 +582,10 @@ fn plan_node(
             outputs: *outputs,
         }))?,
         QOp::ConvTranspose { geom, .. } => linear(LinearShape::ConvTranspose2d(*geom))?,
-        QOp::ChannelAffine { .. } => {
-            return Err(Refusal::NoPacking(
-                "a channel affine map not folded into a convolution",
-            ))
-        }
+        QOp::ChannelAffine { scale, .. } => StepSpec::Affine(AffineStep {
+            elements: n.shape.numel(),
+            channels: scale.len(),
+        }),
         QOp::Relu { trunc } => gc(
             Gadget::ReluTruncMask {
                 f: if *trunc { f } else { FracBits(0) },

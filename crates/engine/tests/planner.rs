@@ -285,6 +285,8 @@ fn no_secret_parameter_appears_in_clear_in_a_share_file() {
         output: nodes.len() - 1,
         nodes,
         final_activation: None,
+        binary_layers: Vec::new(),
+        binary_products: blindfold_model::quant::BinaryProducts::Auto,
     };
     // The accessor names every one of them.
     let named: usize = q

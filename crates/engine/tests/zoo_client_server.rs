@@ -160,3 +160,25 @@ fn client_garbles_or_alternate() {
 fn bnn() {
     check("bnn");
 }
+
+/// A stand-alone channel affine map (one OT direction: the client's mask
+/// against the server's scales).
+#[test]
+fn standalone_channel_affine() {
+    let m = blindfold_model::load_onnx(
+        common::root().join("testdata/onnx/hand_identity_constant_dropout_13.onnx"),
+    )
+    .unwrap();
+    let q = blindfold_model::quant::quantize(&m, blindfold_core::FracBits::DEFAULT).unwrap();
+    let xs = inputs(&q);
+    let mut rng = Prg::from_seed([43; 16]);
+    let [e0, e1] = local_engines(&q, Deployment::ClientServer, None, &mut rng).unwrap();
+    let got = run(e0, e1, &xs, OutputKind::Logits);
+    for (i, (g, x)) in got.iter().zip(&xs).enumerate() {
+        assert_eq!(
+            g,
+            &run_plain_all(&q, x).unwrap().swap_remove(q.output),
+            "input {i}"
+        );
+    }
+}

@@ -143,16 +143,22 @@ fn bnn_bit_exact() {
     check("bnn", digits());
 }
 
-/// The other integer batch-normalization settings, securely: the affine form
-/// `s'·c + t'` (64-bit sign circuits) and a small `q`.
+/// The other settings, securely: the affine form `s'·c + t'` (64-bit sign
+/// circuits), a small `q`, every binarized layer by OT products or by HE.
 #[test]
-fn bnn_other_bn_settings_bit_exact() {
-    use blindfold_model::quant::{quantize_with, BnSign, QuantConfig};
+fn bnn_other_settings_bit_exact() {
+    use blindfold_model::quant::{quantize_with, BinaryProducts, BnSign, QuantConfig};
     let m = blindfold_model::load_onnx(root().join("models/bnn.onnx")).unwrap();
-    for (bn_scale, bn_sign) in [(10_000, BnSign::Affine), (100, BnSign::Threshold)] {
+    for (bn_scale, bn_sign, binary_products) in [
+        (10_000, BnSign::Affine, BinaryProducts::Auto),
+        (100, BnSign::Threshold, BinaryProducts::Auto),
+        (10_000, BnSign::Threshold, BinaryProducts::Ot),
+        (10_000, BnSign::Threshold, BinaryProducts::He),
+    ] {
         let cfg = QuantConfig {
             bn_scale,
             bn_sign,
+            binary_products,
             ..QuantConfig::new(blindfold_core::FracBits::DEFAULT)
         };
         let q = quantize_with(&m, &cfg).unwrap();
@@ -162,5 +168,34 @@ fn bnn_other_bn_settings_bit_exact() {
             let want = run_plain_all(&q, x).unwrap().swap_remove(q.output);
             assert_eq!(got, &want, "bnn {cfg:?} input {i}");
         }
+    }
+}
+
+/// A channel affine map that folds into no linear layer (a constant multiply
+/// before a Gemm): OT-preprocessed element-wise products, bit-exact.
+#[test]
+fn standalone_channel_affine_bit_exact() {
+    let m = blindfold_model::load_onnx(
+        root().join("testdata/onnx/hand_identity_constant_dropout_13.onnx"),
+    )
+    .unwrap();
+    let q = blindfold_model::quant::quantize(&m, blindfold_core::FracBits::DEFAULT).unwrap();
+    assert!(q
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, QOp::ChannelAffine { .. })));
+    let len = q.input_shape().numel();
+    let mut rng = Prg::from_seed([5; 16]);
+    let xs: Vec<Vec<f32>> = (0..8)
+        .map(|_| {
+            (0..len)
+                .map(|_| (rng.gen_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0)
+                .collect()
+        })
+        .collect();
+    let (ys, inputs) = secure_outputs(&q, &xs);
+    for (i, (got, x)) in ys.iter().zip(&inputs).enumerate() {
+        let want = run_plain_all(&q, x).unwrap().swap_remove(q.output);
+        assert_eq!(got, &want, "input {i}");
     }
 }

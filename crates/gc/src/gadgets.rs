@@ -530,10 +530,18 @@ mod tests {
             check(Gadget::ReluTruncMask { f }, vec![x], vec![12345]);
             check(Gadget::SignMask { width: 64 }, vec![x], vec![7]);
         }
-        assert_eq!(Gadget::SignMask { width: 64 }.plain(&[0]), 1, "sign(0) = +1");
+        assert_eq!(
+            Gadget::SignMask { width: 64 }.plain(&[0]),
+            1,
+            "sign(0) = +1"
+        );
         assert_eq!(Gadget::SignMask { width: 8 }.plain(&[0]), 1, "sign(0) = +1");
         assert_eq!(Gadget::SignMask { width: 8 }.plain(&[127]), 1);
-        assert_eq!(Gadget::SignMask { width: 8 }.plain(&[128]), u64::MAX, "wraps");
+        assert_eq!(
+            Gadget::SignMask { width: 8 }.plain(&[128]),
+            u64::MAX,
+            "wraps"
+        );
         check(Gadget::ThresholdSignMask, vec![5, 5], vec![1, 2]);
         assert_eq!(Gadget::ThresholdSignMask.plain(&[5, 5]), 1);
         assert_eq!(

@@ -85,7 +85,9 @@ pub enum QOp {
     /// Quantization sets `width < 64` only where the program's structure bounds
     /// the input (a binarized layer on signs, its threshold clamped), so the
     /// garbled circuit reads only the low `width` bits of each share. Garbled circuit.
-    Sign { width: u32 },
+    Sign {
+        width: u32,
+    },
     /// Window sums (average pooling without the division).
     SumPool {
         pool: Pool,
@@ -225,6 +227,36 @@ pub struct QModel {
     pub nodes: Vec<QNode>,
     pub output: ValueId,
     pub final_activation: Option<FinalActivation>,
+    /// Binarized layers (conv or dense nodes whose weights are all `±1`, in
+    /// increasing order): public architecture, like the layer sizes.
+    pub binary_layers: Vec<ValueId>,
+    /// How the secure engines multiply by the binarized dense layers.
+    pub binary_products: BinaryProducts,
+}
+
+/// How two servers compute a binarized dense layer's cross terms (DESIGN
+/// section 7; the plan's choice, recorded in the program so both servers make
+/// the same one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BinaryProducts {
+    /// Per layer, whichever the planner's cost model (bytes, plus CPU at
+    /// 1 ms = 50 kB) finds cheaper.
+    Auto,
+    /// Homomorphic preprocessing, as for any integer matrix.
+    He,
+    /// Correlated oblivious transfers on the weights' sign bits: one OT per
+    /// weight and direction.
+    Ot,
+}
+
+impl BinaryProducts {
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryProducts::Auto => "auto",
+            BinaryProducts::He => "he",
+            BinaryProducts::Ot => "ot",
+        }
+    }
 }
 
 impl QModel {
@@ -276,6 +308,8 @@ pub enum ProgramError {
     FracBits { frac: u32 },
     #[error("the first node must be the input")]
     NoInput,
+    #[error("the binarized layers are not increasing conv or dense nodes")]
+    BinaryLayers,
     #[error("the output refers to node {output}, but there are {nodes} nodes")]
     OutputOutOfRange { output: usize, nodes: usize },
     #[error("{at}: {kind}")]
@@ -362,6 +396,7 @@ pub struct QuantConfig {
     /// `q` of the integer batch normalization (`s' = floor(q·s)`).
     pub bn_scale: u64,
     pub bn_sign: BnSign,
+    pub binary_products: BinaryProducts,
 }
 
 impl QuantConfig {
@@ -375,6 +410,7 @@ impl QuantConfig {
             frac,
             bn_scale: Self::DEFAULT_BN_SCALE,
             bn_sign: BnSign::Threshold,
+            binary_products: BinaryProducts::Auto,
         }
     }
 }
@@ -450,15 +486,24 @@ pub fn quantize_with(model: &Model, cfg: &QuantConfig) -> Result<QModel, QuantEr
         .enumerate()
         .map(|(i, n)| n.op.is_binary_layer() && weight_factor[i] == 1.0)
         .collect();
+    // A batch normalization whose every consumer is a sign becomes MOBIUS's
+    // integer one, fused into the layer; any other stays a channel affine map.
     let bn_of: Vec<Option<ValueId>> = (0..model.nodes.len())
         .map(|i| match consumers[i].as_slice() {
-            [c] if binary[i] && matches!(model.nodes[*c].op, Op::ChannelAffine(_)) => Some(*c),
+            [c] if binary[i]
+                && matches!(model.nodes[*c].op, Op::ChannelAffine(_))
+                && !consumers[*c].is_empty()
+                && consumers[*c].iter().all(|&s| model.nodes[s].op == Op::Sign) =>
+            {
+                Some(*c)
+            }
             _ => None,
         })
         .collect();
     let mut fused_bn = vec![false; model.nodes.len()];
     // Program values known to lie in `[-bound, bound]` by construction.
     let mut bounded: Vec<Option<i128>> = Vec::new();
+    let mut binary_layers = Vec::new();
 
     for (i, n) in model.nodes.iter().enumerate() {
         if fused_relu[i] || fused_bn[i] {
@@ -477,38 +522,38 @@ pub fn quantize_with(model: &Model, cfg: &QuantConfig) -> Result<QModel, QuantEr
                     Op::ChannelAffine(a) => a.clone(),
                     _ => unreachable!("bn_of points at a channel affine"),
                 };
-                let signs = !consumers[j].is_empty()
-                    && consumers[j]
-                        .iter()
-                        .all(|&c| model.nodes[c].op == Op::Sign);
-                (j, scale, shift, signs)
+                (j, scale, shift)
             });
             let layer = BinaryLayer::of(&n.op, &b.nodes[x].shape);
             let fused = bn.as_ref().map(|b| b.0);
             let (op, out_frac, name, bound, shape) = match bn {
-                None => (layer.encode(frac, None)?, f, n.name.clone(), None, n.shape.clone()),
-                Some((j, scale, shift, signs)) => {
+                None => (layer.encode(frac), f, n.name.clone(), None, n.shape.clone()),
+                Some((j, scale, shift)) => {
                     fused_bn[j] = true;
                     let name = format!("{}+{}", n.name, model.nodes[j].name);
                     let shape = model.nodes[j].shape.clone();
-                    if signs {
-                        let bn = IntBn {
-                            scale: &scale,
-                            shift: &shift,
-                            q: cfg.bn_scale,
-                            f,
-                            form: cfg.bn_sign,
-                            in_bound,
-                        };
-                        let (op, bound) = layer.encode_int_bn(&bn, &name)?;
-                        (op, f, name, bound, shape)
-                    } else {
-                        let op = layer.encode(frac, Some((&scale, &shift)))?;
-                        (op, 2 * f, name, None, shape)
-                    }
+                    let bn = IntBn {
+                        scale: &scale,
+                        shift: &shift,
+                        q: cfg.bn_scale,
+                        f,
+                        form: cfg.bn_sign,
+                        in_bound,
+                    };
+                    let (op, bound) = layer.encode_int_bn(&bn, &name)?;
+                    (op, f, name, bound, shape)
                 }
             };
+            let still_binary = match &op {
+                QOp::Dense { weight, .. } | QOp::Conv { weight, .. } => {
+                    weight.iter().all(|&w| w == 1 || w == u64::MAX)
+                }
+                _ => false,
+            };
             let id = b.push(name, op, vec![x], shape, out_frac);
+            if still_binary {
+                binary_layers.push(id);
+            }
             bounded.resize(b.nodes.len(), None);
             bounded[id] = bound;
             map[i] = id;
@@ -712,6 +757,8 @@ pub fn quantize_with(model: &Model, cfg: &QuantConfig) -> Result<QModel, QuantEr
         output: map[model.output],
         nodes: b.nodes,
         final_activation: model.final_activation,
+        binary_layers,
+        binary_products: cfg.binary_products,
     })
 }
 
@@ -745,7 +792,10 @@ struct IntBn<'a> {
 /// `floor(q·t)`).
 fn int_bn_params(bn: &IntBn<'_>, o: usize) -> Option<(i128, i128)> {
     let q = bn.q as f64;
-    let (s, t) = ((q * bn.scale[o] as f64).floor(), (q * bn.shift[o] as f64).floor());
+    let (s, t) = (
+        (q * bn.scale[o] as f64).floor(),
+        (q * bn.shift[o] as f64).floor(),
+    );
     const LIMIT: f64 = (1u64 << 40) as f64;
     (s.is_finite() && t.is_finite() && s.abs() < LIMIT && t.abs() < LIMIT)
         .then(|| (s as i128, (t as i128) << bn.f))
@@ -814,28 +864,17 @@ impl<'a> BinaryLayer<'a> {
         out.extend(row.iter().map(|&w| ((w as i128) * k) as i64 as u64));
     }
 
-    /// The layer alone (`±1` weights, bias at the input's scale `f`: the output
-    /// keeps scale `f`), or followed by a fixed-point batch normalization
-    /// `(scale at f, shift at 2f)` folded in exactly (`s_f·W`, `s_f·b + t`; the
-    /// output has scale `2f`).
-    fn encode(&self, frac: FracBits, bn: Option<(&[f32], &[f32])>) -> Result<QOp, QuantError> {
-        let (mut weight, mut bias) = (Vec::with_capacity(self.weight.len()), Vec::new());
+    /// The layer alone: `±1` weights, the bias at the input's scale `f` (the
+    /// output keeps scale `f`; a batch normalization after it that no sign
+    /// follows stays a channel affine map, in fixed point).
+    fn encode(&self, frac: FracBits) -> QOp {
+        let mut weight = Vec::with_capacity(self.weight.len());
+        let mut bias = Vec::with_capacity(self.bias.len());
         for (o, &b) in self.bias.iter().enumerate() {
-            let b_f = encode(b as f64, frac);
-            match bn {
-                None => {
-                    self.row_times(o, 1, &mut weight);
-                    bias.push(b_f);
-                }
-                Some((scale, shift)) => {
-                    let s_f = encode(scale[o] as f64, frac);
-                    self.row_times(o, s_f as i64 as i128, &mut weight);
-                    let t = encode(shift[o] as f64, FracBits(2 * frac.0));
-                    bias.push(s_f.wrapping_mul(b_f).wrapping_add(t));
-                }
-            }
+            self.row_times(o, 1, &mut weight);
+            bias.push(encode(b as f64, frac));
         }
-        Ok(self.op(weight, bias))
+        self.op(weight, bias)
     }
 
     /// The layer followed by an integer batch normalization whose sign is taken
@@ -873,15 +912,22 @@ impl<'a> BinaryLayer<'a> {
                     bias.push(c as i64 as u64);
                 }
                 BnSign::Threshold if s == 0 => {
-                    // sign(t') for every input.
-                    self.row_times(o, 0, &mut weight);
-                    bias.push(if t >= 0 { 0 } else { u64::MAX });
+                    // sign(t') for every input: the row stays binary and a
+                    // bias beyond |W·x| decides (B + 1, or 2^62 on unbounded
+                    // inputs: exact while |W·x| < 2^62).
+                    let k = in_bound.map_or(1i128 << 62, |x| x + 1);
+                    self.row_times(o, 1, &mut weight);
+                    bias.push((if t >= 0 { k } else { -k }) as i64 as u64);
                 }
                 BnSign::Threshold => {
                     // s' > 0: s'c + T >= 0  <=>  c >= ceil(-T / s');
                     // s' < 0: s'c + T >= 0  <=> -c >= ceil(T / s').
                     let sigma: i128 = if s > 0 { 1 } else { -1 };
-                    let theta = if s > 0 { ceil_div(-t, s) } else { ceil_div(t, s) };
+                    let theta = if s > 0 {
+                        ceil_div(-t, s)
+                    } else {
+                        ceil_div(t, s)
+                    };
                     // sigma·c - theta = sigma·W·x - (theta - sigma·b).
                     let mut th = theta - sigma * b_f;
                     if let Some(x) = in_bound {
@@ -1070,6 +1116,16 @@ impl QModel {
                 nodes: self.nodes.len(),
             });
         }
+        if !self.binary_layers.windows(2).all(|w| w[0] < w[1])
+            || self.binary_layers.iter().any(|&i| {
+                !matches!(
+                    self.nodes.get(i).map(|n| &n.op),
+                    Some(QOp::Dense { .. } | QOp::Conv { .. })
+                )
+            })
+        {
+            return Err(ProgramError::BinaryLayers);
+        }
         for (i, n) in self.nodes.iter().enumerate() {
             let at = NodeAt {
                 node: i,
@@ -1235,9 +1291,7 @@ impl QModel {
                     }
                     in0.clone()
                 }
-                QOp::Relu { .. } | QOp::Square | QOp::Trunc | QOp::MulPublic { .. } => {
-                    in0.clone()
-                }
+                QOp::Relu { .. } | QOp::Square | QOp::Trunc | QOp::MulPublic { .. } => in0.clone(),
                 QOp::Reshape => {
                     if ins[0].shape.numel() != numel {
                         return Err(mismatch("reshape changes the element count"));

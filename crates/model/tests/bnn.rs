@@ -30,7 +30,10 @@ impl Bn {
     /// `(s, t)` of channel `o` as the importer computes them (f64, stored as f32).
     fn affine(&self, o: usize) -> (f32, f32) {
         let s = self.gamma[o] as f64 / (self.var[o] as f64 + EPS as f64).sqrt();
-        (s as f32, (self.beta[o] as f64 - self.mean[o] as f64 * s) as f32)
+        (
+            s as f32,
+            (self.beta[o] as f64 - self.mean[o] as f64 * s) as f32,
+        )
     }
 }
 
@@ -102,9 +105,8 @@ fn net(seed: u8) -> Net {
         bn_node.attribute.push({
             let mut a = onnx_protobuf::AttributeProto::new();
             a.name = "epsilon".into();
-            a.type_ = protobuf::EnumOrUnknown::new(
-                onnx_protobuf::attribute_proto::AttributeType::FLOAT,
-            );
+            a.type_ =
+                protobuf::EnumOrUnknown::new(onnx_protobuf::attribute_proto::AttributeType::FLOAT);
             a.f = EPS;
             a
         });
@@ -198,8 +200,8 @@ fn non_binary_layers_still_fold_their_batch_normalization() {
             .count(),
         3
     );
-    let mut g = <onnx_protobuf::ModelProto as protobuf::Message>::parse_from_bytes(&n.onnx)
-        .unwrap();
+    let mut g =
+        <onnx_protobuf::ModelProto as protobuf::Message>::parse_from_bytes(&n.onnx).unwrap();
     for v in &mut g.graph.as_mut().unwrap().initializer[0].float_data {
         *v *= 0.5;
     }
@@ -224,9 +226,9 @@ fn reference_computes_mobius_integer_batch_normalization_in_both_forms() {
             let mut outs: Vec<Vec<Vec<u64>>> = Vec::new();
             for form in [BnSign::Threshold, BnSign::Affine] {
                 let cfg = QuantConfig {
-                    frac: FracBits(f),
                     bn_scale: q,
                     bn_sign: form,
+                    ..QuantConfig::new(FracBits(f))
                 };
                 let qm = quantize_with(&m, &cfg).unwrap();
                 qm.validate().unwrap();
@@ -265,21 +267,19 @@ fn threshold_form_keeps_weights_binary_and_narrows_the_hidden_sign() {
         .map(|n| &n.op)
         .filter(|op| matches!(op, QOp::Dense { .. }))
         .collect();
-    // Hidden layers: ±1 (rows of negative scales negated), one zero row for
-    // the zero scale; the last layer has its fixed-point BN folded in.
-    for (l, op) in dense[..2].iter().enumerate() {
+    // Every layer ±1 (rows of negative scales negated; the zero scale's
+    // constant sign is a bias beyond |W·x|); the last batch normalization,
+    // which no sign follows, stays a fixed-point channel affine map.
+    for op in &dense {
         let QOp::Dense { weight, .. } = op else {
             unreachable!()
         };
-        let (inputs, zero_row) = (SIZES[l], l == 0);
-        for (o, row) in weight.chunks(inputs).enumerate() {
-            if zero_row && o == 1 {
-                assert!(row.iter().all(|&w| w == 0), "zero scale: constant sign");
-            } else {
-                assert!(row.iter().all(|&w| w == 1 || w == u64::MAX), "binary row");
-            }
-        }
+        assert!(weight.iter().all(|&w| w == 1 || w == u64::MAX), "binary");
     }
+    let dense_ids: Vec<usize> = (0..qm.nodes.len())
+        .filter(|&i| matches!(qm.nodes[i].op, QOp::Dense { .. }))
+        .collect();
+    assert_eq!(qm.binary_layers, dense_ids);
     let widths: Vec<u32> = qm
         .nodes
         .iter()
@@ -291,14 +291,21 @@ fn threshold_form_keeps_weights_binary_and_narrows_the_hidden_sign() {
     // The first layer reads pixels (unbounded input); the second reads six
     // signs: |W·x| <= 6·2^12, the output within 2·6·2^12 + 1 < 2^16.
     assert_eq!(widths, [64, 17]);
-    // Scales: the hidden layers stay at f, the last (fixed-point BN) at 2f.
-    let fracs: Vec<u32> = qm
-        .nodes
+    // Scales: binarized layers keep their input's f, the last BN gives 2f.
+    let fracs: Vec<(&str, u32)> = qm.nodes[2..]
         .iter()
-        .filter(|n| matches!(n.op, QOp::Dense { .. }))
-        .map(|n| n.frac.0)
+        .filter(|n| !matches!(n.op, QOp::Sign { .. }))
+        .map(|n| (n.op.kind(), n.frac.0))
         .collect();
-    assert_eq!(fracs, [12, 12, 24]);
+    assert_eq!(
+        fracs,
+        [
+            ("dense", 12),
+            ("dense", 12),
+            ("dense", 12),
+            ("channel-affine", 24)
+        ]
+    );
 
     let affine = quantize_with(
         &m,

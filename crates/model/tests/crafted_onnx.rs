@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::{a_int, a_ints, f_init, ints_init, model, node, vi};
+use common::{a_int, a_ints, f_init, ints_init, model, node};
 use onnx_protobuf::*;
-use protobuf::{Message, MessageField};
 
 /// The importer must return an error (never panic, never accept) on each case.
 fn must_reject(what: &str, bytes: Vec<u8>) {
