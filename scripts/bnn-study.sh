@@ -59,9 +59,10 @@ for m in "${models[@]}"; do
     "$bin" eval "$m" --data "$data" --mode plain --bn-scale "$q" --json >> "$out"
     "$bin" eval "$m" --data "$data" --mode two-server --bn-scale "$q" --limit "$limit" --json >> "$out"
   done
-  for mode in two-server client-server; do
-    "$bin" bench --network "$m" --mode "$mode" --queries "$queries" --json \
-      | python3 -c 'import json,sys; v=json.load(sys.stdin); v["kind"]="bench"; v["model_file"]=sys.argv[1]; print(json.dumps(v))' "$m" >> "$out"
+  for variant in "two-server auto" "two-server ot" "two-server he" "client-server auto"; do
+    set -- $variant
+    "$bin" bench --network "$m" --mode "$1" --binary-products "$2" --queries "$queries" --json \
+      | python3 -c 'import json,sys; v=json.load(sys.stdin); v["kind"]="bench"; v["model_file"]=sys.argv[1]; v["products"]=sys.argv[2]; print(json.dumps(v))' "$m" "$2" >> "$out"
   done
 done
 
@@ -72,7 +73,7 @@ acc = {}
 bench = {}
 for r in rows:
     if r.get("kind") == "bench":
-        bench[(r["model_file"], r.get("mode"))] = r
+        bench[(r["model_file"], r.get("mode"), r["products"])] = r
         continue
     key = r["model"]
     a = acc.setdefault(key, {})
@@ -91,14 +92,14 @@ for k, a in acc.items():
         cells.append(f"{100*a[('plain', q)]:.2f} / {100*s:.2f}" + ("" if exact == 1.0 else f" (bit-exact {100*exact:.1f}%)"))
     print(f"| {k} | {100*a['float']:.2f} | " + " | ".join(cells) + " |")
 print()
-print("| model | mode | offline ms | online ms | total ms | MB | rounds |")
-print("|---|---|---:|---:|---:|---:|---:|")
-for (f, mode), r in bench.items():
+print("| model | mode | binary products | offline ms | online ms | total ms | MB | rounds |")
+print("|---|---|---|---:|---:|---:|---:|---:|")
+for (f, mode, products), r in bench.items():
     def g(*names):
         for n in names:
             if n in r:
                 return r[n]
         return float("nan")
-    print(f"| {f.split('/')[-1][:-5]} | {mode} | {g('offline_ms'):.1f} | {g('online_ms'):.2f} | {g('total_ms'):.1f} | "
+    print(f"| {f.split('/')[-1][:-5]} | {mode} | {products} | {g('offline_ms'):.1f} | {g('online_ms'):.2f} | {g('total_ms'):.1f} | "
           f"{g('bytes')/1e6:.2f} | {g('rounds')} |")
 PY

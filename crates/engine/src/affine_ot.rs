@@ -14,7 +14,6 @@
 //! batch normalization, heavy for a normalization of a large feature map.
 
 use crate::Result;
-use blindfold_core::PartyId;
 use blindfold_he::{DirectedShares, MaskShares};
 use blindfold_net::Channel;
 use blindfold_ot::{CotReceiver, CotSender};
@@ -30,15 +29,13 @@ pub struct AffineJob<'a> {
 
 impl AffineJob<'_> {
     fn scale_of(&self, e: usize) -> u64 {
-        self.scale[e / (self.elements / self.scale.len())]
+        self.scale[e / (self.elements / self.scale.len()).max(1)]
     }
 }
 
-/// Every step's material, both directions batched (the one in which P0 sends
-/// first). `ots`: our sender (we hold, the peer queries) and receiver (we query,
+/// Every step's material, both directions batched and run at once. `ots`: our sender (we hold, the peer queries) and receiver (we query,
 /// the peer holds) sessions, present exactly when that direction runs.
 pub fn preprocess(
-    party: PartyId,
     ch: &mut impl Channel,
     ots: &mut (Option<CotSender>, Option<CotReceiver>),
     i_query: bool,
@@ -57,48 +54,36 @@ pub fn preprocess(
         })
         .collect();
     let total: usize = jobs.iter().map(|j| j.elements).sum();
-    let send = |ch: &mut _, s: &mut CotSender| -> Result<Zeroizing<Vec<u64>>> {
-        let xs: Zeroizing<Vec<u64>> = Zeroizing::new(
-            jobs.iter()
-                .flat_map(|j| (0..j.elements).map(move |e| j.scale_of(e)))
-                .flat_map(|v| (0..64).map(move |k| v << k))
-                .collect(),
-        );
-        Ok(Zeroizing::new(s.send_correlated_u64(ch, &xs)?))
-    };
-    let receive = |ch: &mut _, r: &mut CotReceiver| -> Result<Zeroizing<Vec<u64>>> {
-        let choices: Zeroizing<Vec<bool>> = Zeroizing::new(
-            masks
-                .iter()
-                .flatten()
-                .flat_map(|&v| (0..64).map(move |k| (v >> k) & 1 == 1))
-                .collect(),
-        );
-        Ok(Zeroizing::new(r.receive_correlated_u64(ch, &choices)?))
-    };
-    let (mut sent, mut got) = (None, None);
     let (snd, rcv) = ots;
-    if party == PartyId::P0 {
-        if let Some(s) = snd.as_mut() {
-            sent = Some(send(ch, s)?);
-        }
-        if let Some(r) = rcv.as_mut() {
-            got = Some(receive(ch, r)?);
-        }
+    // The OT inputs and choices are as secret as the scales and the masks.
+    let xs: Zeroizing<Vec<u64>> = Zeroizing::new(if snd.is_some() {
+        jobs.iter()
+            .flat_map(|j| (0..j.elements).map(move |e| j.scale_of(e)))
+            .flat_map(|v| (0..64).map(move |k| v << k))
+            .collect()
     } else {
-        if let Some(r) = rcv.as_mut() {
-            got = Some(receive(ch, r)?);
-        }
-        if let Some(s) = snd.as_mut() {
-            sent = Some(send(ch, s)?);
-        }
-    }
+        Vec::new()
+    });
+    let choices: Zeroizing<Vec<bool>> = Zeroizing::new(
+        masks
+            .iter()
+            .flatten()
+            .flat_map(|&v| (0..64).map(move |k| (v >> k) & 1 == 1))
+            .collect(),
+    );
+    let (sent, got) =
+        crate::binary_ot::symmetric_cot(ch, snd.as_mut(), rcv.as_mut(), &xs, &choices)?;
+    let (sent, got) = (
+        (!sent.is_empty()).then_some(sent),
+        (!got.is_empty()).then_some(got),
+    );
     let sum64 = |v: &[u64], e: usize| -> u64 {
         v[64 * e..64 * (e + 1)]
             .iter()
             .fold(0u64, |a, &x| a.wrapping_add(x))
     };
     debug_assert!(sent.as_ref().is_none_or(|v| v.len() == 64 * total));
+    debug_assert!(got.as_ref().is_none_or(|v| v.len() == 64 * total));
     let mut out = Vec::with_capacity(jobs.len());
     let mut at = 0;
     for (j, r) in jobs.iter().zip(masks) {

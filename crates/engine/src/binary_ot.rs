@@ -16,12 +16,13 @@
 //!
 //! ```text
 //!   sender (mask R, signs σ_s)                  receiver (signs σ_r = 1 − 2c)
-//!   u_ij = σ_s,ij · R_j                          choice bits c_ij
+//!   u_ij = σ_s,ij · R_j, correlation 2·u_ij      choice bits c_ij
 //!            ◀──── IKNP extension (16 B/OT) ──────
 //!            ───── correction (8 B/OT) ──────────▶
-//!   gets r_ij                                    gets r_ij + c_ij·u_ij
-//!   share  Σ_j (u_ij + 2 r_ij)                   share  −2 Σ_j (r_ij + c_ij·u_ij)
-//!   (sum: Σ_j (1 − 2c_ij)·u_ij = Σ_j σ_r,ij σ_s,ij R_j = (W·R)_i)
+//!   gets r_ij                                    gets r_ij + c_ij·2u_ij
+//!   share  Σ_j (u_ij + r_ij)                     share  −Σ_j (r_ij + c_ij·2u_ij)
+//!   (sum: Σ_j (1 − 2c_ij)·u_ij = Σ_j σ_r,ij σ_s,ij R_j = (W·R)_i; both
+//!   shares uniform, the pads r being uniform)
 //! ```
 //!
 //! One OT per weight and direction: 24 bytes each way per weight, against a
@@ -31,12 +32,81 @@
 //! uniform share).
 
 use crate::Result;
-use blindfold_core::PartyId;
 use blindfold_he::{DirectedShares, MaskShares};
 use blindfold_net::Channel;
 use blindfold_ot::{CotReceiver, CotSender};
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
+
+/// OTs per slice of [`symmetric_cot`]: each party queues at most this many
+/// OTs' IKNP columns (16 MiB) and corrections (8 MiB) before reading the
+/// peer's, far inside the transport's write queue (no deadlock when both send
+/// at once) and its frame limit.
+pub const SLICE: usize = 1 << 20;
+
+/// Our sender's pads and our receiver's outputs (secret, zeroized on drop).
+pub type CotOutputs = (Zeroizing<Vec<u64>>, Zeroizing<Vec<u64>>);
+
+/// Both directions of additively correlated OT at once: as receiver with
+/// `choices` (when we have a receiver session) and as sender of `xs` (when we
+/// have a sender session), slice by slice: our receiver's extension first, then
+/// our sender's answer, then our receiver's corrections. Each flight is sent
+/// before the matching receive on both sides, so neither party waits on the
+/// other. Returns (our sender's pads `r`, our receiver's `r + c·x`); a missing
+/// session gives an empty vector. Both parties' sessions must mirror each
+/// other (one direction each way, or one direction only) and agree on the
+/// lengths.
+pub fn symmetric_cot(
+    ch: &mut impl Channel,
+    sender: Option<&mut CotSender>,
+    receiver: Option<&mut CotReceiver>,
+    xs: &[u64],
+    choices: &[bool],
+) -> Result<CotOutputs> {
+    symmetric_cot_sliced(ch, sender, receiver, xs, choices, SLICE)
+}
+
+/// [`symmetric_cot`] with slices of `slice` OTs.
+fn symmetric_cot_sliced(
+    ch: &mut impl Channel,
+    mut sender: Option<&mut CotSender>,
+    mut receiver: Option<&mut CotReceiver>,
+    xs: &[u64],
+    choices: &[bool],
+    slice: usize,
+) -> Result<CotOutputs> {
+    let mut sent = Zeroizing::new(Vec::with_capacity(if sender.is_some() {
+        xs.len()
+    } else {
+        0
+    }));
+    let mut got = Zeroizing::new(Vec::with_capacity(if receiver.is_some() {
+        choices.len()
+    } else {
+        0
+    }));
+    let slices = xs.len().max(choices.len()).div_ceil(slice);
+    for k in 0..slices {
+        let part = |n: usize| (k * slice).min(n)..((k + 1) * slice).min(n);
+        let c = &choices[part(choices.len())];
+        let h = match receiver.as_deref_mut() {
+            Some(r) => Some(Zeroizing::new(r.receive_random(ch, c)?)),
+            None => None,
+        };
+        if let Some(s) = sender.as_deref_mut() {
+            sent.extend(Zeroizing::new(s.send_correlated_u64(ch, &xs[part(xs.len())])?).iter());
+        }
+        if let Some(h) = h {
+            let d = Zeroizing::new(ch.recv_u64s(c.len())?);
+            got.extend(
+                h.iter().zip(d.iter()).zip(c).map(|((k, &di), &b)| {
+                    (k.0 as u64).wrapping_sub(di & 0u64.wrapping_sub(b as u64))
+                }),
+            );
+        }
+    }
+    Ok((sent, got))
+}
 
 /// One binarized dense layer: this party's additive weight share
 /// (`[outputs, inputs]`, row-major).
@@ -51,10 +121,10 @@ fn sign_bit(w: u64) -> bool {
     (w >> 1) & 1 == 1
 }
 
-/// Both directions' OTs for every layer in one batch each (P0's mask first),
-/// returning each layer's material: `R` and `M = share(W·R) − Wb·Rb`, `T = 0`.
+/// Both directions' OTs for every layer in one batch each, returning each
+/// layer's material: `R` and `M = share(W·R) − Wb·Rb`, `T = 0`. Both parties
+/// call it the same way (the schedule is symmetric).
 pub fn preprocess(
-    party: PartyId,
     ch: &mut impl Channel,
     sender: &mut CotSender,
     receiver: &mut CotReceiver,
@@ -77,19 +147,16 @@ pub fn preprocess(
             }
         }
     }
-    let (sent, got) = if party == PartyId::P0 {
-        let s = Zeroizing::new(sender.send_correlated_u64(ch, &u)?);
-        let g = Zeroizing::new(receiver.receive_correlated_u64(ch, &choices)?);
-        (s, g)
-    } else {
-        let g = Zeroizing::new(receiver.receive_correlated_u64(ch, &choices)?);
-        let s = Zeroizing::new(sender.send_correlated_u64(ch, &u)?);
-        (s, g)
-    };
+    // The sender's correlation is 2u, so that σ_r·u = u − c·(2u) and both
+    // shares of it, Σ(u + r) and −Σ(r + c·2u), are uniform in every bit.
+    let u2: Zeroizing<Vec<u64>> = Zeroizing::new(u.iter().map(|v| v.wrapping_mul(2)).collect());
+    let (sent, got) = symmetric_cot(ch, Some(sender), Some(receiver), &u2, &choices)?;
     let mut out = Vec::with_capacity(layers.len());
     let mut at = 0;
     for (l, r) in layers.iter().zip(masks) {
-        let own = blindfold_model::kernels::dense(l.inputs, l.outputs, &r, l.weight);
+        let own = Zeroizing::new(blindfold_model::kernels::dense(
+            l.inputs, l.outputs, &r, l.weight,
+        ));
         let m: Vec<u64> = own
             .iter()
             .enumerate()
@@ -97,8 +164,8 @@ pub fn preprocess(
                 let span = at + o * l.inputs..at + (o + 1) * l.inputs;
                 span.fold(0u64, |acc, k| {
                     acc.wrapping_add(u[k])
-                        .wrapping_add(sent[k].wrapping_mul(2))
-                        .wrapping_sub(got[k].wrapping_mul(2))
+                        .wrapping_add(sent[k])
+                        .wrapping_sub(got[k])
                 })
                 .wrapping_sub(mine)
             })
@@ -117,6 +184,55 @@ mod tests {
     use super::*;
     use blindfold_core::{Block, Prg};
     use blindfold_net::MemoryChannel;
+
+    /// Several slices, both directions at once, one direction only: the
+    /// receiver gets `r + c·x` for the sender's `r`.
+    #[test]
+    fn symmetric_cot_in_slices() {
+        let n = 2_500;
+        let mut g = Prg::from_seed([4; 16]);
+        let xs0: Vec<u64> = (0..n).map(|_| g.gen_u64()).collect();
+        let xs1: Vec<u64> = (0..n).map(|_| g.gen_u64()).collect();
+        let c0: Vec<bool> = (0..n).map(|_| g.gen_u64() & 1 == 1).collect();
+        let c1: Vec<bool> = (0..n).map(|_| g.gen_u64() & 1 == 1).collect();
+        for both in [true, false] {
+            let (mut a, mut b) = MemoryChannel::pair();
+            let (xs1c, c1c) = (xs1.clone(), c1.clone());
+            let t = std::thread::spawn(move || {
+                let mut rng = Prg::from_seed([9; 16]);
+                let mut recv = CotReceiver::setup(&mut b, &mut rng).unwrap();
+                let mut send = both.then(|| CotSender::setup(&mut b, Block(5), &mut rng).unwrap());
+                symmetric_cot_sliced(&mut b, send.as_mut(), Some(&mut recv), &xs1c, &c1c, 1000)
+                    .unwrap()
+            });
+            let mut rng = Prg::from_seed([8; 16]);
+            let mut send = CotSender::setup(&mut a, Block(6), &mut rng).unwrap();
+            let mut recv = both.then(|| CotReceiver::setup(&mut a, &mut rng).unwrap());
+            let empty = Vec::new();
+            let (s0, g0) = symmetric_cot_sliced(
+                &mut a,
+                Some(&mut send),
+                recv.as_mut(),
+                &xs0,
+                if both { &c0 } else { &empty },
+                1000,
+            )
+            .unwrap();
+            let (s1, g1) = t.join().unwrap();
+            for i in 0..n {
+                let want = s0[i].wrapping_add(if c1[i] { xs0[i] } else { 0 });
+                assert_eq!(g1[i], want, "P1 receives, OT {i}");
+            }
+            if both {
+                for i in 0..n {
+                    let want = s1[i].wrapping_add(if c0[i] { xs1[i] } else { 0 });
+                    assert_eq!(g0[i], want, "P0 receives, OT {i}");
+                }
+            } else {
+                assert!(g0.is_empty() && s1.is_empty());
+            }
+        }
+    }
 
     /// Both parties on two threads, fresh IKNP sessions both ways; the
     /// material satisfies `M0 + T0 + M1 + T1 = W0·R1 + W1·R0` for `±1` weights
@@ -142,7 +258,7 @@ mod tests {
                 outputs,
                 weight: &w1c,
             };
-            preprocess(PartyId::P1, &mut c1, &mut send, &mut recv, &[job], &mut rng).unwrap()
+            preprocess(&mut c1, &mut send, &mut recv, &[job], &mut rng).unwrap()
         });
         let mut rng = Prg::from_seed([8; 16]);
         let mut send = CotSender::setup(&mut c0, Block(0x5eed), &mut rng).unwrap();
@@ -152,7 +268,7 @@ mod tests {
             outputs,
             weight: &w0,
         };
-        let s0 = preprocess(PartyId::P0, &mut c0, &mut send, &mut recv, &[job], &mut rng)
+        let s0 = preprocess(&mut c0, &mut send, &mut recv, &[job], &mut rng)
             .unwrap()
             .remove(0);
         let s1 = t.join().unwrap().remove(0);

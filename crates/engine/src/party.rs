@@ -603,7 +603,7 @@ impl PartyEngine {
         };
         let t = Instant::now();
         let st0 = ch.stats().total();
-        let out = crate::binary_ot::preprocess(self.party, ch, snd, rcv, &jobs, rng)?;
+        let out = crate::binary_ot::preprocess(ch, snd, rcv, &jobs, rng)?;
         ch.flush()?;
         let st1 = ch.stats().total();
         let (ms, bytes) = (t.elapsed().as_secs_f64() * 1e3, st1.bytes() - st0.bytes());
@@ -658,7 +658,6 @@ impl PartyEngine {
         let t = Instant::now();
         let st0 = ch.stats().total();
         let out = crate::affine_ot::preprocess(
-            me,
             ch,
             &mut s.products_ot,
             roles.queries_linear(me),

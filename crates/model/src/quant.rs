@@ -26,6 +26,17 @@
 //!   linear layer when the pooled value feeds exactly one (through reshapes), and
 //!   otherwise becomes a [`QOp::MulPublic`] by `round(2^f / k²)`;
 //! * sign outputs `±1` at scale `f` (`±2^f`);
+//! * a binarized layer (conv or dense, every weight exactly `±1`; the importer
+//!   leaves its batch normalization unfolded) keeps integer `±1` weights, so its
+//!   output keeps its input's scale `f`. A batch normalization after it whose
+//!   every consumer is a sign becomes MOBIUS's integer one, `s' = floor(q·s)`,
+//!   `t' = floor(q·t)`, `sign(s'·c + t'·2^f)` ([`QuantConfig::bn_scale`] `= q`),
+//!   fused into the layer as a threshold ([`BnSign::Threshold`]: rows with
+//!   `s' < 0` negated, `-ceil(-t'·2^f / s')` as the bias, clamped to the bound of
+//!   `|W·x|` when the input is a sign, which lets the sign circuit read only the
+//!   low bits, [`QOp::Sign`]'s `width`) or as `s'·W`, `s'·b + t'·2^f`
+//!   ([`BnSign::Affine`]); both give the same signs. Any other batch
+//!   normalization after it stays a fixed-point channel affine map;
 //! * the output keeps its scale (`2f` after a final linear layer): the client
 //!   decodes it with [`QModel::output_frac`].
 
@@ -500,6 +511,22 @@ pub fn quantize_with(model: &Model, cfg: &QuantConfig) -> Result<QModel, QuantEr
             _ => None,
         })
         .collect();
+    // A binarized conv's other batch normalization folds into it in fixed
+    // point (a stand-alone one over a feature map would cost 64 OTs per
+    // element); a binarized dense layer's stays separate (its ±1 weights keep
+    // the OT products; its outputs are few).
+    let fold_of: Vec<Option<ValueId>> = (0..model.nodes.len())
+        .map(|i| match consumers[i].as_slice() {
+            [c] if binary[i]
+                && bn_of[i].is_none()
+                && matches!(model.nodes[i].op, Op::Conv(_))
+                && matches!(model.nodes[*c].op, Op::ChannelAffine(_)) =>
+            {
+                Some(*c)
+            }
+            _ => None,
+        })
+        .collect();
     let mut fused_bn = vec![false; model.nodes.len()];
     // Program values known to lie in `[-bound, bound]` by construction.
     let mut bounded: Vec<Option<i128>> = Vec::new();
@@ -525,8 +552,18 @@ pub fn quantize_with(model: &Model, cfg: &QuantConfig) -> Result<QModel, QuantEr
                 (j, scale, shift)
             });
             let layer = BinaryLayer::of(&n.op, &b.nodes[x].shape);
-            let fused = bn.as_ref().map(|b| b.0);
+            let fused = bn.as_ref().map(|b| b.0).or(fold_of[i]);
             let (op, out_frac, name, bound, shape) = match bn {
+                None if fold_of[i].is_some() => {
+                    let j = fold_of[i].expect("checked");
+                    let Op::ChannelAffine(a) = &model.nodes[j].op else {
+                        unreachable!("fold_of points at a channel affine")
+                    };
+                    fused_bn[j] = true;
+                    let name = format!("{}+{}", n.name, model.nodes[j].name);
+                    let op = layer.encode_fixed_bn(frac, &a.scale, &a.shift);
+                    (op, 2 * f, name, None, model.nodes[j].shape.clone())
+                }
                 None => (layer.encode(frac), f, n.name.clone(), None, n.shape.clone()),
                 Some((j, scale, shift)) => {
                     fused_bn[j] = true;
@@ -544,12 +581,10 @@ pub fn quantize_with(model: &Model, cfg: &QuantConfig) -> Result<QModel, QuantEr
                     (op, f, name, bound, shape)
                 }
             };
-            let still_binary = match &op {
-                QOp::Dense { weight, .. } | QOp::Conv { weight, .. } => {
-                    weight.iter().all(|&w| w == 1 || w == u64::MAX)
-                }
-                _ => false,
-            };
+            // Binary by construction (not by the values, which under the
+            // affine form would say whether every |s'| is 1).
+            let still_binary =
+                fold_of[i].is_none() && (bn_of[i].is_none() || cfg.bn_sign == BnSign::Threshold);
             let id = b.push(name, op, vec![x], shape, out_frac);
             if still_binary {
                 binary_layers.push(id);
@@ -877,6 +912,20 @@ impl<'a> BinaryLayer<'a> {
         self.op(weight, bias)
     }
 
+    /// The layer followed by a fixed-point batch normalization (scale at `f`,
+    /// shift at `2f`) folded in exactly: `s_f·W`, `s_f·b + t`; output at `2f`.
+    fn encode_fixed_bn(&self, frac: FracBits, scale: &[f32], shift: &[f32]) -> QOp {
+        let mut weight = Vec::with_capacity(self.weight.len());
+        let mut bias = Vec::with_capacity(self.bias.len());
+        for (o, &b) in self.bias.iter().enumerate() {
+            let s_f = encode(scale[o] as f64, frac);
+            self.row_times(o, s_f as i64 as i128, &mut weight);
+            let t = encode(shift[o] as f64, FracBits(2 * frac.0));
+            bias.push(s_f.wrapping_mul(encode(b as f64, frac)).wrapping_add(t));
+        }
+        self.op(weight, bias)
+    }
+
     /// The layer followed by an integer batch normalization whose sign is taken
     /// ([`BnSign`]); output at scale `f`. Returns the op and, for the threshold
     /// form on bounded inputs, the bound of its output (the threshold clamped
@@ -901,13 +950,11 @@ impl<'a> BinaryLayer<'a> {
                 BnSign::Affine => {
                     self.row_times(o, s, &mut weight);
                     let c = s * b_f + t;
-                    if let Some(x) = in_bound {
-                        if s.abs() * x + c.abs() >= LIMIT {
-                            return Err(err(format!(
-                                "the integer batch normalization of channel {o} overflows the ring at q = {}",
-                                bn.q
-                            )));
-                        }
+                    if s.abs() * in_bound.unwrap_or(0) + c.abs() >= LIMIT {
+                        return Err(err(format!(
+                            "the integer batch normalization of channel {o} overflows the ring at q = {}",
+                            bn.q
+                        )));
                     }
                     bias.push(c as i64 as u64);
                 }

@@ -319,6 +319,13 @@ fn threshold_form_keeps_weights_binary_and_narrows_the_hidden_sign() {
         .nodes
         .iter()
         .all(|n| !matches!(n.op, QOp::Sign { width } if width != 64)));
+    // s'·W is not binary (whatever the values of s'): only the last layer,
+    // whose batch normalization no sign follows, stays listed.
+    assert_eq!(affine.binary_layers.len(), 1);
+    assert!(matches!(
+        affine.nodes[affine.binary_layers[0]].op,
+        QOp::Dense { outputs: 3, .. }
+    ));
 }
 
 #[test]

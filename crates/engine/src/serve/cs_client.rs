@@ -91,6 +91,9 @@ fn check_program_size(q: &QModel) -> Result<()> {
             blindfold_model::quant::QOp::MaxPool { pool, .. } => {
                 pool.kernel[0].saturating_mul(pool.kernel[1])
             }
+            // 64 OTs per element (affine_ot.rs), each about as heavy as a
+            // garbled comparison's worth of buffers.
+            blindfold_model::quant::QOp::ChannelAffine { .. } => 64,
             _ => 1,
         };
         if values > MAX_NODE_VALUES || window > MAX_WINDOW {

@@ -38,7 +38,9 @@ use blindfold_core::{FracBits, PartyId};
 /// The serving wire format's version.
 /// Version 2: client-server messages, the per-pixel label circuit and
 /// transposed convolutions in the plan (a version-1 peer runs other steps).
-pub const VERSION: u8 = 2;
+/// Version 3: binarized networks (narrow sign circuits, OT-preprocessed
+/// binarized and channel-affine steps, the program's binarized layers).
+pub const VERSION: u8 = 3;
 /// The first bytes of a greeting.
 pub const MAGIC: [u8; 4] = *b"BFSV";
 /// Longest model name, model id or error message (bytes).
