@@ -452,8 +452,9 @@ mod tests {
         /// in its signed range, whatever the shares.
         #[test]
         fn narrow_sign(width in 2u32..64, v in any::<i64>(), k in any::<u64>()) {
-            let half = 1i64 << (width - 1);
-            let x = v.rem_euclid(2 * half) - half; // in [-2^(w-1), 2^(w-1))
+            // v's low `width` bits, sign-extended: in [-2^(w-1), 2^(w-1)).
+            let sh = 64 - width;
+            let x = (v << sh) >> sh;
             let g = Gadget::SignMask { width };
             check(g, vec![x as u64], vec![k]);
             prop_assert_eq!(g.plain(&[x as u64]), if x >= 0 { 1 } else { u64::MAX });
