@@ -262,13 +262,13 @@ pub enum Products {
 /// The cost model's estimate for [`Products::BinaryOt`] on an `inputs × outputs`
 /// dense layer, in [`LayerPlan::cost`]'s units (bytes, plus CPU at 1 ms = 50 kB):
 /// one correlated OT per weight and direction (both directions counted), 16
-/// bytes of IKNP extension plus an 8-byte correction each, and 57 ns of
-/// wall-clock time per OT (measured on the zoo's bnn: docs/BENCHMARKS.md,
-/// "Binarized networks"). Compare with twice [`LayerPlan::cost`] (one
+/// bytes of IKNP extension plus an 8-byte correction each, and about 55 ns of
+/// wall-clock time per OT (52–57 ns measured on the zoo's bnn:
+/// docs/BENCHMARKS.md, "Binarized networks"). Compare with twice [`LayerPlan::cost`] (one
 /// homomorphic direction each way).
 pub fn binary_ot_cost(inputs: usize, outputs: usize) -> f64 {
     let ots = 2.0 * (inputs * outputs) as f64;
-    ots * 24.0 + 50_000.0 * ots * 57e-6
+    ots * 24.0 + 50_000.0 * ots * 55e-6
 }
 
 /// A garbled-circuit layer.

@@ -1,21 +1,23 @@
 //! A binarized convolutional network built in the IR: ±1 convolutions, each
 //! followed by a batch normalization (negative scales included) and a sign,
-//! a max-pool between, a batch normalization before a ReLU after the second
+//! a max-pool between, a batch normalization before a ReLU after the third
 //! conv's pool, and a binarized dense layer with its own batch normalization
-//! at the end. The integer reference in both BN forms gives the same answer,
-//! and both secure modes equal it bit for bit.
+//! at the end; and a binarized conv whose batch normalization feeds a ReLU
+//! (folded in fixed point). The integer reference in both BN forms gives the
+//! same answer, and both secure modes equal it bit for bit, with the dense
+//! layer's products on OTs.
 
 mod common;
 
 use blindfold_core::{FracBits, Prg, Shape};
 use blindfold_engine::infer::local_engines;
 use blindfold_engine::party::{OutputKind, PartyEngine};
-use blindfold_engine::plan::Deployment;
+use blindfold_engine::plan::{Deployment, Products, StepSpec};
 use blindfold_engine::share::split;
 use blindfold_engine::sharing::reconstruct;
 use blindfold_model::engine::{encode_input, run_plain_all};
 use blindfold_model::ir::{ChannelAffine, Conv, Dense, Model, Node, Op, Pool};
-use blindfold_model::quant::{quantize_with, BnSign, QModel, QOp, QuantConfig};
+use blindfold_model::quant::{quantize_with, BinaryProducts, BnSign, QModel, QOp, QuantConfig};
 
 fn pm1(rng: &mut Prg, n: usize) -> Vec<f32> {
     (0..n)
@@ -37,7 +39,6 @@ fn bn(rng: &mut Prg, ch: usize, spread: f32) -> ChannelAffine {
 
 fn model() -> Model {
     let mut rng = Prg::from_seed([17; 16]);
-    let s = |d: &[usize]| Shape::new(d.to_vec());
     let conv = |rng: &mut Prg, c_in, c_out| {
         Op::Conv(Conv {
             weight: pm1(rng, c_out * c_in * 9),
@@ -81,24 +82,7 @@ fn model() -> Model {
         ),
         (Op::ChannelAffine(bn(&mut rng, 3, 20.0)), vec![3]),
     ];
-    let nodes: Vec<Node> = ops
-        .into_iter()
-        .enumerate()
-        .map(|(i, (op, dims))| Node {
-            name: format!("n{i}"),
-            inputs: if i == 0 { vec![] } else { vec![i - 1] },
-            op,
-            shape: s(&dims),
-        })
-        .collect();
-    let m = Model {
-        name: "bnn-conv".into(),
-        output: nodes.len() - 1,
-        nodes,
-        final_activation: None,
-    };
-    m.validate().unwrap();
-    m
+    chain("bnn-conv", ops)
 }
 
 fn inputs(q: &QModel, n: usize) -> Vec<Vec<u64>> {
@@ -114,9 +98,102 @@ fn inputs(q: &QModel, n: usize) -> Vec<Vec<u64>> {
 fn quantized(form: BnSign) -> QModel {
     let cfg = QuantConfig {
         bn_sign: form,
+        binary_products: BinaryProducts::Ot,
         ..QuantConfig::new(FracBits::DEFAULT)
     };
     quantize_with(&model(), &cfg).unwrap()
+}
+
+/// A model's nodes, each reading the one before.
+fn chain(name: &str, ops: Vec<(Op, Vec<usize>)>) -> Model {
+    let nodes: Vec<Node> = ops
+        .into_iter()
+        .enumerate()
+        .map(|(i, (op, dims))| Node {
+            name: format!("n{i}"),
+            inputs: if i == 0 { vec![] } else { vec![i - 1] },
+            op,
+            shape: Shape::new(dims),
+        })
+        .collect();
+    let m = Model {
+        name: name.into(),
+        output: nodes.len() - 1,
+        nodes,
+        final_activation: None,
+    };
+    m.validate().unwrap();
+    m
+}
+
+/// A binarized conv whose batch normalization feeds a ReLU: folded into the
+/// conv in fixed point (no stand-alone map, the conv no longer binary, its
+/// output at 2f), the same values as the unfolded map, bit-exact securely.
+#[test]
+fn batch_normalization_before_relu_folds_into_a_binarized_conv() {
+    let mut rng = Prg::from_seed([29; 16]);
+    let conv = Op::Conv(Conv {
+        weight: pm1(&mut rng, 3 * 9),
+        c_out: 3,
+        c_in: 1,
+        kh: 3,
+        kw: 3,
+        bias: vec![0.0; 3],
+        stride: [1, 1],
+        pads: [0, 0, 0, 0],
+    });
+    let m = chain(
+        "bconv-relu",
+        vec![
+            (Op::Input, vec![1, 6, 6]),
+            (conv, vec![3, 4, 4]),
+            (Op::ChannelAffine(bn(&mut rng, 3, 9.0)), vec![3, 4, 4]),
+            (Op::Relu, vec![3, 4, 4]),
+            (Op::Reshape, vec![48]),
+            (
+                Op::Dense(Dense {
+                    weight: (0..2 * 48).map(|_| uniform(&mut rng) - 0.5).collect(),
+                    inputs: 48,
+                    outputs: 2,
+                    bias: vec![0.1, -0.1],
+                }),
+                vec![2],
+            ),
+        ],
+    );
+    let q = quantize_with(&m, &QuantConfig::new(FracBits::DEFAULT)).unwrap();
+    assert!(q.binary_layers.is_empty(), "s_f·W is not binary");
+    assert!(!q
+        .nodes
+        .iter()
+        .any(|n| matches!(n.op, QOp::ChannelAffine { .. })));
+    assert_eq!(q.nodes[1].frac.0, 2 * FracBits::DEFAULT.0);
+    // The folded conv computes exactly what conv-then-map would: compare the
+    // reference with the float model within the fixed-point error.
+    let mut rng = Prg::from_seed([31; 16]);
+    let xf: Vec<Vec<f32>> = (0..5)
+        .map(|_| (0..36).map(|_| uniform(&mut rng)).collect())
+        .collect();
+    for x in &xf {
+        let want = blindfold_model::engine::run_float(&m, x).unwrap();
+        let got = blindfold_model::engine::run_plain(&q, x).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            let g = blindfold_core::ring::decode(*g, q.output_frac());
+            assert!((g - w).abs() < 1e-2, "{g} vs {w}");
+        }
+    }
+    let xs: Vec<Vec<u64>> = xf.iter().map(|x| encode_input(&q, x).unwrap()).collect();
+    let want: Vec<Vec<u64>> = xs
+        .iter()
+        .map(|x| run_plain_all(&q, x).unwrap().swap_remove(q.output))
+        .collect();
+    let [s0, s1] = split(&q, &mut Prg::from_seed([42; 16]));
+    let got = common::run_two_party(
+        PartyEngine::new(s0).unwrap(),
+        PartyEngine::new(s1).unwrap(),
+        &xs,
+    );
+    assert_eq!(got, want);
 }
 
 #[test]
@@ -148,6 +225,18 @@ fn both_forms_agree_and_the_hidden_sign_is_narrow() {
 #[test]
 fn two_server_and_client_server_are_bit_exact() {
     let q = quantized(BnSign::Threshold);
+    let plan = blindfold_engine::plan::Plan::new(&q, Deployment::TwoServer).unwrap();
+    assert!(
+        plan.steps().iter().any(|s| matches!(
+            &s.spec,
+            StepSpec::Linear(l) if l.products == Products::BinaryOt
+        )),
+        "the dense layer's products run on OTs"
+    );
+    assert!(plan
+        .steps()
+        .iter()
+        .any(|s| matches!(s.spec, StepSpec::Affine(_))));
     let xs = inputs(&q, 6);
     let want: Vec<Vec<u64>> = xs
         .iter()

@@ -36,7 +36,10 @@
 //!   `|W·x|` when the input is a sign, which lets the sign circuit read only the
 //!   low bits, [`QOp::Sign`]'s `width`) or as `s'·W`, `s'·b + t'·2^f`
 //!   ([`BnSign::Affine`]); both give the same signs. Any other batch
-//!   normalization after it stays a fixed-point channel affine map;
+//!   normalization after it folds into a binarized conv in fixed point (the
+//!   conv is then no longer binary; output `2f`) and stays a fixed-point
+//!   channel affine map after a binarized dense layer (whose products can run
+//!   on OTs);
 //! * the output keeps its scale (`2f` after a final linear layer): the client
 //!   decodes it with [`QModel::output_frac`].
 
@@ -900,8 +903,8 @@ impl<'a> BinaryLayer<'a> {
     }
 
     /// The layer alone: `±1` weights, the bias at the input's scale `f` (the
-    /// output keeps scale `f`; a batch normalization after it that no sign
-    /// follows stays a channel affine map, in fixed point).
+    /// output keeps scale `f`; see [`Self::encode_fixed_bn`] and
+    /// [`Self::encode_int_bn`] for a batch normalization after it).
     fn encode(&self, frac: FracBits) -> QOp {
         let mut weight = Vec::with_capacity(self.weight.len());
         let mut bias = Vec::with_capacity(self.bias.len());
