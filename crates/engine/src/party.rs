@@ -192,6 +192,38 @@ fn check_peer(mine: &PeerHello, peer: &PeerHello) -> std::result::Result<(), Pee
     Ok(())
 }
 
+/// Run one batched OT exchange for several layers and give each layer its
+/// share (in proportion to `sizes`) of the batch's time and bytes, appending
+/// its material to `linear`.
+fn ot_batch<C: Channel>(
+    ch: &mut C,
+    nodes: &[(usize, &str)],
+    sizes: &[usize],
+    linear: &mut Vec<(usize, LinearShares)>,
+    costs: &mut Vec<LayerCost>,
+    run: impl FnOnce(&mut C) -> Result<Vec<DirectedShares>>,
+) -> Result<()> {
+    let t = Instant::now();
+    let st0 = ch.stats().total();
+    let out = run(ch)?;
+    ch.flush()?;
+    let st1 = ch.stats().total();
+    let (ms, bytes) = (t.elapsed().as_secs_f64() * 1e3, st1.bytes() - st0.bytes());
+    let total: usize = sizes.iter().sum();
+    for ((&(node, op), &size), sh) in nodes.iter().zip(sizes).zip(out) {
+        let part = size as f64 / total as f64;
+        costs.push(LayerCost {
+            index: node,
+            op: format!("{op} (OT products)"),
+            ms: ms * part,
+            bytes: (bytes as f64 * part) as u64,
+            rounds: st1.rounds() - st0.rounds(),
+        });
+        linear.push((node, LinearShares(sh)));
+    }
+    Ok(())
+}
+
 impl PartyEngine {
     /// Plan the program for the two-server deployment and encode this party's
     /// weights for the homomorphic products.
@@ -601,26 +633,10 @@ impl PartyEngine {
         let (Some(snd), Some(rcv)) = (s.products_ot.0.as_mut(), s.products_ot.1.as_mut()) else {
             return Err(EngineError::NoSession("binary-layer OT"));
         };
-        let t = Instant::now();
-        let st0 = ch.stats().total();
-        let out = crate::binary_ot::preprocess(ch, snd, rcv, &jobs, rng)?;
-        ch.flush()?;
-        let st1 = ch.stats().total();
-        let (ms, bytes) = (t.elapsed().as_secs_f64() * 1e3, st1.bytes() - st0.bytes());
-        let total: usize = jobs.iter().map(|j| j.inputs * j.outputs).sum();
-        for ((node, op), (job, sh)) in nodes.into_iter().zip(jobs.iter().zip(out)) {
-            // One batch for all layers: each gets its share of the OTs.
-            let part = (job.inputs * job.outputs) as f64 / total as f64;
-            costs.push(LayerCost {
-                index: node,
-                op: format!("{op} (OT products)"),
-                ms: ms * part,
-                bytes: (bytes as f64 * part) as u64,
-                rounds: st1.rounds() - st0.rounds(),
-            });
-            linear.push((node, LinearShares(sh)));
-        }
-        Ok(())
+        let sizes: Vec<usize> = jobs.iter().map(|j| j.inputs * j.outputs).collect();
+        ot_batch(ch, &nodes, &sizes, linear, costs, |ch| {
+            crate::binary_ot::preprocess(ch, snd, rcv, &jobs, rng)
+        })
     }
 
     /// The OT multiplications of every per-channel affine step, appended to
@@ -653,34 +669,15 @@ impl PartyEngine {
         if jobs.is_empty() {
             return Ok(());
         }
-        let roles = self.roles();
         let me = self.party;
-        let t = Instant::now();
-        let st0 = ch.stats().total();
-        let out = crate::affine_ot::preprocess(
-            ch,
-            &mut s.products_ot,
-            roles.queries_linear(me),
-            roles.holds_weights(me),
-            &jobs,
-            rng,
-        )?;
-        ch.flush()?;
-        let st1 = ch.stats().total();
-        let (ms, bytes) = (t.elapsed().as_secs_f64() * 1e3, st1.bytes() - st0.bytes());
-        let total: usize = jobs.iter().map(|j| j.elements).sum();
-        for ((node, op), (job, sh)) in nodes.into_iter().zip(jobs.iter().zip(out)) {
-            let part = job.elements as f64 / total as f64;
-            costs.push(LayerCost {
-                index: node,
-                op: format!("{op} (OT products)"),
-                ms: ms * part,
-                bytes: (bytes as f64 * part) as u64,
-                rounds: st1.rounds() - st0.rounds(),
-            });
-            linear.push((node, LinearShares(sh)));
-        }
-        Ok(())
+        let sizes: Vec<usize> = jobs.iter().map(|j| j.elements).collect();
+        let (i_query, i_hold) = (
+            self.roles().queries_linear(me),
+            self.roles().holds_weights(me),
+        );
+        ot_batch(ch, &nodes, &sizes, linear, costs, |ch| {
+            crate::affine_ot::preprocess(ch, &mut s.products_ot, i_query, i_hold, &jobs, rng)
+        })
     }
 
     /// The online phase returning shares of the logits; see [`Self::online_with`].

@@ -14,7 +14,6 @@ use blindfold_engine::infer::local_engines;
 use blindfold_engine::party::{OutputKind, PartyEngine};
 use blindfold_engine::plan::{Deployment, Products, StepSpec};
 use blindfold_engine::share::split;
-use blindfold_engine::sharing::reconstruct;
 use blindfold_model::engine::{encode_input, run_plain_all};
 use blindfold_model::ir::{ChannelAffine, Conv, Dense, Model, Node, Op, Pool};
 use blindfold_model::quant::{quantize_with, BinaryProducts, BnSign, QModel, QOp, QuantConfig};
@@ -83,6 +82,16 @@ fn model() -> Model {
         (Op::ChannelAffine(bn(&mut rng, 3, 20.0)), vec![3]),
     ];
     chain("bnn-conv", ops)
+}
+
+/// Both servers of a fresh split on two threads: the reconstructed outputs.
+fn two_server(q: &QModel, xs: &[Vec<u64>]) -> Vec<Vec<u64>> {
+    let [s0, s1] = split(q, &mut Prg::from_seed([42; 16]));
+    common::run_two_party(
+        PartyEngine::new(s0).unwrap(),
+        PartyEngine::new(s1).unwrap(),
+        xs,
+    )
 }
 
 fn inputs(q: &QModel, n: usize) -> Vec<Vec<u64>> {
@@ -187,13 +196,7 @@ fn batch_normalization_before_relu_folds_into_a_binarized_conv() {
         .iter()
         .map(|x| run_plain_all(&q, x).unwrap().swap_remove(q.output))
         .collect();
-    let [s0, s1] = split(&q, &mut Prg::from_seed([42; 16]));
-    let got = common::run_two_party(
-        PartyEngine::new(s0).unwrap(),
-        PartyEngine::new(s1).unwrap(),
-        &xs,
-    );
-    assert_eq!(got, want);
+    assert_eq!(two_server(&q, &xs), want);
 }
 
 #[test]
@@ -242,47 +245,10 @@ fn two_server_and_client_server_are_bit_exact() {
         .iter()
         .map(|x| run_plain_all(&q, x).unwrap().swap_remove(q.output))
         .collect();
-    let [s0, s1] = split(&q, &mut Prg::from_seed([42; 16]));
-    let got = common::run_two_party(
-        PartyEngine::new(s0).unwrap(),
-        PartyEngine::new(s1).unwrap(),
-        &xs,
-    );
-    assert_eq!(got, want, "two-server");
+    assert_eq!(two_server(&q, &xs), want, "two-server");
 
     let mut rng = Prg::from_seed([43; 16]);
     let [e0, e1] = local_engines(&q, Deployment::ClientServer, None, &mut rng).unwrap();
-    let (mut c0, mut c1) = blindfold_net::MemoryChannel::pair();
-    let xs1 = xs.clone();
-    let t = std::thread::spawn(move || {
-        let mut rng = Prg::from_seed([44; 16]);
-        let mut s = e1.setup(&mut c1, &mut rng).unwrap();
-        xs1.iter()
-            .map(|x| {
-                let b = e1.offline(&mut c1, &mut s, &mut rng).unwrap();
-                e1.online_with(&mut c1, b, x.clone(), OutputKind::Logits)
-                    .unwrap()
-                    .0
-            })
-            .collect::<Vec<_>>()
-    });
-    let mut rng = Prg::from_seed([45; 16]);
-    let mut s = e0.setup(&mut c0, &mut rng).unwrap();
-    let mut ys0 = Vec::new();
-    for x in &xs {
-        let b = e0.offline(&mut c0, &mut s, &mut rng).unwrap();
-        let zero = vec![0u64; x.len()];
-        ys0.push(
-            e0.online_with(&mut c0, b, zero, OutputKind::Logits)
-                .unwrap()
-                .0,
-        );
-    }
-    let ys1 = t.join().unwrap();
-    let got: Vec<Vec<u64>> = ys0
-        .iter()
-        .zip(&ys1)
-        .map(|(a, b)| reconstruct(a, b))
-        .collect();
+    let got = common::run_client_server(e0, e1, &xs, OutputKind::Logits);
     assert_eq!(got, want, "client-server");
 }

@@ -12,7 +12,6 @@ use blindfold_core::Prg;
 use blindfold_engine::infer::local_engines;
 use blindfold_engine::party::{OutputKind, PartyEngine};
 use blindfold_engine::plan::{Deployment, Garbling, Roles};
-use blindfold_engine::sharing::reconstruct;
 use blindfold_model::engine::{argmax_ring, encode_input, run_plain_all};
 use blindfold_model::quant::QModel;
 use common::model as load;
@@ -20,38 +19,9 @@ use common::model as load;
 /// Inputs per network.
 const N: usize = 8;
 
-/// Run the inputs through both parties: the client's share is the input,
-/// the server's zero. Returns the reconstructed outputs.
+/// Run the inputs through both parties (`common::run_client_server`).
 fn run(e0: PartyEngine, e1: PartyEngine, xs: &[Vec<u64>], kind: OutputKind) -> Vec<Vec<u64>> {
-    let (mut c0, mut c1) = blindfold_net::MemoryChannel::pair();
-    let inputs = xs.to_vec();
-    let client = std::thread::spawn(move || {
-        let mut rng = Prg::from_seed([1; 16]);
-        let mut sess = e1.setup(&mut c1, &mut rng).unwrap();
-        inputs
-            .into_iter()
-            .map(|x| {
-                let b = e1.offline(&mut c1, &mut sess, &mut rng).unwrap();
-                e1.online_with(&mut c1, b, x, kind).unwrap().0
-            })
-            .collect::<Vec<_>>()
-    });
-    let mut rng = Prg::from_seed([0; 16]);
-    let mut sess = e0.setup(&mut c0, &mut rng).unwrap();
-    let ys0: Vec<Vec<u64>> = xs
-        .iter()
-        .map(|x| {
-            let b = e0.offline(&mut c0, &mut sess, &mut rng).unwrap();
-            e0.online_with(&mut c0, b, vec![0; x.len()], kind)
-                .unwrap()
-                .0
-        })
-        .collect();
-    let ys1 = client.join().unwrap();
-    ys0.iter()
-        .zip(&ys1)
-        .map(|(a, b)| reconstruct(a, b))
-        .collect()
+    common::run_client_server(e0, e1, xs, kind)
 }
 
 fn inputs(q: &QModel) -> Vec<Vec<u64>> {

@@ -246,3 +246,43 @@ pub fn run_two_party(e0: PartyEngine, e1: PartyEngine, inputs: &[Vec<u64>]) -> V
         .map(|(a, b)| reconstruct(a, b))
         .collect()
 }
+
+/// Client-server engines (`e0` the server, `e1` the client) on two threads over
+/// the in-memory channel: the client's share is the input, the server's zero. Returns the reconstructed outputs.
+pub fn run_client_server(
+    e0: PartyEngine,
+    e1: PartyEngine,
+    xs: &[Vec<u64>],
+    kind: blindfold_engine::party::OutputKind,
+) -> Vec<Vec<u64>> {
+    use blindfold_engine::sharing::reconstruct;
+    let (mut c0, mut c1) = blindfold_net::MemoryChannel::pair();
+    let inputs = xs.to_vec();
+    let client = std::thread::spawn(move || {
+        let mut rng = Prg::from_seed([1; 16]);
+        let mut sess = e1.setup(&mut c1, &mut rng).unwrap();
+        inputs
+            .into_iter()
+            .map(|x| {
+                let b = e1.offline(&mut c1, &mut sess, &mut rng).unwrap();
+                e1.online_with(&mut c1, b, x, kind).unwrap().0
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut rng = Prg::from_seed([0; 16]);
+    let mut sess = e0.setup(&mut c0, &mut rng).unwrap();
+    let ys0: Vec<Vec<u64>> = xs
+        .iter()
+        .map(|x| {
+            let b = e0.offline(&mut c0, &mut sess, &mut rng).unwrap();
+            e0.online_with(&mut c0, b, vec![0; x.len()], kind)
+                .unwrap()
+                .0
+        })
+        .collect();
+    let ys1 = client.join().unwrap();
+    ys0.iter()
+        .zip(&ys1)
+        .map(|(a, b)| reconstruct(a, b))
+        .collect()
+}
