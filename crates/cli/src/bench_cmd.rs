@@ -49,6 +49,8 @@ pub struct BenchArgs {
     /// server; the others are there to compare).
     #[arg(long, value_enum)]
     pub garbler: Option<GarblerArg>,
+    #[command(flatten)]
+    pub fhe: crate::fhe_cmds::FheArgs,
 }
 
 /// Who garbles in client-server mode.
@@ -63,6 +65,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     match a.kind {
         Some(BenchKind::Primitives) => primitives(a.json),
         Some(BenchKind::Preprocessing) => preprocessing(&a),
+        None if a.mode == crate::plain_cmds::ModeArg::Fhe => {
+            crate::fhe_cmds::bench(&a.network, &a.fhe, a.queries, a.json)
+        }
         None => secure(&a),
     }
 }
@@ -151,7 +156,7 @@ fn preprocessing(a: &BenchArgs) -> Result<()> {
 }
 
 fn secure(a: &BenchArgs) -> Result<()> {
-    let mode = Mode::from(a.mode);
+    let mode = a.mode.mode()?;
     let ma = ModelArg::new(a.network.clone(), a.frac_bits, a.bn);
     let (m, q) = ma.load()?;
     let n_q = a.queries.max(1);

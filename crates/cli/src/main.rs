@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod bench_cmd;
 mod cs_cmds;
+mod fhe_cmds;
 mod paths;
 mod plain_cmds;
 mod secure_cmds;
@@ -79,6 +80,16 @@ P0 receives only a random seed, P1 only the input masked by that seed's expansio
     /// Measure: `bench primitives`, `bench preprocessing --network NAME`,
     /// `bench --network NAME --mode two-server`.
     Bench(bench_cmd::BenchArgs),
+    /// Non-interactive FHE on files: the server's `profile` and `eval`, the
+    /// client's `keygen`, `encrypt` and `decrypt`.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  blindfold fhe keygen --model sok_mnist --out /tmp/k\n  \
+blindfold fhe encrypt --key /tmp/k/secret.key --data data/mnist-test-1k --limit 100 --out /tmp/q.fhe\n  \
+blindfold fhe eval sok_mnist --eval-key /tmp/k/eval.key --in /tmp/q.fhe --out /tmp/r.fhe\n  \
+blindfold fhe decrypt --key /tmp/k/secret.key --in /tmp/r.fhe"
+    )]
+    Fhe(fhe_cmds::FheCmd),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +98,7 @@ fn main() -> ExitCode {
         Cmd::Zoo => plain_cmds::zoo(),
         Cmd::Inspect(a) => plain_cmds::inspect(a),
         Cmd::Run(a) => plain_cmds::run(a),
+        Cmd::Fhe(c) => fhe_cmds::run(c),
         Cmd::Eval(a) => plain_cmds::eval(a),
         Cmd::Digits(a) => plain_cmds::digits(a),
         Cmd::Segment(a) => segment_cmds::segment(a),

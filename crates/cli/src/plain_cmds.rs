@@ -109,9 +109,13 @@ impl ModelArg {
 pub struct InspectArgs {
     #[command(flatten)]
     pub model: ModelArg,
-    /// The deployment whose protocols to show (what `split` and `serve` would run).
-    #[arg(long, default_value = "two-server", value_parser = parse_deployment)]
-    pub mode: Deployment,
+    /// The deployment whose protocols to show (what `split` and `serve` would
+    /// run): two-server, client-server, or fhe (the lowered integer program,
+    /// its bounds and BFV parameters, or the layer FHE cannot run).
+    #[arg(long, default_value = "two-server")]
+    pub mode: String,
+    #[command(flatten)]
+    pub fhe: crate::fhe_cmds::FheArgs,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -147,15 +151,22 @@ pub enum ModeArg {
     /// One server holding the plaintext model and a client on loopback
     /// (hybrid HE + garbled circuits): the real protocols.
     ClientServer,
+    /// Non-interactive FHE: the client encrypts, one server evaluates on
+    /// ciphertexts (eval, bench, demo; square-activation networks only).
+    Fhe,
 }
 
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Mode {
-        match m {
-            ModeArg::Plain => Mode::Plain,
-            ModeArg::Float => Mode::Float,
-            ModeArg::TwoServer => Mode::Secure(Deployment::TwoServer),
-            ModeArg::ClientServer => Mode::Secure(Deployment::ClientServer),
+impl ModeArg {
+    /// The engine mode; FHE mode has its own commands.
+    pub fn mode(self) -> Result<Mode> {
+        match self {
+            ModeArg::Plain => Ok(Mode::Plain),
+            ModeArg::Float => Ok(Mode::Float),
+            ModeArg::TwoServer => Ok(Mode::Secure(Deployment::TwoServer)),
+            ModeArg::ClientServer => Ok(Mode::Secure(Deployment::ClientServer)),
+            ModeArg::Fhe => {
+                bail!("--mode fhe runs in `eval`, `bench`, `demo`, `inspect` and `blindfold fhe`")
+            }
         }
     }
 }
@@ -192,6 +203,8 @@ pub struct EvalArgs {
     pub mode: ModeArg,
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub fhe: crate::fhe_cmds::FheArgs,
 }
 
 pub fn zoo() -> Result<()> {
@@ -234,14 +247,18 @@ pub fn zoo() -> Result<()> {
 }
 
 pub fn inspect(a: InspectArgs) -> Result<()> {
+    if a.mode == "fhe" {
+        return crate::fhe_cmds::inspect(&a.model.model, &a.fhe, a.json);
+    }
+    let mode = parse_deployment(&a.mode).map_err(|e| anyhow::anyhow!("{e} or fhe"))?;
     let (_, q) = a.model.load()?;
     let s = summary::summarize(&q);
-    let survey = Plan::survey(&q, a.mode);
+    let survey = Plan::survey(&q, mode);
     let supported = survey.iter().all(|r| r.protocol.is_ok());
     if a.json {
         let report = InspectReport {
             summary: s,
-            mode: a.mode,
+            mode,
             supported,
         };
         let mut report = serde_json::to_value(&report)?;
@@ -262,7 +279,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     );
     println!(
         "{:>3}  {:<16} {:<14} {:>12} {:>4} {:>9} {:>10} {:>7}  protocol ({})",
-        "#", "layer", "op", "output", "frac", "params", "mults", "nonlin", a.mode
+        "#", "layer", "op", "output", "frac", "params", "mults", "nonlin", mode
     );
     for (l, p) in s.layers.iter().zip(&survey) {
         let protocol = match &p.protocol {
@@ -290,7 +307,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     if !supported {
         println!(
             "{} mode cannot run this model: `split` refuses it (layers marked NOT SUPPORTED)",
-            a.mode
+            mode
         );
     }
     Ok(())
@@ -309,7 +326,7 @@ struct RunOutput {
 pub fn run(a: RunArgs) -> Result<()> {
     let (m, q) = a.model.load()?;
     let x = data::load_input(&a.input, m.input_shape().dims())?;
-    let mode = Mode::from(a.mode);
+    let mode = a.mode.mode()?;
     if mode.is_secure() {
         bail!("`run` is plaintext; use `blindfold demo` or `serve` + `query` for the {mode} mode");
     }
@@ -399,7 +416,12 @@ pub fn load_dataset(
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let mode = Mode::from(a.mode);
+    if a.mode == ModeArg::Fhe {
+        let m = load_onnx(paths::model_path(&a.model.model)?)?;
+        let (ds, n) = load_dataset(&a.data, a.limit, &m)?;
+        return crate::fhe_cmds::eval(&a.model.model, &ds, n, &a.fhe, a.json);
+    }
+    let mode = a.mode.mode()?;
     let (m, q) = a.model.load()?;
     let (ds, n) = load_dataset(&a.data, a.limit, &m)?;
     let pb = progress(n, &format!("eval {} ({mode})", m.name));

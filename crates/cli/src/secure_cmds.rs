@@ -216,11 +216,16 @@ impl TlsArgs {
 pub enum DeployArg {
     TwoServer,
     ClientServer,
+    /// Non-interactive FHE: one server evaluates on the client's ciphertexts.
+    Fhe,
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
     if a.mode == DeployArg::ClientServer {
         return crate::cs_cmds::serve(a);
+    }
+    if a.mode == DeployArg::Fhe {
+        bail!("FHE mode over the network is not built yet: run the non-interactive flow on files (`blindfold fhe keygen`, `encrypt`, `eval`, `decrypt`; see README)");
     }
     if a.model.is_some() {
         bail!("--model is for --mode client-server; a two-server server serves a share file (--share)");
@@ -334,6 +339,9 @@ pub fn query(a: QueryArgs) -> Result<()> {
     if a.mode == DeployArg::ClientServer {
         return crate::cs_cmds::query(a);
     }
+    if a.mode == DeployArg::Fhe {
+        bail!("FHE mode over the network is not built yet: run the non-interactive flow on files (`blindfold fhe keygen`, `encrypt`, `eval`, `decrypt`; see README)");
+    }
     if a.server.is_some() {
         bail!("--server is for --mode client-server; two-server mode takes --servers P0,P1");
     }
@@ -426,6 +434,8 @@ pub struct DemoArgs {
     pub data: Option<PathBuf>,
     #[command(flatten)]
     pub seg: crate::segment_cmds::SegmentDemoArgs,
+    #[command(flatten)]
+    pub fhe: crate::fhe_cmds::FheArgs,
 }
 
 /// Both servers on loopback over mutually authenticated TLS 1.3 (a
@@ -451,6 +461,10 @@ pub fn demo_cluster(
 }
 
 pub fn demo(a: DemoArgs) -> Result<()> {
+    if a.mode == DeployArg::Fhe {
+        let name = a.model.clone().unwrap_or_else(|| "sok_mnist".into());
+        return crate::fhe_cmds::demo(&name, a.count, a.data.clone(), &a.fhe);
+    }
     let segment_default = a.segment && a.model.is_none();
     let name = a.model.clone().unwrap_or_else(|| {
         if a.segment {

@@ -251,7 +251,7 @@ pub fn segment(a: SegmentArgs) -> Result<()> {
     let map = map_of(&m)?;
     let x = load_segment_input(&a.input, m.input_shape().dims(), a.index)?;
     let how = match (a.mode, a.servers.as_slice(), &a.server) {
-        (_, [], None) => Segmenter::Local(Mode::from(a.mode)),
+        (_, [], None) => Segmenter::Local(a.mode.mode()?),
         (ModeArg::TwoServer, [p0, p1], None) => Segmenter::TwoServer {
             servers: [p0.clone(), p1.clone()],
             tls: a.tls.identity(blindfold_net::TlsRole::Client)?,
@@ -457,6 +457,9 @@ pub fn demo(
     let map = map_of(m)?;
     let dir = data.unwrap_or_else(paths::default_segmentation_data);
     let ds = data::load_idx_dir(&dir)?;
+    if mode == secure_cmds::DeployArg::Fhe {
+        bail!("segmentation models use ReLU and max-pool, which FHE mode cannot evaluate; use --mode two-server or client-server");
+    }
     let masks = check_segmentation_set(&ds, &dir, m, map)?;
     let out = a
         .out
@@ -467,7 +470,7 @@ pub fn demo(
         secure_cmds::DeployArg::TwoServer => {
             "split into two shares; servers P0 and P1 and a client on loopback"
         }
-        secure_cmds::DeployArg::ClientServer => {
+        secure_cmds::DeployArg::ClientServer | secure_cmds::DeployArg::Fhe => {
             "held in clear by one server; the server and a client on loopback"
         }
     };
@@ -479,7 +482,9 @@ pub fn demo(
     let n = count.min(ds.len());
     let deployment = match mode {
         secure_cmds::DeployArg::TwoServer => blindfold_engine::Deployment::TwoServer,
-        secure_cmds::DeployArg::ClientServer => blindfold_engine::Deployment::ClientServer,
+        secure_cmds::DeployArg::ClientServer | secure_cmds::DeployArg::Fhe => {
+            blindfold_engine::Deployment::ClientServer
+        }
     };
     let t = std::time::Instant::now();
     let pool = n.clamp(1, 4);

@@ -11,8 +11,8 @@ use crate::keys::{he, Contexts, EvalKeys, Rng09, SecretKeys};
 use crate::lower::{FheOp, FheProgram, Sparse};
 use crate::{noise, par_map, FheError, Progress};
 use fhe::bfv::{Ciphertext, Encoding, Plaintext};
-use fhe_math::rq::{Poly, Representation};
 use fhe_math::rq::traits::TryConvertFrom;
+use fhe_math::rq::{Poly, Representation};
 use fhe_traits::{FheEncoder, FheEncrypter};
 use ndarray::Array2;
 use rand_core::{CryptoRng, RngCore};
@@ -216,7 +216,12 @@ pub fn evaluate(
 /// The level whose modulus still holds `t` and the switched noise with room.
 pub(crate) fn download_level(ctx: &Contexts, p: usize) -> usize {
     let t_bits = 64 - ctx.params.plaintext[p].leading_zeros();
-    let bits: Vec<u32> = ctx.params.moduli.iter().map(|m| 64 - m.leading_zeros()).collect();
+    let bits: Vec<u32> = ctx
+        .params
+        .moduli
+        .iter()
+        .map(|m| 64 - m.leading_zeros())
+        .collect();
     // keep moduli until the kept bits hold t + 30 bits of switching noise and margin
     let mut kept = 0;
     for (level, b) in bits.iter().enumerate() {
@@ -269,20 +274,50 @@ fn linear(
     let rows: Vec<usize> = (0..bias.len()).collect();
     par_map(&rows, |&r| {
         let mut polys = Vec::with_capacity(width);
+        #[allow(clippy::needless_range_loop)]
         for k in 0..width {
+            // Each coefficient x < 2^62 splits into 31-bit halves; |w| < 2^16,
+            // so every partial product is below 2^47 and the sums stay exact in
+            // wrapping u64 (two's complement) for up to 2^16 terms: plain
+            // 32 x 32 -> 64-bit multiplies the compiler vectorises.
+            const M31: u64 = (1 << 31) - 1;
+            let mut lo = vec![0u64; l * n];
+            let mut hi = vec![0u64; l * n];
+            let mut terms = 0usize;
             let mut acc = vec![0i128; l * n];
+            let flush = |lo: &mut [u64], hi: &mut [u64], acc: &mut [i128]| {
+                for ((a, l), h) in acc.iter_mut().zip(lo.iter_mut()).zip(hi.iter_mut()) {
+                    *a += ((*h as i64 as i128) << 31) + *l as i64 as i128;
+                    *l = 0;
+                    *h = 0;
+                }
+            };
             for (ti, a) in mats.iter().enumerate() {
                 for (col, w) in a.row(r) {
                     if w == 0 {
                         continue;
                     }
                     let x = flats[ti][col][k];
-                    let w = w as i128;
-                    for (a, &v) in acc.iter_mut().zip(x.iter()) {
-                        *a += w * v as i128;
+                    let wa = w.unsigned_abs();
+                    if w > 0 {
+                        for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(x.iter()) {
+                            *l = l.wrapping_add(wa * (v & M31));
+                            *h = h.wrapping_add(wa * (v >> 31));
+                        }
+                    } else {
+                        for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(x.iter()) {
+                            *l = l.wrapping_sub(wa * (v & M31));
+                            *h = h.wrapping_sub(wa * (v >> 31));
+                        }
+                    }
+                    terms += 1;
+                    if terms == 1 << 15 {
+                        flush(&mut lo, &mut hi, &mut acc);
+                        terms = 0;
                     }
                 }
             }
+            flush(&mut lo, &mut hi, &mut acc);
             let mut coeffs = vec![0u64; l * n];
             for (li, m) in moduli.iter().enumerate() {
                 let q = **m as i128;
@@ -351,9 +386,21 @@ mod tests {
             output_shape: Shape::new(vec![1]),
             nodes: vec![
                 node(FheOp::Input, 3),
-                node(FheOp::Linear { terms: vec![(0, a)], bias: vec![7, -11] }, 2),
+                node(
+                    FheOp::Linear {
+                        terms: vec![(0, a)],
+                        bias: vec![7, -11],
+                    },
+                    2,
+                ),
                 node(FheOp::Square { input: 1 }, 2),
-                node(FheOp::Linear { terms: vec![(2, b)], bias: vec![-5] }, 1),
+                node(
+                    FheOp::Linear {
+                        terms: vec![(2, b)],
+                        bias: vec![-5],
+                    },
+                    1,
+                ),
             ],
             output: 3,
             final_activation: None,

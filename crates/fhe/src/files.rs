@@ -59,7 +59,10 @@ fn write<T: Serialize>(kind: Kind, body: &T) -> Vec<u8> {
 fn read<T: for<'de> Deserialize<'de>>(kind: Kind, bytes: &[u8]) -> Result<T, FheError> {
     use bincode::Options;
     if bytes.len() < 7 || &bytes[..5] != MAGIC {
-        return Err(FheError::Format(format!("not a {} file (bad magic)", kind.name())));
+        return Err(FheError::Format(format!(
+            "not a {} file (bad magic)",
+            kind.name()
+        )));
     }
     if bytes[5] != kind as u8 {
         return Err(FheError::Format(format!(
@@ -182,14 +185,17 @@ impl ClientKeys {
         let body: SecretBody = read(Kind::SecretKey, b)?;
         let ctx = Contexts::new(&body.profile.params)?;
         if body.keys.len() != ctx.primes() {
-            return Err(FheError::Format("secret key file: wrong number of keys".into()));
+            return Err(FheError::Format(
+                "secret key file: wrong number of keys".into(),
+            ));
         }
         let keys = body
             .keys
             .iter()
             .zip(&ctx.bfv)
             .map(|(k, par)| {
-                SecretKey::from_bytes(k, par).map_err(|e| FheError::Format(format!("secret key: {e}")))
+                SecretKey::from_bytes(k, par)
+                    .map_err(|e| FheError::Format(format!("secret key: {e}")))
             })
             .collect::<Result<_, _>>()?;
         Ok(ClientKeys {
@@ -214,16 +220,23 @@ impl ClientKeys {
         let layout = self.profile.params.layout;
         let (groups, per) = match layout {
             Layout::Batch => (
-                vec![batch::encrypt(&self.ctx, &self.sk, &enc, self.profile.input_len, rng)?],
+                vec![batch::encrypt(
+                    &self.ctx,
+                    &self.sk,
+                    &enc,
+                    self.profile.input_len,
+                    rng,
+                )?],
                 enc.len(),
             ),
             Layout::Latency => {
                 if enc.is_empty() {
                     return Err(FheError::Batch { got: 0, slots: 1 });
                 }
-                let packing = self.profile.packing.as_ref().ok_or_else(|| {
-                    FheError::Format("the profile has no latency packing".into())
-                })?;
+                let packing =
+                    self.profile.packing.as_ref().ok_or_else(|| {
+                        FheError::Format("the profile has no latency packing".into())
+                    })?;
                 (
                     enc.iter()
                         .map(|x| crate::latency::encrypt(&self.ctx, &self.sk, packing, x, rng))
@@ -241,7 +254,11 @@ impl ClientKeys {
                 inputs: per,
                 groups: groups
                     .iter()
-                    .map(|g| g.iter().map(|p| p.iter().map(|c| c.to_bytes()).collect()).collect())
+                    .map(|g| {
+                        g.iter()
+                            .map(|p| p.iter().map(|c| c.to_bytes()).collect())
+                            .collect()
+                    })
                     .collect(),
             },
         ))
@@ -267,23 +284,29 @@ impl ClientKeys {
             budget = budget.min(noise_budget(&self.ctx, &self.sk, &cts)?);
             match body.layout {
                 Layout::Batch => {
-                    if cts.iter().any(|p| p.len() != out_len) || body.inputs > self.ctx.params.degree {
-                        return Err(FheError::Format("result has the wrong number of ciphertexts".into()));
+                    if cts.iter().any(|p| p.len() != out_len)
+                        || body.inputs > self.ctx.params.degree
+                    {
+                        return Err(FheError::Format(
+                            "result has the wrong number of ciphertexts".into(),
+                        ));
                     }
-                    // output o of input b: ciphertext o, slot b
-                    let mut per_input = vec![vec![0i128; out_len]; body.inputs];
-                    for b in 0..body.inputs {
-                        let reads: Vec<(usize, usize, usize)> = (0..out_len).map(|o| (o, o, b)).collect();
-                        // decrypt once per ciphertext: done inside decrypt_crt per call; batch them
-                        per_input[b] = decrypt_crt(&self.ctx, &self.sk, &cts, &reads, out_len)?;
-                    }
-                    outs.extend(per_input);
+                    // output o of input b: ciphertext o, slot b (each decrypted once)
+                    let reads: Vec<(usize, usize, usize)> = (0..out_len)
+                        .flat_map(|o| (0..body.inputs).map(move |b| (b * out_len + o, o, b)))
+                        .collect();
+                    let all =
+                        decrypt_crt(&self.ctx, &self.sk, &cts, &reads, out_len * body.inputs)?;
+                    outs.extend(all.chunks(out_len).map(|c| c.to_vec()));
                 }
                 Layout::Latency => {
                     if cts.iter().any(|p| p.len() != 1) {
-                        return Err(FheError::Format("result has the wrong number of ciphertexts".into()));
+                        return Err(FheError::Format(
+                            "result has the wrong number of ciphertexts".into(),
+                        ));
                     }
-                    let reads: Vec<(usize, usize, usize)> = (0..out_len).map(|o| (o, 0, o)).collect();
+                    let reads: Vec<(usize, usize, usize)> =
+                        (0..out_len).map(|o| (o, 0, o)).collect();
                     outs.push(decrypt_crt(&self.ctx, &self.sk, &cts, &reads, out_len)?);
                 }
             }
@@ -317,7 +340,9 @@ fn decode_group(
             cs.iter()
                 .map(|b| {
                     let c = decode_ciphertext(b, par)?;
-                    if c.len() != 2 || (fresh && c[0].ctx().moduli().len() != ctx.params.moduli.len()) {
+                    if c.len() != 2
+                        || (fresh && c[0].ctx().moduli().len() != ctx.params.moduli.len())
+                    {
                         return Err(FheError::Format(
                             "a ciphertext has the wrong size or level".into(),
                         ));
@@ -399,11 +424,18 @@ impl Server {
     }
 
     /// Evaluate a query file with evaluation keys; returns the result file.
-    pub fn evaluate(&self, keys: &ServerKeys, query: &[u8], progress: &Progress) -> Result<Vec<u8>, FheError> {
+    pub fn evaluate(
+        &self,
+        keys: &ServerKeys,
+        query: &[u8],
+        progress: &Progress,
+    ) -> Result<Vec<u8>, FheError> {
         self.check_keys(keys)?;
         let body: CipherBody = read(Kind::Query, query)?;
         if body.fingerprint != keys.fingerprint {
-            return Err(FheError::Mismatch("the ciphertexts were made for another model".into()));
+            return Err(FheError::Mismatch(
+                "the ciphertexts were made for another model".into(),
+            ));
         }
         if body.key_id != keys.key_id {
             return Err(FheError::Mismatch(
@@ -417,7 +449,9 @@ impl Server {
                 self.model.layout().name()
             )));
         }
-        if body.layout == Layout::Batch && (body.inputs == 0 || body.inputs > self.ctx.params.degree) {
+        if body.layout == Layout::Batch
+            && (body.inputs == 0 || body.inputs > self.ctx.params.degree)
+        {
             return Err(FheError::Batch {
                 got: body.inputs,
                 slots: self.ctx.params.degree,
@@ -430,7 +464,11 @@ impl Server {
                 None => batch::evaluate(&self.ctx, &keys.ek, &self.model.program, cts, progress)?,
                 Some(l) => l.evaluate(&self.ctx, &keys.ek, cts, progress)?,
             };
-            groups.push(res.iter().map(|p| p.iter().map(|c| c.to_bytes()).collect()).collect());
+            groups.push(
+                res.iter()
+                    .map(|p| p.iter().map(|c| c.to_bytes()).collect())
+                    .collect(),
+            );
         }
         Ok(write(
             Kind::Result,

@@ -3,8 +3,8 @@
 use crate::params::FheParams;
 use crate::FheError;
 use fhe::bfv::{
-    BfvParameters, BfvParametersBuilder, EvaluationKey, EvaluationKeyBuilder,
-    RelinearizationKey, SecretKey,
+    BfvParameters, BfvParametersBuilder, EvaluationKey, EvaluationKeyBuilder, RelinearizationKey,
+    SecretKey,
 };
 use fhe_traits::{DeserializeParametrized, Serialize as FheSerialize};
 use rand_core::{CryptoRng, RngCore};

@@ -110,7 +110,9 @@ pub enum Step {
         diags: Vec<(usize, Vec<i64>)>,
         bias: Vec<i128>,
     },
-    Square { src: usize },
+    Square {
+        src: usize,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -167,8 +169,14 @@ impl LatencyPlan {
         // stages: composed linear maps and squares, over program values
         enum Stage {
             Input,
-            Linear { src: usize, a: Sparse, bias: Vec<i128> },
-            Square { src: usize },
+            Linear {
+                src: usize,
+                a: Sparse,
+                bias: Vec<i128>,
+            },
+            Square {
+                src: usize,
+            },
         }
         let mut stages: Vec<Stage> = vec![];
         let mut names: Vec<String> = vec![];
@@ -196,13 +204,22 @@ impl LatencyPlan {
                     let s = stage_of[*src];
                     let fuse = matches!(stages[s], Stage::Linear { .. }) && uses[*src] == 1;
                     if fuse {
-                        let Stage::Linear { src: ps, a: pa, bias: pb } = &stages[s] else {
+                        let Stage::Linear {
+                            src: ps,
+                            a: pa,
+                            bias: pb,
+                        } = &stages[s]
+                        else {
                             unreachable!()
                         };
                         if let Some(c) = compose(a, pa) {
                             let nb = apply_bias(a, pb, bias);
                             let ps = *ps;
-                            stages[s] = Stage::Linear { src: ps, a: c, bias: nb };
+                            stages[s] = Stage::Linear {
+                                src: ps,
+                                a: c,
+                                bias: nb,
+                            };
                             names[s] = format!("{}+{}", names[s], n.name);
                             stage_of[i] = s;
                             continue;
@@ -262,7 +279,9 @@ impl LatencyPlan {
                 Stage::Square { src } => (Step::Square { src }, lens[src]),
                 Stage::Linear { src, a, bias } => {
                     if Some(s) == packed_stage {
-                        let weights = (0..a.rows).map(|r| a.row(r).map(|(_, w)| w).collect()).collect();
+                        let weights = (0..a.rows)
+                            .map(|r| a.row(r).map(|(_, w)| w).collect())
+                            .collect();
                         (
                             Step::Packed {
                                 rows: a.rows,
@@ -370,7 +389,13 @@ impl LatencyPlan {
     }
 
     /// Noise estimate at the output, `None` if a value does not fit one row.
-    pub fn noise_estimate(&self, _prog: &FheProgram, t_bits: u32, degree: usize, mod_bits: u32) -> Option<f64> {
+    pub fn noise_estimate(
+        &self,
+        _prog: &FheProgram,
+        t_bits: u32,
+        degree: usize,
+        mod_bits: u32,
+    ) -> Option<f64> {
         if self.widest() > degree / 2 {
             return None;
         }
@@ -383,9 +408,16 @@ impl LatencyPlan {
                     let k = weights.iter().map(|w| w.len()).max().unwrap_or(1);
                     noise::sum(noise::plaintext_product(noise::FRESH, t_bits, degree), k)
                 }
-                Step::Diag { src, m_pad, n_pad, diags, .. } => {
+                Step::Diag {
+                    src,
+                    m_pad,
+                    n_pad,
+                    diags,
+                    ..
+                } => {
                     let x = e[*src].max(floor);
-                    let z = noise::sum(noise::plaintext_product(x, t_bits, degree), diags.len()).max(floor);
+                    let z = noise::sum(noise::plaintext_product(x, t_bits, degree), diags.len())
+                        .max(floor);
                     noise::sum(z, n_pad / m_pad)
                 }
                 Step::Square { src } => noise::square(e[*src], t_bits, degree).max(floor),
@@ -401,9 +433,12 @@ impl LatencyPlan {
         for s in &self.steps {
             units += match s {
                 Step::Input => (self.packing.ciphertexts() as f64) * UPLOAD_COST,
-                Step::Packed { weights, .. } => weights.iter().map(|w| w.len()).max().unwrap_or(0) as f64,
+                Step::Packed { weights, .. } => {
+                    weights.iter().map(|w| w.len()).max().unwrap_or(0) as f64
+                }
                 Step::Diag { diags, .. } => {
-                    diags.len() as f64 + ROTATION_COST * (moduli as f64 / 4.0) * self.diag_rotations(s) as f64
+                    diags.len() as f64
+                        + ROTATION_COST * (moduli as f64 / 4.0) * self.diag_rotations(s) as f64
                 }
                 Step::Square { .. } => 90.0,
             };
@@ -412,9 +447,24 @@ impl LatencyPlan {
     }
 
     fn diag_rotations(&self, s: &Step) -> usize {
-        if let Step::Diag { m_pad, n_pad, baby, diags, .. } = s {
-            let babies: std::collections::BTreeSet<usize> = diags.iter().map(|(d, _)| d % baby).filter(|&b| b != 0).collect();
-            let giants: std::collections::BTreeSet<usize> = diags.iter().map(|(d, _)| d / baby).filter(|&g| g != 0).collect();
+        if let Step::Diag {
+            m_pad,
+            n_pad,
+            baby,
+            diags,
+            ..
+        } = s
+        {
+            let babies: std::collections::BTreeSet<usize> = diags
+                .iter()
+                .map(|(d, _)| d % baby)
+                .filter(|&b| b != 0)
+                .collect();
+            let giants: std::collections::BTreeSet<usize> = diags
+                .iter()
+                .map(|(d, _)| d / baby)
+                .filter(|&g| g != 0)
+                .collect();
             babies.len() + giants.len() + (n_pad / m_pad).trailing_zeros() as usize
         } else {
             0
@@ -442,7 +492,10 @@ fn diag_shape(a: &Sparse, in_period: usize) -> (usize, usize) {
     let baby = next_pow2((m_pad as f64).sqrt().ceil() as usize);
     let b: std::collections::BTreeSet<_> = ds.iter().map(|d| d % baby).collect();
     let g: std::collections::BTreeSet<_> = ds.iter().map(|d| d / baby).collect();
-    (ds.len(), b.len() + g.len() + (n_pad / m_pad).trailing_zeros() as usize)
+    (
+        ds.len(),
+        b.len() + g.len() + (n_pad / m_pad).trailing_zeros() as usize,
+    )
 }
 
 /// Encrypt one query: per prime, the packed ciphertexts.
@@ -462,7 +515,10 @@ pub fn encrypt<R: RngCore + CryptoRng>(
             let t = ctx.params.plaintext[p];
             vecs.iter()
                 .map(|v| {
-                    let v: Vec<u64> = v.iter().map(|&s| crate::batch::residue(s as i128, t)).collect();
+                    let v: Vec<u64> = v
+                        .iter()
+                        .map(|&s| crate::batch::residue(s as i128, t))
+                        .collect();
                     let pt = Plaintext::try_encode(&v, Encoding::simd(), par).map_err(he)?;
                     sk.keys[p].try_encrypt(&pt, &mut r).map_err(he)
                 })
@@ -510,7 +566,12 @@ impl LatencyEvaluator {
                         products.push(vec![]);
                         bias.push(None);
                     }
-                    Step::Packed { rows, period, weights, bias: b } => {
+                    Step::Packed {
+                        rows,
+                        period,
+                        weights,
+                        bias: b,
+                    } => {
                         let k = weights.iter().map(|w| w.len()).max().unwrap_or(0);
                         let mut pts = vec![];
                         for kk in 0..k {
@@ -522,7 +583,15 @@ impl LatencyEvaluator {
                         products.push(pts);
                         bias.push(Some(enc(&periodic(b, *rows, *period, n, t))?));
                     }
-                    Step::Diag { rows, m_pad, n_pad, baby, diags, bias: b, .. } => {
+                    Step::Diag {
+                        rows,
+                        m_pad,
+                        n_pad,
+                        baby,
+                        diags,
+                        bias: b,
+                        ..
+                    } => {
                         let mut pts = vec![];
                         for (d, dv) in diags {
                             let g = d / baby * baby;
@@ -579,9 +648,12 @@ impl LatencyEvaluator {
             let enc = &self.encoded[p];
             let relin = &ek.relin[p];
             let rot = |c: &Ciphertext, r: usize| -> Result<Ciphertext, FheError> {
-                let g = ek.galois[p]
-                    .as_ref()
-                    .ok_or_else(|| FheError::Format("the evaluation keys have no rotation keys (made for the batch layout?)".into()))?;
+                let g = ek.galois[p].as_ref().ok_or_else(|| {
+                    FheError::Format(
+                        "the evaluation keys have no rotation keys (made for the batch layout?)"
+                            .into(),
+                    )
+                })?;
                 g.rotates_columns_by(c, r).map_err(he)
             };
             let mut vals: Vec<Option<Ciphertext>> = vec![None; self.plan.steps.len()];
@@ -603,7 +675,8 @@ impl LatencyEvaluator {
                                 Some(a) => &a + &prod,
                             });
                         }
-                        let mut y = acc.ok_or_else(|| FheError::Format("empty first layer".into()))?;
+                        let mut y =
+                            acc.ok_or_else(|| FheError::Format("empty first layer".into()))?;
                         y += enc.bias[i].as_ref().expect("bias");
                         Some(y)
                     }
@@ -613,7 +686,14 @@ impl LatencyEvaluator {
                         relin.relinearizes(&mut y).map_err(he)?;
                         Some(y)
                     }
-                    Step::Diag { src, m_pad, n_pad, baby, diags, .. } => {
+                    Step::Diag {
+                        src,
+                        m_pad,
+                        n_pad,
+                        baby,
+                        diags,
+                        ..
+                    } => {
                         let x = vals[*src].as_ref().expect("computed");
                         let mut babies: BTreeMap<usize, Ciphertext> = BTreeMap::new();
                         for (d, _) in diags {
@@ -660,7 +740,8 @@ impl LatencyEvaluator {
             if y.len() > 2 {
                 relin.relinearizes(&mut y).map_err(he)?;
             }
-            y.switch_to_level(crate::batch::download_level(ctx, p)).map_err(he)?;
+            y.switch_to_level(crate::batch::download_level(ctx, p))
+                .map_err(he)?;
             Ok(vec![y])
         })?;
         Ok(out)

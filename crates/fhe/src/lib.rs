@@ -46,7 +46,9 @@ pub enum FheError {
     Batch { got: usize, slots: usize },
     #[error("{0}")]
     Format(String),
-    #[error("these keys or ciphertexts belong to another model, quantization or parameter set ({0})")]
+    #[error(
+        "these keys or ciphertexts belong to another model, quantization or parameter set ({0})"
+    )]
     Mismatch(String),
     #[error("decryption failed: {0} (wrong secret key, or noise exhausted)")]
     Decrypt(String),
@@ -264,7 +266,12 @@ pub fn decrypt_crt(
         }
     }
     Ok((0..outputs)
-        .map(|o| crt_centred(&ctx.params.plaintext, &residues.iter().map(|r| r[o]).collect::<Vec<_>>()))
+        .map(|o| {
+            crt_centred(
+                &ctx.params.plaintext,
+                &residues.iter().map(|r| r[o]).collect::<Vec<_>>(),
+            )
+        })
         .collect())
 }
 
@@ -310,17 +317,16 @@ fn mod_inv(a: u64, m: u64) -> u64 {
 
 /// Noise budget left (bits) in the tightest of `cts`: `log2(q/t) - 1 - noise`,
 /// measured with the secret key (a diagnostic for the client and the tests).
-pub fn noise_budget(ctx: &Contexts, sk: &SecretKeys, cts: &[Vec<Ciphertext>]) -> Result<i64, FheError> {
+pub fn noise_budget(
+    ctx: &Contexts,
+    sk: &SecretKeys,
+    cts: &[Vec<Ciphertext>],
+) -> Result<i64, FheError> {
     let mut best = i64::MAX;
     for (p, cs) in cts.iter().enumerate() {
         let t_bits = (ctx.params.plaintext[p] as f64).log2();
         for c in cs {
-            let q_bits: f64 = c[0]
-                .ctx()
-                .moduli()
-                .iter()
-                .map(|&m| (m as f64).log2())
-                .sum();
+            let q_bits: f64 = c[0].ctx().moduli().iter().map(|&m| (m as f64).log2()).sum();
             // SAFETY: variable time in the noise only, run by the key holder.
             let e = unsafe { sk.keys[p].measure_noise(c) }
                 .map_err(|e| FheError::Decrypt(e.to_string()))?;
@@ -337,7 +343,13 @@ mod tests {
     #[test]
     fn crt_recovers_signed_values() {
         let ms = [1_073_692_673u64, 1_073_643_521, 1_073_479_681];
-        for v in [0i128, 1, -1, 123_456_789_012_345, -98_765_432_109_876_543_210] {
+        for v in [
+            0i128,
+            1,
+            -1,
+            123_456_789_012_345,
+            -98_765_432_109_876_543_210,
+        ] {
             let rs: Vec<u64> = ms.iter().map(|&t| v.rem_euclid(t as i128) as u64).collect();
             assert_eq!(crt_centred(&ms, &rs), v);
         }

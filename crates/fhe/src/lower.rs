@@ -125,7 +125,9 @@ pub enum FheOp {
         bias: Vec<i128>,
     },
     /// `y = x · x`, element-wise.
-    Square { input: usize },
+    Square {
+        input: usize,
+    },
 }
 
 /// A value of the FHE program.
@@ -329,11 +331,11 @@ impl Lowerer<'_> {
         } else {
             ((sb / sa).round(), 1.0)
         };
-        if fa > (1u64 << 40) as f64 || fb > (1u64 << 40) as f64 {
+        if fa > (1u64 << 15) as f64 || fb > (1u64 << 15) as f64 {
             return Err(unsupported(
                 name,
                 "add",
-                "its inputs' scales differ by more than 2^40",
+                "its inputs' scales differ by more than 2^15",
             ));
         }
         Ok((fa as i64, fb as i64, (sa * fa).max(sb * fb)))
@@ -356,8 +358,7 @@ impl FheProgram {
             )));
         }
         let (rlo, rhi) = quant.input_range;
-        if !(rlo.is_finite() && rhi.is_finite() && rlo <= rhi) || rlo.abs().max(rhi.abs()) > 1e6
-        {
+        if !(rlo.is_finite() && rhi.is_finite() && rlo <= rhi) || rlo.abs().max(rhi.abs()) > 1e6 {
             return Err(LowerError::Quant(format!(
                 "input range [{rlo}, {rhi}] is not a finite interval within ±1e6"
             )));

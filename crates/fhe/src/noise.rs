@@ -25,14 +25,15 @@ pub fn scalar_linear(e: f64, max_row_l1: i128, terms: usize) -> f64 {
 }
 
 pub fn plaintext_product(e: f64, t_bits: u32, degree: usize) -> f64 {
-    e + t_bits as f64 + (degree as f64).log2() / 2.0 + 2.0
+    e + t_bits as f64 + (degree as f64).log2() / 2.0 + 1.5
 }
 
 pub fn square(e: f64, t_bits: u32, degree: usize) -> f64 {
     e + t_bits as f64 + (degree as f64).log2() + 1.5
 }
 
-/// Sum of `k` values of noise `e`.
+/// Sum of `k` values of noise `e` with independent errors (grows like `√k`,
+/// plus one bit).
 pub fn sum(e: f64, k: usize) -> f64 {
-    e + (k.max(1) as f64).log2()
+    e + (k.max(1) as f64).log2() / 2.0 + 1.0
 }

@@ -87,7 +87,10 @@ impl FheParams {
         self.moduli.iter().map(|m| 64 - m.leading_zeros()).sum()
     }
     pub fn plaintext_bits(&self) -> Vec<u32> {
-        self.plaintext.iter().map(|t| 64 - t.leading_zeros()).collect()
+        self.plaintext
+            .iter()
+            .map(|t| 64 - t.leading_zeros())
+            .collect()
     }
     /// Inputs one batch holds (batch layout: every slot).
     pub fn slots(&self) -> usize {
@@ -123,7 +126,11 @@ pub enum ParamsError {
 /// `k` distinct primes of `bits` bits, `= 1 mod 2n`, descending from `2^bits`.
 pub fn plaintext_primes(bits: u32, degree: usize, k: usize) -> Option<Vec<u64>> {
     let mut out = vec![];
-    let mut upper = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let mut upper = if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
     while out.len() < k {
         let p = fhe_math::zq::primes::generate_prime(bits as usize, 2 * degree as u64, upper)?;
         out.push(p);
@@ -172,12 +179,14 @@ pub fn choose(
             let t_bits = range_bits.div_ceil(k as u32) + 1;
             let min_t = (2 * degree as u64).ilog2() + 2;
             let t_bits = t_bits.max(min_t);
-            if t_bits > MAX_PLAINTEXT_BITS {
+            if t_bits > MAX_PLAINTEXT_BITS || plaintext_primes(t_bits, degree, k).is_none() {
                 continue;
             }
             // first estimate with 60-bit moduli, then with the chosen sizes
             let Some(mut e) = noise(t_bits, degree, MAX_MODULUS_BITS - 2) else {
-                why.push(format!("n = {degree}: values do not fit one ciphertext row"));
+                why.push(format!(
+                    "n = {degree}: values do not fit one ciphertext row"
+                ));
                 break;
             };
             let mut need = (e + t_bits as f64 + NOISE_MARGIN_BITS).ceil() as u32;
@@ -281,7 +290,13 @@ mod tests {
 
     #[test]
     fn choice_stays_within_the_security_bound() {
-        let p = choose(Layout::Batch, 80, |t, n, _| Some(2.0 * t as f64 + (n as f64).log2() * 2.0 + 40.0), |n, k, l| (k * l) as f64 * (n as f64).log2()).unwrap();
+        let p = choose(
+            Layout::Batch,
+            80,
+            |t, n, _| Some(2.0 * t as f64 + (n as f64).log2() * 2.0 + 40.0),
+            |n, k, l| (k * l) as f64 * (n as f64).log2(),
+        )
+        .unwrap();
         assert!(p.log_q() <= max_log_q(p.degree).unwrap());
         let prod: f64 = p.plaintext.iter().map(|&t| (t as f64).log2()).sum();
         assert!(prod >= 80.0);

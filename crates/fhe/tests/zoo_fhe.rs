@@ -19,7 +19,11 @@ fn inputs(len: usize, count: usize) -> Vec<Vec<f32>> {
     } else {
         let mut prg = Prg::from_seed([3; 16]);
         (0..count)
-            .map(|_| (0..len).map(|_| (prg.gen_u64() % 1001) as f32 / 1000.0).collect())
+            .map(|_| {
+                (0..len)
+                    .map(|_| (prg.gen_u64() % 1001) as f32 / 1000.0)
+                    .collect()
+            })
             .collect()
     }
 }
@@ -29,7 +33,14 @@ pub fn run(name: &str, layout: Layout, count: usize) -> i64 {
     let m = blindfold_model::load_onnx(root().join(format!("models/{name}.onnx"))).unwrap();
     let t0 = Instant::now();
     let fm = FheModel::new(&m, FheQuant::default(), layout).unwrap();
-    eprintln!("{name} {}: {} (range {} bits, depth {}) planned in {:?}", layout.name(), fm.params.describe(), fm.program.range_bits(), fm.program.depth(), t0.elapsed());
+    eprintln!(
+        "{name} {}: {} (range {} bits, depth {}) planned in {:?}",
+        layout.name(),
+        fm.params.describe(),
+        fm.program.range_bits(),
+        fm.program.depth(),
+        t0.elapsed()
+    );
     let server = Server::new(fm.clone()).unwrap();
     let profile = fm.profile();
     let mut rng = Prg::from_seed([7; 16]);
@@ -45,7 +56,11 @@ pub fn run(name: &str, layout: Layout, count: usize) -> i64 {
     let r = server.evaluate(&keys, &q, &Progress::none()).unwrap();
     eprintln!("  evaluate {:?}, result {} bytes", t0.elapsed(), r.len());
     let (outs, budget) = client.decrypt(&r).unwrap();
-    eprintln!("  noise budget left {budget} bits (estimate said {} of {})", fm.params.noise_estimate, fm.params.log_q());
+    eprintln!(
+        "  noise budget left {budget} bits (estimate said {} of {})",
+        fm.params.noise_estimate,
+        fm.params.log_q()
+    );
     assert_eq!(outs.len(), count);
     for (i, x) in xs.iter().enumerate() {
         let want = fm.program.run(&fm.program.encode_input(x).unwrap());
@@ -73,13 +88,17 @@ fn sok_mnist_both_layouts() {
     run("sok_mnist", Layout::Batch, 8);
 }
 
+/// Slow (minutes): `scripts/fhe-zoo.sh` runs it.
 #[test]
+#[ignore]
 fn secureml_both_layouts() {
     run("secureml", Layout::Latency, 1);
     run("secureml", Layout::Batch, 4);
 }
 
+/// Slow (minutes): `scripts/fhe-zoo.sh` runs it.
 #[test]
+#[ignore]
 fn cryptonets_both_layouts() {
     run("cryptonets", Layout::Latency, 1);
     run("cryptonets", Layout::Batch, 4);

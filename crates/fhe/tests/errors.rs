@@ -1,0 +1,96 @@
+//! Bad inputs are clear errors: a ReLU model, inputs outside the range, wrong
+//! keys, foreign or truncated ciphertexts, a batch larger than the slots.
+
+use blindfold_core::Prg;
+use blindfold_fhe::files::{self, Server, ServerKeys};
+use blindfold_fhe::{FheError, FheModel, FheQuant, Layout, Progress};
+use std::path::PathBuf;
+
+fn model(name: &str) -> blindfold_model::ir::Model {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../../models/{name}.onnx"));
+    blindfold_model::load_onnx(p).unwrap()
+}
+
+#[test]
+fn relu_and_max_pool_are_refused_naming_the_layer() {
+    for name in ["minionn", "ppml_b", "deepsecure"] {
+        let e = FheModel::new(&model(name), FheQuant::default(), Layout::Batch).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("layer") && (msg.contains("relu") || msg.contains("maxpool")),
+            "{name}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn files_are_checked() {
+    let fm = FheModel::new(&model("sok_ecg"), FheQuant::default(), Layout::Batch).unwrap();
+    let server = Server::new(fm.clone()).unwrap();
+    let mut rng = Prg::from_seed([9; 16]);
+    let (client, _, eval) = files::generate(&fm.profile(), &mut rng).unwrap();
+    let (other, _, other_eval) = files::generate(&fm.profile(), &mut rng).unwrap();
+    let (keys, _, _) = ServerKeys::from_bytes(&eval).unwrap();
+    let (other_keys, _, _) = ServerKeys::from_bytes(&other_eval).unwrap();
+    let x = vec![0.25f32; 180];
+
+    // out of range, wrong length
+    assert!(matches!(
+        client.encrypt(&[vec![1.5f32; 180]], &mut rng),
+        Err(FheError::Input(_))
+    ));
+    assert!(matches!(
+        client.encrypt(&[vec![0.5f32; 179]], &mut rng),
+        Err(FheError::Input(_))
+    ));
+    // a batch larger than the slots
+    let too_many = vec![x.clone(); fm.params.slots() + 1];
+    assert!(matches!(
+        client.encrypt(&too_many, &mut rng),
+        Err(FheError::Batch { .. })
+    ));
+
+    let q = client.encrypt(std::slice::from_ref(&x), &mut rng).unwrap();
+    // ciphertexts under other keys
+    let e = server
+        .evaluate(&other_keys, &q, &Progress::none())
+        .unwrap_err();
+    assert!(matches!(e, FheError::Mismatch(_)), "{e}");
+    // truncated and corrupted query files
+    for cut in [0, 5, 7, 100, q.len() / 2, q.len() - 1] {
+        let e = server
+            .evaluate(&keys, &q[..cut], &Progress::none())
+            .unwrap_err();
+        assert!(matches!(e, FheError::Format(_)), "cut {cut}: {e}");
+    }
+    let mut bad = q.clone();
+    let mid = bad.len() / 2;
+    for b in &mut bad[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    assert!(server.evaluate(&keys, &bad, &Progress::none()).is_err());
+    // a query file given as a result, keys given as a query
+    assert!(matches!(client.decrypt(&q), Err(FheError::Format(_))));
+    assert!(matches!(
+        server.evaluate(&keys, &eval, &Progress::none()),
+        Err(FheError::Format(_))
+    ));
+    // a result decrypted with another client's key
+    let r = server.evaluate(&keys, &q, &Progress::none()).unwrap();
+    assert!(matches!(other.decrypt(&r), Err(FheError::Mismatch(_))));
+    // the right key decrypts to the reference
+    let (y, budget) = client.decrypt(&r).unwrap();
+    assert_eq!(y[0], fm.program.run(&fm.program.encode_input(&x).unwrap()));
+    assert!(budget > 0);
+    // truncated evaluation keys
+    for cut in [3, 9, eval.len() / 3] {
+        assert!(ServerKeys::from_bytes(&eval[..cut]).is_err());
+    }
+    // keys for another model
+    let fm2 = FheModel::new(&model("ppml_a"), FheQuant::default(), Layout::Batch).unwrap();
+    let s2 = Server::new(fm2).unwrap();
+    assert!(matches!(
+        s2.evaluate(&keys, &q, &Progress::none()),
+        Err(FheError::Mismatch(_))
+    ));
+}
