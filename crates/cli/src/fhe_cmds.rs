@@ -669,3 +669,115 @@ pub fn demo(model: &str, count: usize, data_dir: Option<PathBuf>, fhe: &FheArgs)
     }
     Ok(())
 }
+
+/// `serve --mode fhe --model MODEL --listen ADDR`: one server, the model in
+/// clear, no secret key; clients upload evaluation keys once per connection.
+pub fn serve(a: &crate::secure_cmds::ServeArgs) -> Result<()> {
+    use blindfold_fhe::service::{self, ServiceConfig};
+    use blindfold_net::{TcpAcceptor, TlsRole};
+    let Some(model) = a.model.clone() else {
+        bail!("--mode fhe needs --model MODEL (zoo name or .onnx): the server holds the model in clear");
+    };
+    if a.share.is_some() || a.party.is_some() || a.peer.is_some() {
+        bail!("--share, --party and --peer are for two-server mode; an FHE server has no peer");
+    }
+    let fm = a.fhe.build(&load(&model)?)?;
+    let t = Instant::now();
+    let server = std::sync::Arc::new(Server::new(fm)?);
+    let identity = a.tls.identity(TlsRole::P0)?;
+    let listener =
+        std::net::TcpListener::bind(&a.listen).with_context(|| format!("binding {}", a.listen))?;
+    eprintln!(
+        "serving model {} in FHE mode on {} over {} ({}; ready in {:.1} s)",
+        server.model.program.name,
+        listener.local_addr()?,
+        if identity.is_some() {
+            "mutually authenticated TLS 1.3 (certificate p0)"
+        } else {
+            "PLAINTEXT TCP"
+        },
+        server.model.params.describe(),
+        t.elapsed().as_secs_f64()
+    );
+    let cfg = ServiceConfig {
+        timeout: std::time::Duration::from_secs(a.timeout.max(30)),
+        max_connections: a.max_connections as usize,
+        verbose: !a.quiet,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    match identity {
+        None => service::run(server, TcpAcceptor::new(listener)?, cfg, stop)?,
+        Some(id) => service::run(server, id.acceptor(listener)?, cfg, stop)?,
+    }
+    Ok(())
+}
+
+/// `query --mode fhe --server ADDR INPUT...`: keys made here, inputs encrypted
+/// here (one batch, or one latency query each), decrypted here.
+pub fn query(a: &crate::secure_cmds::QueryArgs) -> Result<()> {
+    use blindfold_net::{TcpTransport, TlsRole};
+    let Some(addr) = a.server.clone() else {
+        bail!("--mode fhe needs --server ADDR (the FHE server's --listen address)");
+    };
+    let timeout = std::time::Duration::from_secs(a.timeout);
+    match a.tls.identity(TlsRole::Client)? {
+        None => query_over(&TcpTransport, &addr, a, timeout),
+        Some(id) => query_over(&id.transport(Some(TlsRole::P0))?, &addr, a, timeout),
+    }
+}
+
+fn query_over<T: blindfold_net::Transport>(
+    t: &T,
+    addr: &str,
+    a: &crate::secure_cmds::QueryArgs,
+    timeout: std::time::Duration,
+) -> Result<()> {
+    use blindfold_fhe::service::FheClient;
+    let mut rng = Prg::from_entropy();
+    let t0 = Instant::now();
+    let mut client = FheClient::connect(t, addr, timeout, &mut rng)
+        .with_context(|| format!("connecting to the FHE server at {addr}"))?;
+    if !a.json {
+        eprintln!(
+            "connected to {addr}: model {}, {}; keys made here and evaluation keys ({:.1} MB) sent in {:.1} s",
+            client.profile().name,
+            client.profile().params.describe(),
+            client.key_bytes as f64 / 1e6,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    let shape = client.profile().input_shape.clone();
+    let xs: Vec<Vec<f32>> = a
+        .input
+        .iter()
+        .map(|p| data::load_input(p, &shape))
+        .collect::<std::result::Result<_, _>>()?;
+    let t = Instant::now();
+    let (ys, budget, up, down) = client.query(&xs, &mut rng)?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    for (p, y) in a.input.iter().zip(&ys) {
+        let scores = client.profile().decode(y);
+        let label = argmax(&scores);
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"input": p.display().to_string(), "label": label, "scores": scores, "noise_budget_bits": budget, "ms": ms, "upload_bytes": up, "download_bytes": down})
+            );
+        } else if a.label_only {
+            println!("{}: label {label}", p.display());
+        } else {
+            let s: Vec<String> = scores.iter().map(|v| format!("{v:.2}")).collect();
+            println!("{}: label {label}  scores {}", p.display(), s.join(" "));
+        }
+    }
+    if !a.json {
+        eprintln!(
+            "{} input(s) in {:.0} ms: {:.1} MB up, {:.1} MB down, noise budget left {budget} bits",
+            ys.len(),
+            ms,
+            up as f64 / 1e6,
+            down as f64 / 1e6
+        );
+    }
+    Ok(())
+}

@@ -177,6 +177,8 @@ pub struct ServeArgs {
     /// Queries waiting at once (in all; per source address: 16 or fewer).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub max_pending: u64,
+    #[command(flatten)]
+    pub fhe: crate::fhe_cmds::FheArgs,
 }
 
 /// How a process secures its links: `--tls-dir` (the deployment's
@@ -225,7 +227,7 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         return crate::cs_cmds::serve(a);
     }
     if a.mode == DeployArg::Fhe {
-        bail!("FHE mode over the network is not built yet: run the non-interactive flow on files (`blindfold fhe keygen`, `encrypt`, `eval`, `decrypt`; see README)");
+        return crate::fhe_cmds::serve(&a);
     }
     if a.model.is_some() {
         bail!("--model is for --mode client-server; a two-server server serves a share file (--share)");
@@ -340,7 +342,7 @@ pub fn query(a: QueryArgs) -> Result<()> {
         return crate::cs_cmds::query(a);
     }
     if a.mode == DeployArg::Fhe {
-        bail!("FHE mode over the network is not built yet: run the non-interactive flow on files (`blindfold fhe keygen`, `encrypt`, `eval`, `decrypt`; see README)");
+        return crate::fhe_cmds::query(&a);
     }
     if a.server.is_some() {
         bail!("--server is for --mode client-server; two-server mode takes --servers P0,P1");

@@ -37,6 +37,8 @@ use std::collections::BTreeMap;
 const ROTATION_COST: f64 = 14.0;
 /// Cost of one uploaded ciphertext in plaintext products (bytes matter).
 const UPLOAD_COST: f64 = 2.0;
+/// Slots of one row at the smallest degree the latency layout uses (8192).
+const MIN_ROW: usize = 4096;
 
 /// How the client packs its input (public: the first layer's connection
 /// pattern, never its weights).
@@ -44,10 +46,13 @@ const UPLOAD_COST: f64 = 2.0;
 pub enum InputPacking {
     /// One ciphertext: the input replicated with period `period`.
     Plain { period: usize },
-    /// One ciphertext per connection: ciphertext `k`, slot `j` with `i = j mod
-    /// period < rows` holds `x[cols[i][k]]` (zero past the row's end).
+    /// The connections of every output, `blocks` of them per ciphertext:
+    /// slot `j` of ciphertext `c` (row `i = j mod period < rows`, block `b =
+    /// (j / period) mod blocks`) holds `x[cols[i][c·blocks + b]]` (zero past
+    /// the row's end).
     Im2col {
         period: usize,
+        blocks: usize,
         rows: usize,
         cols: Vec<Vec<u32>>,
     },
@@ -57,7 +62,12 @@ impl InputPacking {
     pub fn ciphertexts(&self) -> usize {
         match self {
             InputPacking::Plain { .. } => 1,
-            InputPacking::Im2col { cols, .. } => cols.iter().map(|c| c.len()).max().unwrap_or(0),
+            InputPacking::Im2col { cols, blocks, .. } => cols
+                .iter()
+                .map(|c| c.len())
+                .max()
+                .unwrap_or(0)
+                .div_ceil(*blocks),
         }
     }
     /// The slot vectors (length `n`, row 1 zero) of one input.
@@ -71,14 +81,19 @@ impl InputPacking {
                 }
                 vec![v]
             }
-            InputPacking::Im2col { period, rows, cols } => (0..self.ciphertexts())
-                .map(|k| {
+            InputPacking::Im2col {
+                period,
+                blocks,
+                rows,
+                cols,
+            } => (0..self.ciphertexts())
+                .map(|c| {
                     let mut v = vec![0i64; degree];
                     for (j, s) in v.iter_mut().enumerate().take(row) {
-                        let i = j % period;
+                        let (i, b) = (j % period, (j / period) % blocks);
                         if i < *rows {
-                            if let Some(&c) = cols[i].get(k) {
-                                *s = x[c as usize];
+                            if let Some(&col) = cols[i].get(c * blocks + b) {
+                                *s = x.get(col as usize).copied().unwrap_or(0);
                             }
                         }
                     }
@@ -93,10 +108,12 @@ impl InputPacking {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
     Input,
-    /// `Σ_k w[i][k] · ct_k + bias` on the im2col-packed input.
+    /// `Σ_c pt_c ⊙ ct_c`, folded over the `blocks` blocks (rotations by
+    /// `period · 2^i`), `+ bias`, on the im2col-packed input.
     Packed {
         rows: usize,
         period: usize,
+        blocks: usize,
         weights: Vec<Vec<i64>>,
         bias: Vec<i128>,
     },
@@ -256,12 +273,19 @@ impl LatencyPlan {
                 .find(|(_, s)| matches!(s, Stage::Linear { src: 0, .. }))
             {
                 let k = a.max_row_len();
+                let period = next_pow2(a.rows);
+                // as many connections per ciphertext as the narrowest row used
+                // (n = 8192: 4096 slots) holds blocks of `period`
+                let blocks = next_pow2(k).min((MIN_ROW / period).max(1));
+                let cts = k.div_ceil(blocks);
                 let (d, rots) = diag_shape(a, next_pow2(prog.input_len()));
-                let packed = k as f64 * (1.0 + UPLOAD_COST);
+                let packed = cts as f64 * (1.0 + UPLOAD_COST)
+                    + ROTATION_COST * blocks.trailing_zeros() as f64;
                 let diag = d as f64 + ROTATION_COST * rots as f64 + UPLOAD_COST;
                 if packed < diag {
                     packing = InputPacking::Im2col {
-                        period: next_pow2(a.rows),
+                        period,
+                        blocks,
                         rows: a.rows,
                         cols: (0..a.rows)
                             .map(|r| a.row(r).map(|(c, _)| c as u32).collect())
@@ -282,10 +306,14 @@ impl LatencyPlan {
                         let weights = (0..a.rows)
                             .map(|r| a.row(r).map(|(_, w)| w).collect())
                             .collect();
+                        let InputPacking::Im2col { blocks, .. } = packing else {
+                            unreachable!("packed stage implies im2col packing")
+                        };
                         (
                             Step::Packed {
                                 rows: a.rows,
                                 period: next_pow2(a.rows),
+                                blocks,
                                 weights,
                                 bias,
                             },
@@ -344,14 +372,14 @@ impl LatencyPlan {
     fn widest(&self) -> usize {
         let mut w = match &self.packing {
             InputPacking::Plain { period } => *period,
-            InputPacking::Im2col { period, .. } => *period,
+            InputPacking::Im2col { period, blocks, .. } => period * blocks,
         };
         for s in &self.steps {
             if let Step::Diag { n_pad, .. } = s {
                 w = w.max(*n_pad);
             }
-            if let Step::Packed { period, .. } = s {
-                w = w.max(*period);
+            if let Step::Packed { period, blocks, .. } = s {
+                w = w.max(period * blocks);
             }
         }
         w
@@ -384,6 +412,13 @@ impl LatencyPlan {
                     step *= 2;
                 }
             }
+            if let Step::Packed { period, blocks, .. } = s {
+                let mut step = *period;
+                while step < period * blocks {
+                    r.insert(step);
+                    step *= 2;
+                }
+            }
         }
         r.into_iter().collect()
     }
@@ -404,9 +439,19 @@ impl LatencyPlan {
         for (i, s) in self.steps.iter().enumerate() {
             e[i] = match s {
                 Step::Input => noise::FRESH,
-                Step::Packed { weights, .. } => {
+                Step::Packed {
+                    weights, blocks, ..
+                } => {
                     let k = weights.iter().map(|w| w.len()).max().unwrap_or(1);
-                    noise::sum(noise::plaintext_product(noise::FRESH, t_bits, degree), k)
+                    let z = noise::sum(
+                        noise::plaintext_product(noise::FRESH, t_bits, degree),
+                        k.div_ceil(*blocks),
+                    );
+                    if *blocks > 1 {
+                        noise::sum(z.max(floor), *blocks)
+                    } else {
+                        z
+                    }
                 }
                 Step::Diag {
                     src,
@@ -433,8 +478,16 @@ impl LatencyPlan {
         for s in &self.steps {
             units += match s {
                 Step::Input => (self.packing.ciphertexts() as f64) * UPLOAD_COST,
-                Step::Packed { weights, .. } => {
-                    weights.iter().map(|w| w.len()).max().unwrap_or(0) as f64
+                Step::Packed {
+                    weights, blocks, ..
+                } => {
+                    weights
+                        .iter()
+                        .map(|w| w.len())
+                        .max()
+                        .unwrap_or(0)
+                        .div_ceil(*blocks) as f64
+                        + ROTATION_COST * (moduli as f64 / 4.0) * blocks.trailing_zeros() as f64
                 }
                 Step::Diag { diags, .. } => {
                     diags.len() as f64
@@ -569,16 +622,23 @@ impl LatencyEvaluator {
                     Step::Packed {
                         rows,
                         period,
+                        blocks,
                         weights,
                         bias: b,
                     } => {
                         let k = weights.iter().map(|w| w.len()).max().unwrap_or(0);
                         let mut pts = vec![];
-                        for kk in 0..k {
-                            let col: Vec<i128> = (0..*rows)
-                                .map(|i| weights[i].get(kk).copied().unwrap_or(0) as i128)
-                                .collect();
-                            pts.push(enc(&periodic(&col, *rows, *period, n, t))?);
+                        for c in 0..k.div_ceil(*blocks) {
+                            // the weights of connection c·blocks + b in block b
+                            let mut v = vec![0u64; n];
+                            for (j, s) in v.iter_mut().enumerate().take(row) {
+                                let (i, bl) = (j % period, (j / period) % blocks);
+                                if i < *rows {
+                                    let w = weights[i].get(c * blocks + bl).copied().unwrap_or(0);
+                                    *s = crate::batch::residue(w as i128, t);
+                                }
+                            }
+                            pts.push(enc(&v)?);
                         }
                         products.push(pts);
                         bias.push(Some(enc(&periodic(b, *rows, *period, n, t))?));
@@ -666,7 +726,7 @@ impl LatencyEvaluator {
                             None
                         }
                     }
-                    Step::Packed { .. } => {
+                    Step::Packed { period, blocks, .. } => {
                         let mut acc: Option<Ciphertext> = None;
                         for (c, pt) in input.iter().zip(&enc.products[i]) {
                             let prod = c * pt;
@@ -677,6 +737,13 @@ impl LatencyEvaluator {
                         }
                         let mut y =
                             acc.ok_or_else(|| FheError::Format("empty first layer".into()))?;
+                        // fold the blocks: every slot then sums all connections
+                        let mut step = *period;
+                        while step < period * blocks {
+                            let r = rot(&y, step)?;
+                            y += &r;
+                            step *= 2;
+                        }
                         y += enc.bias[i].as_ref().expect("bias");
                         Some(y)
                     }

@@ -21,6 +21,7 @@ pub mod latency;
 pub mod lower;
 pub mod noise;
 pub mod params;
+pub mod service;
 
 use fhe::bfv::{Ciphertext, Encoding};
 use fhe_traits::{FheDecoder, FheDecrypter};

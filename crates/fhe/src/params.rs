@@ -61,7 +61,7 @@ pub fn max_log_q(degree: usize) -> Option<u32> {
 }
 
 /// Safety margin (bits) between the noise estimate and the decryption bound.
-pub const NOISE_MARGIN_BITS: f64 = 12.0;
+pub const NOISE_MARGIN_BITS: f64 = 16.0;
 /// Largest ciphertext modulus the `fhe` crate accepts.
 pub const MAX_MODULUS_BITS: u32 = 62;
 /// Largest plaintext prime used (the `fhe` crate keeps `t` below 2^62).
