@@ -482,3 +482,23 @@ impl Server {
         ))
     }
 }
+
+/// Decode a query (`result = false`) or result file against parameters and
+/// every ciphertext in it, without evaluating: what a server checks before
+/// work starts (and the fuzz target of these files). Returns the number of
+/// ciphertexts.
+pub fn decode_ciphertext_file(
+    bytes: &[u8],
+    ctx: &Contexts,
+    result: bool,
+) -> Result<usize, FheError> {
+    let body: CipherBody = read(if result { Kind::Result } else { Kind::Query }, bytes)?;
+    let mut n = 0;
+    for g in &body.groups {
+        n += decode_group(ctx, g, body.layout, !result)?
+            .iter()
+            .map(|p| p.len())
+            .sum::<usize>();
+    }
+    Ok(n)
+}
