@@ -21,6 +21,12 @@ use std::sync::Arc;
 /// Noise estimate (bits) of the batch evaluation at the output.
 pub fn noise_estimate(prog: &FheProgram, t_bits: u32, degree: usize, mod_bits: u32) -> f64 {
     let floor = noise::key_switch_floor(mod_bits);
+    noise_per_node(prog, t_bits, degree, mod_bits)[prog.output].max(floor)
+}
+
+/// Noise estimate (bits) of every value of the program.
+pub fn noise_per_node(prog: &FheProgram, t_bits: u32, degree: usize, mod_bits: u32) -> Vec<f64> {
+    let floor = noise::key_switch_floor(mod_bits);
     let mut e = vec![0f64; prog.nodes.len()];
     for (i, n) in prog.nodes.iter().enumerate() {
         e[i] = match &n.op {
@@ -43,7 +49,7 @@ pub fn noise_estimate(prog: &FheProgram, t_bits: u32, degree: usize, mod_bits: u
             }
         };
     }
-    e[prog.output].max(floor)
+    e
 }
 
 /// Whether value `v` is (a linear function of) a square's unrelinearized output.

@@ -431,6 +431,12 @@ impl LatencyPlan {
         degree: usize,
         mod_bits: u32,
     ) -> Option<f64> {
+        let floor = noise::key_switch_floor(mod_bits);
+        Some(self.noise_per_step(t_bits, degree, mod_bits)?[self.output].max(floor))
+    }
+
+    /// Noise estimate of every step, `None` if a value does not fit one row.
+    pub fn noise_per_step(&self, t_bits: u32, degree: usize, mod_bits: u32) -> Option<Vec<f64>> {
         if self.widest() > degree / 2 {
             return None;
         }
@@ -468,7 +474,7 @@ impl LatencyPlan {
                 Step::Square { src } => noise::square(e[*src], t_bits, degree).max(floor),
             };
         }
-        Some(e[self.output].max(floor))
+        Some(e)
     }
 
     /// Cost model (plaintext-product units) of one query.

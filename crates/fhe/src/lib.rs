@@ -101,6 +101,13 @@ pub(crate) fn par_map<T: Sync, U: Send>(
     Ok(out)
 }
 
+/// Squares on the longest path up to value `i`.
+fn depth_at(program: &FheProgram, i: usize) -> usize {
+    let mut p = program.clone();
+    p.output = i;
+    p.depth()
+}
+
 /// A model ready for FHE: the lowered program, its parameters, the layout's plan.
 #[derive(Clone, Debug)]
 pub struct FheModel {
@@ -122,6 +129,56 @@ impl FheModel {
     }
 
     pub fn from_program(program: FheProgram, layout: Layout) -> Result<FheModel, FheError> {
+        let plan = match layout {
+            Layout::Batch => None,
+            Layout::Latency => Some(latency::LatencyPlan::new(&program)?),
+        };
+        let range = program.range_bits();
+        let culprit = Self::culprit(&program, plan.as_ref());
+        FheModel::choose(program, layout, plan).map_err(|e| match (e, culprit) {
+            (FheError::NoParams(ParamsError::NoFit { .. }), Some((layer, op, depth))) => {
+                FheError::NoParams(ParamsError::Depth {
+                    layer,
+                    op,
+                    depth,
+                    range_bits: range,
+                })
+            }
+            (e, _) => e,
+        })
+    }
+
+    /// The layer where the noise passes the largest parameters' budget, for
+    /// an error that names it (`None` if the noise is not what fails).
+    fn culprit(program: &FheProgram, plan: Option<&latency::LatencyPlan>) -> Option<(String, String, usize)> {
+        let degree = 32768;
+        let max_q = params::max_log_q(degree)? as f64;
+        let t_bits = (program.range_bits().div_ceil(params::MAX_PRIMES as u32) + 1).max(17);
+        let budget = |e: f64| e + t_bits as f64 + params::NOISE_MARGIN_BITS > max_q;
+        match plan {
+            None => {
+                let e = batch::noise_per_node(program, t_bits, degree, 60);
+                let i = e.iter().position(|&v| budget(v))?;
+                let n = &program.nodes[i];
+                Some((n.name.clone(), n.kind.clone(), depth_at(program, i)))
+            }
+            Some(p) => {
+                let e = p.noise_per_step(t_bits, degree, 60)?;
+                let i = e.iter().position(|&v| budget(v))?;
+                let squares = p.steps[..=i]
+                    .iter()
+                    .filter(|s| matches!(s, latency::Step::Square { .. }))
+                    .count();
+                Some((p.names[i].clone(), "layer".into(), squares))
+            }
+        }
+    }
+
+    fn choose(
+        program: FheProgram,
+        layout: Layout,
+        plan: Option<latency::LatencyPlan>,
+    ) -> Result<FheModel, FheError> {
         let range = program.range_bits();
         match layout {
             Layout::Batch => {
@@ -139,7 +196,7 @@ impl FheModel {
                 })
             }
             Layout::Latency => {
-                let plan = latency::LatencyPlan::new(&program)?;
+                let plan = plan.expect("the latency layout has a plan");
                 let params = params::choose(
                     layout,
                     range,

@@ -235,14 +235,17 @@ fn quantize_weights(w: &[f32], weight_bits: u32) -> (Vec<i64>, f64) {
 }
 
 fn round_i128(v: f64, layer: &str) -> Result<i128, LowerError> {
-    if !v.is_finite() || v.abs() >= 2f64.powi(MAX_BOUND_BITS as i32) {
+    if !v.is_finite() {
+        return Err(LowerError::Unsupported {
+            layer: layer.to_string(),
+            op: "scale",
+            reason: "the exact integer scale (squared at every square) outgrows any number here: too many squares for exact FHE".into(),
+        });
+    }
+    if v.abs() >= 2f64.powi(MAX_BOUND_BITS as i32) {
         return Err(LowerError::Range {
             layer: layer.to_string(),
-            bits: if v.is_finite() {
-                v.abs().log2().ceil() as u32
-            } else {
-                u32::MAX
-            },
+            bits: v.abs().log2().ceil() as u32,
             max: MAX_BOUND_BITS,
         });
     }
@@ -258,6 +261,9 @@ struct Lowerer<'a> {
 
 impl Lowerer<'_> {
     fn push(&mut self, node: FheNode) -> Result<usize, LowerError> {
+        if !(node.scale.is_finite() && node.scale > 0.0) {
+            return round_i128(f64::INFINITY, &node.name).map(|_| 0);
+        }
         let bits = node.bound_bits();
         if bits > MAX_BOUND_BITS {
             return Err(LowerError::Range {

@@ -119,6 +119,13 @@ pub enum ParamsError {
         range_bits: u32,
         detail: String,
     },
+    #[error("layer {layer} ({op}): the noise of {depth} square(s) outgrows the largest ciphertext modulus at 128-bit security (n = 32768, log q <= 881 bits) with {range_bits}-bit plaintexts; remove a square or lower --weight-bits / --input-bits")]
+    Depth {
+        layer: String,
+        op: String,
+        depth: usize,
+        range_bits: u32,
+    },
     #[error("{0}")]
     Layout(String),
 }

@@ -94,3 +94,56 @@ fn files_are_checked() {
         Err(FheError::Mismatch(_))
     ));
 }
+
+/// A chain of 30 dense layers and squares: refused, naming the layer where it
+/// stops fitting (the exact scale, squared at every square, outgrows `f64`
+/// long before the noise of nine squares outgrows n = 32768).
+#[test]
+fn too_deep_is_refused_naming_the_layer() {
+    use blindfold_core::Shape;
+    use blindfold_model::ir::{Dense, Model, Node, Op};
+    let mut nodes = vec![Node {
+        name: "input".into(),
+        op: Op::Input,
+        inputs: vec![],
+        shape: Shape::new(vec![1]),
+    }];
+    for i in 0..30 {
+        let prev = nodes.len() - 1;
+        nodes.push(Node {
+            name: format!("fc{i}"),
+            op: Op::Dense(Dense {
+                weight: vec![1.0],
+                inputs: 1,
+                outputs: 1,
+                bias: vec![0.0],
+            }),
+            inputs: vec![prev],
+            shape: Shape::new(vec![1]),
+        });
+        nodes.push(Node {
+            name: format!("sq{i}"),
+            op: Op::Square,
+            inputs: vec![prev + 1],
+            shape: Shape::new(vec![1]),
+        });
+    }
+    let output = nodes.len() - 1;
+    let m = Model {
+        name: "deep".into(),
+        nodes,
+        output,
+        final_activation: None,
+    };
+    // inputs in {0, 1} and a weight of 1 keep every value in [0, 1]...
+    let q = FheQuant {
+        input_bits: 1,
+        weight_bits: 2,
+        input_range: (0.0, 0.5),
+    };
+    let e = FheModel::new(&m, q, Layout::Batch).unwrap_err();
+    let msg = e.to_string();
+    // ...so the values fit; the depth is what fails, and the layer is named
+    assert!(msg.contains("layer fc") || msg.contains("layer sq"), "{msg}");
+    assert!(msg.contains("too many squares") || msg.contains("square(s)"), "{msg}");
+}
