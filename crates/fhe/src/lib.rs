@@ -150,7 +150,10 @@ impl FheModel {
 
     /// The layer where the noise passes the largest parameters' budget, for
     /// an error that names it (`None` if the noise is not what fails).
-    fn culprit(program: &FheProgram, plan: Option<&latency::LatencyPlan>) -> Option<(String, String, usize)> {
+    fn culprit(
+        program: &FheProgram,
+        plan: Option<&latency::LatencyPlan>,
+    ) -> Option<(String, String, usize)> {
         let degree = 32768;
         let max_q = params::max_log_q(degree)? as f64;
         let t_bits = (program.range_bits().div_ceil(params::MAX_PRIMES as u32) + 1).max(17);

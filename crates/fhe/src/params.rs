@@ -292,7 +292,7 @@ mod tests {
         let s = moduli_sizes(218, 45).unwrap();
         assert!(s.iter().all(|&b| b > 45 && b <= 62));
         assert!(s.iter().sum::<usize>() >= 218);
-        assert!(moduli_sizes(100, 61).is_none());
+        assert!(moduli_sizes(100, 62).is_none());
     }
 
     #[test]

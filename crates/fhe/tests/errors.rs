@@ -144,6 +144,12 @@ fn too_deep_is_refused_naming_the_layer() {
     let e = FheModel::new(&m, q, Layout::Batch).unwrap_err();
     let msg = e.to_string();
     // ...so the values fit; the depth is what fails, and the layer is named
-    assert!(msg.contains("layer fc") || msg.contains("layer sq"), "{msg}");
-    assert!(msg.contains("too many squares") || msg.contains("square(s)"), "{msg}");
+    assert!(
+        msg.contains("layer fc") || msg.contains("layer sq"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("too many squares") || msg.contains("square(s)"),
+        "{msg}"
+    );
 }
