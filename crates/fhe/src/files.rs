@@ -135,7 +135,9 @@ pub fn profile_to_bytes(p: &Profile) -> Vec<u8> {
     write(Kind::Profile, p)
 }
 pub fn profile_from_bytes(b: &[u8]) -> Result<Profile, FheError> {
-    read(Kind::Profile, b)
+    let p: Profile = read(Kind::Profile, b)?;
+    p.validate()?;
+    Ok(p)
 }
 
 /// Generate keys from a profile: `(client keys, secret-key file, evaluation-key file)`.
@@ -143,6 +145,7 @@ pub fn generate<R: RngCore + CryptoRng>(
     profile: &Profile,
     rng: &mut R,
 ) -> Result<(ClientKeys, Vec<u8>, Vec<u8>), FheError> {
+    profile.validate()?;
     let ctx = Contexts::new(&profile.params)?;
     let (sk, ek) = keygen(&ctx, &profile.rotations, rng)?;
     let mut key_id = [0u8; 16];
@@ -183,6 +186,7 @@ pub fn generate<R: RngCore + CryptoRng>(
 impl ClientKeys {
     pub fn from_bytes(b: &[u8]) -> Result<ClientKeys, FheError> {
         let body: SecretBody = read(Kind::SecretKey, b)?;
+        body.profile.validate()?;
         let ctx = Contexts::new(&body.profile.params)?;
         if body.keys.len() != ctx.primes() {
             return Err(FheError::Format(

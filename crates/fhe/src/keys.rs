@@ -36,7 +36,10 @@ pub struct Contexts {
 }
 
 impl Contexts {
+    /// Build the BFV contexts; the parameters are validated first, since they
+    /// may come from a file.
     pub fn new(params: &FheParams) -> Result<Contexts, FheError> {
+        params.validate()?;
         let bfv = params
             .plaintext
             .iter()

@@ -260,6 +260,69 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// Check a profile read from outside (a server, a file) before the client
+    /// builds anything from it.
+    pub fn validate(&self) -> Result<(), FheError> {
+        let bad = |why: &str| Err(FheError::Format(format!("invalid FHE profile: {why}")));
+        self.params.validate()?;
+        let numel = self
+            .input_shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d));
+        if numel != Some(self.input_len) || self.input_len == 0 || self.input_len > 1 << 24 {
+            return bad("input shape and length disagree");
+        }
+        if self.output_len == 0 || self.output_len > 1 << 24 {
+            return bad("output length");
+        }
+        if !(self.output_scale.is_finite() && self.output_scale > 0.0) {
+            return bad("output scale");
+        }
+        let (lo, hi) = self.quant.input_range;
+        if !(lo.is_finite() && hi.is_finite() && lo <= hi)
+            || !(1..=16).contains(&self.quant.input_bits)
+        {
+            return bad("quantization");
+        }
+        let row = self.params.degree / 2;
+        if self.rotations.iter().any(|&r| r == 0 || r >= row) || self.rotations.len() > 4096 {
+            return bad("rotation amounts");
+        }
+        match (&self.packing, self.params.layout) {
+            (None, Layout::Batch) => Ok(()),
+            (Some(latency::InputPacking::Plain { period }), Layout::Latency) => {
+                if !period.is_power_of_two() || *period > row || *period < self.input_len {
+                    return bad("input packing period");
+                }
+                Ok(())
+            }
+            (
+                Some(latency::InputPacking::Im2col {
+                    period,
+                    blocks,
+                    rows,
+                    cols,
+                }),
+                Layout::Latency,
+            ) => {
+                let span = period.checked_mul(*blocks);
+                if !period.is_power_of_two()
+                    || !blocks.is_power_of_two()
+                    || span.is_none_or(|s| s > row)
+                    || rows > period
+                    || cols.len() != *rows
+                    || cols.iter().any(|c| {
+                        c.len() > 1 << 16 || c.iter().any(|&i| i as usize >= self.input_len)
+                    })
+                {
+                    return bad("input packing");
+                }
+                Ok(())
+            }
+            _ => bad("layout and packing disagree"),
+        }
+    }
+
     /// Encode one float input (checked against length and input range).
     pub fn encode_input(&self, x: &[f32]) -> Result<Vec<i64>, InputError> {
         if x.len() != self.input_len {

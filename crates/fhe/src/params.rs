@@ -96,6 +96,64 @@ impl FheParams {
     pub fn slots(&self) -> usize {
         self.degree
     }
+    /// Check parameters read from outside (a key or profile file) before
+    /// anything is built from them: a listed degree, at most [`MAX_PRIMES`]
+    /// distinct plaintext primes `= 1 mod 2n`, 2 to 16 distinct ciphertext
+    /// moduli (prime, `= 1 mod 2n`, at most 62 bits, each above every
+    /// plaintext prime) within the 128-bit bound on `log q`.
+    pub fn validate(&self) -> Result<(), ParamsError> {
+        let bad = |why: String| {
+            Err(ParamsError::Layout(format!(
+                "invalid FHE parameters: {why}"
+            )))
+        };
+        let Some(max_q) = max_log_q(self.degree).filter(|_| self.degree >= 4096) else {
+            return bad(format!(
+                "degree {} (one of 4096, 8192, 16384, 32768)",
+                self.degree
+            ));
+        };
+        let two_n = 2 * self.degree as u64;
+        let prime = |p: u64| p > 2 && is_prime(p);
+        if self.plaintext.is_empty() || self.plaintext.len() > MAX_PRIMES {
+            return bad(format!(
+                "{} plaintext primes (1 to {MAX_PRIMES})",
+                self.plaintext.len()
+            ));
+        }
+        if !(2..=16).contains(&self.moduli.len()) {
+            return bad(format!("{} ciphertext moduli (2 to 16)", self.moduli.len()));
+        }
+        let t_max = *self.plaintext.iter().max().expect("non-empty");
+        for (i, &t) in self.plaintext.iter().enumerate() {
+            if t >= 1 << MAX_PLAINTEXT_BITS
+                || t % two_n != 1
+                || !prime(t)
+                || self.plaintext[..i].contains(&t)
+            {
+                return bad(format!("plaintext modulus {t}"));
+            }
+        }
+        for (i, &q) in self.moduli.iter().enumerate() {
+            if q >= 1 << MAX_MODULUS_BITS
+                || q <= t_max
+                || q % two_n != 1
+                || !prime(q)
+                || self.moduli[..i].contains(&q)
+            {
+                return bad(format!("ciphertext modulus {q}"));
+            }
+        }
+        if self.log_q() > max_q {
+            return bad(format!(
+                "log q {} above the 128-bit bound {max_q} for n = {}",
+                self.log_q(),
+                self.degree
+            ));
+        }
+        Ok(())
+    }
+
     pub fn describe(&self) -> String {
         format!(
             "BFV n = {}, log q = {} ({} moduli), {} plaintext prime(s) of {:?} bits, {} layout",
@@ -128,6 +186,50 @@ pub enum ParamsError {
     },
     #[error("{0}")]
     Layout(String),
+}
+
+/// Deterministic Miller-Rabin for `u64` (the first twelve prime bases suffice).
+pub fn is_prime(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    const BASES: [u64; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
+    for &p in &BASES {
+        if n % p == 0 {
+            return n == p;
+        }
+    }
+    let mul = |a: u64, b: u64| ((a as u128 * b as u128) % n as u128) as u64;
+    let pow = |mut b: u64, mut e: u64| {
+        let mut r = 1u64;
+        while e > 0 {
+            if e & 1 == 1 {
+                r = mul(r, b);
+            }
+            b = mul(b, b);
+            e >>= 1;
+        }
+        r
+    };
+    let (mut d, mut s) = (n - 1, 0);
+    while d % 2 == 0 {
+        d /= 2;
+        s += 1;
+    }
+    'bases: for &a in &BASES {
+        let mut x = pow(a, d);
+        if x == 1 || x == n - 1 {
+            continue;
+        }
+        for _ in 1..s {
+            x = mul(x, x);
+            if x == n - 1 {
+                continue 'bases;
+            }
+        }
+        return false;
+    }
+    true
 }
 
 /// `k` distinct primes of `bits` bits, `= 1 mod 2n`, descending from `2^bits`.
@@ -307,6 +409,43 @@ mod tests {
         assert!(p.log_q() <= max_log_q(p.degree).unwrap());
         let prod: f64 = p.plaintext.iter().map(|&t| (t as f64).log2()).sum();
         assert!(prod >= 80.0);
+    }
+
+    #[test]
+    fn miller_rabin_agrees_with_trial_division() {
+        for n in 0u64..5000 {
+            let slow = n >= 2 && (2..n).take_while(|d| d * d <= n).all(|d| n % d != 0);
+            assert_eq!(is_prime(n), slow, "{n}");
+        }
+        assert!(is_prime(1_099_511_480_321));
+        assert!(!is_prime(1_099_511_480_321 * 3));
+    }
+
+    #[test]
+    fn file_parameters_are_validated() {
+        let good = choose(
+            Layout::Batch,
+            60,
+            |t, _, _| Some(t as f64 + 60.0),
+            |_, k, l| (k * l) as f64,
+        )
+        .unwrap();
+        good.validate().unwrap();
+        let mut p = good.clone();
+        p.degree = 1 << 20;
+        assert!(p.validate().is_err());
+        let mut p = good.clone();
+        p.plaintext = vec![good.plaintext[0]; 200];
+        assert!(p.validate().is_err());
+        let mut p = good.clone();
+        p.moduli.push(p.moduli[0]);
+        assert!(p.validate().is_err());
+        let mut p = good.clone();
+        p.moduli[0] += 2;
+        assert!(p.validate().is_err());
+        let mut p = good.clone();
+        p.moduli = vec![(1u64 << 62) - 57; 16];
+        assert!(p.validate().is_err());
     }
 
     #[test]

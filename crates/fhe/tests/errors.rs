@@ -153,3 +153,51 @@ fn too_deep_is_refused_naming_the_layer() {
         "{msg}"
     );
 }
+
+/// Profiles and parameters come from a server or a file: crafted ones are
+/// refused before anything is built from them (no division by a zero period,
+/// no contexts for a 2^20 ring or 200 primes).
+#[test]
+fn crafted_profiles_are_refused() {
+    use blindfold_fhe::latency::InputPacking;
+    let fm = FheModel::new(&model("sok_ecg"), FheQuant::default(), Layout::Latency).unwrap();
+    let good = fm.profile();
+    files::profile_from_bytes(&files::profile_to_bytes(&good)).unwrap();
+    let mut crafted = vec![];
+    let mut p = good.clone();
+    p.packing = Some(InputPacking::Plain { period: 0 });
+    crafted.push(p);
+    let mut p = good.clone();
+    if let Some(InputPacking::Im2col { cols, .. }) = &mut p.packing {
+        cols[0][0] = u32::MAX;
+    } else {
+        p.packing = Some(InputPacking::Im2col {
+            period: 0,
+            blocks: 1,
+            rows: 1,
+            cols: vec![vec![0]],
+        });
+    }
+    crafted.push(p);
+    let mut p = good.clone();
+    p.params.degree = 1 << 20;
+    crafted.push(p);
+    let mut p = good.clone();
+    p.params.plaintext = vec![p.params.plaintext[0]; 200];
+    crafted.push(p);
+    let mut p = good.clone();
+    p.rotations.push(0);
+    crafted.push(p);
+    let mut p = good.clone();
+    p.output_scale = f64::NAN;
+    crafted.push(p);
+    for (i, p) in crafted.iter().enumerate() {
+        let e = files::profile_from_bytes(&files::profile_to_bytes(p));
+        assert!(e.is_err(), "crafted profile {i} accepted");
+        // and keys cannot be made from it either
+        assert!(
+            files::generate(p, &mut Prg::from_seed([1; 16])).is_err(),
+            "keys for crafted profile {i}"
+        );
+    }
+}
