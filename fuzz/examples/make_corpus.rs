@@ -7,7 +7,9 @@
 //!
 //! Deterministic (fixed seeds), so rerunning it changes nothing unless an
 //! encoder changed, except the `tls_pem` seeds (certificate keys are drawn
-//! from the OS). Files already in a corpus directory that this program does
+//! from the OS) and the FHE query, result and rotation-key seeds (the `fhe`
+//! crate 0.1.1 draws the uniform polynomial of every secret-key encryption
+//! from the thread's generator, not from the one passed in). Files already in a corpus directory that this program does
 //! not write (crash inputs kept as regressions, `regress-*`) are left alone.
 
 use blindfold_core::{FracBits, PartyId, Prg};
@@ -17,7 +19,12 @@ use blindfold_engine::serve::wire::{
     PeerHello, Query, QueryCost, Reply, Share,
 };
 use blindfold_engine::{share, Deployment, Roles};
-use blindfold_fuzz::targets::{fixture, join_external, EXTERNAL_FILE};
+use blindfold_fhe::files;
+use blindfold_fhe::Layout;
+use blindfold_fuzz::targets::{
+    fhe_files, fhe_fixture, fhe_model, fixture, join_external, small_profile, trim_ciphertext_file,
+    EXTERNAL_FILE,
+};
 use blindfold_he::protocol::{answer_query, encrypt_query};
 use blindfold_he::{SeededCiphertext, SparseCiphertext};
 use blindfold_model::data::{encode_png, parse_idx_u8, write_npy};
@@ -28,6 +35,10 @@ use std::path::{Path, PathBuf};
 
 /// ONNX seeds: the test models under this size (bytes).
 const SMALL_ONNX: u64 = 4096;
+
+/// Largest seed committed (bytes): AFL++ reads at most 1 MiB of a test case.
+/// Larger real files are committed trimmed or truncated (`fhe_seeds`).
+const MAX_SEED: usize = 1 << 20;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -53,6 +64,7 @@ impl Corpus {
     }
 
     fn add(&mut self, name: &str, data: &[u8]) {
+        assert!(data.len() <= MAX_SEED, "seed {name}: {} bytes", data.len());
         std::fs::write(self.dir.join(name), data).expect("write seed");
         self.written += 1;
         self.bytes += data.len();
@@ -519,6 +531,62 @@ fn he_seeds() {
     }
 }
 
+/// FHE files of the zoo model `sok_ecg` (`blindfold_fuzz::targets::FHE_MODEL`),
+/// as the crate writes them. Real files over [`MAX_SEED`] are cut down:
+///
+/// * batch layout (the ciphertext target's parameters): profile, secret key
+///   (8 KB) and evaluation keys (450 KB) whole; the query (one input: 180
+///   fresh ciphertexts, 27 MB) and the result (16 ciphertexts, 3 MB) keep
+///   their first ciphertext (`query`, `result`) or none (`*_empty`), which
+///   still decode;
+/// * latency layout: profile and secret key whole; the evaluation keys (16 MB,
+///   rotation keys) only as their first 4 KB (`latency_head`: the header and
+///   parameters, then cut);
+/// * both layouts at ring degree 32 (`small_profile`): secret and evaluation
+///   keys of a few kilobytes that decode whole, rotation keys included.
+fn fhe_seeds() {
+    let batch = &fhe_fixture().model;
+    let latency = fhe_model(Layout::Latency);
+    let real = fhe_files(batch);
+
+    let mut c = Corpus::new("fhe_profile");
+    c.add("batch", &real.profile);
+    c.add("latency", &files::profile_to_bytes(&latency.profile()));
+    drop(c);
+
+    let mut rng = Prg::from_seed([1; 16]);
+    let (_, latency_secret, latency_eval) =
+        files::generate(&latency.profile(), &mut rng).expect("latency keys");
+    let mut small = vec![];
+    for (name, model) in [("batch_n32", batch), ("latency_n32", &latency)] {
+        let (_, secret, eval) =
+            files::generate(&small_profile(&model.profile()), &mut rng).expect("small keys");
+        small.push((name, secret, eval));
+    }
+
+    let mut c = Corpus::new("fhe_secret_key");
+    c.add("batch", &real.secret);
+    c.add("latency", &latency_secret);
+    for (name, secret, _) in &small {
+        c.add(name, secret);
+    }
+    drop(c);
+
+    let mut c = Corpus::new("fhe_eval_key");
+    c.add("batch", &real.eval);
+    c.add("latency_head", &latency_eval[..4096]);
+    for (name, _, eval) in &small {
+        c.add(name, eval);
+    }
+    drop(c);
+
+    let mut c = Corpus::new("fhe_ciphertexts");
+    c.add("query", &trim_ciphertext_file(&real.query, 1));
+    c.add("query_empty", &trim_ciphertext_file(&real.query, 0));
+    c.add("result", &trim_ciphertext_file(&real.result, 1));
+    c.add("result_empty", &trim_ciphertext_file(&real.result, 0));
+}
+
 fn net_seeds() {
     let mut c = Corpus::new("net_frames");
     let mut tx = FramedChannel::new(std::io::empty(), Vec::new());
@@ -549,4 +617,5 @@ fn main() {
     wire_seeds();
     he_seeds();
     net_seeds();
+    fhe_seeds();
 }

@@ -84,3 +84,52 @@ fn seeds_mutated_near_their_valid_form() {
         }
     }
 }
+
+/// The FHE query and result seeds are real files cut down to a ciphertext
+/// (`examples/make_corpus.rs`, `fhe_seeds`; the whole ones are 27 MB and
+/// 3 MB). Here the whole files are generated again: they decode against the
+/// target's parameters, with every ciphertext, so do their cut-down forms, and
+/// the targets take them.
+#[test]
+fn fhe_whole_files_decode() {
+    use blindfold_fhe::files::{
+        decode_ciphertext_file, profile_from_bytes, ClientKeys, ServerKeys,
+    };
+    use blindfold_fuzz::targets::{fhe_files, fhe_fixture, trim_ciphertext_file};
+    let f = fhe_fixture();
+    let profile = f.model.profile();
+    let primes = f.ctx.primes();
+    let files = fhe_files(&f.model);
+    assert_eq!(
+        profile_from_bytes(&files.profile).expect("profile"),
+        profile
+    );
+    ClientKeys::from_bytes(&files.secret).expect("secret key");
+    ServerKeys::from_bytes(&files.eval).expect("evaluation keys");
+    let count =
+        |file: &[u8], result| decode_ciphertext_file(file, &f.ctx, result).expect("decodes");
+    assert_eq!(count(&files.query, false), profile.input_len * primes);
+    assert_eq!(count(&files.result, true), profile.output_len * primes);
+    for keep in [0, 1] {
+        assert_eq!(
+            count(&trim_ciphertext_file(&files.query, keep), false),
+            keep * primes
+        );
+        assert_eq!(
+            count(&trim_ciphertext_file(&files.result, keep), true),
+            keep * primes
+        );
+    }
+    for &(name, t) in TARGETS.iter().filter(|(n, _)| n.starts_with("fhe_")) {
+        for file in [
+            &files.profile,
+            &files.secret,
+            &files.eval,
+            &files.query,
+            &files.result,
+        ] {
+            t(file);
+        }
+        println!("{name}: the whole files");
+    }
+}

@@ -5,6 +5,7 @@
 //! panics, or when a property of the format fails.
 
 mod data;
+mod fhe;
 mod he;
 mod net;
 mod onnx;
@@ -13,6 +14,10 @@ mod tls;
 mod wire;
 
 pub use data::{idx, npy, png};
+pub use fhe::{
+    fhe_ciphertexts, fhe_eval_key, fhe_files, fhe_fixture, fhe_model, fhe_profile, fhe_secret_key,
+    small_profile, trim_ciphertext_file, FheFiles, FheFixture, FHE_MODEL, FHE_SMALL_DEGREE,
+};
 pub use he::{
     fixture, he_ciphertext, he_public_key, he_query, he_response, he_sparse_ciphertext, HeFixture,
     FUZZ_DEGREE,
