@@ -374,7 +374,30 @@ fn decode_ciphertext(
 
 impl ServerKeys {
     pub fn from_bytes(b: &[u8]) -> Result<(ServerKeys, crate::FheQuant, Layout), FheError> {
+        Self::decode(b, None)
+    }
+
+    /// Decode evaluation keys a client uploaded for `server`: the parameters
+    /// and fingerprint are compared with the server's before anything is built
+    /// from the file.
+    pub fn for_server(b: &[u8], server: &Server) -> Result<ServerKeys, FheError> {
+        let (k, _, _) = Self::decode(b, Some(server))?;
+        server.check_keys(&k)?;
+        Ok(k)
+    }
+
+    fn decode(
+        b: &[u8],
+        server: Option<&Server>,
+    ) -> Result<(ServerKeys, crate::FheQuant, Layout), FheError> {
         let body: EvalBody = read(Kind::EvalKey, b)?;
+        if let Some(s) = server {
+            if body.params != s.model.params || body.fingerprint != s.model.program.fingerprint() {
+                return Err(FheError::Mismatch(
+                    "the evaluation keys were made for another model, quantization or parameter set".into(),
+                ));
+            }
+        }
         let ctx = Contexts::new(&body.params)?;
         let ek = EvalKeys::from_blobs(&ctx, &body.relin, &body.galois, &body.rotations)?;
         let layout = body.params.layout;
@@ -505,4 +528,65 @@ pub fn decode_ciphertext_file(
             .sum::<usize>();
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{ciphertext_moduli, plaintext_primes, FheParams};
+
+    fn eval_file(params: FheParams) -> Vec<u8> {
+        write(
+            Kind::EvalKey,
+            &EvalBody {
+                fingerprint: [0; 16],
+                params,
+                quant: crate::FheQuant::default(),
+                key_id: [0; 16],
+                rotations: vec![],
+                relin: vec![],
+                galois: vec![],
+            },
+        )
+    }
+
+    fn good() -> FheParams {
+        FheParams {
+            layout: Layout::Batch,
+            degree: 8192,
+            plaintext: plaintext_primes(40, 8192, 1).unwrap(),
+            moduli: ciphertext_moduli(&[50, 50, 50], 8192).unwrap(),
+            noise_estimate: 0,
+        }
+    }
+
+    /// The fuzzing findings of docs/FUZZING.md: parameters in a key file that
+    /// made the `fhe` crate panic (t = q, t > q) or took 7.5 GB (200 primes)
+    /// are refused before any context is built, quickly.
+    #[test]
+    fn crafted_parameters_in_key_files_are_refused() {
+        let mut cases = vec![];
+        let mut p = good();
+        p.plaintext = vec![p.moduli[0]];
+        cases.push(("t = q", p));
+        let mut p = good();
+        p.plaintext = plaintext_primes(55, 8192, 1).unwrap();
+        cases.push(("t > q", p));
+        let mut p = good();
+        p.plaintext = vec![p.plaintext[0]; 200];
+        cases.push(("200 primes", p));
+        let mut p = good();
+        p.moduli = ciphertext_moduli(&[54; 12], 8192).unwrap();
+        cases.push(("log q above the bound", p));
+        for (what, p) in cases {
+            let t = std::time::Instant::now();
+            let e = ServerKeys::from_bytes(&eval_file(p));
+            assert!(e.is_err(), "{what}");
+            assert!(t.elapsed().as_secs() < 2, "{what} took {:?}", t.elapsed());
+        }
+        // the untouched parameters get past the check (and fail later, on the
+        // empty key list, with a format error)
+        let e = ServerKeys::from_bytes(&eval_file(good())).err().unwrap();
+        assert!(e.to_string().contains("evaluation keys for 0 prime"), "{e}");
+    }
 }

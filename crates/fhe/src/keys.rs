@@ -11,8 +11,12 @@ use rand_core::{CryptoRng, RngCore};
 use std::sync::Arc;
 
 /// Borrow a `rand_core` 0.6 CSPRNG (our `Prg`, `OsRng`) as a `rand_core` 0.9
-/// one, the traits the `fhe` crate takes: every random choice of key
-/// generation and encryption flows from the generator the caller passes.
+/// one, the traits the `fhe` crate takes: secret keys, errors and key-switching
+/// keys' randomness come from the generator the caller passes. The `fhe`
+/// crate draws the seed of each fresh ciphertext's (and key's) uniform half
+/// from its own thread generator (`rand::rng()`, a CSPRNG seeded by the OS),
+/// so encryptions are not reproducible from a seed: tests compare
+/// decryptions, never ciphertext bytes.
 pub(crate) struct Rng09<'a, R: RngCore + CryptoRng>(pub &'a mut R);
 
 impl<R: RngCore + CryptoRng> rand_core_09::RngCore for Rng09<'_, R> {

@@ -126,7 +126,7 @@ pub fn handle<C: Connection>(
     ch.set_max_frame(CHUNK);
     ch.set_deadline(deadline()).map_err(net)?;
     let ek = recv_blob(&mut ch, MAX_BLOB)?;
-    let keys = ServerKeys::from_bytes(&ek).and_then(|(k, _, _)| server.check_keys(&k).map(|_| k));
+    let keys = ServerKeys::for_server(&ek, server);
     let keys = match keys {
         Ok(k) => {
             ch.send(b"OK").map_err(net)?;
@@ -176,6 +176,14 @@ pub fn run<L: Listener>(
         active.fetch_add(1, Ordering::Relaxed);
         let (server, cfg, active) = (server.clone(), cfg.clone(), active.clone());
         std::thread::spawn(move || {
+            // released even if the session panics, so no session can hold a slot
+            struct Slot(Arc<AtomicUsize>);
+            impl Drop for Slot {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+            let _slot = Slot(active);
             let peer = ch.peer();
             let t = Instant::now();
             match handle(&server, ch, &cfg) {
@@ -187,7 +195,6 @@ pub fn run<L: Listener>(
                 Err(e) if cfg.verbose => eprintln!("client {peer}: {e}"),
                 _ => {}
             }
-            active.fetch_sub(1, Ordering::Relaxed);
         });
     }
     Ok(())
