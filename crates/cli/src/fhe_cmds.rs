@@ -753,7 +753,13 @@ fn query_over<T: blindfold_net::Transport>(
         .map(|p| data::load_input(p, &shape))
         .collect::<std::result::Result<_, _>>()?;
     let t = Instant::now();
-    let (ys, budget, up, down) = client.query(&xs, &mut rng)?;
+    let ans = client.query(&xs, &mut rng)?;
+    let (ys, budget, up, down) = (
+        ans.outputs,
+        ans.noise_budget,
+        ans.upload_bytes,
+        ans.download_bytes,
+    );
     let ms = t.elapsed().as_secs_f64() * 1e3;
     for (p, y) in a.input.iter().zip(&ys) {
         let scores = client.profile().decode(y);

@@ -279,9 +279,8 @@ impl Profile {
             return bad("output scale");
         }
         let (lo, hi) = self.quant.input_range;
-        if !(lo.is_finite() && hi.is_finite() && lo <= hi)
-            || !(1..=16).contains(&self.quant.input_bits)
-        {
+        let range_ok = lo.is_finite() && hi.is_finite() && lo <= hi;
+        if !range_ok || !(1..=16).contains(&self.quant.input_bits) {
             return bad("quantization");
         }
         let row = self.params.degree / 2;

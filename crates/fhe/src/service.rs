@@ -200,6 +200,17 @@ pub fn run<L: Listener>(
     Ok(())
 }
 
+/// What a query brings back.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// Per input, the output integers (decode with [`Profile::decode`]).
+    pub outputs: Vec<Vec<i128>>,
+    /// Noise budget left (bits) in the tightest result ciphertext.
+    pub noise_budget: i64,
+    pub upload_bytes: usize,
+    pub download_bytes: usize,
+}
+
 /// A client session: keys made locally, evaluation keys sent once.
 pub struct FheClient<C: Connection> {
     ch: C,
@@ -234,18 +245,22 @@ impl<C: Connection> FheClient<C> {
         &self.keys.profile
     }
 
-    /// Encrypt, send, wait, decrypt: per input the output integers, the noise
-    /// budget left, and the bytes sent and received.
+    /// Encrypt, send, wait, decrypt.
     pub fn query<R: RngCore + CryptoRng>(
         &mut self,
         inputs: &[Vec<f32>],
         rng: &mut R,
-    ) -> Result<(Vec<Vec<i128>>, i64, usize, usize), FheError> {
+    ) -> Result<Answer, FheError> {
         let q = self.keys.encrypt(inputs, rng)?;
         send_blob(&mut self.ch, &q)?;
         expect_ok(&mut self.ch)?;
         let r = recv_blob(&mut self.ch, MAX_BLOB)?;
-        let (y, budget) = self.keys.decrypt(&r)?;
-        Ok((y, budget, q.len(), r.len()))
+        let (outputs, noise_budget) = self.keys.decrypt(&r)?;
+        Ok(Answer {
+            outputs,
+            noise_budget,
+            upload_bytes: q.len(),
+            download_bytes: r.len(),
+        })
     }
 }

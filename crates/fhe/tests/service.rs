@@ -45,9 +45,9 @@ fn queries_over_a_transport_match_the_reference() {
                         .collect()
                 })
                 .collect();
-            let (ys, budget, up, down) = client.query(&xs, &mut rng).unwrap();
-            assert!(budget > 0 && up > 0 && down > 0);
-            for (x, y) in xs.iter().zip(&ys) {
+            let a = client.query(&xs, &mut rng).unwrap();
+            assert!(a.noise_budget > 0 && a.upload_bytes > 0 && a.download_bytes > 0);
+            for (x, y) in xs.iter().zip(&a.outputs) {
                 assert_eq!(*y, fm.program.run(&fm.program.encode_input(x).unwrap()));
             }
         }
