@@ -139,6 +139,23 @@ fn write(p: &PathBuf, b: &[u8]) -> Result<()> {
     std::fs::write(p, b).with_context(|| format!("writing {}", p.display()))
 }
 
+/// Write a file only its owner can read, with that mode from the start.
+fn write_private(p: &PathBuf, b: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o
+        .open(p)
+        .with_context(|| format!("creating {}", p.display()))?;
+    f.write_all(b)
+        .with_context(|| format!("writing {}", p.display()))
+}
+
 fn load(model: &str) -> Result<Model> {
     Ok(load_onnx(paths::model_path(model)?)?)
 }
@@ -184,12 +201,7 @@ pub fn run(cmd: FheCmd) -> Result<()> {
             let t0 = Instant::now();
             let (_, secret, eval) = files::generate(&profile, &mut Prg::from_entropy())?;
             let sk = out.join("secret.key");
-            write(&sk, &secret)?;
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&sk, std::fs::Permissions::from_mode(0o600))?;
-            }
+            write_private(&sk, &secret)?;
             write(&out.join("eval.key"), &eval)?;
             write(&out.join("profile.fhe"), &files::profile_to_bytes(&profile))?;
             eprintln!(
@@ -385,7 +397,8 @@ pub fn eval(
     let keygen_ms = ms(t0);
     let chunk = match fm.layout() {
         Layout::Batch => fm.params.slots(),
-        Layout::Latency => n.max(1),
+        // one query per input: files of 16 keep memory flat
+        Layout::Latency => 16,
     };
     let pb = progress(
         n,

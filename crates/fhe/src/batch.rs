@@ -27,6 +27,7 @@ pub fn noise_estimate(prog: &FheProgram, t_bits: u32, degree: usize, mod_bits: u
 /// Noise estimate (bits) of every value of the program.
 pub fn noise_per_node(prog: &FheProgram, t_bits: u32, degree: usize, mod_bits: u32) -> Vec<f64> {
     let floor = noise::key_switch_floor(mod_bits);
+    let from_square = feeds_from_square(prog);
     let mut e = vec![0f64; prog.nodes.len()];
     for (i, n) in prog.nodes.iter().enumerate() {
         e[i] = match &n.op {
@@ -40,7 +41,7 @@ pub fn noise_per_node(prog: &FheProgram, t_bits: u32, degree: usize, mod_bits: u
             }
             FheOp::Square { input } => {
                 // the input is relinearized first when it came out of a square
-                let ein = if feeds_from_square(prog, *input) {
+                let ein = if from_square[*input] {
                     e[*input].max(floor)
                 } else {
                     e[*input]
@@ -52,13 +53,18 @@ pub fn noise_per_node(prog: &FheProgram, t_bits: u32, degree: usize, mod_bits: u
     e
 }
 
-/// Whether value `v` is (a linear function of) a square's unrelinearized output.
-fn feeds_from_square(prog: &FheProgram, v: usize) -> bool {
-    match &prog.nodes[v].op {
-        FheOp::Input => false,
-        FheOp::Square { .. } => true,
-        FheOp::Linear { terms, .. } => terms.iter().any(|(s, _)| feeds_from_square(prog, *s)),
+/// Per value: is it (a linear function of) a square's unrelinearized output?
+fn feeds_from_square(prog: &FheProgram) -> Vec<bool> {
+    let mut out: Vec<bool> = Vec::with_capacity(prog.nodes.len());
+    for n in &prog.nodes {
+        let v = match &n.op {
+            FheOp::Input => false,
+            FheOp::Square { .. } => true,
+            FheOp::Linear { terms, .. } => terms.iter().any(|(s, _)| out[*s]),
+        };
+        out.push(v);
     }
+    out
 }
 
 /// Encrypt a batch (at most `n` inputs) under the secret keys: per prime, one
@@ -165,33 +171,37 @@ pub fn evaluate(
                     })?
                 }
                 FheOp::Linear { terms, bias } => {
-                    let mut ins: Vec<&[Ciphertext]> = vec![];
-                    let mut owned = vec![];
-                    // all terms must have the same number of components
+                    // all terms need the same number of components: a
+                    // two-component input gets a zero third one (exact, no
+                    // key switching), so squares stay unrelinearized
                     let width = terms
                         .iter()
                         .map(|(s, _)| vals[*s].as_ref().expect("computed")[0].len())
                         .max()
                         .unwrap_or(2);
+                    let mut owned: Vec<Vec<Ciphertext>> = vec![];
                     for (s, _) in terms {
                         let xs = vals[*s].as_ref().expect("computed");
-                        if xs[0].len() != width {
-                            owned.push(par_map(xs, |c| {
-                                let mut c = c.clone();
-                                ek.relin[p].relinearizes(&mut c).map_err(he)?;
-                                Ok(c)
-                            })?);
+                        if xs[0].len() < width {
+                            owned.push(
+                                xs.iter()
+                                    .map(|c| widen(c, width, par))
+                                    .collect::<Result<_, _>>()?,
+                            );
                         }
                     }
                     let mut o = owned.iter();
-                    for (s, _) in terms {
-                        let xs = vals[*s].as_ref().expect("computed");
-                        if xs[0].len() != width {
-                            ins.push(o.next().expect("relinearized"));
-                        } else {
-                            ins.push(xs);
-                        }
-                    }
+                    let ins: Vec<&[Ciphertext]> = terms
+                        .iter()
+                        .map(|(s, _)| {
+                            let xs = vals[*s].as_ref().expect("computed");
+                            if xs[0].len() < width {
+                                o.next().expect("widened").as_slice()
+                            } else {
+                                xs.as_slice()
+                            }
+                        })
+                        .collect();
                     let mats: Vec<&Sparse> = terms.iter().map(|(_, a)| a).collect();
                     linear(par, &ins, &mats, bias, t, &delta)?
                 }
@@ -217,6 +227,19 @@ pub fn evaluate(
         out.push(y);
     }
     Ok(out)
+}
+
+/// `c` with zero components appended up to `width`.
+fn widen(
+    c: &Ciphertext,
+    width: usize,
+    par: &Arc<fhe::bfv::BfvParameters>,
+) -> Result<Ciphertext, FheError> {
+    let mut polys: Vec<Poly> = c.iter().cloned().collect();
+    while polys.len() < width {
+        polys.push(Poly::zero(c[0].ctx(), Representation::Ntt));
+    }
+    Ciphertext::new(polys, par).map_err(he)
 }
 
 /// The level whose modulus still holds `t` and the switched noise with room.
@@ -282,14 +305,15 @@ fn linear(
         let mut polys = Vec::with_capacity(width);
         #[allow(clippy::needless_range_loop)]
         for k in 0..width {
-            // Each coefficient x < 2^62 splits into 31-bit halves; |w| < 2^16,
-            // so every partial product is below 2^47 and the sums stay exact in
-            // wrapping u64 (two's complement) for up to 2^16 terms: plain
-            // 32 x 32 -> 64-bit multiplies the compiler vectorises.
+            // Each coefficient x < 2^62 splits into 31-bit halves; |w| <= 2^31
+            // (weights below 2^15, alignment factors at most 2^31), so a
+            // partial product is below 2^62 and the sums stay exact in wrapping
+            // u64 (two's complement) while their weights sum to at most 2^31:
+            // plain 32 x 32 -> 64-bit multiplies the compiler vectorises.
             const M31: u64 = (1 << 31) - 1;
             let mut lo = vec![0u64; l * n];
             let mut hi = vec![0u64; l * n];
-            let mut terms = 0usize;
+            let mut mass = 0u64;
             let mut acc = vec![0i128; l * n];
             let flush = |lo: &mut [u64], hi: &mut [u64], acc: &mut [i128]| {
                 for ((a, l), h) in acc.iter_mut().zip(lo.iter_mut()).zip(hi.iter_mut()) {
@@ -305,6 +329,13 @@ fn linear(
                     }
                     let x = flats[ti][col][k];
                     let wa = w.unsigned_abs();
+                    // partial sums stay below 2^62 while the weights added
+                    // since the last flush sum to at most 2^31
+                    if mass + wa > 1 << 31 {
+                        flush(&mut lo, &mut hi, &mut acc);
+                        mass = 0;
+                    }
+                    mass += wa;
                     if w > 0 {
                         for ((l, h), &v) in lo.iter_mut().zip(hi.iter_mut()).zip(x.iter()) {
                             *l = l.wrapping_add(wa * (v & M31));
@@ -315,11 +346,6 @@ fn linear(
                             *l = l.wrapping_sub(wa * (v & M31));
                             *h = h.wrapping_sub(wa * (v >> 31));
                         }
-                    }
-                    terms += 1;
-                    if terms == 1 << 15 {
-                        flush(&mut lo, &mut hi, &mut acc);
-                        terms = 0;
                     }
                 }
             }
@@ -340,8 +366,8 @@ fn linear(
                 } else {
                     0
                 };
-                // |acc| < q · 2^41 (weights below 2^15, at most 2^26 terms), so
-                // adding q · 2^64 makes it positive; reduce its two halves.
+                // |acc| <= q · Σ|w| < q · 2^62 (the lowering bounds every row's
+                // Σ|w|), so adding q · 2^64 makes it positive; reduce its halves.
                 let offset = q << 64;
                 let r64 = m.add(m.reduce(u64::MAX), 1);
                 for j in 0..n {

@@ -25,6 +25,8 @@ const MAGIC: &[u8; 5] = b"BFFHE";
 const VERSION: u8 = 1;
 /// Largest file body read (evaluation keys of big rotation sets are large).
 pub const MAX_FILE_BYTES: u64 = 4 << 30;
+/// Most queries one latency-layout file may carry.
+pub const MAX_LATENCY_GROUPS: usize = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -365,11 +367,24 @@ fn decode_ciphertext(
     par: &std::sync::Arc<fhe::bfv::BfvParameters>,
 ) -> Result<Ciphertext, FheError> {
     let r = std::panic::catch_unwind(|| Ciphertext::from_bytes(b, par));
-    match r {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(FheError::Format(format!("malformed ciphertext: {e}"))),
-        Err(_) => Err(FheError::Format("malformed ciphertext".into())),
-    }
+    let c = match r {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return Err(FheError::Format(format!("malformed ciphertext: {e}"))),
+        Err(_) => return Err(FheError::Format("malformed ciphertext".into())),
+    };
+    // The protobuf names each polynomial's representation and whether it may
+    // run in variable time: rebuild through `Ciphertext::new`, which insists on
+    // the NTT form (another one makes the arithmetic assert), with
+    // constant-time arithmetic (the server's weights meet these polynomials).
+    let polys = c
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            p.disallow_variable_time_computations();
+            p
+        })
+        .collect();
+    Ciphertext::new(polys, par).map_err(|e| FheError::Format(format!("malformed ciphertext: {e}")))
 }
 
 impl ServerKeys {
@@ -435,6 +450,31 @@ impl Server {
         })
     }
 
+    /// Bytes of an evaluation-key file for these parameters, with room: the
+    /// relinearization key and every rotation key are `L` key-switching
+    /// ciphertexts of two polynomials of `L` moduli, per prime.
+    pub fn max_eval_key_bytes(&self) -> u64 {
+        let p = &self.model.params;
+        let (l, n) = (p.moduli.len() as u64, p.degree as u64);
+        let rotations = self.model.profile().rotations.len() as u64;
+        let per_key = 2 * l * l * n * 8;
+        (p.plaintext.len() as u64 * (1 + rotations) * per_key) * 5 / 4 + (1 << 20)
+    }
+
+    /// Bytes of a query file for these parameters, with room: at most
+    /// [`MAX_LATENCY_GROUPS`] queries in the latency layout, one batch in the
+    /// batch layout.
+    pub fn max_query_bytes(&self) -> u64 {
+        let p = &self.model.params;
+        let (l, n) = (p.moduli.len() as u64, p.degree as u64);
+        let per_ct = 2 * l * n * 8;
+        let (groups, cts) = match &self.model.latency {
+            None => (1, self.model.program.input_len() as u64),
+            Some(plan) => (MAX_LATENCY_GROUPS as u64, plan.packing.ciphertexts() as u64),
+        };
+        ((groups * p.plaintext.len() as u64 * cts * per_ct) * 5 / 4 + (1 << 20)).min(2 << 30)
+    }
+
     /// Check that evaluation keys belong to this model and parameters.
     pub fn check_keys(&self, keys: &ServerKeys) -> Result<(), FheError> {
         if keys.fingerprint != self.model.program.fingerprint() {
@@ -476,6 +516,14 @@ impl Server {
                 self.model.layout().name()
             )));
         }
+        if body.groups.len() > MAX_LATENCY_GROUPS
+            || (body.layout == Layout::Batch && body.groups.len() != 1)
+        {
+            return Err(FheError::Format(format!(
+                "{} groups of ciphertexts (the batch layout takes one, the latency layout at most {MAX_LATENCY_GROUPS})",
+                body.groups.len()
+            )));
+        }
         if body.layout == Layout::Batch
             && (body.inputs == 0 || body.inputs > self.ctx.params.degree)
         {
@@ -487,10 +535,16 @@ impl Server {
         let mut groups = vec![];
         for g in &body.groups {
             let cts = decode_group(&self.ctx, g, body.layout, true)?;
-            let res = match &self.latency {
-                None => batch::evaluate(&self.ctx, &keys.ek, &self.model.program, cts, progress)?,
-                Some(l) => l.evaluate(&self.ctx, &keys.ek, cts, progress)?,
-            };
+            // Keys and ciphertexts are the client's: anything the checks above
+            // miss and the `fhe` crate asserts on is this client's error, not
+            // the server's end.
+            let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &self.latency {
+                None => batch::evaluate(&self.ctx, &keys.ek, &self.model.program, cts, progress),
+                Some(l) => l.evaluate(&self.ctx, &keys.ek, cts, progress),
+            }))
+            .map_err(|_| {
+                FheError::Format("the evaluation keys or ciphertexts are malformed (the BFV backend refused them)".into())
+            })??;
             groups.push(
                 res.iter()
                     .map(|p| p.iter().map(|c| c.to_bytes()).collect())

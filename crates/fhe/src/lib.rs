@@ -91,7 +91,10 @@ pub(crate) fn par_map<T: Sync, U: Send>(
             .map(|c| s.spawn(move || c.iter().map(f).collect::<Result<Vec<U>, FheError>>()))
             .collect();
         hs.into_iter()
-            .map(|h| h.join().expect("worker panicked"))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(FheError::Backend("a worker thread panicked".into())))
+            })
             .collect()
     });
     let mut out = Vec::with_capacity(xs.len());
@@ -272,7 +275,11 @@ impl Profile {
         if numel != Some(self.input_len) || self.input_len == 0 || self.input_len > 1 << 24 {
             return bad("input shape and length disagree");
         }
-        if self.output_len == 0 || self.output_len > 1 << 24 {
+        let max_out = match self.params.layout {
+            Layout::Batch => 1 << 24,
+            Layout::Latency => self.params.degree / 2,
+        };
+        if self.output_len == 0 || self.output_len > max_out {
             return bad("output length");
         }
         if !(self.output_scale.is_finite() && self.output_scale > 0.0) {
@@ -385,7 +392,11 @@ pub fn decrypt_crt(
                         .map_err(|e| FheError::Decrypt(e.to_string()))?,
                 );
             }
-            residues[p][out] = slots[ct].as_ref().expect("decoded")[slot];
+            residues[p][out] = *slots[ct]
+                .as_ref()
+                .expect("decoded")
+                .get(slot)
+                .ok_or_else(|| FheError::Format(format!("slot {slot} beyond the ciphertext")))?;
         }
     }
     Ok((0..outputs)

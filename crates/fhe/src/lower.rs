@@ -212,6 +212,23 @@ pub enum InputError {
     },
 }
 
+/// Refuse a layer whose matrix would hold more than [`MAX_NONZEROS`] entries,
+/// before it is built.
+fn check_size(layer: &str, dims: &[usize]) -> Result<(), LowerError> {
+    let n = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .unwrap_or(usize::MAX);
+    if n > MAX_NONZEROS {
+        return Err(LowerError::TooLarge {
+            layer: layer.to_string(),
+            nonzeros: n,
+            max: MAX_NONZEROS,
+        });
+    }
+    Ok(())
+}
+
 fn unsupported(layer: &str, op: &'static str, reason: &str) -> LowerError {
     LowerError::Unsupported {
         layer: layer.to_string(),
@@ -294,6 +311,24 @@ impl Lowerer<'_> {
                 max: MAX_NONZEROS,
             });
         }
+        // the batch layout's coefficient products need every row's Σ|w| < 2^62
+        for r in 0..len {
+            let l1: u128 = terms
+                .iter()
+                .map(|(_, a)| {
+                    a.row(r)
+                        .map(|(_, w)| w.unsigned_abs() as u128)
+                        .sum::<u128>()
+                })
+                .sum();
+            if l1 >= 1 << 60 {
+                return Err(LowerError::TooLarge {
+                    layer: name.to_string(),
+                    nonzeros: nz,
+                    max: MAX_NONZEROS,
+                });
+            }
+        }
         let mut lo = bias.clone();
         let mut hi = bias.clone();
         let range_err = || LowerError::Range {
@@ -330,21 +365,36 @@ impl Lowerer<'_> {
         self.map[self.model.nodes[ir_node].inputs[i]]
     }
 
-    /// Integer factors that bring values of scales `sa`, `sb` to a common scale.
-    fn align(&self, sa: f64, sb: f64, name: &str) -> Result<(i64, i64, f64), LowerError> {
-        let (fa, fb) = if sa >= sb {
-            (1.0, (sa / sb).round())
-        } else {
-            ((sb / sa).round(), 1.0)
-        };
-        if fa > (1u64 << 15) as f64 || fb > (1u64 << 15) as f64 {
-            return Err(unsupported(
-                name,
-                "add",
-                "its inputs' scales differ by more than 2^15",
-            ));
+    /// Integer factors `f_i` (at most 2^31) that bring values of scales
+    /// `s_i` to one common scale `s_i · f_i`, exactly: refused when the scales
+    /// are not in a small rational ratio (a rounded factor would change the
+    /// model silently).
+    fn align(
+        &self,
+        scales: &[f64],
+        name: &str,
+        op: &'static str,
+    ) -> Result<(Vec<i64>, f64), LowerError> {
+        let top = scales.iter().cloned().fold(0f64, f64::max);
+        // the common scale is top · m for the smallest m making every factor integral
+        'm: for m in 1..=64i64 {
+            let common = top * m as f64;
+            let mut fs = Vec::with_capacity(scales.len());
+            for &s in scales {
+                let f = common / s;
+                let r = f.round();
+                if (f - r).abs() > 1e-9 * f.max(1.0) || r < 1.0 || r > (1u64 << 31) as f64 {
+                    continue 'm;
+                }
+                fs.push(r as i64);
+            }
+            return Ok((fs, common));
         }
-        Ok((fa as i64, fb as i64, (sa * fa).max(sb * fb)))
+        Err(unsupported(
+            name,
+            op,
+            "its inputs' scales are not in a small integer ratio (exact alignment needs factors up to 2^31); quantize the branches alike",
+        ))
     }
 }
 
@@ -433,6 +483,7 @@ impl FheProgram {
                     })?
                 }
                 Op::Conv(c) => {
+                    check_size(name, &[out_len, c.c_in, c.kh, c.kw])?;
                     let src = l.input_of(i, 0);
                     let d = model.nodes[n.inputs[0]].shape.dims().to_vec();
                     let (w, ws) = quantize_weights(&c.weight, quant.weight_bits);
@@ -474,6 +525,7 @@ impl FheProgram {
                     l.linear(name, "conv", vec![(src, a)], bias, scale)?
                 }
                 Op::ConvTranspose(c) => {
+                    check_size(name, &[model.nodes[n.inputs[0]].shape.numel(), c.c_out, c.kh, c.kw])?;
                     let src = l.input_of(i, 0);
                     let d = model.nodes[n.inputs[0]].shape.dims().to_vec();
                     let (w, ws) = quantize_weights(&c.weight, quant.weight_bits);
@@ -515,6 +567,7 @@ impl FheProgram {
                     l.linear(name, "conv-transpose", vec![(src, a)], bias, scale)?
                 }
                 Op::Dense(dn) => {
+                    check_size(name, &[dn.inputs, dn.outputs])?;
                     let src = l.input_of(i, 0);
                     let (w, ws) = quantize_weights(&dn.weight, quant.weight_bits);
                     let rows = (0..dn.outputs)
@@ -586,34 +639,45 @@ impl FheProgram {
                     l.linear(name, "resize-nearest", vec![(src, a)], vec![0; out_len], scale)?
                 }
                 Op::Add | Op::Concat => {
-                    let (a, b) = (l.input_of(i, 0), l.input_of(i, 1));
-                    let (fa, fb, scale) = l.align(l.nodes[a].scale, l.nodes[b].scale, name)?;
-                    let (la, lb) = (l.nodes[a].len, l.nodes[b].len);
-                    let (ta, tb, kind) = if matches!(n.op, Op::Add) {
-                        (Sparse::identity(la, fa), Sparse::identity(lb, fb), "add")
+                    let srcs: Vec<usize> = (0..n.inputs.len()).map(|k| l.input_of(i, k)).collect();
+                    if srcs.is_empty() || (matches!(n.op, Op::Add) && srcs.len() != 2) {
+                        return Err(unsupported(name, n.op.kind(), "unexpected number of inputs"));
+                    }
+                    let kind = if matches!(n.op, Op::Add) { "add" } else { "concat" };
+                    let scales: Vec<f64> = srcs.iter().map(|&s| l.nodes[s].scale).collect();
+                    let (fs, scale) = l.align(&scales, name, n.op.kind())?;
+                    let lens: Vec<usize> = srcs.iter().map(|&s| l.nodes[s].len).collect();
+                    let terms: Vec<(usize, Sparse)> = if matches!(n.op, Op::Add) {
+                        srcs.iter()
+                            .zip(&fs)
+                            .zip(&lens)
+                            .map(|((&s, &f), &len)| (s, Sparse::identity(len, f)))
+                            .collect()
                     } else {
-                        let ta = Sparse::from_rows(
-                            la,
-                            (0..la + lb)
-                                .map(|r| if r < la { vec![(r as u32, fa)] } else { vec![] })
-                                .collect(),
-                        );
-                        let tb = Sparse::from_rows(
-                            lb,
-                            (0..la + lb)
-                                .map(|r| {
-                                    if r >= la {
-                                        vec![((r - la) as u32, fb)]
-                                    } else {
-                                        vec![]
-                                    }
-                                })
-                                .collect(),
-                        );
-                        (ta, tb, "concat")
+                        let total: usize = lens.iter().sum();
+                        let mut offset = 0;
+                        srcs.iter()
+                            .zip(&fs)
+                            .zip(&lens)
+                            .map(|((&s, &f), &len)| {
+                                let rows = (0..total)
+                                    .map(|r| {
+                                        if (offset..offset + len).contains(&r) {
+                                            vec![((r - offset) as u32, f)]
+                                        } else {
+                                            vec![]
+                                        }
+                                    })
+                                    .collect();
+                                offset += len;
+                                (s, Sparse::from_rows(len, rows))
+                            })
+                            .collect()
                     };
-                    let len = ta.rows;
-                    l.linear(name, kind, vec![(a, ta), (b, tb)], vec![0; len], scale)?
+                    if terms.iter().any(|(_, t)| t.rows != out_len) {
+                        return Err(unsupported(name, n.op.kind(), "input lengths do not add up to the output"));
+                    }
+                    l.linear(name, kind, terms, vec![0; out_len], scale)?
                 }
             };
             l.map[i] = id;
@@ -725,15 +789,54 @@ impl FheProgram {
         y.iter().map(|&v| v as f64 / s).collect()
     }
 
-    /// A public fingerprint of the program (architecture, weights, quantization):
-    /// keys and ciphertexts record it so a mismatch is refused.
+    /// A fingerprint of the program's public side (shapes, connection
+    /// patterns, scales, quantization; not the weights, biases or bounds, so a
+    /// client holding it cannot test a guess of the model): keys and
+    /// ciphertexts record it so a mismatch is refused.
     pub fn fingerprint(&self) -> [u8; 16] {
         use sha2::{Digest, Sha256};
-        let bytes = bincode::serialize(self).expect("program serializes");
-        let d = Sha256::digest(&bytes);
+        let mut h = Sha256::new();
+        let mut put = |b: Vec<u8>| {
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        let ser = |v: &dyn erased::Ser| v.bytes();
+        put(ser(&(
+            &self.name,
+            &self.quant,
+            &self.input_shape,
+            &self.output_shape,
+        )));
+        put(ser(&(self.output, &self.final_activation)));
+        for n in &self.nodes {
+            put(ser(&(&n.name, &n.kind, n.len, n.scale.to_bits())));
+            match &n.op {
+                FheOp::Input => put(vec![0]),
+                FheOp::Square { input } => put(ser(&(1u8, *input))),
+                FheOp::Linear { terms, bias } => {
+                    put(ser(&(2u8, bias.len())));
+                    for (src, a) in terms {
+                        put(ser(&(*src, a.rows, a.cols, &a.row_start, &a.col)));
+                    }
+                }
+            }
+        }
+        let d = h.finalize();
         let mut out = [0u8; 16];
         out.copy_from_slice(&d[..16]);
         out
+    }
+}
+
+mod erased {
+    /// bincode of any serializable value, behind one object-safe trait.
+    pub trait Ser {
+        fn bytes(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn bytes(&self) -> Vec<u8> {
+            bincode::serialize(self).expect("serializes")
+        }
     }
 }
 

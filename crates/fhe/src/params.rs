@@ -266,6 +266,8 @@ pub struct Candidate {
     pub primes: usize,
     pub t_bits: u32,
     pub log_q: u32,
+    /// The moduli sizes whose noise and cost were estimated.
+    pub sizes: Vec<usize>,
     pub noise: f64,
     pub cost: f64,
 }
@@ -324,6 +326,7 @@ pub fn choose(
                     primes: k,
                     t_bits,
                     log_q,
+                    sizes: sizes.clone(),
                     noise: e,
                     cost: c,
                 });
@@ -345,8 +348,7 @@ pub fn choose(
             2 * b.degree
         ))
     })?;
-    let sizes = moduli_sizes(b.log_q, b.t_bits).expect("checked above");
-    let moduli = ciphertext_moduli(&sizes, b.degree)
+    let moduli = ciphertext_moduli(&b.sizes, b.degree)
         .ok_or_else(|| ParamsError::Layout("not enough NTT-friendly ciphertext primes".into()))?;
     Ok(FheParams {
         layout,
@@ -446,6 +448,24 @@ mod tests {
         let mut p = good.clone();
         p.moduli = vec![(1u64 << 62) - 57; 16];
         assert!(p.validate().is_err());
+    }
+
+    /// With 60-bit primes every modulus must be 61 bits; the chosen moduli are
+    /// the ones whose total was checked against the bound (review finding: the
+    /// sizes were recomputed from the total and came out one modulus longer).
+    #[test]
+    fn chosen_moduli_are_the_checked_ones() {
+        for range in [59u32, 118] {
+            if let Ok(p) = choose(
+                Layout::Batch,
+                range,
+                |_, _, _| Some(60.0),
+                |_, k, l| (k * l) as f64,
+            ) {
+                p.validate().unwrap();
+                assert!(p.log_q() <= max_log_q(p.degree).unwrap());
+            }
+        }
     }
 
     #[test]

@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 const HELLO: &[u8] = b"BFFHE-HELLO\x01";
 const CHUNK: usize = 16 << 20;
-/// Largest blob (evaluation keys, a batch of ciphertexts) a server reads.
+/// Largest blob a client reads (a result); the server bounds what it reads by
+/// its own parameters ([`Server::max_eval_key_bytes`], [`Server::max_query_bytes`]).
 pub const MAX_BLOB: u64 = 4 << 30;
 
 fn net(e: blindfold_net::NetError) -> FheError {
@@ -125,7 +126,7 @@ pub fn handle<C: Connection>(
     send_blob(&mut ch, &profile)?;
     ch.set_max_frame(CHUNK);
     ch.set_deadline(deadline()).map_err(net)?;
-    let ek = recv_blob(&mut ch, MAX_BLOB)?;
+    let ek = recv_blob(&mut ch, server.max_eval_key_bytes())?;
     let keys = ServerKeys::for_server(&ek, server);
     let keys = match keys {
         Ok(k) => {
@@ -140,16 +141,20 @@ pub fn handle<C: Connection>(
     };
     let mut served = 0;
     loop {
-        ch.set_deadline(None).map_err(net)?;
-        let q = match recv_blob(&mut ch, MAX_BLOB) {
+        // an idle client (or one that stops reading) frees its slot after
+        // `timeout`: every exchange has a deadline, evaluation itself none
+        ch.set_deadline(deadline()).map_err(net)?;
+        let q = match recv_blob(&mut ch, server.max_query_bytes()) {
             Ok(q) => q,
             Err(FheError::Io(_)) => return Ok(served),
             Err(e) => return Err(e),
         };
+        ch.set_deadline(None).map_err(net)?;
         let r = server.evaluate(&keys, &q, &Progress::none());
         if r.is_ok() {
             served += 1;
         }
+        ch.set_deadline(deadline()).map_err(net)?;
         reply(&mut ch, r)?;
     }
 }
