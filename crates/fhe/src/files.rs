@@ -317,10 +317,9 @@ impl ClientKeys {
                 }
             }
         }
-        if budget < 0 {
+        if budget <= 0 {
             return Err(FheError::Decrypt(format!(
-                "the noise exceeds the budget by {} bits",
-                -budget
+                "the noise leaves {budget} bits of budget: the result may be wrong, so it is refused"
             )));
         }
         Ok((outs, budget))
