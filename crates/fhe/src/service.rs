@@ -117,14 +117,17 @@ pub fn handle<C: Connection>(
 ) -> Result<usize, FheError> {
     let deadline = || Some(Instant::now() + cfg.timeout);
     ch.set_deadline(deadline()).map_err(net)?;
-    ch.set_max_frame(64 << 10);
+    ch.set_max_frame(1 << 10);
     let hello = ch.recv().map_err(net)?;
     if hello != HELLO {
         return Err(FheError::Format("not an FHE client".into()));
     }
+    // a hello is small; from here on frames are chunks (the limit bounds
+    // what this end sends too: a latency profile lists the first layer's
+    // connections and can be hundreds of KB)
+    ch.set_max_frame(CHUNK);
     let profile = files::profile_to_bytes(&server.model.profile());
     send_blob(&mut ch, &profile)?;
-    ch.set_max_frame(CHUNK);
     ch.set_deadline(deadline()).map_err(net)?;
     let ek = recv_blob(&mut ch, server.max_eval_key_bytes())?;
     let keys = ServerKeys::for_server(&ek, server);
