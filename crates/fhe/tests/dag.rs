@@ -128,3 +128,108 @@ fn a_dag_with_adds_concats_and_odd_scales_is_exact_in_the_batch_layout() {
     let e = FheModel::new(&m, FheQuant::default(), Layout::Latency).unwrap_err();
     assert!(e.to_string().contains("batch layout"), "{e}");
 }
+
+/// Transposed convolution, nearest upsampling and padding-free average
+/// pooling lower to the same values as the float model, and run exactly.
+#[test]
+fn transposed_conv_and_resize_lower_like_the_float_model() {
+    use blindfold_model::ir::ConvTranspose;
+    let mut prg = Prg::from_seed([8; 16]);
+    let nodes = vec![
+        node("input", Op::Input, vec![], vec![1, 3, 3]),
+        node(
+            "up",
+            Op::ConvTranspose(ConvTranspose {
+                weight: weights(&mut prg, 2 * 3 * 3),
+                c_in: 1,
+                c_out: 2,
+                kh: 3,
+                kw: 3,
+                bias: weights(&mut prg, 2),
+                stride: [2, 2],
+                pads: [1, 1, 1, 1],
+                output_padding: [1, 1],
+            }),
+            vec![0],
+            vec![2, 6, 6],
+        ),
+        node("sq", Op::Square, vec![1], vec![2, 6, 6]),
+        node(
+            "resize",
+            Op::ResizeNearest { scale: [2, 2] },
+            vec![2],
+            vec![2, 12, 12],
+        ),
+        node(
+            "pool",
+            Op::AvgPool(Pool {
+                kernel: [2, 2],
+                stride: [2, 2],
+                pads: [0, 0, 0, 0],
+            }),
+            vec![3],
+            vec![2, 6, 6],
+        ),
+        node("flat", Op::Reshape, vec![4], vec![72]),
+        node(
+            "fc",
+            Op::Dense(Dense {
+                weight: weights(&mut prg, 72 * 2),
+                inputs: 72,
+                outputs: 2,
+                bias: weights(&mut prg, 2),
+            }),
+            vec![5],
+            vec![2],
+        ),
+    ];
+    let m = Model {
+        name: "up".into(),
+        nodes,
+        output: 6,
+        final_activation: None,
+    };
+    m.validate().unwrap();
+    let xs: Vec<Vec<f32>> = (0..3)
+        .map(|i| (0..9).map(|j| ((i * 5 + j * 2) % 7) as f32 / 6.0).collect())
+        .collect();
+    let fine = FheQuant {
+        input_bits: 12,
+        weight_bits: 14,
+        input_range: (0.0, 1.0),
+    };
+    let p = blindfold_fhe::FheProgram::lower(&m, fine).unwrap();
+    for x in &xs {
+        let vals = p.run_all(&p.encode_input(x).unwrap());
+        for (i, n) in p.nodes.iter().enumerate() {
+            let mut upto = m.clone();
+            upto.output = m.nodes.iter().position(|k| k.name == n.name).unwrap();
+            let want = blindfold_model::engine::run_float(&upto, x).unwrap();
+            for (a, &b) in want.iter().zip(&vals[i]) {
+                let b = b as f64 / n.scale;
+                assert!(
+                    (a - b).abs() < 5e-3 * (1.0 + a.abs()),
+                    "{}: float {a} vs {b}",
+                    n.name
+                );
+            }
+        }
+    }
+    for layout in [Layout::Batch, Layout::Latency] {
+        let fm = FheModel::new(&m, FheQuant::default(), layout).unwrap();
+        let server = Server::new(fm.clone()).unwrap();
+        let mut rng = Prg::from_seed([9; 16]);
+        let (client, _, eval) = files::generate(&fm.profile(), &mut rng).unwrap();
+        let keys = ServerKeys::for_server(&eval, &server).unwrap();
+        let q = client.encrypt(&xs, &mut rng).unwrap();
+        let r = server.evaluate(&keys, &q, &Progress::none()).unwrap();
+        let (ys, _) = client.decrypt(&r).unwrap();
+        for (x, y) in xs.iter().zip(&ys) {
+            assert_eq!(
+                *y,
+                fm.program.run(&fm.program.encode_input(x).unwrap()),
+                "{layout:?}"
+            );
+        }
+    }
+}
