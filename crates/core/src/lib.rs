@@ -16,6 +16,7 @@ pub mod block;
 pub mod geom;
 pub mod prg;
 pub mod ring;
+pub mod rng09;
 pub mod tensor;
 
 pub use block::Block;

@@ -125,13 +125,7 @@ pub fn evaluate(
     cts: Vec<Vec<Ciphertext>>,
     progress: &Progress,
 ) -> Result<Vec<Vec<Ciphertext>>, FheError> {
-    if cts.len() != ctx.primes() {
-        return Err(FheError::Format(format!(
-            "{} prime(s) of ciphertexts, the keys have {}",
-            cts.len(),
-            ctx.primes()
-        )));
-    }
+    ctx.expect_primes(cts.len())?;
     let total = (ctx.primes() * prog.nodes.len()) as u64;
     let mut out = vec![];
     for (p, input) in cts.into_iter().enumerate() {

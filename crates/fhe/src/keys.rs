@@ -10,27 +10,13 @@ use fhe_traits::{DeserializeParametrized, Serialize as FheSerialize};
 use rand_core::{CryptoRng, RngCore};
 use std::sync::Arc;
 
-/// Borrow a `rand_core` 0.6 CSPRNG (our `Prg`, `OsRng`) as a `rand_core` 0.9
-/// one, the traits the `fhe` crate takes: secret keys, errors and key-switching
-/// keys' randomness come from the generator the caller passes. The `fhe`
-/// crate draws the seed of each fresh ciphertext's (and key's) uniform half
-/// from its own thread generator (`rand::rng()`, a CSPRNG seeded by the OS),
-/// so encryptions are not reproducible from a seed: tests compare
-/// decryptions, never ciphertext bytes.
-pub(crate) struct Rng09<'a, R: RngCore + CryptoRng>(pub &'a mut R);
-
-impl<R: RngCore + CryptoRng> rand_core_09::RngCore for Rng09<'_, R> {
-    fn next_u32(&mut self) -> u32 {
-        self.0.next_u32()
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
-        self.0.fill_bytes(dst)
-    }
-}
-impl<R: RngCore + CryptoRng> rand_core_09::CryptoRng for Rng09<'_, R> {}
+// `Rng09` (core) lends our rand_core 0.6 generators (`Prg`, `OsRng`) to the
+// `fhe` crate's rand 0.9 traits: secret keys, errors and key-switching keys'
+// randomness come from the generator the caller passes. The `fhe` crate draws
+// the seed of each fresh ciphertext's (and key's) uniform half from its own
+// thread generator (`rand::rng()`, a CSPRNG seeded by the OS), so encryptions
+// are not reproducible from a seed: tests compare decryptions, never bytes.
+pub(crate) use blindfold_core::rng09::Rng09;
 
 /// One BFV parameter set per plaintext prime (same degree and moduli).
 #[derive(Clone, Debug)]
@@ -63,6 +49,17 @@ impl Contexts {
     }
     pub fn primes(&self) -> usize {
         self.bfv.len()
+    }
+
+    /// Refuse ciphertexts for another number of CRT primes.
+    pub fn expect_primes(&self, got: usize) -> Result<(), FheError> {
+        if got != self.primes() {
+            return Err(FheError::Format(format!(
+                "{got} prime(s) of ciphertexts, the keys have {}",
+                self.primes()
+            )));
+        }
+        Ok(())
     }
 }
 

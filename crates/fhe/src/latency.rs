@@ -322,21 +322,8 @@ impl LatencyPlan {
                     } else {
                         let m_pad = next_pow2(a.rows);
                         let n_pad = m_pad.max(next_pow2(a.cols));
-                        let mut diags: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
-                        for r in 0..a.rows {
-                            for (c, w) in a.row(r) {
-                                // slots j = r + k m' of the period with (j + d) mod n' = c
-                                let mut j = r;
-                                while j < n_pad {
-                                    let d = (c + n_pad - j) % n_pad;
-                                    if d < m_pad {
-                                        diags.entry(d).or_insert_with(|| vec![0; n_pad])[j] = w;
-                                    }
-                                    j += m_pad;
-                                }
-                            }
-                        }
-                        let baby = next_pow2((m_pad as f64).sqrt().ceil() as usize);
+                        let diags = diagonals(&a, m_pad, n_pad);
+                        let baby = baby_step(m_pad);
                         (
                             Step::Diag {
                                 src,
@@ -535,26 +522,36 @@ impl LatencyPlan {
 fn diag_shape(a: &Sparse, in_period: usize) -> (usize, usize) {
     let m_pad = next_pow2(a.rows);
     let n_pad = m_pad.max(in_period);
-    let mut ds = std::collections::BTreeSet::new();
-    for r in 0..a.rows {
-        for (c, _) in a.row(r) {
-            let mut j = r;
-            while j < n_pad {
-                let d = (c + n_pad - j) % n_pad;
-                if d < m_pad {
-                    ds.insert(d);
-                }
-                j += m_pad;
-            }
-        }
-    }
-    let baby = next_pow2((m_pad as f64).sqrt().ceil() as usize);
-    let b: std::collections::BTreeSet<_> = ds.iter().map(|d| d % baby).collect();
-    let g: std::collections::BTreeSet<_> = ds.iter().map(|d| d / baby).collect();
+    let ds = diagonals(a, m_pad, n_pad);
+    let baby = baby_step(m_pad);
+    let b: std::collections::BTreeSet<_> = ds.keys().map(|d| d % baby).collect();
+    let g: std::collections::BTreeSet<_> = ds.keys().map(|d| d / baby).collect();
     (
         ds.len(),
         b.len() + g.len() + (n_pad / m_pad).trailing_zeros() as usize,
     )
+}
+
+/// The hybrid method's diagonals of `a` over one period of `n_pad` slots:
+/// `diag_d[j] = A[j mod m', (j + d) mod n']` for `d < m'`, only the `d` some
+/// connection (zero weights included: the pattern is architecture) lands on.
+/// Entry `(r, c)` sits at exactly one place: with `d0 = (c - r) mod n'`, on
+/// diagonal `d0 mod m'` at slot `r + (d0 div m')·m'`.
+fn diagonals(a: &Sparse, m_pad: usize, n_pad: usize) -> BTreeMap<usize, Vec<i64>> {
+    let mut diags: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
+    for r in 0..a.rows {
+        for (c, w) in a.row(r) {
+            let d0 = (c + n_pad - r % n_pad) % n_pad;
+            let (d, j) = (d0 % m_pad, r + d0 / m_pad * m_pad);
+            diags.entry(d).or_insert_with(|| vec![0; n_pad])[j] = w;
+        }
+    }
+    diags
+}
+
+/// Baby steps of the baby-step giant-step product over `m_pad` diagonals.
+fn baby_step(m_pad: usize) -> usize {
+    next_pow2((m_pad as f64).sqrt().ceil() as usize)
 }
 
 /// Encrypt one query: per prime, the packed ciphertexts.
@@ -690,13 +687,7 @@ impl LatencyEvaluator {
         cts: Vec<Vec<Ciphertext>>,
         progress: &Progress,
     ) -> Result<Vec<Vec<Ciphertext>>, FheError> {
-        if cts.len() != ctx.primes() {
-            return Err(FheError::Format(format!(
-                "{} prime(s) of ciphertexts, the keys have {}",
-                cts.len(),
-                ctx.primes()
-            )));
-        }
+        ctx.expect_primes(cts.len())?;
         let want = self.plan.packing.ciphertexts();
         for c in &cts {
             if c.len() != want {

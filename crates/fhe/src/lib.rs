@@ -331,28 +331,7 @@ impl Profile {
 
     /// Encode one float input (checked against length and input range).
     pub fn encode_input(&self, x: &[f32]) -> Result<Vec<i64>, InputError> {
-        if x.len() != self.input_len {
-            return Err(InputError::Length {
-                expected: self.input_len,
-                got: x.len(),
-            });
-        }
-        let (lo, hi) = self.quant.input_range;
-        let s = 2f64.powi(self.quant.input_bits as i32);
-        x.iter()
-            .enumerate()
-            .map(|(index, &v)| {
-                if !(v >= lo && v <= hi) {
-                    return Err(InputError::Range {
-                        index,
-                        value: v,
-                        lo,
-                        hi,
-                    });
-                }
-                Ok((v as f64 * s).round() as i64)
-            })
-            .collect()
+        self.quant.encode(self.input_len, x)
     }
     pub fn decode(&self, y: &[i128]) -> Vec<f64> {
         y.iter().map(|&v| v as f64 / self.output_scale).collect()

@@ -45,6 +45,35 @@ pub struct FheQuant {
     pub input_range: (f32, f32),
 }
 
+impl FheQuant {
+    /// Encode one input of `len` elements: `round(x · 2^input_bits)`, every
+    /// element checked against the input range.
+    pub fn encode(&self, len: usize, x: &[f32]) -> Result<Vec<i64>, InputError> {
+        if x.len() != len {
+            return Err(InputError::Length {
+                expected: len,
+                got: x.len(),
+            });
+        }
+        let (lo, hi) = self.input_range;
+        let s = 2f64.powi(self.input_bits as i32);
+        x.iter()
+            .enumerate()
+            .map(|(index, &v)| {
+                if !(v >= lo && v <= hi) {
+                    return Err(InputError::Range {
+                        index,
+                        value: v,
+                        lo,
+                        hi,
+                    });
+                }
+                Ok((v as f64 * s).round() as i64)
+            })
+            .collect()
+    }
+}
+
 impl Default for FheQuant {
     fn default() -> Self {
         FheQuant {
@@ -210,6 +239,19 @@ pub enum InputError {
         lo: f32,
         hi: f32,
     },
+}
+
+/// A per-channel bias (or shift) spread over `len` outputs, at `scale`.
+fn channel_bias(
+    bias: &[f32],
+    len: usize,
+    scale: f64,
+    layer: &str,
+) -> Result<Vec<i128>, LowerError> {
+    let per = len / bias.len().max(1);
+    (0..len)
+        .map(|o| round_i128(bias[o / per] as f64 * scale, layer))
+        .collect()
 }
 
 /// Refuse a layer whose matrix would hold more than [`MAX_NONZEROS`] entries,
@@ -517,10 +559,7 @@ impl FheProgram {
                         }
                     }
                     let scale = l.nodes[src].scale * ws;
-                    let per = oh * ow;
-                    let bias = (0..out_len)
-                        .map(|o| round_i128(c.bias[o / per] as f64 * scale, name))
-                        .collect::<Result<_, _>>()?;
+                    let bias = channel_bias(&c.bias, out_len, scale, name)?;
                     let a = Sparse::from_rows(d.iter().product(), rows);
                     l.linear(name, "conv", vec![(src, a)], bias, scale)?
                 }
@@ -559,10 +598,7 @@ impl FheProgram {
                         }
                     }
                     let scale = l.nodes[src].scale * ws;
-                    let per = oh * ow;
-                    let bias = (0..out_len)
-                        .map(|o| round_i128(c.bias[o / per] as f64 * scale, name))
-                        .collect::<Result<_, _>>()?;
+                    let bias = channel_bias(&c.bias, out_len, scale, name)?;
                     let a = Sparse::from_rows(d.iter().product(), rows);
                     l.linear(name, "conv-transpose", vec![(src, a)], bias, scale)?
                 }
@@ -594,9 +630,7 @@ impl FheProgram {
                         .map(|o| vec![(o as u32, w[o / per])])
                         .collect();
                     let scale = l.nodes[src].scale * ws;
-                    let bias = (0..out_len)
-                        .map(|o| round_i128(ca.shift[o / per] as f64 * scale, name))
-                        .collect::<Result<_, _>>()?;
+                    let bias = channel_bias(&ca.shift, out_len, scale, name)?;
                     let a = Sparse::from_rows(out_len, rows);
                     l.linear(name, "channel-affine", vec![(src, a)], bias, scale)?
                 }
@@ -729,28 +763,7 @@ impl FheProgram {
 
     /// Encode one input (checked against the length and the input range).
     pub fn encode_input(&self, x: &[f32]) -> Result<Vec<i64>, InputError> {
-        if x.len() != self.input_len() {
-            return Err(InputError::Length {
-                expected: self.input_len(),
-                got: x.len(),
-            });
-        }
-        let (lo, hi) = self.quant.input_range;
-        let s = self.nodes[0].scale;
-        x.iter()
-            .enumerate()
-            .map(|(index, &v)| {
-                if !(v >= lo && v <= hi) {
-                    return Err(InputError::Range {
-                        index,
-                        value: v,
-                        lo,
-                        hi,
-                    });
-                }
-                Ok((v as f64 * s).round() as i64)
-            })
-            .collect()
+        self.quant.encode(self.input_len(), x)
     }
 
     /// The plaintext reference: every value of the program, exactly.

@@ -23,6 +23,26 @@ fn node(name: &str, op: Op, inputs: Vec<usize>, dims: Vec<usize>) -> Node {
     }
 }
 
+/// Every value of the fine-precision program decodes to the float model's.
+fn follows_float(m: &Model, p: &blindfold_fhe::FheProgram, xs: &[Vec<f32>]) {
+    for x in xs {
+        let vals = p.run_all(&p.encode_input(x).unwrap());
+        for (i, n) in p.nodes.iter().enumerate() {
+            let mut upto = m.clone();
+            upto.output = m.nodes.iter().position(|k| k.name == n.name).unwrap();
+            let want = blindfold_model::engine::run_float(&upto, x).unwrap();
+            for (a, &b) in want.iter().zip(&vals[i]) {
+                let b = b as f64 / n.scale;
+                assert!(
+                    (a - b).abs() < 5e-3 * (1.0 + a.abs()),
+                    "{}: float {a} vs {b}",
+                    n.name
+                );
+            }
+        }
+    }
+}
+
 fn dag() -> Model {
     let mut prg = Prg::from_seed([5; 16]);
     let conv = |prg: &mut Prg| {
@@ -109,22 +129,7 @@ fn a_dag_with_adds_concats_and_odd_scales_is_exact_in_the_batch_layout() {
         input_range: (0.0, 1.0),
     };
     let p = blindfold_fhe::FheProgram::lower(&m, fine).unwrap();
-    for x in &xs {
-        let vals = p.run_all(&p.encode_input(x).unwrap());
-        for (i, n) in p.nodes.iter().enumerate() {
-            let mut upto = m.clone();
-            upto.output = m.nodes.iter().position(|k| k.name == n.name).unwrap();
-            let want = blindfold_model::engine::run_float(&upto, x).unwrap();
-            for (a, &b) in want.iter().zip(&vals[i]) {
-                let b = b as f64 / n.scale;
-                assert!(
-                    (a - b).abs() < 0.05 * (1.0 + a.abs()),
-                    "{}: float {a} vs {b}",
-                    n.name
-                );
-            }
-        }
-    }
+    follows_float(&m, &p, &xs);
     let e = FheModel::new(&m, FheQuant::default(), Layout::Latency).unwrap_err();
     assert!(e.to_string().contains("batch layout"), "{e}");
 }
@@ -199,22 +204,7 @@ fn transposed_conv_and_resize_lower_like_the_float_model() {
         input_range: (0.0, 1.0),
     };
     let p = blindfold_fhe::FheProgram::lower(&m, fine).unwrap();
-    for x in &xs {
-        let vals = p.run_all(&p.encode_input(x).unwrap());
-        for (i, n) in p.nodes.iter().enumerate() {
-            let mut upto = m.clone();
-            upto.output = m.nodes.iter().position(|k| k.name == n.name).unwrap();
-            let want = blindfold_model::engine::run_float(&upto, x).unwrap();
-            for (a, &b) in want.iter().zip(&vals[i]) {
-                let b = b as f64 / n.scale;
-                assert!(
-                    (a - b).abs() < 5e-3 * (1.0 + a.abs()),
-                    "{}: float {a} vs {b}",
-                    n.name
-                );
-            }
-        }
-    }
+    follows_float(&m, &p, &xs);
     for layout in [Layout::Batch, Layout::Latency] {
         let fm = FheModel::new(&m, FheQuant::default(), layout).unwrap();
         let server = Server::new(fm.clone()).unwrap();

@@ -40,7 +40,6 @@ pub mod packing;
 pub mod params;
 pub mod protocol;
 pub mod rlwe;
-mod rng;
 mod wire;
 
 pub use error::{HeError, Result, UniformityCheck};

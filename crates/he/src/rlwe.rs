@@ -27,9 +27,9 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::checks;
 use crate::error::malformed;
 use crate::params::{residue_bits, ERROR_BOUND, ERROR_VARIANCE, FLOOD_MARGIN_BITS};
-use crate::rng::Rng09;
 use crate::wire::{packed_len, write_rows, Reader};
 use crate::{HeError, HeParams, Result};
+use blindfold_core::rng09::Rng09;
 
 /// Wire tag of a public key.
 const TAG_PUBLIC_KEY: u8 = 0x50;

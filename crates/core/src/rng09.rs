@@ -1,11 +1,11 @@
-//! Adapter from our `rand_core` 0.6 generators (e.g. `blindfold_core::Prg`) to
-//! the `rand_core` 0.9 traits that `fhe-math`'s samplers take, so that every
-//! random choice flows from the generator the caller passes in.
+//! Adapter from our `rand_core` 0.6 generators (e.g. [`crate::Prg`]) to the
+//! `rand_core` 0.9 traits that `fhe-math` and `fhe` take, so that every random
+//! choice they make with a passed generator flows from the caller's.
 
 use rand_core::{CryptoRng, RngCore};
 
 /// Borrow a `rand_core` 0.6 CSPRNG as a `rand_core` 0.9 one.
-pub(crate) struct Rng09<'a, R: RngCore + CryptoRng>(pub &'a mut R);
+pub struct Rng09<'a, R: RngCore + CryptoRng>(pub &'a mut R);
 
 impl<R: RngCore + CryptoRng> rand_core_09::RngCore for Rng09<'_, R> {
     fn next_u32(&mut self) -> u32 {
