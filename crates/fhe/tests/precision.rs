@@ -1,7 +1,9 @@
 //! The precision table of docs/fhe.md: accuracy of the integer reference on
 //! the 1,000 bundled digits for input = weight bits 4..8, the plaintext range
-//! and the batch layout's primes. Slow-ish (the reference on 1,000 digits per
-//! setting): `cargo test --release -p blindfold-fhe --test precision -- --ignored --nocapture`.
+//! and the batch layout's primes; it asserts that the default precision keeps
+//! accuracy within half a point of float. Slow in a test build (the reference
+//! on 1,000 digits per setting), so `.ci/run` runs it in release:
+//! `cargo test --release -p blindfold-fhe --test precision -- --ignored --nocapture`.
 
 use blindfold_fhe::{FheModel, FheProgram, FheQuant, Layout};
 use blindfold_model::engine::{argmax, run_float};
@@ -21,10 +23,8 @@ fn precision_table() {
                 .filter(|&i| f(&ds.image_f32(i)) == ds.labels[i] as usize)
                 .count()
         };
-        let mut line = format!(
-            "{name}: float {:.1}%",
-            correct(&|x| argmax(&run_float(&m, x).unwrap())) as f64 / 10.0
-        );
+        let float = correct(&|x| argmax(&run_float(&m, x).unwrap()));
+        let mut line = format!("{name}: float {:.1}%", float as f64 / 10.0);
         for bits in 4u32..=8 {
             let q = FheQuant {
                 input_bits: bits,
@@ -33,6 +33,15 @@ fn precision_table() {
             };
             let p = FheProgram::lower(&m, q).unwrap();
             let ok = correct(&|x| argmax(&p.run(&p.encode_input(x).unwrap())));
+            if bits == FheQuant::default().input_bits {
+                // the defaults keep accuracy: within half a point of float,
+                // with parameters that fit the batch layout
+                assert!(ok + 5 >= float, "{name}: {ok} vs float {float} of 1000");
+                assert!(
+                    FheModel::from_program(p.clone(), Layout::Batch).is_ok(),
+                    "{name}"
+                );
+            }
             let primes = FheModel::from_program(p.clone(), Layout::Batch)
                 .map(|f| {
                     format!(

@@ -88,7 +88,8 @@ fn sok_mnist_both_layouts() {
     run("sok_mnist", Layout::Batch, 8);
 }
 
-/// Slow (minutes): `scripts/fhe-zoo.sh` runs it.
+/// Slow (minutes in a test build): `.ci/run` runs it in release, as does
+/// `scripts/fhe-zoo.sh`.
 #[test]
 #[ignore]
 fn secureml_both_layouts() {
@@ -96,7 +97,8 @@ fn secureml_both_layouts() {
     run("secureml", Layout::Batch, 4);
 }
 
-/// Slow (minutes): `scripts/fhe-zoo.sh` runs it.
+/// Slow (minutes in a test build): `.ci/run` runs it in release, as does
+/// `scripts/fhe-zoo.sh`.
 #[test]
 #[ignore]
 fn cryptonets_both_layouts() {
