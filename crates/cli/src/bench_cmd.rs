@@ -78,6 +78,10 @@ struct Primitives {
     eval_and_per_s: f64,
     cot_per_s: f64,
     base_ot_128_ms: f64,
+    silent_rot_per_s: f64,
+    silent_bytes_per_ot: f64,
+    silent_setup_ms: f64,
+    silent_setup_bytes: u64,
     relu_10k_ms: f64,
     relu_10k_ms_median: f64,
     relu_bytes_offline: u64,
@@ -90,11 +94,16 @@ fn primitives(json: bool) -> Result<()> {
         eprintln!("measuring (about half a minute)...");
     }
     let relu = blindfold_gc::bench::relu_10k()?;
+    let silent = blindfold_ot::bench::silent(3);
     let p = Primitives {
         garble_and_per_s: blindfold_gc::bench::garble_and_per_s(),
         eval_and_per_s: blindfold_gc::bench::eval_and_per_s(),
         cot_per_s: blindfold_ot::bench::cot_per_s(1 << 22),
         base_ot_128_ms: blindfold_ot::bench::base_ot_128_ms(),
+        silent_rot_per_s: silent.rot_per_s,
+        silent_bytes_per_ot: silent.bytes_per_ot,
+        silent_setup_ms: silent.setup_ms,
+        silent_setup_bytes: silent.setup_bytes,
         relu_10k_ms: relu.ms,
         relu_10k_ms_median: relu.ms_median,
         relu_bytes_offline: relu.bytes_offline,
@@ -114,6 +123,16 @@ fn primitives(json: bool) -> Result<()> {
         );
         println!("IKNP correlated OT  {:>8.1} M OT/s", p.cot_per_s / 1e6);
         println!("128 base OTs        {:>8.2} ms", p.base_ot_128_ms);
+        println!(
+            "silent random OT    {:>8.1} M OT/s, {:.3} bits per OT (Ferret-style LPN, 10.2 M per extension)",
+            p.silent_rot_per_s / 1e6,
+            8.0 * p.silent_bytes_per_ot
+        );
+        println!(
+            "silent OT setup     {:>8.1} ms, {:.2} MB (IKNP bootstrap and one setup extension)",
+            p.silent_setup_ms,
+            p.silent_setup_bytes as f64 / 1e6
+        );
         println!(
             "10,000 fused ReLUs  {:>8.1} ms offline+online over loopback TCP (median {:.1}), {} AND gates each",
             p.relu_10k_ms, p.relu_10k_ms_median, p.relu_and_gates

@@ -51,9 +51,11 @@ pub mod base;
 pub mod bench;
 pub mod hash;
 mod iknp;
+pub mod silent;
 pub mod transpose;
 
 pub use iknp::{CotReceiver, CotSender, CHUNK};
+pub use silent::{LpnParams, SilentCotReceiver, SilentCotSender};
 
 pub use blindfold_core::Block;
 pub use blindfold_net::{Channel, NetError};
