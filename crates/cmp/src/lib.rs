@@ -1,0 +1,799 @@
+//! OT-based secure comparison on additive shares in `Z_2^64`, the lean
+//! alternative to garbled circuits for non-linear layers (CrypTFlow2 /
+//! Cheetah style), on silent OT.
+//!
+//! ```text
+//!  x = x_A + x_B (mod 2^64), |x| < 2^(k-1)         A = the comparison's OT sender
+//!  u_A = x_A + 2^(k-1), u_B = x_B (mod 2^k)          x' = x + 2^(k-1) = u_A + u_B − w·2^k
+//!  millionaires on the low k−1 bits, 4-bit chunks, 1-of-16 OTs (A sends):
+//!     c' = [low(u_A) + low(u_B) ≥ 2^(k-1)]          (carry into bit k−1)
+//!     c  = [low_f(u_A) + low_f(u_B) ≥ 2^f]           (carry out of the low f bits:
+//!                                                    a subtree of the same comparison)
+//!     chunk results combined by AND gates from bit triples (one exchange per level)
+//!  DReLU b = [x ≥ 0] = m_A ⊕ m_B ⊕ c'               (m = bit k−1 of u)
+//!  exact floor:  x >> f = (u_A>>f) + (u_B>>f) + c − w·2^(k−f) − 2^(k−1−f),
+//!                w = maj(m_A, m_B, c'),  and b·w = b·m_A·m_B
+//!  ReLU + truncation, one exchange of two OTs:
+//!     A → B 1-of-8 on (b_B, c_B, m_B):  b·((u_A>>f) − 2^(k−1−f) + c − 2^(k−f)·m_A·m_B) − r_A
+//!     B → A 1-of-2 on b_A:              b·(u_B>>f) − r_B
+//! ```
+//!
+//! Every random OT comes from the silent OT of `blindfold-ot` (one session per
+//! direction), drawn offline into a [`Material`] per layer; bit triples are
+//! derived from random OTs without further messages (two per triple). Results
+//! are exact: they equal the integer semantics of each [`Op`] for every input
+//! with `|x| < 2^(k-1)` (max-pool: pairwise differences too).
+
+pub mod bits;
+pub mod kot;
+
+use blindfold_core::Prg;
+use blindfold_net::Channel;
+use blindfold_ot::hash::Tccr;
+use blindfold_ot::{Block, LpnParams, SilentCotReceiver, SilentCotSender};
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroize;
+
+use bits::{packed_len, BitReader, BitWriter};
+
+/// Errors of the comparison protocols.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CmpError {
+    #[error(transparent)]
+    Net(#[from] blindfold_net::NetError),
+    #[error(transparent)]
+    Ot(#[from] blindfold_ot::OtError),
+    #[error("{what}: message of {got} bytes where {expected} were expected")]
+    BadMessage {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("invalid argument: {0}")]
+    InvalidArgument(&'static str),
+    #[error("material made for another operation or size")]
+    MaterialMismatch,
+}
+
+pub type Result<T> = std::result::Result<T, CmpError>;
+
+/// Which end of the comparison this party is: `A` sends the millionaires' OT
+/// messages, `B` receives them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    A,
+    B,
+}
+
+/// One non-linear operation on `n` shared elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `relu(x >>a f)` for `x` in `[-2^(k-1), 2^(k-1))`, `f < k`.
+    ReluTrunc { k: u32, f: u32 },
+    /// `x >>a f` (exact floor), `1 <= f < k`.
+    Trunc { k: u32, f: u32 },
+    /// `+1` if `x >= 0` else `-1`, `x` read as a signed `k`-bit number.
+    Sign { k: u32 },
+    /// Over windows of `window` consecutive inputs: `max_j x_j`, then
+    /// `relu(· >>a f)` when `relu`, else `· >>a f`. Differences of inputs must
+    /// lie in `[-2^63, 2^63)`.
+    MaxPool { window: usize, relu: bool, f: u32 },
+}
+
+/// Bits per leaf chunk of the millionaires' protocol (1-of-16 OTs).
+pub const CHUNK_BITS: u32 = 4;
+
+/// The chunks `(offset, len)` of bits `[lo, hi)`.
+fn chunks(lo: u32, hi: u32) -> Vec<(u32, u32)> {
+    let mut v = Vec::new();
+    let mut o = lo;
+    while o < hi {
+        let len = CHUNK_BITS.min(hi - o);
+        v.push((o, len));
+        o += len;
+    }
+    v
+}
+
+/// The comparison tree of one element: chunks of the low `f` bits and of bits
+/// `[f, k−1)`, and how many AND gates combining them costs.
+#[derive(Clone, Debug)]
+struct Tree {
+    low: Vec<(u32, u32)>,
+    high: Vec<(u32, u32)>,
+}
+
+impl Tree {
+    fn new(k: u32, f: u32) -> Tree {
+        Tree {
+            low: chunks(0, f),
+            high: chunks(f, k - 1),
+        }
+    }
+
+    fn leaf_rots(&self) -> usize {
+        self.low.iter().chain(&self.high).map(|c| c.1 as usize).sum()
+    }
+
+    /// AND gates per element: two per combination inside a part, one for the
+    /// final combination of the parts.
+    fn ands(&self) -> usize {
+        let inner = |n: usize| 2 * n.saturating_sub(1);
+        inner(self.low.len())
+            + inner(self.high.len())
+            + usize::from(!self.low.is_empty() && !self.high.is_empty())
+    }
+}
+
+/// Random OTs (direction A→B, direction B→A) per element of a basic op.
+fn basic_rots(op: &Op) -> (usize, usize) {
+    let (k, f, fa, fb) = match *op {
+        Op::ReluTrunc { k, f } => (k, f, 3, 1),
+        Op::Trunc { k, f } => (k, f, 3, 0),
+        Op::Sign { k } => (k, 0, 1, 0),
+        Op::MaxPool { .. } => unreachable!("composite"),
+    };
+    let t = Tree::new(k, f);
+    (t.leaf_rots() + 2 * t.ands() + fa, fb)
+}
+
+impl Op {
+    /// Check the parameters.
+    pub fn validate(&self) -> Result<()> {
+        let ok = match *self {
+            Op::ReluTrunc { k, f } => (2..=64).contains(&k) && f < k,
+            Op::Trunc { k, f } => (2..=64).contains(&k) && f >= 1 && f < k,
+            Op::Sign { k } => (2..=64).contains(&k),
+            Op::MaxPool { window, f, .. } => window >= 1 && f < 64,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(CmpError::InvalidArgument("comparison parameters out of range"))
+        }
+    }
+
+    /// Inputs per output element.
+    pub fn arity(&self) -> usize {
+        match *self {
+            Op::MaxPool { window, .. } => window,
+            _ => 1,
+        }
+    }
+
+    /// The basic ops this one runs, each with its element count, for `n` outputs.
+    fn schedule(&self, n: usize) -> Vec<(Op, usize)> {
+        match *self {
+            Op::MaxPool { window, relu, f } => {
+                let mut v = Vec::new();
+                let mut w = window;
+                while w > 1 {
+                    v.push((Op::ReluTrunc { k: 64, f: 0 }, n * (w / 2)));
+                    w = w.div_ceil(2);
+                }
+                if relu {
+                    v.push((Op::ReluTrunc { k: 64, f }, n));
+                } else if f > 0 {
+                    v.push((Op::Trunc { k: 64, f }, n));
+                }
+                v
+            }
+            op => vec![(op, n)],
+        }
+    }
+
+    /// Random OTs `(A→B, B→A)` for `n` output elements.
+    pub fn rots(&self, n: usize) -> (usize, usize) {
+        self.schedule(n).iter().fold((0, 0), |(a, b), (op, m)| {
+            let (x, y) = basic_rots(op);
+            (a + x * m, b + y * m)
+        })
+    }
+
+    /// Sequential exchanges online (each a flight both ways at once or one
+    /// flight each way in turn).
+    pub fn exchanges(&self) -> usize {
+        self.schedule(1)
+            .iter()
+            .map(|(op, _)| {
+                let (k, f) = match *op {
+                    Op::ReluTrunc { k, f } | Op::Trunc { k, f } => (k, f),
+                    Op::Sign { k } => (k, 0),
+                    Op::MaxPool { .. } => unreachable!(),
+                };
+                let t = Tree::new(k, f);
+                let lv = |n: usize| (usize::BITS - n.saturating_sub(1).leading_zeros()) as usize;
+                2 + lv(t.low.len()).max(lv(t.high.len()))
+                    + usize::from(!t.low.is_empty() && !t.high.is_empty())
+                    + 2
+            })
+            .sum()
+    }
+
+    /// The plaintext semantics on one window of reconstructed inputs.
+    pub fn plain(&self, x: &[u64]) -> u64 {
+        let s = |v: u64| v as i64;
+        match *self {
+            Op::ReluTrunc { f, .. } => (s(x[0]) >> f).max(0) as u64,
+            Op::Trunc { f, .. } => (s(x[0]) >> f) as u64,
+            Op::Sign { k } => {
+                let sh = 64 - k;
+                if (s(x[0] << sh) >> sh) >= 0 {
+                    1
+                } else {
+                    u64::MAX
+                }
+            }
+            Op::MaxPool { relu, f, .. } => {
+                let m = x.iter().map(|&v| s(v)).max().expect("window >= 1") >> f;
+                if relu {
+                    m.max(0) as u64
+                } else {
+                    m as u64
+                }
+            }
+        }
+    }
+}
+
+/// One party's silent OT sessions: this party as sender in its direction and
+/// as receiver in the other.
+pub struct CmpSession {
+    role: Role,
+    send: SilentCotSender,
+    recv: SilentCotReceiver,
+}
+
+impl CmpSession {
+    /// Set up both directions (A's sending first) with Ferret's parameters.
+    pub fn setup(
+        ch: &mut impl Channel,
+        role: Role,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<CmpSession> {
+        Self::setup_with(ch, role, LpnParams::SETUP, LpnParams::EXTEND, rng)
+    }
+
+    /// As [`Self::setup`] with other LPN parameters (tests use small,
+    /// insecure ones).
+    pub fn setup_with(
+        ch: &mut impl Channel,
+        role: Role,
+        first: LpnParams,
+        params: LpnParams,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<CmpSession> {
+        let mut d = [0u8; 16];
+        rng.fill_bytes(&mut d);
+        let delta = Block::from_bytes(d);
+        d.zeroize();
+        Ok(match role {
+            Role::A => {
+                let send = SilentCotSender::setup_with(ch, delta, first, params, rng)?;
+                let recv = SilentCotReceiver::setup_with(ch, first, params, rng)?;
+                CmpSession { role, send, recv }
+            }
+            Role::B => {
+                let recv = SilentCotReceiver::setup_with(ch, first, params, rng)?;
+                let send = SilentCotSender::setup_with(ch, delta, first, params, rng)?;
+                CmpSession { role, send, recv }
+            }
+        })
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Offline: the random OTs of `op` on `n` output elements.
+    pub fn offline(
+        &mut self,
+        ch: &mut impl Channel,
+        op: Op,
+        n: usize,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Material> {
+        op.validate()?;
+        let (ra, rb) = op.rots(n);
+        let (ns, nr) = match self.role {
+            Role::A => (ra, rb),
+            Role::B => (rb, ra),
+        };
+        // A's direction first on both ends, so extensions line up.
+        let (send, (bits, recv)) = match self.role {
+            Role::A => {
+                let s = self.send.random(ch, ns, rng)?;
+                (s, self.recv.random(ch, nr)?)
+            }
+            Role::B => {
+                let r = self.recv.random(ch, nr)?;
+                (self.send.random(ch, ns, rng)?, r)
+            }
+        };
+        let mut seed = [0u8; 16];
+        rng.fill_bytes(&mut seed);
+        Ok(Material {
+            role: self.role,
+            op,
+            n,
+            send,
+            recv,
+            bits,
+            sp: 0,
+            rp: 0,
+            seed,
+        })
+    }
+}
+
+/// One layer's random OTs (and a seed for this party's output masks), used
+/// exactly once by [`Material::online`].
+pub struct Material {
+    role: Role,
+    op: Op,
+    n: usize,
+    /// Pads where this party is the OT sender (A→B for A, B→A for B).
+    send: Vec<[Block; 2]>,
+    /// Pads and choice bits where this party receives.
+    recv: Vec<Block>,
+    bits: Vec<bool>,
+    sp: usize,
+    rp: usize,
+    seed: [u8; 16],
+}
+
+impl Drop for Material {
+    fn drop(&mut self) {
+        self.send.zeroize();
+        self.recv.zeroize();
+        self.bits.zeroize();
+        self.seed.zeroize();
+    }
+}
+
+/// A bit triple's shares `(a, b, c)`.
+type Triple = (u8, u8, u8);
+
+impl Material {
+    pub fn op(&self) -> Op {
+        self.op
+    }
+
+    pub fn elements(&self) -> usize {
+        self.n
+    }
+
+    fn take_send(&mut self, n: usize) -> Result<&[[Block; 2]]> {
+        let r = self.sp..self.sp + n;
+        self.sp += n;
+        self.send.get(r).ok_or(CmpError::MaterialMismatch)
+    }
+
+    fn take_recv(&mut self, n: usize) -> Result<(&[bool], &[Block])> {
+        let r = self.rp..self.rp + n;
+        self.rp += n;
+        match (self.bits.get(r.clone()), self.recv.get(r)) {
+            (Some(b), Some(p)) => Ok((b, p)),
+            _ => Err(CmpError::MaterialMismatch),
+        }
+    }
+
+    /// `n` bit triples from `2n` random OTs of direction A→B.
+    fn triples(&mut self, n: usize) -> Result<Vec<Triple>> {
+        let lsb = |b: Block| (b.0 & 1) as u8;
+        Ok(match self.role {
+            Role::A => self
+                .take_send(2 * n)?
+                .chunks_exact(2)
+                .map(|p| {
+                    let a = lsb(p[0][0]) ^ lsb(p[0][1]);
+                    let b = lsb(p[1][0]) ^ lsb(p[1][1]);
+                    (a, b, (a & b) ^ lsb(p[0][0]) ^ lsb(p[1][0]))
+                })
+                .collect(),
+            Role::B => {
+                let (bits, pads) = self.take_recv(2 * n)?;
+                bits.chunks_exact(2)
+                    .zip(pads.chunks_exact(2))
+                    .map(|(c, p)| {
+                        let (b, a) = (c[0] as u8, c[1] as u8);
+                        (a, b, (a & b) ^ lsb(p[0]) ^ lsb(p[1]))
+                    })
+                    .collect()
+            }
+        })
+    }
+
+    /// AND of shared bits, pairwise, with one exchange.
+    fn and(&mut self, ch: &mut impl Channel, x: &[u8], y: &[u8]) -> Result<Vec<u8>> {
+        let t = self.triples(x.len())?;
+        let mut w = BitWriter::with_capacity_bits(2 * x.len());
+        for ((&xi, &yi), &(a, b, _)) in x.iter().zip(y).zip(&t) {
+            w.put(((xi ^ a) | ((yi ^ b) << 1)) as u64, 2);
+        }
+        let mine = w.finish();
+        ch.send(&mine)?;
+        ch.flush()?;
+        let peer = ch.recv()?;
+        check(&peer, packed_len(x.len(), 2), "AND openings")?;
+        let (mut rm, mut rp) = (BitReader::new(&mine), BitReader::new(&peer));
+        let is_a = self.role == Role::A;
+        Ok(t.iter()
+            .map(|&(a, b, c)| {
+                let (m, p) = (rm.get(2) as u8, rp.get(2) as u8);
+                let e = (m ^ p) & 1;
+                let f = ((m ^ p) >> 1) & 1;
+                c ^ (e & b) ^ (f & a) ^ if is_a { e & f } else { 0 }
+            })
+            .collect())
+    }
+
+    /// Online: this party's shares of `op` on `xs` (`n·arity` shares, windows
+    /// consecutive for max-pool), the peer running the same call.
+    pub fn online(mut self, ch: &mut impl Channel, xs: &[u64]) -> Result<Vec<u64>> {
+        if xs.len() != self.n * self.op.arity() {
+            return Err(CmpError::MaterialMismatch);
+        }
+        let out = match self.op {
+            Op::MaxPool { window, relu, f } => {
+                let mut cur: Vec<Vec<u64>> = xs.chunks(window).map(|w| w.to_vec()).collect();
+                while cur[0].len() > 1 {
+                    // Pairwise max(a, b) = b + relu(a − b); an odd last passes.
+                    let diffs: Vec<u64> = cur
+                        .iter()
+                        .flat_map(|w| w.chunks_exact(2).map(|p| p[0].wrapping_sub(p[1])))
+                        .collect();
+                    let r = self.basic(ch, Op::ReluTrunc { k: 64, f: 0 }, &diffs)?;
+                    let mut it = r.into_iter();
+                    for w in cur.iter_mut() {
+                        let mut next = Vec::with_capacity(w.len().div_ceil(2));
+                        for p in w.chunks(2) {
+                            next.push(match p {
+                                [a, b] => {
+                                    let _ = a;
+                                    b.wrapping_add(it.next().ok_or(CmpError::MaterialMismatch)?)
+                                }
+                                [a] => *a,
+                                _ => unreachable!(),
+                            });
+                        }
+                        *w = next;
+                    }
+                }
+                let m: Vec<u64> = cur.into_iter().map(|w| w[0]).collect();
+                if relu {
+                    self.basic(ch, Op::ReluTrunc { k: 64, f }, &m)?
+                } else if f > 0 {
+                    self.basic(ch, Op::Trunc { k: 64, f }, &m)?
+                } else {
+                    m
+                }
+            }
+            op => self.basic(ch, op, xs)?,
+        };
+        if self.sp != self.send.len() || self.rp != self.recv.len() {
+            return Err(CmpError::MaterialMismatch);
+        }
+        Ok(out)
+    }
+
+    /// One basic op on `xs` (one input per element).
+    fn basic(&mut self, ch: &mut impl Channel, op: Op, xs: &[u64]) -> Result<Vec<u64>> {
+        let (k, f) = match op {
+            Op::ReluTrunc { k, f } | Op::Trunc { k, f } => (k, f),
+            Op::Sign { k } => (k, 0),
+            Op::MaxPool { .. } => return Err(CmpError::MaterialMismatch),
+        };
+        let n = xs.len();
+        let is_a = self.role == Role::A;
+        let kmask = if k == 64 { u64::MAX } else { (1u64 << k) - 1 };
+        let low_mask = (1u64 << (k - 1)) - 1;
+        // u = x + 2^(k-1) on A's share, reduced mod 2^k.
+        let u: Vec<u64> = xs
+            .iter()
+            .map(|&x| {
+                if is_a {
+                    x.wrapping_add(1u64 << (k - 1)) & kmask
+                } else {
+                    x & kmask
+                }
+            })
+            .collect();
+        let top: Vec<u8> = u.iter().map(|&v| ((v >> (k - 1)) & 1) as u8).collect();
+        // The millionaires' input: A's low k−1 bits; B's complement of its own.
+        let cmp_in: Vec<u64> = u
+            .iter()
+            .map(|&v| if is_a { v & low_mask } else { !v & low_mask })
+            .collect();
+        let (carry_k1, carry_f) = self.millionaires(ch, &Tree::new(k, f), &cmp_in)?;
+        let shift = |v: u64, s: u32| if s >= 64 { 0 } else { v << s };
+        let big = shift(1, k - f); // 2^(k−f), zero when k − f = 64
+        let half = 1u64 << (k - 1 - f); // 2^(k−1−f)
+        let mut prg = Prg::from_seed(self.seed);
+        // Bump the seed so a composite op's later basic ops draw fresh masks.
+        self.seed[0] = self.seed[0].wrapping_add(1);
+        let hash = Tccr::new();
+        Ok(match op {
+            Op::ReluTrunc { .. } => {
+                // Choice of B in the A→B OT: (b_B, c_B, m_B); A's in B→A: b_A.
+                let b_share: Vec<u8> = top.iter().zip(&carry_k1).map(|(m, c)| m ^ c).collect();
+                let h: Vec<u64> = u.iter().map(|&v| v >> f).collect();
+                let masks: Vec<u64> = (0..n).map(|_| prg.next_u64()).collect();
+                if is_a {
+                    // Send corrections for B→A (choice b_A), receive B's for A→B.
+                    let vs: Vec<u64> = b_share.iter().map(|&b| b as u64).collect();
+                    let (cbits, cpads) = self.take_recv(n)?;
+                    let (cbits, cpads) = (cbits.to_vec(), cpads.to_vec());
+                    ch.send(&kot::corrections(&vs, 1, &cbits))?;
+                    ch.flush()?;
+                    let d = ch.recv()?;
+                    let pads = self.take_send(3 * n)?.to_vec();
+                    let cts = kot::send(&hash, &d, n, 3, 64, &pads, |i, j| {
+                        let (beta, gamma, mu) = ((j & 1) as u8, ((j >> 1) & 1) as u8, (j >> 2) as u64);
+                        let b = (b_share[i] ^ beta) as u64;
+                        let c = (carry_f[i] ^ gamma) as u64;
+                        let v = h[i]
+                            .wrapping_sub(half)
+                            .wrapping_add(c)
+                            .wrapping_sub(big.wrapping_mul(top[i] as u64 & mu));
+                        b.wrapping_mul(v).wrapping_sub(masks[i])
+                    })?;
+                    ch.send_vec(cts)?;
+                    ch.flush()?;
+                    let got = kot::receive(&hash, &ch.recv()?, &vs, 1, 64, &cpads)?;
+                    got.iter().zip(&masks).map(|(g, r)| g.wrapping_add(*r)).collect()
+                } else {
+                    let vs: Vec<u64> = (0..n)
+                        .map(|i| {
+                            b_share[i] as u64 | (carry_f[i] as u64) << 1 | (top[i] as u64) << 2
+                        })
+                        .collect();
+                    let (cbits, cpads) = self.take_recv(3 * n)?;
+                    let (cbits, cpads) = (cbits.to_vec(), cpads.to_vec());
+                    ch.send(&kot::corrections(&vs, 3, &cbits))?;
+                    ch.flush()?;
+                    let d = ch.recv()?;
+                    let pads = self.take_send(n)?.to_vec();
+                    let cts = kot::send(&hash, &d, n, 1, 64, &pads, |i, j| {
+                        let b = (b_share[i] ^ j as u8) as u64;
+                        b.wrapping_mul(h[i]).wrapping_sub(masks[i])
+                    })?;
+                    ch.send_vec(cts)?;
+                    ch.flush()?;
+                    let got = kot::receive(&hash, &ch.recv()?, &vs, 3, 64, &cpads)?;
+                    got.iter().zip(&masks).map(|(g, r)| g.wrapping_add(*r)).collect()
+                }
+            }
+            Op::Trunc { .. } => {
+                // A→B 1-of-8 on B's (c_B, c'_B, m_B): c − 2^(k−f)·maj(m_A, m_B, c').
+                let h: Vec<u64> = u.iter().map(|&v| v >> f).collect();
+                if is_a {
+                    let masks: Vec<u64> = (0..n).map(|_| prg.next_u64()).collect();
+                    let d = ch.recv()?;
+                    let pads = self.take_send(3 * n)?.to_vec();
+                    let cts = kot::send(&hash, &d, n, 3, 64, &pads, |i, j| {
+                        let c = (carry_f[i] ^ (j & 1) as u8) as u64;
+                        let cc = carry_k1[i] ^ ((j >> 1) & 1) as u8;
+                        let mb = (j >> 2) as u8;
+                        let ma = top[i];
+                        let w = ((ma & mb) | (ma & cc) | (mb & cc)) as u64;
+                        c.wrapping_sub(big.wrapping_mul(w)).wrapping_sub(masks[i])
+                    })?;
+                    ch.send_vec(cts)?;
+                    ch.flush()?;
+                    h.iter()
+                        .zip(&masks)
+                        .map(|(h, r)| h.wrapping_sub(half).wrapping_add(*r))
+                        .collect()
+                } else {
+                    let vs: Vec<u64> = (0..n)
+                        .map(|i| {
+                            carry_f[i] as u64 | (carry_k1[i] as u64) << 1 | (top[i] as u64) << 2
+                        })
+                        .collect();
+                    let (cbits, cpads) = self.take_recv(3 * n)?;
+                    let (cbits, cpads) = (cbits.to_vec(), cpads.to_vec());
+                    ch.send(&kot::corrections(&vs, 3, &cbits))?;
+                    ch.flush()?;
+                    let got = kot::receive(&hash, &ch.recv()?, &vs, 3, 64, &cpads)?;
+                    got.iter().zip(&h).map(|(g, h)| g.wrapping_add(*h)).collect()
+                }
+            }
+            Op::Sign { .. } => {
+                // A→B 1-of-2 on b_B: 2b − 1.
+                let b_share: Vec<u8> = top.iter().zip(&carry_k1).map(|(m, c)| m ^ c).collect();
+                if is_a {
+                    let masks: Vec<u64> = (0..n).map(|_| prg.next_u64()).collect();
+                    let d = ch.recv()?;
+                    let pads = self.take_send(n)?.to_vec();
+                    let cts = kot::send(&hash, &d, n, 1, 64, &pads, |i, j| {
+                        let b = (b_share[i] ^ j as u8) as u64;
+                        (2 * b).wrapping_sub(1).wrapping_sub(masks[i])
+                    })?;
+                    ch.send_vec(cts)?;
+                    ch.flush()?;
+                    masks
+                } else {
+                    let vs: Vec<u64> = b_share.iter().map(|&b| b as u64).collect();
+                    let (cbits, cpads) = self.take_recv(n)?;
+                    let (cbits, cpads) = (cbits.to_vec(), cpads.to_vec());
+                    ch.send(&kot::corrections(&vs, 1, &cbits))?;
+                    ch.flush()?;
+                    kot::receive(&hash, &ch.recv()?, &vs, 1, 64, &cpads)?
+                }
+            }
+            Op::MaxPool { .. } => unreachable!(),
+        })
+    }
+
+    /// Boolean shares of `[a > b]` over the whole tree (`c'`, the carry into
+    /// bit k−1) and over its low part (`c`, the carry out of the low f bits;
+    /// zero shares when f = 0). A holds `a` in `xs`, B holds `b`.
+    fn millionaires(
+        &mut self,
+        ch: &mut impl Channel,
+        tree: &Tree,
+        xs: &[u64],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let n = xs.len();
+        let leaves: Vec<(u32, u32)> = tree.low.iter().chain(&tree.high).copied().collect();
+        let nl = leaves.len();
+        let hash = Tccr::new();
+        // Leaf OTs, element-major: (gt, eq) of each chunk, 2-bit messages.
+        let mut gt = vec![0u8; n * nl];
+        let mut eq = vec![0u8; n * nl];
+        let rots = tree.leaf_rots();
+        if self.role == Role::A {
+            let d = ch.recv()?;
+            let expected: usize = n * leaves.iter().map(|c| c.1 as usize).sum::<usize>();
+            check(&d, expected.div_ceil(8), "millionaires corrections")?;
+            let pads = self.take_send(n * rots)?.to_vec();
+            let mut prg = Prg::from_seed(self.seed);
+            self.seed[1] = self.seed[1].wrapping_add(1);
+            let mut rd = BitReader::new(&d);
+            let mut out = BitWriter::with_capacity_bits(n * nl * 32);
+            let mut pp = 0usize;
+            let mut rnd = 0u64;
+            let mut left = 0u32;
+            for i in 0..n {
+                for (c, &(off, len)) in leaves.iter().enumerate() {
+                    if left < 2 {
+                        rnd = prg.next_u64();
+                        left = 64;
+                    }
+                    let (sg, se) = ((rnd & 1) as u8, ((rnd >> 1) & 1) as u8);
+                    rnd >>= 2;
+                    left -= 2;
+                    gt[i * nl + c] = sg;
+                    eq[i * nl + c] = se;
+                    let a = (xs[i] >> off) & ((1u64 << len) - 1);
+                    let di = rd.get(len) as usize;
+                    let p = &pads[pp..pp + len as usize];
+                    pp += len as usize;
+                    for j in 0..1u64 << len {
+                        let m = (((a > j) as u8 ^ sg) | (((a == j) as u8 ^ se) << 1)) as u64;
+                        let sel = j as usize ^ di;
+                        let mut x = m;
+                        for (l, pl) in p.iter().enumerate() {
+                            x ^= ((pl[(sel >> l) & 1].0 >> (2 * j)) as u64) & 3;
+                        }
+                        out.put(x, 2);
+                    }
+                }
+            }
+            ch.send_vec(out.finish())?;
+            ch.flush()?;
+        } else {
+            let (bits, pads) = self.take_recv(n * rots)?;
+            let (bits, pads) = (bits.to_vec(), pads.to_vec());
+            let mut w = BitWriter::with_capacity_bits(n * rots);
+            let mut vals = Vec::with_capacity(n * nl);
+            let mut pp = 0usize;
+            for &x in xs {
+                for &(off, len) in &leaves {
+                    let v = (x >> off) & ((1u64 << len) - 1);
+                    let mut c = 0u64;
+                    for l in 0..len as usize {
+                        c |= (bits[pp + l] as u64) << l;
+                    }
+                    pp += len as usize;
+                    w.put(v ^ c, len);
+                    vals.push(v);
+                }
+            }
+            ch.send_vec(w.finish())?;
+            ch.flush()?;
+            let cts = ch.recv()?;
+            let expected: usize = n * leaves.iter().map(|c| 2usize << c.1).sum::<usize>();
+            check(&cts, expected.div_ceil(8), "millionaires messages")?;
+            let mut rd = BitReader::new(&cts);
+            let mut pp = 0usize;
+            for i in 0..n {
+                for (c, &(_, len)) in leaves.iter().enumerate() {
+                    let v = vals[i * nl + c];
+                    let mut x = 0u64;
+                    for j in 0..1u64 << len {
+                        let y = rd.get(2);
+                        if j == v {
+                            x = y;
+                        }
+                    }
+                    for pl in &pads[pp..pp + len as usize] {
+                        x ^= ((pl.0 >> (2 * v)) as u64) & 3;
+                    }
+                    pp += len as usize;
+                    gt[i * nl + c] = (x & 1) as u8;
+                    eq[i * nl + c] = ((x >> 1) & 1) as u8;
+                }
+            }
+        }
+        let _ = hash;
+        // Combine each part, level by level, both parts in the same exchange.
+        let n_low = tree.low.len();
+        let mut parts: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(), Vec::new()];
+        for c in 0..nl {
+            let node = (
+                (0..n).map(|i| gt[i * nl + c]).collect::<Vec<u8>>(),
+                (0..n).map(|i| eq[i * nl + c]).collect::<Vec<u8>>(),
+            );
+            parts[usize::from(c >= n_low)].push(node);
+        }
+        while parts.iter().any(|p| p.len() > 1) {
+            // Gather every AND of this level: (eq_hi ∧ gt_lo), (eq_hi ∧ eq_lo).
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            for p in &parts {
+                for pair in p.chunks_exact(2) {
+                    let (lo, hi) = (&pair[0], &pair[1]);
+                    x.extend_from_slice(&hi.1);
+                    y.extend_from_slice(&lo.0);
+                    x.extend_from_slice(&hi.1);
+                    y.extend_from_slice(&lo.1);
+                }
+            }
+            let z = self.and(ch, &x, &y)?;
+            let mut zi = z.chunks_exact(n);
+            for p in parts.iter_mut() {
+                let mut next = Vec::with_capacity(p.len().div_ceil(2));
+                for pair in p.chunks(2) {
+                    match pair {
+                        [lo, hi] => {
+                            let _ = lo;
+                            let a = zi.next().ok_or(CmpError::MaterialMismatch)?;
+                            let b = zi.next().ok_or(CmpError::MaterialMismatch)?;
+                            let g: Vec<u8> = hi.0.iter().zip(a).map(|(g, a)| g ^ a).collect();
+                            next.push((g, b.to_vec()));
+                        }
+                        [one] => next.push(one.clone()),
+                        _ => unreachable!(),
+                    }
+                }
+                *p = next;
+            }
+        }
+        let low = parts[0].pop();
+        let high = parts[1].pop();
+        Ok(match (low, high) {
+            (Some(l), Some(h)) => {
+                let z = self.and(ch, &h.1, &l.0)?;
+                let c1: Vec<u8> = h.0.iter().zip(&z).map(|(g, z)| g ^ z).collect();
+                (c1, l.0)
+            }
+            (None, Some(h)) => (h.0, vec![0; n]),
+            (Some(l), None) => (l.0.clone(), l.0),
+            (None, None) => (vec![0; n], vec![0; n]),
+        })
+    }
+}
+
+fn check(msg: &[u8], expected: usize, what: &'static str) -> Result<()> {
+    if msg.len() == expected {
+        Ok(())
+    } else {
+        Err(CmpError::BadMessage {
+            what,
+            expected,
+            got: msg.len(),
+        })
+    }
+}
