@@ -8,7 +8,7 @@ use blindfold_engine::plan::{Deployment, Plan};
 use blindfold_engine::Mode;
 use blindfold_model::engine::{self, argmax};
 use blindfold_model::quant::{
-    quantize, quantize_with, BinaryProducts, BnSign, QModel, QuantConfig,
+    quantize, quantize_with, BinaryProducts, BnSign, NonLinear, QModel, QuantConfig,
 };
 use blindfold_model::segment::MapShape;
 use blindfold_model::{data, load_onnx, summary, Model};
@@ -45,6 +45,27 @@ pub struct BnArgs {
     /// bits (fewer milliseconds, more bytes), or per layer by the cost model.
     #[arg(long, value_enum, default_value_t = BinaryProductsArg::Auto)]
     pub binary_products: BinaryProductsArg,
+    /// Secure modes: ReLU, max-pool, sign and truncation layers by garbled
+    /// circuits, by OT-based comparisons on silent OT (about 30x fewer bytes,
+    /// more rounds), or per layer by the cost model on the --link declared.
+    #[arg(long, value_enum, default_value_t = NonLinearArg::Auto)]
+    pub nonlinear: NonLinearArg,
+    /// The link between the parties, as RATE,RTT (e.g. 1gbit,0.5ms or
+    /// 100mbit,20ms): what --nonlinear auto prices protocols on; `bench`
+    /// also shapes its channel to it.
+    #[arg(long, value_parser = parse_link)]
+    pub link: Option<blindfold_core::LinkSpec>,
+}
+
+fn parse_link(s: &str) -> std::result::Result<blindfold_core::LinkSpec, String> {
+    blindfold_core::LinkSpec::parse(s).map_err(|e| e.to_string())
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NonLinearArg {
+    Auto,
+    Gc,
+    Ot,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -60,6 +81,8 @@ impl Default for BnArgs {
             bn_scale: QuantConfig::DEFAULT_BN_SCALE,
             bn_sign: BnSignArg::Threshold,
             binary_products: BinaryProductsArg::Auto,
+            nonlinear: NonLinearArg::Auto,
+            link: None,
         }
     }
 }
@@ -83,6 +106,13 @@ impl BnArgs {
                 BinaryProductsArg::Auto => BinaryProducts::Auto,
                 BinaryProductsArg::He => BinaryProducts::He,
                 BinaryProductsArg::Ot => BinaryProducts::Ot,
+            },
+            nonlinear: match self.nonlinear {
+                NonLinearArg::Auto => {
+                    NonLinear::Auto(self.link.unwrap_or(blindfold_core::LinkSpec::LAN))
+                }
+                NonLinearArg::Gc => NonLinear::Gc,
+                NonLinearArg::Ot => NonLinear::Ot,
             },
         }
     }

@@ -66,18 +66,48 @@ pub fn send(
     let mut rd = BitReader::new(d);
     let mut out = BitWriter::with_capacity_bits(n * (w as usize) << m);
     let mu = m as usize;
-    for i in 0..n {
-        let di = rd.get(m) as usize;
+    let slots = 1usize << m;
+    let hashed = (w as usize) << m > 128;
+    // Hashed masks: H(p_l^{(j ⊕ d)_l}, j) for every (i, j, l), in one batch.
+    let mut masks = Vec::new();
+    let mut ds = Vec::with_capacity(n);
+    for _ in 0..n {
+        ds.push(rd.get(m) as usize);
+    }
+    if hashed {
+        let mut xs = Vec::with_capacity(n * slots * mu);
+        let mut tw = Vec::with_capacity(n * slots * mu);
+        for (i, &di) in ds.iter().enumerate() {
+            let p = &pads[i * mu..(i + 1) * mu];
+            for j in 0..slots {
+                for (l, pl) in p.iter().enumerate() {
+                    xs.push(pl[((j ^ di) >> l) & 1]);
+                    tw.push(j as u64);
+                }
+            }
+        }
+        masks = vec![Block::ZERO; xs.len()];
+        hash.hash_tweaked(&xs, &tw, &mut masks);
+        zeroize::Zeroize::zeroize(&mut xs);
+    }
+    for (i, &di) in ds.iter().enumerate() {
         let p = &pads[i * mu..(i + 1) * mu];
-        for j in 0..1usize << m {
+        for j in 0..slots {
             let mut x = msg(i, j);
-            let sel = j ^ di;
-            for (l, pl) in p.iter().enumerate() {
-                x ^= pad_bits(hash, pl[(sel >> l) & 1], j, m, w);
+            if hashed {
+                for l in 0..mu {
+                    x ^= (masks[(i * slots + j) * mu + l].0 as u64) & mask(w);
+                }
+            } else {
+                let sel = j ^ di;
+                for (l, pl) in p.iter().enumerate() {
+                    x ^= pad_bits(hash, pl[(sel >> l) & 1], j, m, w);
+                }
             }
             out.put(x, w);
         }
     }
+    zeroize::Zeroize::zeroize(&mut masks);
     Ok(out.finish())
 }
 
@@ -101,6 +131,17 @@ pub fn receive(
     }
     let mu = m as usize;
     let per = (w as usize) << m;
+    let hashed = per > 128;
+    let mut masks = Vec::new();
+    if hashed {
+        let xs: Vec<Block> = pads[..n * mu].to_vec();
+        let tw: Vec<u64> = vs
+            .iter()
+            .flat_map(|&v| std::iter::repeat_n(v, mu))
+            .collect();
+        masks = vec![Block::ZERO; xs.len()];
+        hash.hash_tweaked(&xs, &tw, &mut masks);
+    }
     let mut out = Vec::with_capacity(n);
     for (i, &v) in vs.iter().enumerate() {
         // Jump to message v of OT i (offsets in bits; whole-byte starts are
@@ -109,8 +150,14 @@ pub fn receive(
         let mut rd = BitReader::new(&cts[bit / 8..]);
         rd.get((bit % 8) as u32);
         let mut x = rd.get(w);
-        for pl in &pads[i * mu..(i + 1) * mu] {
-            x ^= pad_bits(hash, *pl, v as usize, m, w);
+        if hashed {
+            for l in 0..mu {
+                x ^= (masks[i * mu + l].0 as u64) & mask(w);
+            }
+        } else {
+            for pl in &pads[i * mu..(i + 1) * mu] {
+                x ^= pad_bits(hash, *pl, v as usize, m, w);
+            }
         }
         out.push(x);
     }

@@ -113,15 +113,19 @@ impl Tree {
     }
 
     fn leaf_rots(&self) -> usize {
-        self.low.iter().chain(&self.high).map(|c| c.1 as usize).sum()
+        self.low
+            .iter()
+            .chain(&self.high)
+            .map(|c| c.1 as usize)
+            .sum()
     }
 
-    /// AND gates per element: two per combination inside a part, one for the
-    /// final combination of the parts.
-    fn ands(&self) -> usize {
-        let inner = |n: usize| 2 * n.saturating_sub(1);
-        inner(self.low.len())
-            + inner(self.high.len())
+    /// Combinations per element (each a pair of AND gates sharing an operand,
+    /// `eq_hi ∧ gt_lo` and `eq_hi ∧ eq_lo`): one per merge inside a part, and
+    /// the final merge of the parts.
+    fn combines(&self) -> usize {
+        self.low.len().saturating_sub(1)
+            + self.high.len().saturating_sub(1)
             + usize::from(!self.low.is_empty() && !self.high.is_empty())
     }
 }
@@ -135,7 +139,7 @@ fn basic_rots(op: &Op) -> (usize, usize) {
         Op::MaxPool { .. } => unreachable!("composite"),
     };
     let t = Tree::new(k, f);
-    (t.leaf_rots() + 2 * t.ands() + fa, fb)
+    (t.leaf_rots() + t.combines() + fa, t.combines() + fb)
 }
 
 impl Op {
@@ -150,7 +154,9 @@ impl Op {
         if ok {
             Ok(())
         } else {
-            Err(CmpError::InvalidArgument("comparison parameters out of range"))
+            Err(CmpError::InvalidArgument(
+                "comparison parameters out of range",
+            ))
         }
     }
 
@@ -211,6 +217,29 @@ impl Op {
             .sum()
     }
 
+    /// Online bits both parties send, per output element.
+    pub fn online_bits(&self) -> usize {
+        self.schedule(1)
+            .iter()
+            .map(|(op, m)| {
+                let (k, f, fin) = match *op {
+                    Op::ReluTrunc { k, f } => (k, f, 4 + 8 * 64 + 2 * 64),
+                    Op::Trunc { k, f } => (k, f, 3 + 8 * 64),
+                    Op::Sign { k } => (k, 0, 1 + 2 * 64),
+                    Op::MaxPool { .. } => unreachable!(),
+                };
+                let t = Tree::new(k, f);
+                let leaves: usize = t
+                    .low
+                    .iter()
+                    .chain(&t.high)
+                    .map(|&(_, len)| len as usize + (2usize << len))
+                    .sum();
+                m * (leaves + 6 * t.combines() + fin)
+            })
+            .sum()
+    }
+
     /// The plaintext semantics on one window of reconstructed inputs.
     pub fn plain(&self, x: &[u64]) -> u64 {
         let s = |v: u64| v as i64;
@@ -266,7 +295,8 @@ impl CmpSession {
     ) -> Result<CmpSession> {
         let mut d = [0u8; 16];
         rng.fill_bytes(&mut d);
-        let delta = Block::from_bytes(d);
+        // Silent OT wants lsb(Δ) = 1 (its receivers read choice bits off lsbs).
+        let delta = Block(Block::from_bytes(d).0 | 1);
         d.zeroize();
         Ok(match role {
             Role::A => {
@@ -352,8 +382,8 @@ impl Drop for Material {
     }
 }
 
-/// A bit triple's shares `(a, b, c)`.
-type Triple = (u8, u8, u8);
+/// Shares of a double bit triple: `a`, `b1`, `b2`, `c1 = a·b1`, `c2 = a·b2`.
+type Triple2 = [u8; 5];
 
 impl Material {
     pub fn op(&self) -> Op {
@@ -364,69 +394,82 @@ impl Material {
         self.n
     }
 
-    fn take_send(&mut self, n: usize) -> Result<&[[Block; 2]]> {
+    /// The next `n` sender pads (a range of `self.send`).
+    fn take_send(&mut self, n: usize) -> Result<std::ops::Range<usize>> {
         let r = self.sp..self.sp + n;
-        self.sp += n;
-        self.send.get(r).ok_or(CmpError::MaterialMismatch)
-    }
-
-    fn take_recv(&mut self, n: usize) -> Result<(&[bool], &[Block])> {
-        let r = self.rp..self.rp + n;
-        self.rp += n;
-        match (self.bits.get(r.clone()), self.recv.get(r)) {
-            (Some(b), Some(p)) => Ok((b, p)),
-            _ => Err(CmpError::MaterialMismatch),
+        if r.end > self.send.len() {
+            return Err(CmpError::MaterialMismatch);
         }
+        self.sp = r.end;
+        Ok(r)
     }
 
-    /// `n` bit triples from `2n` random OTs of direction A→B.
-    fn triples(&mut self, n: usize) -> Result<Vec<Triple>> {
-        let lsb = |b: Block| (b.0 & 1) as u8;
-        Ok(match self.role {
-            Role::A => self
-                .take_send(2 * n)?
-                .chunks_exact(2)
-                .map(|p| {
-                    let a = lsb(p[0][0]) ^ lsb(p[0][1]);
-                    let b = lsb(p[1][0]) ^ lsb(p[1][1]);
-                    (a, b, (a & b) ^ lsb(p[0][0]) ^ lsb(p[1][0]))
-                })
-                .collect(),
-            Role::B => {
-                let (bits, pads) = self.take_recv(2 * n)?;
-                bits.chunks_exact(2)
-                    .zip(pads.chunks_exact(2))
-                    .map(|(c, p)| {
-                        let (b, a) = (c[0] as u8, c[1] as u8);
-                        (a, b, (a & b) ^ lsb(p[0]) ^ lsb(p[1]))
-                    })
-                    .collect()
-            }
-        })
+    /// The next `n` receiver pads and choice bits (a range of `self.recv`).
+    fn take_recv(&mut self, n: usize) -> Result<std::ops::Range<usize>> {
+        let r = self.rp..self.rp + n;
+        if r.end > self.recv.len() {
+            return Err(CmpError::MaterialMismatch);
+        }
+        self.rp = r.end;
+        Ok(r)
     }
 
-    /// AND of shared bits, pairwise, with one exchange.
-    fn and(&mut self, ch: &mut impl Channel, x: &[u8], y: &[u8]) -> Result<Vec<u8>> {
+    /// `n` double triples from one random OT each way (no messages): the
+    /// cross terms `a_B·b_kA` from A→B (B's choice bit, two of A's pad bits)
+    /// and `a_A·b_kB` from B→A.
+    fn triples(&mut self, n: usize) -> Result<Vec<Triple2>> {
+        let bit = |b: Block, k: u32| ((b.0 >> k) & 1) as u8;
+        let rs = self.take_send(n)?;
+        let rr = self.take_recv(n)?;
+        let (send, recv, bits) = (&self.send[rs], &self.recv[rr.clone()], &self.bits[rr]);
+        Ok(send
+            .iter()
+            .zip(recv.iter().zip(bits))
+            .map(|(p, (q, &c))| {
+                // As sender: my b_k = bit_k(p0) ⊕ bit_k(p1), share bit_k(p0) of
+                // (peer's choice)·b_k; as receiver: my a = c, share bit_k(q) of
+                // a·(peer's b_k).
+                let a = c as u8;
+                let b1 = bit(p[0], 0) ^ bit(p[1], 0);
+                let b2 = bit(p[0], 1) ^ bit(p[1], 1);
+                let c1 = (a & b1) ^ bit(p[0], 0) ^ bit(*q, 0);
+                let c2 = (a & b2) ^ bit(p[0], 1) ^ bit(*q, 1);
+                [a, b1, b2, c1, c2]
+            })
+            .collect())
+    }
+
+    /// `x ∧ y1` and `x ∧ y2` on shared bits, pairwise, with one exchange.
+    fn and2(
+        &mut self,
+        ch: &mut impl Channel,
+        x: &[u8],
+        y1: &[u8],
+        y2: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
         let t = self.triples(x.len())?;
-        let mut w = BitWriter::with_capacity_bits(2 * x.len());
-        for ((&xi, &yi), &(a, b, _)) in x.iter().zip(y).zip(&t) {
-            w.put(((xi ^ a) | ((yi ^ b) << 1)) as u64, 2);
+        let mut w = BitWriter::with_capacity_bits(3 * x.len());
+        for (i, tr) in t.iter().enumerate() {
+            let v = (x[i] ^ tr[0]) | ((y1[i] ^ tr[1]) << 1) | ((y2[i] ^ tr[2]) << 2);
+            w.put(v as u64, 3);
         }
         let mine = w.finish();
         ch.send(&mine)?;
         ch.flush()?;
         let peer = ch.recv()?;
-        check(&peer, packed_len(x.len(), 2), "AND openings")?;
+        check(&peer, packed_len(x.len(), 3), "AND openings")?;
         let (mut rm, mut rp) = (BitReader::new(&mine), BitReader::new(&peer));
         let is_a = self.role == Role::A;
-        Ok(t.iter()
-            .map(|&(a, b, c)| {
-                let (m, p) = (rm.get(2) as u8, rp.get(2) as u8);
-                let e = (m ^ p) & 1;
-                let f = ((m ^ p) >> 1) & 1;
-                c ^ (e & b) ^ (f & a) ^ if is_a { e & f } else { 0 }
-            })
-            .collect())
+        let mut z1 = Vec::with_capacity(x.len());
+        let mut z2 = Vec::with_capacity(x.len());
+        for tr in &t {
+            let o = (rm.get(3) ^ rp.get(3)) as u8;
+            let (e, f1, f2) = (o & 1, (o >> 1) & 1, (o >> 2) & 1);
+            let pub_ef = |f: u8| if is_a { e & f } else { 0 };
+            z1.push(tr[3] ^ (e & tr[1]) ^ (f1 & tr[0]) ^ pub_ef(f1));
+            z2.push(tr[4] ^ (e & tr[2]) ^ (f2 & tr[0]) ^ pub_ef(f2));
+        }
+        Ok((z1, z2))
     }
 
     /// Online: this party's shares of `op` on `xs` (`n·arity` shares, windows
@@ -523,14 +566,14 @@ impl Material {
                 if is_a {
                     // Send corrections for B→A (choice b_A), receive B's for A→B.
                     let vs: Vec<u64> = b_share.iter().map(|&b| b as u64).collect();
-                    let (cbits, cpads) = self.take_recv(n)?;
-                    let (cbits, cpads) = (cbits.to_vec(), cpads.to_vec());
-                    ch.send(&kot::corrections(&vs, 1, &cbits))?;
+                    let rr = self.take_recv(n)?;
+                    ch.send(&kot::corrections(&vs, 1, &self.bits[rr.clone()]))?;
                     ch.flush()?;
                     let d = ch.recv()?;
-                    let pads = self.take_send(3 * n)?.to_vec();
-                    let cts = kot::send(&hash, &d, n, 3, 64, &pads, |i, j| {
-                        let (beta, gamma, mu) = ((j & 1) as u8, ((j >> 1) & 1) as u8, (j >> 2) as u64);
+                    let rs = self.take_send(3 * n)?;
+                    let cts = kot::send(&hash, &d, n, 3, 64, &self.send[rs.clone()], |i, j| {
+                        let (beta, gamma, mu) =
+                            ((j & 1) as u8, ((j >> 1) & 1) as u8, (j >> 2) as u64);
                         let b = (b_share[i] ^ beta) as u64;
                         let c = (carry_f[i] ^ gamma) as u64;
                         let v = h[i]
@@ -541,28 +584,33 @@ impl Material {
                     })?;
                     ch.send_vec(cts)?;
                     ch.flush()?;
-                    let got = kot::receive(&hash, &ch.recv()?, &vs, 1, 64, &cpads)?;
-                    got.iter().zip(&masks).map(|(g, r)| g.wrapping_add(*r)).collect()
+                    let got = kot::receive(&hash, &ch.recv()?, &vs, 1, 64, &self.recv[rr.clone()])?;
+                    got.iter()
+                        .zip(&masks)
+                        .map(|(g, r)| g.wrapping_add(*r))
+                        .collect()
                 } else {
                     let vs: Vec<u64> = (0..n)
                         .map(|i| {
                             b_share[i] as u64 | (carry_f[i] as u64) << 1 | (top[i] as u64) << 2
                         })
                         .collect();
-                    let (cbits, cpads) = self.take_recv(3 * n)?;
-                    let (cbits, cpads) = (cbits.to_vec(), cpads.to_vec());
-                    ch.send(&kot::corrections(&vs, 3, &cbits))?;
+                    let rr = self.take_recv(3 * n)?;
+                    ch.send(&kot::corrections(&vs, 3, &self.bits[rr.clone()]))?;
                     ch.flush()?;
                     let d = ch.recv()?;
-                    let pads = self.take_send(n)?.to_vec();
-                    let cts = kot::send(&hash, &d, n, 1, 64, &pads, |i, j| {
+                    let rs = self.take_send(n)?;
+                    let cts = kot::send(&hash, &d, n, 1, 64, &self.send[rs.clone()], |i, j| {
                         let b = (b_share[i] ^ j as u8) as u64;
                         b.wrapping_mul(h[i]).wrapping_sub(masks[i])
                     })?;
                     ch.send_vec(cts)?;
                     ch.flush()?;
-                    let got = kot::receive(&hash, &ch.recv()?, &vs, 3, 64, &cpads)?;
-                    got.iter().zip(&masks).map(|(g, r)| g.wrapping_add(*r)).collect()
+                    let got = kot::receive(&hash, &ch.recv()?, &vs, 3, 64, &self.recv[rr.clone()])?;
+                    got.iter()
+                        .zip(&masks)
+                        .map(|(g, r)| g.wrapping_add(*r))
+                        .collect()
                 }
             }
             Op::Trunc { .. } => {
@@ -571,8 +619,8 @@ impl Material {
                 if is_a {
                     let masks: Vec<u64> = (0..n).map(|_| prg.next_u64()).collect();
                     let d = ch.recv()?;
-                    let pads = self.take_send(3 * n)?.to_vec();
-                    let cts = kot::send(&hash, &d, n, 3, 64, &pads, |i, j| {
+                    let rs = self.take_send(3 * n)?;
+                    let cts = kot::send(&hash, &d, n, 3, 64, &self.send[rs.clone()], |i, j| {
                         let c = (carry_f[i] ^ (j & 1) as u8) as u64;
                         let cc = carry_k1[i] ^ ((j >> 1) & 1) as u8;
                         let mb = (j >> 2) as u8;
@@ -592,12 +640,14 @@ impl Material {
                             carry_f[i] as u64 | (carry_k1[i] as u64) << 1 | (top[i] as u64) << 2
                         })
                         .collect();
-                    let (cbits, cpads) = self.take_recv(3 * n)?;
-                    let (cbits, cpads) = (cbits.to_vec(), cpads.to_vec());
-                    ch.send(&kot::corrections(&vs, 3, &cbits))?;
+                    let rr = self.take_recv(3 * n)?;
+                    ch.send(&kot::corrections(&vs, 3, &self.bits[rr.clone()]))?;
                     ch.flush()?;
-                    let got = kot::receive(&hash, &ch.recv()?, &vs, 3, 64, &cpads)?;
-                    got.iter().zip(&h).map(|(g, h)| g.wrapping_add(*h)).collect()
+                    let got = kot::receive(&hash, &ch.recv()?, &vs, 3, 64, &self.recv[rr.clone()])?;
+                    got.iter()
+                        .zip(&h)
+                        .map(|(g, h)| g.wrapping_add(*h))
+                        .collect()
                 }
             }
             Op::Sign { .. } => {
@@ -606,8 +656,8 @@ impl Material {
                 if is_a {
                     let masks: Vec<u64> = (0..n).map(|_| prg.next_u64()).collect();
                     let d = ch.recv()?;
-                    let pads = self.take_send(n)?.to_vec();
-                    let cts = kot::send(&hash, &d, n, 1, 64, &pads, |i, j| {
+                    let rs = self.take_send(n)?;
+                    let cts = kot::send(&hash, &d, n, 1, 64, &self.send[rs.clone()], |i, j| {
                         let b = (b_share[i] ^ j as u8) as u64;
                         (2 * b).wrapping_sub(1).wrapping_sub(masks[i])
                     })?;
@@ -616,11 +666,10 @@ impl Material {
                     masks
                 } else {
                     let vs: Vec<u64> = b_share.iter().map(|&b| b as u64).collect();
-                    let (cbits, cpads) = self.take_recv(n)?;
-                    let (cbits, cpads) = (cbits.to_vec(), cpads.to_vec());
-                    ch.send(&kot::corrections(&vs, 1, &cbits))?;
+                    let rr = self.take_recv(n)?;
+                    ch.send(&kot::corrections(&vs, 1, &self.bits[rr.clone()]))?;
                     ch.flush()?;
-                    kot::receive(&hash, &ch.recv()?, &vs, 1, 64, &cpads)?
+                    kot::receive(&hash, &ch.recv()?, &vs, 1, 64, &self.recv[rr.clone()])?
                 }
             }
             Op::MaxPool { .. } => unreachable!(),
@@ -639,7 +688,6 @@ impl Material {
         let n = xs.len();
         let leaves: Vec<(u32, u32)> = tree.low.iter().chain(&tree.high).copied().collect();
         let nl = leaves.len();
-        let hash = Tccr::new();
         // Leaf OTs, element-major: (gt, eq) of each chunk, 2-bit messages.
         let mut gt = vec![0u8; n * nl];
         let mut eq = vec![0u8; n * nl];
@@ -648,11 +696,39 @@ impl Material {
             let d = ch.recv()?;
             let expected: usize = n * leaves.iter().map(|c| c.1 as usize).sum::<usize>();
             check(&d, expected.div_ceil(8), "millionaires corrections")?;
-            let pads = self.take_send(n * rots)?.to_vec();
+            let rs = self.take_send(n * rots)?;
             let mut prg = Prg::from_seed(self.seed);
             self.seed[1] = self.seed[1].wrapping_add(1);
             let mut rd = BitReader::new(&d);
             let mut out = BitWriter::with_capacity_bits(n * nl * 32);
+            // Per chunk length: the slot masks B_l (slots j with bit l set)
+            // and the message table T[a] (slot j = [a > j] | [a == j] << 1).
+            let tables: Vec<(Vec<u32>, Vec<u32>, u32)> = (0..=CHUNK_BITS)
+                .map(|len| {
+                    let slots = 1u32 << len;
+                    let b: Vec<u32> = (0..len)
+                        .map(|l| {
+                            (0..slots)
+                                .filter(|j| (j >> l) & 1 == 1)
+                                .fold(0u32, |m, j| m | (3 << (2 * j)))
+                        })
+                        .collect();
+                    let t: Vec<u32> = (0..slots)
+                        .map(|a| {
+                            (0..slots).fold(0u32, |m, j| {
+                                m | ((((a > j) as u32) | (((a == j) as u32) << 1)) << (2 * j))
+                            })
+                        })
+                        .collect();
+                    let full = if slots == 16 {
+                        u32::MAX
+                    } else {
+                        (1u32 << (2 * slots)) - 1
+                    };
+                    (b, t, full)
+                })
+                .collect();
+            let pads = &self.send[rs];
             let mut pp = 0usize;
             let mut rnd = 0u64;
             let mut left = 0u32;
@@ -662,31 +738,35 @@ impl Material {
                         rnd = prg.next_u64();
                         left = 64;
                     }
-                    let (sg, se) = ((rnd & 1) as u8, ((rnd >> 1) & 1) as u8);
+                    let (sg, se) = ((rnd & 1) as u32, ((rnd >> 1) & 1) as u32);
                     rnd >>= 2;
                     left -= 2;
-                    gt[i * nl + c] = sg;
-                    eq[i * nl + c] = se;
-                    let a = (xs[i] >> off) & ((1u64 << len) - 1);
-                    let di = rd.get(len) as usize;
-                    let p = &pads[pp..pp + len as usize];
-                    pp += len as usize;
-                    for j in 0..1u64 << len {
-                        let m = (((a > j) as u8 ^ sg) | (((a == j) as u8 ^ se) << 1)) as u64;
-                        let sel = j as usize ^ di;
-                        let mut x = m;
-                        for (l, pl) in p.iter().enumerate() {
-                            x ^= ((pl[(sel >> l) & 1].0 >> (2 * j)) as u64) & 3;
-                        }
-                        out.put(x, 2);
+                    gt[i * nl + c] = sg as u8;
+                    eq[i * nl + c] = se as u8;
+                    let a = ((xs[i] >> off) & ((1u64 << len) - 1)) as usize;
+                    let di = rd.get(len) as u32;
+                    let (b, t, full) = &tables[len as usize];
+                    // Slot j under p_l^{(j ⊕ d)_l}: the 1-pads where bit l of j
+                    // differs from d_l.
+                    let mut word = t[a] ^ ((sg | se << 1) * 0x5555_5555 & full);
+                    for l in 0..len as usize {
+                        let m1 = if (di >> l) & 1 == 1 {
+                            !b[l] & full
+                        } else {
+                            b[l]
+                        };
+                        let p = &pads[pp + l];
+                        word ^= (p[0].0 as u32 & !m1) | (p[1].0 as u32 & m1);
                     }
+                    pp += len as usize;
+                    out.put((word & full) as u64, 2 << len);
                 }
             }
             ch.send_vec(out.finish())?;
             ch.flush()?;
         } else {
-            let (bits, pads) = self.take_recv(n * rots)?;
-            let (bits, pads) = (bits.to_vec(), pads.to_vec());
+            let rr = self.take_recv(n * rots)?;
+            let (bits, pads) = (&self.bits[rr.clone()], &self.recv[rr]);
             let mut w = BitWriter::with_capacity_bits(n * rots);
             let mut vals = Vec::with_capacity(n * nl);
             let mut pp = 0usize;
@@ -712,15 +792,9 @@ impl Material {
             for i in 0..n {
                 for (c, &(_, len)) in leaves.iter().enumerate() {
                     let v = vals[i * nl + c];
-                    let mut x = 0u64;
-                    for j in 0..1u64 << len {
-                        let y = rd.get(2);
-                        if j == v {
-                            x = y;
-                        }
-                    }
+                    let mut x = rd.get(2 << len) >> (2 * v);
                     for pl in &pads[pp..pp + len as usize] {
-                        x ^= ((pl.0 >> (2 * v)) as u64) & 3;
+                        x ^= (pl.0 >> (2 * v)) as u64;
                     }
                     pp += len as usize;
                     gt[i * nl + c] = (x & 1) as u8;
@@ -728,7 +802,6 @@ impl Material {
                 }
             }
         }
-        let _ = hash;
         // Combine each part, level by level, both parts in the same exchange.
         let n_low = tree.low.len();
         let mut parts: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(), Vec::new()];
@@ -740,27 +813,26 @@ impl Material {
             parts[usize::from(c >= n_low)].push(node);
         }
         while parts.iter().any(|p| p.len() > 1) {
-            // Gather every AND of this level: (eq_hi ∧ gt_lo), (eq_hi ∧ eq_lo).
-            let (mut x, mut y) = (Vec::new(), Vec::new());
+            // Every merge of this level: (eq_hi ∧ gt_lo), (eq_hi ∧ eq_lo).
+            let (mut x, mut y1, mut y2) = (Vec::new(), Vec::new(), Vec::new());
             for p in &parts {
                 for pair in p.chunks_exact(2) {
                     let (lo, hi) = (&pair[0], &pair[1]);
                     x.extend_from_slice(&hi.1);
-                    y.extend_from_slice(&lo.0);
-                    x.extend_from_slice(&hi.1);
-                    y.extend_from_slice(&lo.1);
+                    y1.extend_from_slice(&lo.0);
+                    y2.extend_from_slice(&lo.1);
                 }
             }
-            let z = self.and(ch, &x, &y)?;
-            let mut zi = z.chunks_exact(n);
+            let (za, zb) = self.and2(ch, &x, &y1, &y2)?;
+            let (mut zai, mut zbi) = (za.chunks_exact(n), zb.chunks_exact(n));
             for p in parts.iter_mut() {
                 let mut next = Vec::with_capacity(p.len().div_ceil(2));
                 for pair in p.chunks(2) {
                     match pair {
                         [lo, hi] => {
                             let _ = lo;
-                            let a = zi.next().ok_or(CmpError::MaterialMismatch)?;
-                            let b = zi.next().ok_or(CmpError::MaterialMismatch)?;
+                            let a = zai.next().ok_or(CmpError::MaterialMismatch)?;
+                            let b = zbi.next().ok_or(CmpError::MaterialMismatch)?;
                             let g: Vec<u8> = hi.0.iter().zip(a).map(|(g, a)| g ^ a).collect();
                             next.push((g, b.to_vec()));
                         }
@@ -775,7 +847,7 @@ impl Material {
         let high = parts[1].pop();
         Ok(match (low, high) {
             (Some(l), Some(h)) => {
-                let z = self.and(ch, &h.1, &l.0)?;
+                let (z, _) = self.and2(ch, &h.1, &l.0, &vec![0; n])?;
                 let c1: Vec<u8> = h.0.iter().zip(&z).map(|(g, z)| g ^ z).collect();
                 (c1, l.0)
             }

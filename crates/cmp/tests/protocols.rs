@@ -8,16 +8,31 @@ use blindfold_net::{Channel, MemoryChannel};
 use blindfold_ot::LpnParams;
 use proptest::prelude::*;
 
-const FIRST: LpnParams = LpnParams { k: 400, t: 64, h: 7 };
-const NEXT: LpnParams = LpnParams { k: 600, t: 80, h: 9 };
+const FIRST: LpnParams = LpnParams {
+    k: 400,
+    t: 64,
+    h: 7,
+};
+const NEXT: LpnParams = LpnParams {
+    k: 600,
+    t: 80,
+    h: 9,
+};
 
 /// Run `op` on shares of `xs` (windows consecutive); returns the reconstructed
 /// outputs and the bytes both parties sent online.
 fn run(op: Op, xs: &[u64], seed: u8) -> (Vec<u64>, u64) {
     let n = xs.len() / op.arity();
     let mut sp = Prg::from_seed([seed; 16]);
-    let x0: Vec<u64> = xs.iter().map(|_| rand_core::RngCore::next_u64(&mut sp)).collect();
-    let x1: Vec<u64> = xs.iter().zip(&x0).map(|(x, a)| x.wrapping_sub(*a)).collect();
+    let x0: Vec<u64> = xs
+        .iter()
+        .map(|_| rand_core::RngCore::next_u64(&mut sp))
+        .collect();
+    let x1: Vec<u64> = xs
+        .iter()
+        .zip(&x0)
+        .map(|(x, a)| x.wrapping_sub(*a))
+        .collect();
     let (mut a, mut b) = MemoryChannel::pair();
     let t = std::thread::spawn(move || {
         let mut rng = Prg::from_seed([seed.wrapping_add(1); 16]);
@@ -33,7 +48,10 @@ fn run(op: Op, xs: &[u64], seed: u8) -> (Vec<u64>, u64) {
     let y1 = m.online(&mut b, &x1).unwrap();
     let (y0, bytes) = t.join().unwrap();
     (
-        y0.iter().zip(&y1).map(|(a, b)| a.wrapping_add(*b)).collect(),
+        y0.iter()
+            .zip(&y1)
+            .map(|(a, b)| a.wrapping_add(*b))
+            .collect(),
         bytes,
     )
 }
@@ -46,7 +64,19 @@ fn check(op: Op, xs: &[u64]) {
 
 fn edge_values(k: u32) -> Vec<u64> {
     let half = 1i64.checked_shl(k - 1).unwrap_or(i64::MIN);
-    let mut v: Vec<i64> = vec![0, 1, -1, 2, -2, 4095, 4096, -4096, -4097, 123_456_789, -987_654_321];
+    let mut v: Vec<i64> = vec![
+        0,
+        1,
+        -1,
+        2,
+        -2,
+        4095,
+        4096,
+        -4096,
+        -4097,
+        123_456_789,
+        -987_654_321,
+    ];
     if k == 64 {
         v.extend([i64::MAX, i64::MIN, i64::MIN + 1, i64::MAX - 1]);
     } else {
@@ -79,7 +109,10 @@ fn sign_edges() {
         check(Op::Sign { k }, &xs);
     }
     // Sign reads only the low k bits: high garbage is ignored.
-    check(Op::Sign { k: 16 }, &[0xdead_0000_0000_7fff, 0x1234_0000_0000_8000]);
+    check(
+        Op::Sign { k: 16 },
+        &[0xdead_0000_0000_7fff, 0x1234_0000_0000_8000],
+    );
 }
 
 #[test]
@@ -98,7 +131,9 @@ fn max_pool_windows() {
 
 #[test]
 fn relu_costs_a_small_fraction_of_a_garbled_circuit() {
-    let xs: Vec<u64> = (0..1000i64).map(|i| (i * 7919 - 3_000_000) as u64).collect();
+    let xs: Vec<u64> = (0..1000i64)
+        .map(|i| (i * 7919 - 3_000_000) as u64)
+        .collect();
     let (_, bytes) = run(Op::ReluTrunc { k: 64, f: 12 }, &xs, 3);
     // Online bytes both ways (A's count: sent + received): about 220 B per
     // ReLU at 64 bits, against 6-7 KB garbled.
@@ -112,12 +147,16 @@ fn bad_message_is_an_error_not_a_panic() {
     let t = std::thread::spawn(move || {
         let mut rng = Prg::from_seed([1; 16]);
         let mut s = CmpSession::setup_with(&mut a, Role::A, FIRST, NEXT, &mut rng).unwrap();
-        let m = s.offline(&mut a, Op::ReluTrunc { k: 64, f: 4 }, 10, &mut rng).unwrap();
+        let m = s
+            .offline(&mut a, Op::ReluTrunc { k: 64, f: 4 }, 10, &mut rng)
+            .unwrap();
         m.online(&mut a, &[0; 10]).map(|_| ())
     });
     let mut rng = Prg::from_seed([2; 16]);
     let mut s = CmpSession::setup_with(&mut b, Role::B, FIRST, NEXT, &mut rng).unwrap();
-    let _m = s.offline(&mut b, Op::ReluTrunc { k: 64, f: 4 }, 10, &mut rng).unwrap();
+    let _m = s
+        .offline(&mut b, Op::ReluTrunc { k: 64, f: 4 }, 10, &mut rng)
+        .unwrap();
     b.send(&[1, 2, 3]).unwrap();
     b.flush().unwrap();
     let r = t.join().unwrap();

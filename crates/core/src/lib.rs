@@ -14,6 +14,7 @@
 
 pub mod block;
 pub mod geom;
+pub mod link;
 pub mod prg;
 pub mod ring;
 pub mod rng09;
@@ -21,6 +22,7 @@ pub mod tensor;
 
 pub use block::Block;
 pub use geom::{ConvGeom, ConvTransposeGeom, GeomError, PoolGeom};
+pub use link::LinkSpec;
 pub use prg::{Prg, Seed};
 pub use ring::FracBits;
 pub use tensor::{Shape, Tensor};

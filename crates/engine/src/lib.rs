@@ -40,6 +40,8 @@ pub enum EngineError {
     Ot(#[from] blindfold_ot::OtError),
     #[error("garbled circuits: {0}")]
     Gc(#[from] blindfold_gc::GcError),
+    #[error("OT comparisons: {0}")]
+    Cmp(#[from] blindfold_cmp::CmpError),
     #[error("homomorphic preprocessing: {0}")]
     He(#[from] blindfold_he::HeError),
     #[error("model: {0}")]

@@ -82,6 +82,9 @@ pub struct Session {
     /// layers, per-channel affine maps): ours as sender (we hold weights and
     /// the peer queries), ours as receiver (we query, the peer holds weights).
     products_ot: (Option<CotSender>, Option<CotReceiver>),
+    /// Silent OT both ways for the OT-based comparison steps (P0 is their
+    /// sender, role A).
+    cmp: Option<blindfold_cmp::CmpSession>,
 }
 
 /// This party's end of the OTs behind Beaver squares.
@@ -114,6 +117,8 @@ enum Material {
     Linear(LinearShares),
     /// `GarblerOffline` / `EvaluatorOffline` zeroize themselves (blindfold-gc).
     Gc(GcMaterial),
+    /// Random OTs of an OT-comparison step (zeroized on drop, blindfold-cmp).
+    Ot(blindfold_cmp::Material),
     Square(BeaverShares),
 }
 
@@ -380,12 +385,23 @@ impl PartyEngine {
                 products_ot.1 = Some(CotReceiver::setup(ch, rng)?);
             }
         }
+        let cmp = if self.steps.iter().any(|s| matches!(s.spec, StepSpec::Ot(_))) {
+            let role = if self.party == PartyId::P0 {
+                blindfold_cmp::Role::A
+            } else {
+                blindfold_cmp::Role::B
+            };
+            Some(blindfold_cmp::CmpSession::setup(ch, role, rng)?)
+        } else {
+            None
+        };
         Ok(Session {
             he,
             garbler,
             evaluator,
             beaver,
             products_ot,
+            cmp,
         })
     }
 
@@ -474,6 +490,26 @@ impl PartyEngine {
             });
         }
 
+        // OT comparisons: the random OTs of each step, program order.
+        let mut ot_mats = Vec::new();
+        for st in plan_steps {
+            let StepSpec::Ot(o) = &st.spec else { continue };
+            let t = Instant::now();
+            let st0 = ch.stats().total();
+            let cmp = s.cmp.as_mut().ok_or(EngineError::NoSession("silent OT"))?;
+            ot_mats.push(cmp.offline(ch, o.op, o.elements, rng)?);
+            ch.flush()?;
+            let st1 = ch.stats().total();
+            offline_layers.push(LayerCost {
+                index: st.node,
+                op: format!("{} (OT comparisons)", st.op),
+                ms: t.elapsed().as_secs_f64() * 1e3,
+                bytes: st1.bytes() - st0.bytes(),
+                rounds: st1.rounds() - st0.rounds(),
+            });
+        }
+        let mut ot_mats = ot_mats.into_iter();
+
         // Beaver pairs for every square, in one batch.
         let t = Instant::now();
         let st0 = ch.stats().total();
@@ -513,6 +549,7 @@ impl PartyEngine {
                     Material::Linear(linear.next().ok_or(missing)?)
                 }
                 StepSpec::Gc(_) => Material::Gc(circuits.next().ok_or(missing)?),
+                StepSpec::Ot(_) => Material::Ot(ot_mats.next().ok_or(missing)?),
                 StepSpec::Square(sq) => {
                     // Copy this layer's pairs out of the batch, which is zeroized
                     // when dropped (split_off / truncate would leave copies in
@@ -799,6 +836,23 @@ impl PartyEngine {
                         None => mat.online(ch, xs)?,
                     };
                     if g.scale_out {
+                        for v in y.iter_mut() {
+                            *v = v.wrapping_shl(f.0);
+                        }
+                    }
+                    y
+                }
+                (StepSpec::Ot(o), Material::Ot(mat)) => {
+                    let xs = &vals[n.inputs[0]];
+                    let mut y = match &o.gather {
+                        Some(idx) => {
+                            let inputs: Zeroizing<Vec<u64>> =
+                                Zeroizing::new(idx.iter().map(|&j| xs[j]).collect());
+                            mat.online(ch, &inputs)?
+                        }
+                        None => mat.online(ch, xs)?,
+                    };
+                    if o.scale_out {
                         for v in y.iter_mut() {
                             *v = v.wrapping_shl(f.0);
                         }

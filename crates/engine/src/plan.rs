@@ -24,7 +24,7 @@ use crate::{EngineError, Result};
 use blindfold_core::{FracBits, PartyId};
 use blindfold_gc::Gadget;
 use blindfold_he::{Directions, FcShape, LayerPlan, LinearShape};
-use blindfold_model::quant::{BinaryProducts, QModel, QOp};
+use blindfold_model::quant::{BinaryProducts, NonLinear, QModel, QOp};
 use serde::Serialize;
 
 /// A deployment: who the two parties of the engine are.
@@ -288,6 +288,82 @@ pub struct GcStep {
 /// A per-channel affine map with secret coefficients (an unfolded batch
 /// normalization): the cross terms `s_peer ∘ R` by OT multiplication (Gilboa,
 /// 64 correlated OTs per element and direction), one online round.
+/// A non-linear layer by OT-based comparisons (`blindfold-cmp`): the op, its
+/// output elements, the gather of window inputs, and whether the ±1 output is
+/// scaled to the fixed-point scale (sign). P0 is the comparisons' OT sender.
+#[derive(Clone, Debug)]
+pub struct OtStep {
+    pub op: blindfold_cmp::Op,
+    pub elements: usize,
+    pub gather: Option<Vec<usize>>,
+    pub scale_out: bool,
+}
+
+/// The OT-based op computing a gadget's function, where one exists.
+pub fn ot_op(g: &Gadget) -> Option<blindfold_cmp::Op> {
+    use blindfold_cmp::Op;
+    Some(match *g {
+        Gadget::ReluTruncMask { f } => Op::ReluTrunc { k: 64, f: f.0 },
+        Gadget::MaxPoolReluTruncMask { k, f } => Op::MaxPool {
+            window: k,
+            relu: true,
+            f: f.0,
+        },
+        Gadget::MaxPoolTruncMask { k, f } => Op::MaxPool {
+            window: k,
+            relu: false,
+            f: f.0,
+        },
+        Gadget::SignMask { width } => Op::Sign { k: width },
+        Gadget::TruncMask { f } => Op::Trunc { k: 64, f: f.0 },
+        Gadget::ThresholdSignMask | Gadget::ArgmaxMask { .. } => return None,
+    })
+}
+
+/// Estimated cost of one element of a non-linear layer: bytes (both
+/// directions, offline plus online), sequential one-way flights of the layer,
+/// and CPU seconds per element (both parties, measured on this machine's
+/// class: `bench primitives`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NonLinearCost {
+    pub bytes: f64,
+    pub flights: f64,
+    pub cpu_s: f64,
+}
+
+impl NonLinearCost {
+    /// Seconds for `n` elements on `link`.
+    pub fn seconds(&self, n: usize, link: blindfold_core::LinkSpec) -> f64 {
+        link.seconds(self.bytes * n as f64, self.flights) + self.cpu_s * n as f64
+    }
+
+    /// Garbled circuits: 32 bytes per AND (half-gates), the garbler's input
+    /// labels online, the evaluator's labels by IKNP OT offline; two flights
+    /// online (re-share, labels).
+    pub fn garbled(g: &Gadget) -> NonLinearCost {
+        let c = g.circuit();
+        NonLinearCost {
+            bytes: 32.0 * c.n_and() as f64
+                + 16.0 * c.n_garbler_inputs() as f64
+                + 48.0 * c.n_evaluator_inputs() as f64,
+            flights: 2.0,
+            cpu_s: 0.08e-6 * c.n_and() as f64,
+        }
+    }
+
+    /// OT comparisons: the protocol's own count of online bits and random OTs
+    /// (0.45 bits each on silent OT), its exchanges as flights.
+    pub fn ot(op: &blindfold_cmp::Op) -> NonLinearCost {
+        let (ra, rb) = op.rots(1);
+        let rots = (ra + rb) as f64;
+        NonLinearCost {
+            bytes: op.online_bits() as f64 / 8.0 + rots * 0.45 / 8.0,
+            flights: op.exchanges() as f64,
+            cpu_s: 0.05e-6 * rots,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct AffineStep {
     pub elements: usize,
@@ -308,6 +384,8 @@ pub enum StepSpec {
     Linear(Box<LinearStep>),
     Affine(AffineStep),
     Gc(GcStep),
+    /// OT-based comparisons.
+    Ot(OtStep),
     Square(SquareStep),
     /// Linear with public coefficients or data movement: the same on shares.
     Local,
@@ -334,6 +412,10 @@ impl StepSpec {
                 }
                 _ => format!("garbled circuit, {} garbles", g.garbler),
             },
+            StepSpec::Ot(o) => format!(
+                "OT comparisons on silent OT, {} flights, P0 sends",
+                o.op.exchanges()
+            ),
             StepSpec::Affine(_) => "OT-preprocessed element-wise products, 1 round".into(),
             StepSpec::Square(_) => "Beaver square (OT-preprocessed)".into(),
             StepSpec::Local => "local on shares".into(),
@@ -538,9 +620,28 @@ fn plan_node(
     let n = &q.nodes[i];
     let f = q.frac_bits();
     let mut gc = |gadget: Gadget, gather: Option<Vec<usize>>, scale_out: bool| {
+        let elements = n.shape.numel();
+        if let Some(op) = ot_op(&gadget) {
+            let ot = match q.nonlinear {
+                NonLinear::Gc => false,
+                NonLinear::Ot => true,
+                NonLinear::Auto(link) => {
+                    NonLinearCost::ot(&op).seconds(elements, link)
+                        < NonLinearCost::garbled(&gadget).seconds(elements, link)
+                }
+            };
+            if ot {
+                return StepSpec::Ot(OtStep {
+                    op,
+                    elements,
+                    gather,
+                    scale_out,
+                });
+            }
+        }
         let g = GcStep {
             gadget,
-            elements: n.shape.numel(),
+            elements,
             gather,
             scale_out,
             garbler: roles.garbler(*circuits),

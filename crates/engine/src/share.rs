@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 const MAGIC: &[u8; 16] = b"BLINDFOLD-SHARE\0";
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 /// Largest share file accepted.
 pub const MAX_SHARE_BYTES: u64 = 1 << 31;
 

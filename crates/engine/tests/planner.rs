@@ -290,6 +290,7 @@ fn no_secret_parameter_appears_in_clear_in_a_share_file() {
         final_activation: None,
         binary_layers: Vec::new(),
         binary_products: blindfold_model::quant::BinaryProducts::Auto,
+        nonlinear: blindfold_model::quant::NonLinear::Gc,
     };
     // The accessor names every one of them.
     let named: usize = q

@@ -246,6 +246,36 @@ pub struct QModel {
     pub binary_layers: Vec<ValueId>,
     /// How the secure engines multiply by the binarized dense layers.
     pub binary_products: BinaryProducts,
+    /// How the secure engines compute comparisons (ReLU, max-pool, sign,
+    /// truncation): the plan's choice, recorded so both servers make the same.
+    pub nonlinear: NonLinear,
+}
+
+/// Garbled circuits or OT-based comparisons for the non-linear layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NonLinear {
+    /// Per layer, whichever the planner prices cheaper on the declared link
+    /// (bytes at its rate plus one-way latencies, plus CPU).
+    Auto(blindfold_core::LinkSpec),
+    /// Garbled circuits (half-gates), a constant number of rounds per layer.
+    Gc,
+    /// Millionaires' comparisons on silent OT where a protocol exists (ReLU,
+    /// max-pool, sign, truncation); garbled circuits for the rest (argmax,
+    /// threshold sign).
+    Ot,
+}
+
+impl NonLinear {
+    /// The default: auto on a data-centre link.
+    pub const DEFAULT: NonLinear = NonLinear::Auto(blindfold_core::LinkSpec::LAN);
+
+    pub fn name(self) -> String {
+        match self {
+            NonLinear::Auto(l) => format!("auto ({l})"),
+            NonLinear::Gc => "gc".into(),
+            NonLinear::Ot => "ot".into(),
+        }
+    }
 }
 
 /// How two servers compute a binarized dense layer's cross terms (DESIGN
@@ -411,6 +441,7 @@ pub struct QuantConfig {
     pub bn_scale: u64,
     pub bn_sign: BnSign,
     pub binary_products: BinaryProducts,
+    pub nonlinear: NonLinear,
 }
 
 impl QuantConfig {
@@ -425,6 +456,7 @@ impl QuantConfig {
             bn_scale: Self::DEFAULT_BN_SCALE,
             bn_sign: BnSign::Threshold,
             binary_products: BinaryProducts::Auto,
+            nonlinear: NonLinear::DEFAULT,
         }
     }
 }
@@ -797,6 +829,7 @@ pub fn quantize_with(model: &Model, cfg: &QuantConfig) -> Result<QModel, QuantEr
         final_activation: model.final_activation,
         binary_layers,
         binary_products: cfg.binary_products,
+        nonlinear: cfg.nonlinear,
     })
 }
 

@@ -98,7 +98,7 @@ pub fn silent(reps: usize) -> SilentFigures {
     let start = Instant::now();
     let sender = thread::spawn(move || {
         let mut rng = Prg::from_seed([1; 16]);
-        let delta = rng.gen_block();
+        let delta = Block(rng.gen_block().0 | 1);
         let mut s = SilentCotSender::setup(&mut a, delta, &mut rng).expect("bench: setup");
         a.send(&[1]).expect("bench: ack");
         a.flush().expect("bench: ack");

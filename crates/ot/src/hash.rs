@@ -69,6 +69,40 @@ impl Tccr {
         }
     }
 
+    /// `out[k] = H(xs[k], tweaks[k])`, any tweaks.
+    pub fn hash_tweaked(&self, xs: &[Block], tweaks: &[u64], out: &mut [Block]) {
+        assert!(
+            xs.len() == out.len() && tweaks.len() == out.len(),
+            "hash_tweaked: lengths differ"
+        );
+        let mut a = [GenericArray::default(); BATCH];
+        let mut b = [GenericArray::default(); BATCH];
+        for ((xc, tc), oc) in xs
+            .chunks(BATCH)
+            .zip(tweaks.chunks(BATCH))
+            .zip(out.chunks_mut(BATCH))
+        {
+            let n = xc.len();
+            for (slot, x) in a.iter_mut().zip(xc) {
+                *slot = GenericArray::from(x.to_bytes());
+            }
+            self.pi.encrypt_blocks(&mut a[..n]);
+            for k in 0..n {
+                let pa = u128::from_le_bytes(a[k].into());
+                b[k] = GenericArray::from((pa ^ tc[k] as u128).to_le_bytes());
+            }
+            self.pi.encrypt_blocks(&mut b[..n]);
+            for k in 0..n {
+                let pa = u128::from_le_bytes(a[k].into());
+                let pb = u128::from_le_bytes(b[k].into());
+                oc[k] = Block(pa ^ pb);
+            }
+        }
+        for v in a.iter_mut().chain(b.iter_mut()) {
+            v.as_mut_slice().zeroize();
+        }
+    }
+
     /// `H(x, tweak)`.
     pub fn hash(&self, x: Block, tweak: u64) -> Block {
         let mut o = [Block::ZERO];

@@ -149,15 +149,10 @@ impl LpnCode {
         }
     }
 
-    /// `acc[i] ^= ⊕_r base[A(i, r)]` for `i` in `0..acc.len()`, and
-    /// `bits[i] ^= ⊕_r base_bits[A(i, r)]` when bits are given.
-    fn apply(
-        &self,
-        ext: u64,
-        base: &[Block],
-        acc: &mut [Block],
-        mut bits: Option<(&[u8], &mut [u8])>,
-    ) {
+    /// `acc[i] ^= ⊕_r base[A(i, r)]` for `i` in `0..acc.len()`: row `i`'s
+    /// indices are 32-bit words of `AES(ext, i, s)`, mapped to `[0, k)` by a
+    /// multiply-shift (bias below `k / 2^32`).
+    fn apply(&self, ext: u64, base: &[Block], acc: &mut [Block]) {
         let k = base.len() as u64;
         const B: usize = 8;
         let mut ctr = [GenericArray::default(); 3 * B];
@@ -173,19 +168,12 @@ impl LpnCode {
             self.aes.encrypt_blocks(&mut ctr[..3 * n]);
             for j in 0..n {
                 let mut x = Block::ZERO;
-                let mut bit = 0u8;
                 for r in 0..LPN_D {
                     let word = u128::from_le_bytes(ctr[3 * j + r / 4].into());
-                    let idx = ((word >> (32 * (r % 4))) as u32 as u64 % k) as usize;
+                    let idx = (((word >> (32 * (r % 4))) as u32 as u64 * k) >> 32) as usize;
                     x ^= base[idx];
-                    if let Some((bb, _)) = bits.as_ref() {
-                        bit ^= bb[idx];
-                    }
                 }
                 chunk[j] ^= x;
-                if let Some((_, out)) = bits.as_mut() {
-                    out[c * B + j] ^= bit;
-                }
             }
         }
     }
@@ -270,10 +258,10 @@ impl Drop for SilentCotSender {
 /// The receiver of silent correlated OT.
 pub struct SilentCotReceiver {
     params: LpnParams,
+    /// Base COTs `w = v ⊕ u·Δ` of the next extension; `u = lsb(w)`.
     base: Vec<Block>,
-    base_bits: Vec<u8>,
+    /// COTs not yet handed out; the choice bit of each is its lsb.
     pool: Vec<Block>,
-    pool_bits: Vec<u8>,
     pos: usize,
     extensions: u64,
     index: u64,
@@ -285,9 +273,17 @@ pub struct SilentCotReceiver {
 impl Drop for SilentCotReceiver {
     fn drop(&mut self) {
         self.base.zeroize();
-        self.base_bits.zeroize();
         self.pool.zeroize();
-        self.pool_bits.zeroize();
+    }
+}
+
+/// Make every sender value's lsb zero (`y ⊕= lsb(y)·Δ`, with `lsb(Δ) = 1`), so
+/// the receiver's choice bit is the lsb of its value: `z = y ⊕ x·Δ` gives
+/// `lsb(z) = x`. Re-randomizes which message is which, locally; the choice
+/// bits stay uniform (IKNP's are, and LPN outputs are pseudorandom).
+fn normalize(ys: &mut [Block], delta: Block) {
+    for y in ys.iter_mut() {
+        *y ^= delta.and_bit(y.lsb());
     }
 }
 
@@ -321,8 +317,12 @@ impl SilentCotSender {
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<SilentCotSender> {
         check_pair(&first, &params)?;
+        if !delta.lsb() {
+            return Err(OtError::InvalidArgument("silent OT needs lsb(Δ) = 1"));
+        }
         let mut iknp = CotSender::setup(ch, delta, rng)?;
-        let base = iknp.send_correlated(ch, first.base())?;
+        let mut base = iknp.send_correlated(ch, first.base())?;
+        normalize(&mut base, delta);
         let mut s = SilentCotSender {
             delta,
             params,
@@ -392,7 +392,8 @@ impl SilentCotSender {
         }
         ch.send_vec(msg)?;
         ch.flush()?;
-        self.code.apply(ext, &self.base[..k], &mut out, None);
+        self.code.apply(ext, &self.base[..k], &mut out);
+        normalize(&mut out, self.delta);
         self.extensions += 1;
         self.base.zeroize();
         self.base = out.split_off(out.len() - self.params.base());
@@ -427,23 +428,41 @@ impl SilentCotSender {
     }
 
     /// `n` random OTs: pairs `(H(y_i, τ_i), H(y_i ⊕ Δ, τ_i))`; the receiver gets
-    /// a random bit `x_i` and the pair's `x_i`-th element.
+    /// a random bit `x_i` and the pair's `x_i`-th element. Hashes straight out
+    /// of the pool (no intermediate copy).
     pub fn random(
         &mut self,
         ch: &mut impl Channel,
         n: usize,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Vec<[Block; 2]>> {
-        let (tw, mut y) = self.correlated(ch, n, rng)?;
-        let mut h0 = vec![Block::ZERO; n];
-        self.hash.hash_many(&y, tw, &mut h0);
-        for v in y.iter_mut() {
-            *v ^= self.delta;
+        const B: usize = 256;
+        let mut out = Vec::with_capacity(n);
+        let mut h0 = [Block::ZERO; B];
+        let mut h1 = [Block::ZERO; B];
+        let mut flip = Zeroizing::new([Block::ZERO; B]);
+        while out.len() < n {
+            if self.available() == 0 {
+                self.extend(ch, self.params, rng)?;
+            }
+            let take = (n - out.len()).min(self.available());
+            let src = &mut self.pool[self.pos..self.pos + take];
+            for chunk in src.chunks_mut(B) {
+                let m = chunk.len();
+                self.hash.hash_many(chunk, self.index, &mut h0[..m]);
+                for (f, y) in flip.iter_mut().zip(chunk.iter()) {
+                    *f = *y ^ self.delta;
+                }
+                self.hash.hash_many(&flip[..m], self.index, &mut h1[..m]);
+                out.extend(h0[..m].iter().zip(&h1[..m]).map(|(a, b)| [*a, *b]));
+                chunk.zeroize();
+                self.index += m as u64;
+            }
+            self.pos += take;
         }
-        let mut h1 = vec![Block::ZERO; n];
-        self.hash.hash_many(&y, tw, &mut h1);
-        y.zeroize();
-        Ok(h0.into_iter().zip(h1).map(|(a, b)| [a, b]).collect())
+        h0.zeroize();
+        h1.zeroize();
+        Ok(out)
     }
 }
 
@@ -471,9 +490,7 @@ impl SilentCotReceiver {
         let mut r = SilentCotReceiver {
             params,
             base,
-            base_bits: choices.iter().map(|&b| b as u8).collect(),
             pool: Vec::new(),
-            pool_bits: Vec::new(),
             pos: 0,
             extensions: 0,
             index: 0,
@@ -502,18 +519,17 @@ impl SilentCotReceiver {
             Block::from_bytes(b)
         };
         let mut out = vec![Block::ZERO; cur.n()];
-        let mut bits = vec![0u8; cur.n()];
         let mut scratch = Zeroizing::new(vec![Block::ZERO; leaves]);
         {
             let spcot_base = &self.base[k..];
-            let spcot_bits = &self.base_bits[k..];
+            let spcot_bit = |i: usize| spcot_base[i].lsb() as usize;
             for (j, tree) in out.chunks_exact_mut(leaves).enumerate() {
                 let tw = spcot_tweak(ext, j * h);
                 let m = j * (2 * h + 1);
                 // The punctured leaf: at each level, the side not learned.
                 let mut alpha = 0usize;
                 for l in 0..h {
-                    let u = spcot_bits[j * h + l] as usize;
+                    let u = spcot_bit(j * h + l);
                     alpha = (alpha << 1) | (1 - u);
                 }
                 // Level by level; `cur` holds the known nodes of the level,
@@ -524,7 +540,7 @@ impl SilentCotReceiver {
                     let dst = &mut scratch[..width];
                     self.ggm.expand(&level, dst);
                     let path = alpha >> (h - l); // path node at the parent level
-                    let u = spcot_bits[j * h + l] as usize;
+                    let u = spcot_bit(j * h + l);
                     let key = self.hash.hash(spcot_base[j * h + l], tw + l as u64);
                     let mut sib = block(m + 2 * l + u) ^ key;
                     dst[2 * path] = Block::ZERO;
@@ -545,25 +561,14 @@ impl SilentCotReceiver {
                     acc ^= x;
                 }
                 tree[alpha] = acc;
-                bits[j * leaves + alpha] = 1;
             }
         }
-        self.code.apply(
-            ext,
-            &self.base[..k],
-            &mut out,
-            Some((&self.base_bits[..k], &mut bits)),
-        );
+        self.code.apply(ext, &self.base[..k], &mut out);
         self.extensions += 1;
         self.base.zeroize();
-        self.base_bits.zeroize();
-        let nb = self.params.base();
-        self.base = out.split_off(out.len() - nb);
-        self.base_bits = bits.split_off(bits.len() - nb);
+        self.base = out.split_off(out.len() - self.params.base());
         self.pool.zeroize();
-        self.pool_bits.zeroize();
         self.pool = out;
-        self.pool_bits = bits;
         self.pos = 0;
         Ok(())
     }
@@ -585,22 +590,38 @@ impl SilentCotReceiver {
             let take = (n - out.len()).min(self.available());
             let r = self.pos..self.pos + take;
             out.extend_from_slice(&self.pool[r.clone()]);
-            bits.extend(self.pool_bits[r.clone()].iter().map(|&b| b == 1));
-            self.pool[r.clone()].zeroize();
-            self.pool_bits[r].zeroize();
+            bits.extend(self.pool[r.clone()].iter().map(|b| b.lsb()));
+            self.pool[r].zeroize();
             self.pos += take;
         }
         self.index += n as u64;
         Ok((first, bits, out))
     }
 
-    /// `n` random OTs: the choice bit `x_i` and `H(y_i ⊕ x_i·Δ, τ_i)`.
+    /// `n` random OTs: the choice bit `x_i` and `H(y_i ⊕ x_i·Δ, τ_i)`, hashed
+    /// straight out of the pool.
     pub fn random(&mut self, ch: &mut impl Channel, n: usize) -> Result<(Vec<bool>, Vec<Block>)> {
-        let (tw, bits, mut z) = self.correlated(ch, n)?;
-        let mut h = vec![Block::ZERO; n];
-        self.hash.hash_many(&z, tw, &mut h);
-        z.zeroize();
-        Ok((bits, h))
+        let mut bits = Vec::with_capacity(n);
+        let mut out = vec![Block::ZERO; n];
+        let mut done = 0usize;
+        while done < n {
+            if self.available() == 0 {
+                self.extend(ch, self.params)?;
+            }
+            let take = (n - done).min(self.available());
+            let r = self.pos..self.pos + take;
+            self.hash.hash_many(
+                &self.pool[r.clone()],
+                self.index,
+                &mut out[done..done + take],
+            );
+            bits.extend(self.pool[r.clone()].iter().map(|b| b.lsb()));
+            self.pool[r].zeroize();
+            self.pos += take;
+            self.index += take as u64;
+            done += take;
+        }
+        Ok((bits, out))
     }
 }
 
@@ -628,6 +649,7 @@ mod tests {
     ) -> (Block, Vec<Block>, Vec<bool>, Vec<Block>, u64, u64) {
         let (mut a, mut b) = blindfold_net::MemoryChannel::pair();
         let delta = Block(0x1234_5678_9abc_def0_0fed_cba9_8765_4321);
+        assert!(delta.lsb());
         let snd = std::thread::spawn(move || {
             let mut rng = Prg::from_seed([1; 16]);
             let mut s =
@@ -663,7 +685,8 @@ mod tests {
         let snd = std::thread::spawn(move || {
             let mut rng = Prg::from_seed([3; 16]);
             let mut s =
-                SilentCotSender::setup_with(&mut a, Block(99), TINY_FIRST, TINY, &mut rng).unwrap();
+                SilentCotSender::setup_with(&mut a, Block(99 | 1), TINY_FIRST, TINY, &mut rng)
+                    .unwrap();
             s.random(&mut a, 5000, &mut rng).unwrap()
         });
         let mut rng = Prg::from_seed([4; 16]);
