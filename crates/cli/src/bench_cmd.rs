@@ -210,7 +210,11 @@ fn secure(a: &BenchArgs) -> Result<()> {
         r.network = m.name.clone();
         Ok(r)
     };
-    let tcp = run(infer::Link::Tcp)?;
+    let base = match a.bn.link {
+        Some(l) => infer::Link::Shaped(l),
+        None => infer::Link::Tcp,
+    };
+    let tcp = run(base)?;
     let tls = if a.tls {
         Some(run(infer::Link::Tls)?)
     } else {
@@ -232,6 +236,22 @@ fn secure(a: &BenchArgs) -> Result<()> {
         return Ok(());
     }
     let r = tls.as_ref().unwrap_or(&tcp);
+    if let Mode::Secure(d) = mode {
+        let plan = Plan::new(&q, d)?;
+        let (mut ot, mut gc) = (0, 0);
+        for st in plan.steps() {
+            match st.spec {
+                blindfold_engine::plan::StepSpec::Ot(_) => ot += 1,
+                blindfold_engine::plan::StepSpec::Gc(_) => gc += 1,
+                _ => {}
+            }
+        }
+        println!(
+            "non-linear layers: {ot} by OT comparisons, {gc} garbled{} (--nonlinear {})",
+            if plan.label().is_some() { " (+ the label circuit when asked)" } else { "" },
+            q.nonlinear.name()
+        );
+    }
     println!(
         "{:>3} {:<26} {:>10} {:>12} {:>10} {:>12} {:>7}",
         "#", "layer", "offline ms", "offline B", "online ms", "online B", "flights"

@@ -750,7 +750,7 @@ pub struct BenchLayer {
 pub struct BenchReport {
     pub network: String,
     pub mode: Mode,
-    pub transport: &'static str,
+    pub transport: String,
     pub queries: usize,
     pub setup_ms: f64,
     pub offline_ms: f64,
@@ -824,6 +824,17 @@ pub fn bench_with_roles(
                 .map_err(tls)?;
             bench_on(q, mode, deployment, roles, queries, link, p1, p0, progress)
         }
+        Link::Shaped(spec) => bench_on(
+            q,
+            mode,
+            deployment,
+            roles,
+            queries,
+            link,
+            blindfold_net::ShapedTransport(spec),
+            blindfold_net::ShapedAcceptor::new(bind()?, spec)?,
+            progress,
+        ),
     }
 }
 
@@ -835,13 +846,17 @@ pub enum Link {
     Tcp,
     /// Mutually authenticated TLS 1.3 over loopback TCP.
     Tls,
+    /// Loopback TCP through the link model of `blindfold_net::shaped`: bytes
+    /// paced at the rate, each delivered half a round trip late.
+    Shaped(blindfold_core::LinkSpec),
 }
 
 impl Link {
-    fn name(self) -> &'static str {
+    fn name(self) -> String {
         match self {
-            Link::Tcp => "tcp-loopback",
-            Link::Tls => "tls-loopback",
+            Link::Tcp => "tcp-loopback".into(),
+            Link::Tls => "tls-loopback".into(),
+            Link::Shaped(l) => format!("tcp-shaped {l}"),
         }
     }
 }

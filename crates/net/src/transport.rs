@@ -54,16 +54,23 @@ pub type PipeChannel = StreamChannel<PipeStream>;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TcpTransport;
 
-impl Transport for TcpTransport {
-    type Conn = crate::TcpChannel;
-    fn connect(&self, addr: &str, deadline: Instant) -> Result<crate::TcpChannel> {
+impl TcpTransport {
+    /// The connected stream, retrying until `deadline` while nobody listens.
+    pub fn connect_stream(&self, addr: &str, deadline: Instant) -> Result<TcpStream> {
         loop {
             match TcpStream::connect(addr) {
-                Ok(s) => return crate::TcpChannel::from_stream(s),
+                Ok(s) => return Ok(s),
                 Err(e) if Instant::now() + RETRY >= deadline => return Err(NetError::Io(e)),
                 Err(_) => std::thread::sleep(RETRY),
             }
         }
+    }
+}
+
+impl Transport for TcpTransport {
+    type Conn = crate::TcpChannel;
+    fn connect(&self, addr: &str, deadline: Instant) -> Result<crate::TcpChannel> {
+        crate::TcpChannel::from_stream(self.connect_stream(addr, deadline)?)
     }
 }
 
@@ -84,11 +91,24 @@ impl TcpAcceptor {
 impl Listener for TcpAcceptor {
     type Conn = crate::TcpChannel;
     fn accept(&self, deadline: Instant) -> Result<Option<crate::TcpChannel>> {
+        self.accept_stream(deadline)?
+            .map(crate::TcpChannel::from_stream)
+            .transpose()
+    }
+    fn local_addr(&self) -> String {
+        self.addr.clone()
+    }
+}
+
+impl TcpAcceptor {
+    /// The next connection's stream (blocking again), waiting at most until
+    /// `deadline`.
+    pub fn accept_stream(&self, deadline: Instant) -> Result<Option<TcpStream>> {
         loop {
             match self.listener.accept() {
                 Ok((s, _)) => {
                     s.set_nonblocking(false)?;
-                    return crate::TcpChannel::from_stream(s).map(Some);
+                    return Ok(Some(s));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if Instant::now() >= deadline {
@@ -99,9 +119,6 @@ impl Listener for TcpAcceptor {
                 Err(e) => return Err(NetError::Io(e)),
             }
         }
-    }
-    fn local_addr(&self) -> String {
-        self.addr.clone()
     }
 }
 

@@ -55,7 +55,7 @@ pub mod silent;
 pub mod transpose;
 
 pub use iknp::{CotReceiver, CotSender, CHUNK};
-pub use silent::{LpnParams, SilentCotReceiver, SilentCotSender};
+pub use silent::{ExtensionCost, LpnParams, SilentCotReceiver, SilentCotSender};
 
 pub use blindfold_core::Block;
 pub use blindfold_net::{Channel, NetError};

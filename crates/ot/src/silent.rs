@@ -245,6 +245,7 @@ pub struct SilentCotSender {
     ggm: Ggm,
     code: LpnCode,
     hash: Tccr,
+    cost: ExtensionCost,
 }
 
 impl Drop for SilentCotSender {
@@ -268,12 +269,36 @@ pub struct SilentCotReceiver {
     ggm: Ggm,
     code: LpnCode,
     hash: Tccr,
+    cost: ExtensionCost,
 }
 
 impl Drop for SilentCotReceiver {
     fn drop(&mut self) {
         self.base.zeroize();
         self.pool.zeroize();
+    }
+}
+
+/// What the steady-state extensions of one end have cost: totals, and the
+/// last one per fresh OT (for amortizing it over the OTs it yields).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ExtensionCost {
+    /// Extensions after setup, seconds spent in them and bytes they moved.
+    pub count: u64,
+    pub secs: f64,
+    pub bytes: u64,
+    /// The last one's seconds and bytes per fresh OT.
+    pub secs_per_ot: f64,
+    pub bytes_per_ot: f64,
+}
+
+impl ExtensionCost {
+    fn record(&mut self, secs: f64, bytes: usize, fresh: usize) {
+        self.count += 1;
+        self.secs += secs;
+        self.bytes += bytes as u64;
+        self.secs_per_ot = secs / fresh as f64;
+        self.bytes_per_ot = bytes as f64 / fresh as f64;
     }
 }
 
@@ -334,6 +359,7 @@ impl SilentCotSender {
             ggm: Ggm::new(),
             code: LpnCode::new(),
             hash: Tccr::new(),
+            cost: ExtensionCost::default(),
         };
         s.extend(ch, first, rng)?;
         Ok(s)
@@ -354,6 +380,22 @@ impl SilentCotSender {
         self.extensions
     }
 
+    /// What the extensions after setup cost this end.
+    pub fn cost(&self) -> ExtensionCost {
+        self.cost
+    }
+
+    /// Run an extension now (the receiver calls its `refill` in step): the
+    /// unused rest of the pool is dropped. Sessions call it at setup so that
+    /// queries find a full pool and the cost per OT is measured.
+    pub fn refill(
+        &mut self,
+        ch: &mut impl Channel,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<()> {
+        self.extend(ch, self.params, rng)
+    }
+
     /// One extension with parameters `cur` (whose base is `self.base`):
     /// refills the pool and keeps the next extension's base.
     fn extend(
@@ -362,6 +404,7 @@ impl SilentCotSender {
         cur: LpnParams,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<()> {
+        let started = std::time::Instant::now();
         let (k, h) = (cur.k, cur.h as usize);
         let leaves = 1usize << h;
         let ext = self.extensions;
@@ -394,6 +437,11 @@ impl SilentCotSender {
         ch.flush()?;
         self.code.apply(ext, &self.base[..k], &mut out);
         normalize(&mut out, self.delta);
+        if self.extensions > 0 {
+            let fresh = cur.n() - self.params.base();
+            self.cost
+                .record(started.elapsed().as_secs_f64(), cur.bytes(), fresh);
+        }
         self.extensions += 1;
         self.base.zeroize();
         self.base = out.split_off(out.len() - self.params.base());
@@ -497,6 +545,7 @@ impl SilentCotReceiver {
             ggm: Ggm::new(),
             code: LpnCode::new(),
             hash: Tccr::new(),
+            cost: ExtensionCost::default(),
         };
         r.extend(ch, first)?;
         Ok(r)
@@ -507,12 +556,24 @@ impl SilentCotReceiver {
         self.pool.len() - self.pos
     }
 
+    /// What the extensions after setup cost this end.
+    pub fn cost(&self) -> ExtensionCost {
+        self.cost
+    }
+
+    /// The receiver's side of [`SilentCotSender::refill`].
+    pub fn refill(&mut self, ch: &mut impl Channel) -> Result<()> {
+        self.extend(ch, self.params)
+    }
+
     fn extend(&mut self, ch: &mut impl Channel, cur: LpnParams) -> Result<()> {
         let (k, h) = (cur.k, cur.h as usize);
         let leaves = 1usize << h;
         let ext = self.extensions;
         let msg = Zeroizing::new(ch.recv()?);
         check_len("silent OT extension", &msg, cur.bytes())?;
+        // Timed from the sender's flight: waiting for it is the sender's time.
+        let started = std::time::Instant::now();
         let block = |i: usize| {
             let mut b = [0u8; 16];
             b.copy_from_slice(&msg[16 * i..16 * i + 16]);
@@ -564,6 +625,11 @@ impl SilentCotReceiver {
             }
         }
         self.code.apply(ext, &self.base[..k], &mut out);
+        if self.extensions > 0 {
+            let fresh = cur.n() - self.params.base();
+            self.cost
+                .record(started.elapsed().as_secs_f64(), cur.bytes(), fresh);
+        }
         self.extensions += 1;
         self.base.zeroize();
         self.base = out.split_off(out.len() - self.params.base());
