@@ -51,6 +51,14 @@ pub struct BenchArgs {
     pub garbler: Option<GarblerArg>,
     #[command(flatten)]
     pub fhe: crate::fhe_cmds::FheArgs,
+    /// Two-server mode: sustained throughput of one server pair instead of
+    /// per-query costs: N clients query at once, --queries in all, after the
+    /// servers' pools are full (--pool bundles each).
+    #[arg(long, value_name = "N")]
+    pub clients: Option<usize>,
+    /// With --clients: preprocessed bundles each server keeps ready.
+    #[arg(long, default_value_t = 8)]
+    pub pool: usize,
 }
 
 /// Who garbles in client-server mode.
@@ -68,8 +76,151 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         None if a.mode == crate::plain_cmds::ModeArg::Fhe => {
             crate::fhe_cmds::bench(&a.network, &a.fhe, a.queries, a.json)
         }
+        None if a.clients.is_some() => throughput(&a),
         None => secure(&a),
     }
+}
+
+/// What `bench --clients N` measured.
+#[derive(Serialize)]
+struct Throughput {
+    network: String,
+    clients: usize,
+    queries: usize,
+    pool: usize,
+    nonlinear: String,
+    /// Time to fill both pools before the clock starts.
+    warmup_s: f64,
+    seconds: f64,
+    queries_per_s: f64,
+    latency_ms_median: f64,
+    latency_ms_p95: f64,
+    /// Queries that waited more than 1 ms for a bundle or the peer link.
+    queued: usize,
+}
+
+/// `bench --mode two-server --clients N`: both servers of one split on
+/// loopback TCP in this process, pools filled first, then N client threads
+/// share `--queries` queries; every answer is checked against the plaintext
+/// reference.
+fn throughput(a: &BenchArgs) -> Result<()> {
+    use blindfold_core::Prg;
+    use blindfold_engine::serve::LocalCluster;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+    let clients = a.clients.unwrap_or(1);
+    anyhow::ensure!(clients >= 1, "--clients must be at least 1");
+    anyhow::ensure!(
+        a.mode == ModeArg::TwoServer,
+        "--clients measures a two-server pair (--mode two-server)"
+    );
+    anyhow::ensure!(a.pool >= 1, "--pool must be at least 1");
+    let ma = ModelArg::new(a.network.clone(), a.frac_bits, a.bn);
+    let (m, q) = ma.load()?;
+    let n_q = a.queries.max(clients);
+    let mut rng = Prg::from_entropy();
+    let t0 = Instant::now();
+    let cluster = LocalCluster::start(&q, a.pool, &mut rng)?;
+    if !a.json {
+        eprintln!(
+            "network {}: filling both servers' pools ({} bundles each) ...",
+            m.name, a.pool
+        );
+    }
+    anyhow::ensure!(
+        cluster.wait_ready(a.pool, Duration::from_secs(600))?,
+        "the servers did not fill their pools within 10 minutes"
+    );
+    let warmup_s = t0.elapsed().as_secs_f64();
+    // Inputs: pseudo-random values in [0, 1) of the model's input shape (the
+    // protocol's cost does not depend on them); answers checked all the same.
+    let numel = q.input_shape().numel();
+    let inputs: Vec<Vec<f32>> = (0..8)
+        .map(|i| {
+            let mut r = Prg::from_seed([i as u8 + 1; 16]);
+            (0..numel)
+                .map(|_| (r.gen_u64() >> 40) as f32 / (1u64 << 24) as f32)
+                .collect()
+        })
+        .collect();
+    let wants: Vec<Vec<u64>> = inputs
+        .iter()
+        .map(|x| blindfold_model::engine::run_plain(&q, x))
+        .collect::<std::result::Result<_, _>>()?;
+    let next = AtomicUsize::new(0);
+    let pb = crate::plain_cmds::progress(
+        n_q,
+        &format!("network {}: {clients} clients, {n_q} queries", m.name),
+    );
+    if a.json {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let start = Instant::now();
+    let results: Vec<Result<Vec<(f64, f64)>>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..clients)
+            .map(|_| {
+                s.spawn(|| -> Result<Vec<(f64, f64)>> {
+                    let mut out = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::SeqCst);
+                        if k >= n_q {
+                            return Ok(out);
+                        }
+                        let i = k % inputs.len();
+                        let ans = cluster.query(&inputs[i])?;
+                        anyhow::ensure!(
+                            ans.ring == wants[i],
+                            "query {k}: the secure answer differs from the plaintext reference"
+                        );
+                        let queue = ans.cost[0].queue_ms.max(ans.cost[1].queue_ms);
+                        out.push((ans.latency_ms, queue));
+                        pb.inc(1);
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a client thread panicked")))
+            })
+            .collect()
+    });
+    let seconds = start.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    let mut lat = Vec::new();
+    let mut queued = 0;
+    for r in results {
+        for (l, qm) in r? {
+            lat.push(l);
+            queued += usize::from(qm > 1.0);
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p).round() as usize];
+    let t = Throughput {
+        network: m.name.clone(),
+        clients,
+        queries: n_q,
+        pool: a.pool,
+        nonlinear: q.nonlinear.name(),
+        warmup_s,
+        seconds,
+        queries_per_s: n_q as f64 / seconds,
+        latency_ms_median: pct(0.5),
+        latency_ms_p95: pct(0.95),
+        queued,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string(&t)?);
+    } else {
+        println!(
+            "{}: {} clients, {} queries in {:.2} s: {:.1} queries/s sustained by one server pair (pools of {} filled first, in {:.1} s); latency median {:.1} ms, p95 {:.1} ms; {} queries waited for a bundle or the peer link; every answer equal to the reference (--nonlinear {})",
+            t.network, clients, n_q, seconds, t.queries_per_s, a.pool, warmup_s,
+            t.latency_ms_median, t.latency_ms_p95, queued, t.nonlinear
+        );
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -87,6 +238,11 @@ struct Primitives {
     relu_bytes_offline: u64,
     relu_bytes_online: u64,
     relu_and_gates: usize,
+    ot_relu_10k_offline_ms: f64,
+    ot_relu_10k_online_ms: f64,
+    ot_relu_bytes_online: u64,
+    ot_relu_bytes_silent_amortized: f64,
+    ot_relu_flights: u64,
 }
 
 fn primitives(json: bool) -> Result<()> {
@@ -95,6 +251,7 @@ fn primitives(json: bool) -> Result<()> {
     }
     let relu = blindfold_gc::bench::relu_10k()?;
     let silent = blindfold_ot::bench::silent(3);
+    let ot = blindfold_cmp::bench::relu(10_000)?;
     let p = Primitives {
         garble_and_per_s: blindfold_gc::bench::garble_and_per_s(),
         eval_and_per_s: blindfold_gc::bench::eval_and_per_s(),
@@ -109,6 +266,11 @@ fn primitives(json: bool) -> Result<()> {
         relu_bytes_offline: relu.bytes_offline,
         relu_bytes_online: relu.bytes_online,
         relu_and_gates: relu.and_per_relu,
+        ot_relu_10k_offline_ms: ot.offline_ms,
+        ot_relu_10k_online_ms: ot.online_ms,
+        ot_relu_bytes_online: ot.online_bytes,
+        ot_relu_bytes_silent_amortized: ot.amortized_bytes,
+        ot_relu_flights: ot.rounds,
     };
     if json {
         println!("{}", serde_json::to_string(&p)?);
@@ -138,9 +300,20 @@ fn primitives(json: bool) -> Result<()> {
             p.relu_10k_ms, p.relu_10k_ms_median, p.relu_and_gates
         );
         println!(
-            "ReLU bytes          {:>8.2} MB offline, {:.2} MB online",
+            "ReLU bytes          {:>8.2} MB offline, {:.2} MB online ({:.0} B per ReLU)",
             p.relu_bytes_offline as f64 / 1e6,
-            p.relu_bytes_online as f64 / 1e6
+            p.relu_bytes_online as f64 / 1e6,
+            (p.relu_bytes_offline + p.relu_bytes_online) as f64 / 1e4
+        );
+        println!(
+            "10,000 OT ReLUs     {:>8.1} ms offline (silent OT amortized) + {:.1} ms online over loopback TCP, {} flights",
+            p.ot_relu_10k_offline_ms, p.ot_relu_10k_online_ms, p.ot_relu_flights
+        );
+        println!(
+            "OT ReLU bytes       {:>8.2} MB online + {:.3} MB silent OT ({:.0} B per ReLU)",
+            p.ot_relu_bytes_online as f64 / 1e6,
+            p.ot_relu_bytes_silent_amortized / 1e6,
+            (p.ot_relu_bytes_online as f64 + p.ot_relu_bytes_silent_amortized) / 1e4
         );
     }
     Ok(())
@@ -248,7 +421,11 @@ fn secure(a: &BenchArgs) -> Result<()> {
         }
         println!(
             "non-linear layers: {ot} by OT comparisons, {gc} garbled{} (--nonlinear {})",
-            if plan.label().is_some() { " (+ the label circuit when asked)" } else { "" },
+            if plan.label().is_some() {
+                " (+ the label circuit when asked)"
+            } else {
+                ""
+            },
             q.nonlinear.name()
         );
     }

@@ -331,7 +331,7 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
         );
     }
     println!(
-        "total: {} parameters, {} multiplications, {} garbled non-linear elements ({} comparisons in max-pools), {} squares, {} stand-alone (garbled) truncations",
+        "total: {} parameters, {} multiplications, {} non-linear elements ({} comparisons in max-pools), {} squares, {} stand-alone truncations",
         s.parameters, s.multiplications, s.nonlinear, s.comparisons, s.squares, s.truncations
     );
     if !supported {

@@ -64,7 +64,7 @@ pub fn send(
         });
     }
     let mut rd = BitReader::new(d);
-    let mut out = BitWriter::with_capacity_bits(n * (w as usize) << m);
+    let mut out = BitWriter::with_capacity_bits((n * (w as usize)) << m);
     let mu = m as usize;
     let slots = 1usize << m;
     let hashed = (w as usize) << m > 128;

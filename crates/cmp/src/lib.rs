@@ -24,6 +24,7 @@
 //! are exact: they equal the integer semantics of each [`Op`] for every input
 //! with `|x| < 2^(k-1)` (max-pool: pairwise differences too).
 
+pub mod bench;
 pub mod bits;
 pub mod kot;
 
@@ -275,22 +276,38 @@ pub struct CmpSession {
 }
 
 impl CmpSession {
-    /// Set up both directions (A's sending first) with Ferret's parameters.
+    /// Set up both directions (A's sending first) for about `per_query`
+    /// random OTs per query in each direction (A→B, B→A; from [`Op::rots`]).
+    /// A direction that needs at least [`Self::LARGE`] per query runs
+    /// Ferret's large extension (10.2 M OTs at 0.45 bits each, one run at setup
+    /// so queries find a full pool); a smaller one stays with the setup-size
+    /// parameters (602 K OTs per extension at 9 bits each), which spares small
+    /// models a 173 MB pool and a second of setup.
     pub fn setup(
         ch: &mut impl Channel,
         role: Role,
+        per_query: [usize; 2],
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<CmpSession> {
-        Self::setup_with(ch, role, LpnParams::SETUP, LpnParams::EXTEND, rng)
+        let pick = |n: usize| {
+            if n >= Self::LARGE {
+                (LpnParams::SETUP, LpnParams::EXTEND, true)
+            } else {
+                (LpnParams::SETUP, LpnParams::SETUP, false)
+            }
+        };
+        Self::setup_with(ch, role, [pick(per_query[0]), pick(per_query[1])], rng)
     }
 
-    /// As [`Self::setup`] with other LPN parameters (tests use small,
-    /// insecure ones).
+    /// Random OTs per query from which a direction uses the large extension.
+    pub const LARGE: usize = 200_000;
+
+    /// As [`Self::setup`] with explicit `(first, params, refill)` per
+    /// direction (A→B, B→A); tests use small, insecure parameters.
     pub fn setup_with(
         ch: &mut impl Channel,
         role: Role,
-        first: LpnParams,
-        params: LpnParams,
+        dirs: [(LpnParams, LpnParams, bool); 2],
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<CmpSession> {
         let mut d = [0u8; 16];
@@ -298,21 +315,29 @@ impl CmpSession {
         // Silent OT wants lsb(Δ) = 1 (its receivers read choice bits off lsbs).
         let delta = Block(Block::from_bytes(d).0 | 1);
         d.zeroize();
-        // Each direction: setup, then one full extension so that queries find a
-        // full pool and its cost per OT is measured (A's direction first).
+        let [(fa, pa, ra), (fb, pb, rb)] = dirs;
+        // A's direction first; a refill runs one full extension at once.
         Ok(match role {
             Role::A => {
-                let mut send = SilentCotSender::setup_with(ch, delta, first, params, rng)?;
-                send.refill(ch, rng)?;
-                let mut recv = SilentCotReceiver::setup_with(ch, first, params, rng)?;
-                recv.refill(ch)?;
+                let mut send = SilentCotSender::setup_with(ch, delta, fa, pa, rng)?;
+                if ra {
+                    send.refill(ch, rng)?;
+                }
+                let mut recv = SilentCotReceiver::setup_with(ch, fb, pb, rng)?;
+                if rb {
+                    recv.refill(ch)?;
+                }
                 CmpSession { role, send, recv }
             }
             Role::B => {
-                let mut recv = SilentCotReceiver::setup_with(ch, first, params, rng)?;
-                recv.refill(ch)?;
-                let mut send = SilentCotSender::setup_with(ch, delta, first, params, rng)?;
-                send.refill(ch, rng)?;
+                let mut recv = SilentCotReceiver::setup_with(ch, fa, pa, rng)?;
+                if ra {
+                    recv.refill(ch)?;
+                }
+                let mut send = SilentCotSender::setup_with(ch, delta, fb, pb, rng)?;
+                if rb {
+                    send.refill(ch, rng)?;
+                }
                 CmpSession { role, send, recv }
             }
         })
@@ -781,7 +806,7 @@ impl Material {
                     let (b, t, full) = &tables[len as usize];
                     // Slot j under p_l^{(j ⊕ d)_l}: the 1-pads where bit l of j
                     // differs from d_l.
-                    let mut word = t[a] ^ ((sg | se << 1) * 0x5555_5555 & full);
+                    let mut word = t[a] ^ (((sg | (se << 1)) * 0x5555_5555) & full);
                     for l in 0..len as usize {
                         let m1 = if (di >> l) & 1 == 1 {
                             !b[l] & full

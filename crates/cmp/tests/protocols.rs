@@ -18,6 +18,8 @@ const NEXT: LpnParams = LpnParams {
     t: 80,
     h: 9,
 };
+/// A→B with extensions beyond setup (refilled), B→A at the first size only.
+const DIRS: [(LpnParams, LpnParams, bool); 2] = [(FIRST, NEXT, true), (FIRST, FIRST, false)];
 
 /// Run `op` on shares of `xs` (windows consecutive); returns the reconstructed
 /// outputs and the bytes both parties sent online.
@@ -36,14 +38,14 @@ fn run(op: Op, xs: &[u64], seed: u8) -> (Vec<u64>, u64) {
     let (mut a, mut b) = MemoryChannel::pair();
     let t = std::thread::spawn(move || {
         let mut rng = Prg::from_seed([seed.wrapping_add(1); 16]);
-        let mut s = CmpSession::setup_with(&mut a, Role::A, FIRST, NEXT, &mut rng).unwrap();
+        let mut s = CmpSession::setup_with(&mut a, Role::A, DIRS, &mut rng).unwrap();
         let m = s.offline(&mut a, op, n, &mut rng).unwrap();
         let b0 = a.stats().total().bytes();
         let y = m.online(&mut a, &x0).unwrap();
         (y, a.stats().total().bytes() - b0)
     });
     let mut rng = Prg::from_seed([seed.wrapping_add(2); 16]);
-    let mut s = CmpSession::setup_with(&mut b, Role::B, FIRST, NEXT, &mut rng).unwrap();
+    let mut s = CmpSession::setup_with(&mut b, Role::B, DIRS, &mut rng).unwrap();
     let m = s.offline(&mut b, op, n, &mut rng).unwrap();
     let y1 = m.online(&mut b, &x1).unwrap();
     let (y0, bytes) = t.join().unwrap();
@@ -146,14 +148,14 @@ fn bad_message_is_an_error_not_a_panic() {
     let (mut a, mut b) = MemoryChannel::pair();
     let t = std::thread::spawn(move || {
         let mut rng = Prg::from_seed([1; 16]);
-        let mut s = CmpSession::setup_with(&mut a, Role::A, FIRST, NEXT, &mut rng).unwrap();
+        let mut s = CmpSession::setup_with(&mut a, Role::A, DIRS, &mut rng).unwrap();
         let m = s
             .offline(&mut a, Op::ReluTrunc { k: 64, f: 4 }, 10, &mut rng)
             .unwrap();
         m.online(&mut a, &[0; 10]).map(|_| ())
     });
     let mut rng = Prg::from_seed([2; 16]);
-    let mut s = CmpSession::setup_with(&mut b, Role::B, FIRST, NEXT, &mut rng).unwrap();
+    let mut s = CmpSession::setup_with(&mut b, Role::B, DIRS, &mut rng).unwrap();
     let _m = s
         .offline(&mut b, Op::ReluTrunc { k: 64, f: 4 }, 10, &mut rng)
         .unwrap();
@@ -168,12 +170,12 @@ fn material_for_another_size_is_refused() {
     let (mut a, mut b) = MemoryChannel::pair();
     let t = std::thread::spawn(move || {
         let mut rng = Prg::from_seed([1; 16]);
-        let mut s = CmpSession::setup_with(&mut a, Role::A, FIRST, NEXT, &mut rng).unwrap();
+        let mut s = CmpSession::setup_with(&mut a, Role::A, DIRS, &mut rng).unwrap();
         let m = s.offline(&mut a, Op::Sign { k: 8 }, 4, &mut rng).unwrap();
         m.online(&mut a, &[0; 5]).map(|_| ())
     });
     let mut rng = Prg::from_seed([2; 16]);
-    let mut s = CmpSession::setup_with(&mut b, Role::B, FIRST, NEXT, &mut rng).unwrap();
+    let mut s = CmpSession::setup_with(&mut b, Role::B, DIRS, &mut rng).unwrap();
     let _m = s.offline(&mut b, Op::Sign { k: 8 }, 4, &mut rng).unwrap();
     assert!(t.join().unwrap().is_err());
 }

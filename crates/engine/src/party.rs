@@ -391,7 +391,14 @@ impl PartyEngine {
             } else {
                 blindfold_cmp::Role::B
             };
-            Some(blindfold_cmp::CmpSession::setup(ch, role, rng)?)
+            let per_query = self.steps.iter().fold([0, 0], |[a, b], s| match &s.spec {
+                StepSpec::Ot(o) => {
+                    let (x, y) = o.op.rots(o.elements);
+                    [a + x, b + y]
+                }
+                _ => [a, b],
+            });
+            Some(blindfold_cmp::CmpSession::setup(ch, role, per_query, rng)?)
         } else {
             None
         };

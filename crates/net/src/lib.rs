@@ -51,10 +51,10 @@
 #![deny(unsafe_code)]
 
 pub mod framed;
-pub mod shaped;
 mod memory;
 mod meter;
 mod pipe;
+pub mod shaped;
 mod stream;
 mod tcp;
 pub mod tls;
@@ -64,8 +64,8 @@ pub use blindfold_core::Block;
 pub use framed::{BackgroundWriter, FramedChannel, DEFAULT_MAX_FRAME, FRAME_HEADER};
 pub use memory::MemoryChannel;
 pub use meter::{Counters, Meter, Stats, DEFAULT_PHASE};
-pub use shaped::{ShapedAcceptor, ShapedChannel, ShapedTransport};
 pub use pipe::{pipe, PipeReader, PipeStream, PipeWriter, PIPE_CAPACITY};
+pub use shaped::{ShapedAcceptor, ShapedChannel, ShapedTransport};
 pub use stream::{Connection, SplitStream, StreamChannel, TimedRead};
 pub use tcp::TcpChannel;
 pub use tls::{TlsAcceptor, TlsChannel, TlsIdentity, TlsRole, TlsTransport};

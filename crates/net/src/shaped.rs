@@ -37,9 +37,12 @@ impl ShapedStream {
     }
 }
 
+/// A chunk of bytes and the instant it may reach the socket.
+type Due = (Instant, Vec<u8>);
+
 /// The writer half: queues chunks with their due times.
 pub struct ShapedWriter {
-    tx: Option<Sender<(Instant, Vec<u8>)>>,
+    tx: Option<Sender<Due>>,
     thread: Option<JoinHandle<io::Result<()>>>,
     link: LinkSpec,
     link_free: Instant,
@@ -47,7 +50,7 @@ pub struct ShapedWriter {
 
 impl ShapedWriter {
     fn new(mut sock: TcpStream, link: LinkSpec) -> ShapedWriter {
-        let (tx, rx): (Sender<(Instant, Vec<u8>)>, Receiver<(Instant, Vec<u8>)>) = mpsc::channel();
+        let (tx, rx): (Sender<Due>, Receiver<Due>) = mpsc::channel();
         let thread = std::thread::spawn(move || -> io::Result<()> {
             for (due, buf) in rx {
                 let now = Instant::now();

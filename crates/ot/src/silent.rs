@@ -201,7 +201,7 @@ impl Tree {
         let mut sums = Vec::with_capacity(h);
         // Levels alternate between `tree` and `scratch`; the parity is chosen
         // so that level h lands in `tree`.
-        let mut in_tree = h % 2 == 0;
+        let mut in_tree = h.is_multiple_of(2);
         if in_tree {
             tree[0] = seed;
         } else {
