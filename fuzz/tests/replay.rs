@@ -133,3 +133,18 @@ fn fhe_whole_files_decode() {
         println!("{name}: the whole files");
     }
 }
+
+/// The comparison seeds are honest peers' messages: replayed, the fuzzed
+/// party gets through setup, offline and online (so the fuzzer starts from
+/// inputs that reach every phase, and a change of the protocol that makes the
+/// seeds stale fails here, not silently).
+#[test]
+fn comparison_seeds_reach_the_online_phase() {
+    let files = corpus("cmp_peer");
+    assert_eq!(files.len(), 8, "one seed per role and operation");
+    for file in &files {
+        let data = std::fs::read(file).expect("read seed");
+        let out = blindfold_fuzz::targets::cmp_peer_run(&data);
+        assert!(out.is_some(), "{}: the run stopped early", file.display());
+    }
+}

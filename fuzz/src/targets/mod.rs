@@ -4,6 +4,7 @@
 //! right answer to a malformed input. It panics (a finding) when the decoder
 //! panics, or when a property of the format fails.
 
+mod cmp;
 mod data;
 mod fhe;
 mod he;
@@ -13,6 +14,10 @@ mod share;
 mod tls;
 mod wire;
 
+pub use cmp::{
+    cmp_peer, cmp_peer_run, fuzz_inputs, fuzz_op, fuzz_role, script, ScriptChannel, FUZZ_ELEMENTS,
+    FUZZ_LPN, FUZZ_SEED,
+};
 pub use data::{idx, npy, png};
 pub use fhe::{
     fhe_ciphertexts, fhe_eval_key, fhe_files, fhe_fixture, fhe_model, fhe_profile, fhe_secret_key,
