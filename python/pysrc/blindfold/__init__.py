@@ -1,0 +1,308 @@
+"""blindfold: private neural-network prediction.
+
+Two servers that do not collude hold additive shares of a model and answer
+queries on secret shares: neither sees the input, the answer or the weights.
+
+    import blindfold, numpy as np
+    model = blindfold.Model.load("minionn")          # a zoo name or an .onnx file
+    x = np.random.rand(*model.input_shape).astype(np.float32)
+    print(model.run(x))                              # the fixed-point reference
+    with blindfold.LocalCluster(model) as cluster:   # both servers in this process
+        print(cluster.query(x).scores)               # the same, computed on shares
+
+Every heavy call releases the GIL. Errors raise :class:`BlindfoldError` with
+the message the ``blindfold`` CLI prints for the same failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _native
+from ._native import BlindfoldError
+
+__all__ = [
+    "BlindfoldError",
+    "Model",
+    "Client",
+    "LocalCluster",
+    "Answer",
+    "Prediction",
+    "__version__",
+]
+
+__version__: str = _native.__version__
+
+_MODES = ("plain", "float", "two-server", "client-server")
+
+
+def _flat(x: Any, n: int) -> List[float]:
+    """A float32 input of ``n`` values (any shape with that many values)."""
+    a = np.asarray(x, dtype=np.float32)
+    if a.size != n:
+        raise BlindfoldError(
+            f"input has {a.size} values, the model takes {n}"
+        )
+    return a.reshape(-1).tolist()
+
+
+def _mode(mode: str) -> str:
+    m = mode.replace("_", "-")
+    if m not in _MODES:
+        raise BlindfoldError(f"unknown mode '{mode}' (one of: {', '.join(_MODES)})")
+    return m
+
+
+@dataclass
+class Prediction:
+    """What :meth:`Model.run` returns."""
+
+    label: int
+    scores: np.ndarray
+    mask: Optional[np.ndarray] = None
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Answer:
+    """A private answer from two servers.
+
+    ``scores`` are the decoded outputs (empty for a label-only query);
+    ``ring`` the raw fixed-point outputs, bit-exact with ``Model.run(mode="plain")``.
+    """
+
+    label: int
+    scores: np.ndarray
+    ring: np.ndarray
+    latency_ms: float
+    client_bytes: int
+    mask: Optional[np.ndarray] = None
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @staticmethod
+    def _from_json(s: str) -> "Answer":
+        d = json.loads(s)
+        return Answer(
+            label=int(d["label"]),
+            scores=np.asarray(d["scores"], dtype=np.float64),
+            ring=np.asarray(d["ring"], dtype=np.uint64),
+            latency_ms=float(d["latency_ms"]),
+            client_bytes=int(d["client_bytes"]),
+            mask=None if d.get("mask") is None else np.asarray(d["mask"], dtype=np.uint32),
+            raw=d,
+        )
+
+
+class Model:
+    """A model: the float graph as imported and its fixed-point program."""
+
+    def __init__(self, native: "_native.NativeModel") -> None:
+        self._native = native
+
+    @staticmethod
+    def load(
+        path: Union[str, os.PathLike],
+        frac_bits: int = 12,
+        nonlinear: str = "auto",
+        link: Optional[str] = None,
+    ) -> "Model":
+        """Load an ONNX file, or a zoo model by name (``minionn``, ``secureml``...).
+
+        ``nonlinear`` picks the protocol of ReLU / max-pool / sign layers in the
+        secure modes (``auto``, ``gc``, ``ot``); ``link`` (``"100mbit,20ms"``) is
+        the link ``auto`` prices them on.
+        """
+        return Model(_native.NativeModel.load(os.fspath(path), frac_bits, nonlinear, link))
+
+    @staticmethod
+    def from_torch(
+        module: Any,
+        example_input: Any,
+        path: Optional[Union[str, os.PathLike]] = None,
+        frac_bits: int = 12,
+        **load_options: Any,
+    ) -> "Model":
+        """Export a PyTorch module with ``torch.onnx.export`` and load it.
+
+        Needs ``torch`` (an optional dependency). ``example_input`` is a tensor of
+        the input's shape, batch dimension included (``[1, C, H, W]``). The ONNX
+        file goes to ``path`` (default: a temporary file, removed after loading).
+        """
+        try:
+            import torch  # noqa: F401
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise BlindfoldError(
+                "Model.from_torch needs PyTorch: pip install torch"
+            ) from e
+        import torch
+
+        module = module.eval()
+        tmp = None
+        if path is None:
+            tmp = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False)
+            tmp.close()
+            path = tmp.name
+        try:
+            with torch.no_grad():
+                try:
+                    torch.onnx.export(
+                        module, (example_input,), os.fspath(path), dynamo=False,
+                        input_names=["input"], output_names=["output"], opset_version=17,
+                    )
+                except TypeError:  # torch without the dynamo switch
+                    torch.onnx.export(
+                        module, (example_input,), os.fspath(path),
+                        input_names=["input"], output_names=["output"], opset_version=17,
+                    )
+            return Model.load(path, frac_bits=frac_bits, **load_options)
+        finally:
+            if tmp is not None:
+                for p in (tmp.name, tmp.name + ".data"):
+                    if os.path.exists(p):
+                        os.unlink(p)
+
+    @property
+    def name(self) -> str:
+        return self._native.name
+
+    @property
+    def input_shape(self) -> Tuple[int, ...]:
+        return tuple(self._native.input_shape)
+
+    @property
+    def output_shape(self) -> Tuple[int, ...]:
+        return tuple(self._native.output_shape)
+
+    def inspect(self, mode: str = "two-server") -> Dict[str, Any]:
+        """``blindfold inspect --json``: layers, costs and each layer's protocol."""
+        return json.loads(self._native.inspect_json(_mode(mode)))
+
+    def run(self, x: Any, mode: str = "plain") -> Prediction:
+        """Predict one input (numpy array of the input shape).
+
+        ``plain`` is the fixed-point reference the secure engines equal bit for
+        bit, ``float`` the model as trained; ``two-server`` and ``client-server``
+        run the real protocols on loopback for this one input.
+        """
+        n = int(np.prod(self.input_shape))
+        d = json.loads(self._native.run_json(_flat(x, n), _mode(mode)))
+        return Prediction(
+            label=int(d["label"]),
+            scores=np.asarray(d["scores"], dtype=np.float64),
+            mask=None if d.get("mask") is None else np.asarray(d["mask"], dtype=np.uint32),
+            raw=d,
+        )
+
+    def evaluate(
+        self,
+        data: Union[str, os.PathLike, Tuple[Any, Any]],
+        mode: str = "plain",
+        limit: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """Accuracy and agreement on a data set (``blindfold eval --json``).
+
+        ``data`` is an IDX directory (``images.idx3-ubyte``, ``labels.idx1-ubyte``,
+        as ``data/mnist-test-1k``) or a pair ``(images, labels)``: ``uint8``
+        images ``[N, H, W]`` (0-255) and integer labels ``[N]``.
+        """
+        m = _mode(mode)
+        if isinstance(data, (str, os.PathLike)):
+            return json.loads(self._native.evaluate_dir(os.fspath(data), m, limit))
+        images, labels = data
+        im = np.asarray(images)
+        if im.dtype != np.uint8:
+            raise BlindfoldError(f"images must be uint8 (0-255), not {im.dtype}")
+        if im.ndim != 3:
+            raise BlindfoldError(f"images must be [N, H, W], not shape {im.shape}")
+        lab = np.asarray(labels).astype(np.int64).reshape(-1)
+        if lab.size != im.shape[0]:
+            raise BlindfoldError(f"{im.shape[0]} images but {lab.size} labels")
+        if lab.size and (lab.min() < 0 or lab.max() > 255):
+            raise BlindfoldError("labels must be classes between 0 and 255")
+        return json.loads(
+            self._native.evaluate_arrays(
+                im.tobytes(), int(im.shape[1]), int(im.shape[2]),
+                lab.astype(np.uint8).tobytes(), m, limit,
+            )
+        )
+
+    def split(self, out_dir: Union[str, os.PathLike]) -> Tuple[str, str]:
+        """Write the two share files (``party0.share``, ``party1.share``) to
+        ``out_dir``, owner read/write only; give one to each server."""
+        return self._native.split(os.fspath(out_dir))
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, input {self.input_shape}, output {self.output_shape})"
+
+
+class Client:
+    """A client of a two-server deployment (``blindfold serve --party 0/1``).
+
+    ``servers``: P0's and P1's addresses (``["10.0.0.1:7000", "10.0.0.2:7001"]``).
+    ``tls``: the directory of the deployment's certificates (``blindfold certs``;
+    the client reads ``ca.pem``, ``client.pem``, ``client.key``). Without it,
+    ``insecure_plaintext=True`` is required (loopback tests only).
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[str],
+        tls: Optional[Union[str, os.PathLike]] = None,
+        insecure_plaintext: bool = False,
+    ) -> None:
+        self._native = _native.NativeClient(
+            list(servers), None if tls is None else os.fspath(tls), insecure_plaintext
+        )
+
+    def query(self, x: Any) -> Answer:
+        """Secret-share ``x`` between the servers and reconstruct the scores."""
+        a = np.asarray(x, dtype=np.float32)
+        return Answer._from_json(self._native.query_json(a.reshape(-1).tolist(), False))
+
+    def query_label(self, x: Any) -> int:
+        """Only the label: the servers compute the argmax on shares too."""
+        a = np.asarray(x, dtype=np.float32)
+        return Answer._from_json(self._native.query_json(a.reshape(-1).tolist(), True)).label
+
+
+class LocalCluster:
+    """Both servers of one split, in this process on loopback (notebooks, tests).
+
+        with blindfold.LocalCluster(model) as cluster:
+            answer = cluster.query(x)
+
+    The links are plain TCP on 127.0.0.1: for experiments on one machine; a
+    deployment runs ``blindfold serve`` with TLS on two machines.
+    """
+
+    def __init__(self, model: Model, pool: int = 2) -> None:
+        self.model = model
+        self._native = _native.NativeCluster(model._native, pool)
+
+    @property
+    def addresses(self) -> List[str]:
+        return list(self._native.addresses)
+
+    def query(self, x: Any) -> Answer:
+        n = int(np.prod(self.model.input_shape))
+        return Answer._from_json(self._native.query_json(_flat(x, n), False))
+
+    def query_label(self, x: Any) -> int:
+        n = int(np.prod(self.model.input_shape))
+        return Answer._from_json(self._native.query_json(_flat(x, n), True)).label
+
+    def close(self) -> None:
+        """Stop both servers."""
+        self._native.close()
+
+    def __enter__(self) -> "LocalCluster":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

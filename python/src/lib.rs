@@ -1,0 +1,454 @@
+//! `blindfold._native`: the Rust half of the Python package.
+//!
+//! The Python half (`pysrc/blindfold/__init__.py`) turns numpy arrays into
+//! flat `float32` lists and JSON answers into dicts and arrays; this module
+//! does the work, with the GIL released while it runs (loading and quantizing,
+//! evaluation, splitting, every protocol). Errors are `blindfold.BlindfoldError`
+//! with the message the CLI prints for the same failure.
+
+use anyhow::{bail, Context};
+use blindfold_core::{FracBits, LinkSpec, Prg};
+use blindfold_engine::infer::{self, Mode};
+use blindfold_engine::party::OutputKind;
+use blindfold_engine::plan::{Deployment, Plan};
+use blindfold_engine::serve::{self, Answer, LocalCluster};
+use blindfold_model::data::{load_idx_dir, Dataset};
+use blindfold_model::quant::{quantize_with, NonLinear, QModel, QuantConfig};
+use blindfold_model::{load_onnx, summary, Model};
+use blindfold_net::{TcpTransport, TlsIdentity, TlsRole};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+create_exception!(
+    _native,
+    BlindfoldError,
+    PyException,
+    "An error from blindfold, with the message the CLI prints for it."
+);
+
+/// The CLI's error text: every cause once, joined by ": ".
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+fn py_err(e: anyhow::Error) -> PyErr {
+    BlindfoldError::new_err(describe(&e))
+}
+
+type Result<T> = anyhow::Result<T>;
+
+/// Where zoo models live: `BLINDFOLD_HOME`, else the working directory if it
+/// holds `models/zoo.json`, else the source tree this module was built from.
+fn home() -> PathBuf {
+    if let Ok(h) = std::env::var("BLINDFOLD_HOME") {
+        return PathBuf::from(h);
+    }
+    let cwd = PathBuf::from(".");
+    if cwd.join("models").join("zoo.json").exists() {
+        return cwd;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A model argument: an existing path, or a zoo name (as the CLI resolves it).
+fn model_path(arg: &str) -> Result<PathBuf> {
+    let p = PathBuf::from(arg);
+    if p.exists() {
+        return Ok(p);
+    }
+    let z = home().join("models").join(format!("{arg}.onnx"));
+    if z.exists() {
+        return Ok(z);
+    }
+    bail!("no model file '{arg}' and no zoo model of that name (see `blindfold zoo`)")
+}
+
+fn parse_mode(mode: &str) -> Result<Mode> {
+    Mode::from_name(mode).with_context(|| {
+        format!("unknown mode '{mode}' (one of: plain, float, two-server, client-server)")
+    })
+}
+
+fn check_input(q: &QModel, x: &[f32]) -> Result<()> {
+    let need = q.input_shape().numel();
+    if x.len() != need {
+        bail!(
+            "input has {} values, the model takes {} ({:?})",
+            x.len(),
+            need,
+            q.input_shape().dims()
+        );
+    }
+    if let Some(bad) = x.iter().find(|v| !v.is_finite()) {
+        bail!("input holds a value that is not a finite number ({bad})");
+    }
+    Ok(())
+}
+
+/// A model: the float graph as imported and its fixed-point program.
+#[pyclass(frozen, module = "blindfold._native")]
+struct NativeModel {
+    model: Model,
+    q: QModel,
+}
+
+#[pymethods]
+impl NativeModel {
+    /// Load an ONNX file or a zoo model by name and quantize it.
+    #[staticmethod]
+    #[pyo3(signature = (path, frac_bits = 12, nonlinear = "auto", link = None))]
+    fn load(
+        py: Python<'_>,
+        path: String,
+        frac_bits: u32,
+        nonlinear: &str,
+        link: Option<String>,
+    ) -> PyResult<NativeModel> {
+        let nonlinear = nonlinear.to_string();
+        py.detach(move || -> Result<NativeModel> {
+            let link = match link {
+                Some(l) => LinkSpec::parse(&l).map_err(|e| anyhow::anyhow!("{e}"))?,
+                None => LinkSpec::LAN,
+            };
+            let nonlinear = match nonlinear.as_str() {
+                "auto" => NonLinear::Auto(link),
+                "gc" => NonLinear::Gc,
+                "ot" => NonLinear::Ot,
+                other => bail!("unknown non-linear protocol '{other}' (one of: auto, gc, ot)"),
+            };
+            if !(1..=30).contains(&frac_bits) {
+                bail!("frac_bits must be between 1 and 30, not {frac_bits}");
+            }
+            let p = model_path(&path)?;
+            let model = load_onnx(&p)?;
+            let cfg = QuantConfig {
+                nonlinear,
+                ..QuantConfig::new(FracBits(frac_bits))
+            };
+            let q = quantize_with(&model, &cfg)?;
+            Ok(NativeModel { model, q })
+        })
+        .map_err(py_err)
+    }
+
+    /// The model's name.
+    #[getter]
+    fn name(&self) -> String {
+        self.model.name.clone()
+    }
+
+    /// The input shape.
+    #[getter]
+    fn input_shape(&self) -> Vec<usize> {
+        self.q.input_shape().dims().to_vec()
+    }
+
+    /// The output shape.
+    #[getter]
+    fn output_shape(&self) -> Vec<usize> {
+        self.model.output_shape().dims().to_vec()
+    }
+
+    /// `inspect --json`: summary, layers with their protocol in `mode`.
+    #[pyo3(signature = (mode = "two-server"))]
+    fn inspect_json(&self, mode: &str) -> PyResult<String> {
+        (|| -> Result<String> {
+            let d = Deployment::from_name(mode).with_context(|| {
+                format!("unknown mode '{mode}' (one of: two-server, client-server)")
+            })?;
+            let survey = Plan::survey(&self.q, d);
+            let supported = survey.iter().all(|r| r.protocol.is_ok());
+            let mut v = serde_json::to_value(summary::summarize(&self.q))?;
+            v["mode"] = d.name().into();
+            v["supported"] = supported.into();
+            v["nonlinear"] = self.q.nonlinear.name().into();
+            if let Some(layers) = v["layers"].as_array_mut() {
+                for (l, r) in layers.iter_mut().zip(&survey) {
+                    match &r.protocol {
+                        Ok(p) => l["protocol"] = p.clone().into(),
+                        Err(why) => l["unsupported"] = why.to_string().into(),
+                    }
+                }
+            }
+            Ok(serde_json::to_string(&v)?)
+        })()
+        .map_err(py_err)
+    }
+
+    /// One input through `mode` (plain, float, two-server, client-server; the
+    /// secure modes start their servers on loopback for this one input):
+    /// the prediction as JSON.
+    #[pyo3(signature = (x, mode = "plain"))]
+    fn run_json(&self, py: Python<'_>, x: Vec<f32>, mode: &str) -> PyResult<String> {
+        py.detach(|| -> Result<String> {
+            let mode = parse_mode(mode)?;
+            check_input(&self.q, &x)?;
+            let mut inf = infer::open(mode, &self.model, &self.q)?;
+            let p = inf.infer(&x)?;
+            Ok(serde_json::to_string(&p)?)
+        })
+        .map_err(py_err)
+    }
+
+    /// Evaluate on an IDX directory (`images.idx3-ubyte`, `labels.idx1-ubyte`).
+    #[pyo3(signature = (dir, mode = "plain", limit = None))]
+    fn evaluate_dir(
+        &self,
+        py: Python<'_>,
+        dir: String,
+        mode: &str,
+        limit: Option<usize>,
+    ) -> PyResult<String> {
+        py.detach(|| -> Result<String> {
+            let ds = load_idx_dir(Path::new(&dir))?;
+            self.evaluate(&ds, mode, limit)
+        })
+        .map_err(py_err)
+    }
+
+    /// Evaluate on `n` images of `rows × cols` bytes (0..255) and their labels.
+    #[pyo3(signature = (images, rows, cols, labels, mode = "plain", limit = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_arrays(
+        &self,
+        py: Python<'_>,
+        images: Vec<u8>,
+        rows: usize,
+        cols: usize,
+        labels: Vec<u8>,
+        mode: &str,
+        limit: Option<usize>,
+    ) -> PyResult<String> {
+        py.detach(|| -> Result<String> {
+            if rows == 0 || cols == 0 || images.len() != labels.len() * rows * cols {
+                bail!(
+                    "{} image bytes do not make {} images of {rows}x{cols}",
+                    images.len(),
+                    labels.len()
+                );
+            }
+            let ds = Dataset {
+                rows,
+                cols,
+                images,
+                labels,
+                masks: None,
+            };
+            self.evaluate(&ds, mode, limit)
+        })
+        .map_err(py_err)
+    }
+
+    /// Split into two share files in `out_dir` (owner read/write only);
+    /// returns their paths.
+    fn split(&self, py: Python<'_>, out_dir: String) -> PyResult<(String, String)> {
+        py.detach(|| -> Result<(String, String)> {
+            let dir = PathBuf::from(&out_dir);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let [s0, s1] = blindfold_engine::share::split(&self.q, &mut Prg::from_entropy());
+            let p0 = dir.join("party0.share");
+            let p1 = dir.join("party1.share");
+            write_private(&p0, &s0.to_bytes())?;
+            write_private(&p1, &s1.to_bytes())?;
+            Ok((p0.display().to_string(), p1.display().to_string()))
+        })
+        .map_err(py_err)
+    }
+}
+
+impl NativeModel {
+    fn evaluate(&self, ds: &Dataset, mode: &str, limit: Option<usize>) -> Result<String> {
+        let mode = parse_mode(mode)?;
+        let n = limit.unwrap_or(ds.len()).min(ds.len());
+        let r = infer::evaluate(&self.model, &self.q, ds, n, mode, &mut |_| {})?;
+        Ok(serde_json::to_string(&r)?)
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn answer_json(a: &Answer) -> Result<String> {
+    Ok(serde_json::to_string(&serde_json::json!({
+        "label": a.label,
+        "scores": a.scores,
+        "ring": a.ring,
+        "mask": a.mask,
+        "latency_ms": a.latency_ms,
+        "client_bytes": a.client_bytes,
+        "server_online_bytes": a.cost[0].online_bytes,
+        "server_offline_bytes": a.cost[0].offline_bytes + a.cost[1].offline_bytes,
+        "online_rounds": a.cost[0].online_rounds,
+    }))?)
+}
+
+fn kind(label_only: bool) -> OutputKind {
+    if label_only {
+        OutputKind::Label
+    } else {
+        OutputKind::Logits
+    }
+}
+
+const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A client of two servers (P0 first, P1 second).
+#[pyclass(frozen, module = "blindfold._native")]
+struct NativeClient {
+    servers: [String; 2],
+    tls: Option<TlsIdentity>,
+}
+
+#[pymethods]
+impl NativeClient {
+    /// `tls_dir`: the deployment's certificates (`blindfold certs`); `None`
+    /// only with `insecure_plaintext=True` (loopback tests).
+    #[new]
+    #[pyo3(signature = (servers, tls_dir = None, insecure_plaintext = false))]
+    fn new(
+        servers: Vec<String>,
+        tls_dir: Option<String>,
+        insecure_plaintext: bool,
+    ) -> PyResult<NativeClient> {
+        (|| -> Result<NativeClient> {
+            let [a, b]: [String; 2] = servers.try_into().map_err(|v: Vec<String>| {
+                anyhow::anyhow!("two servers are needed (P0, P1), not {}", v.len())
+            })?;
+            let tls = match (tls_dir, insecure_plaintext) {
+                (Some(dir), _) => Some(
+                    TlsIdentity::load(Path::new(&dir), TlsRole::Client).with_context(|| {
+                        format!("loading the client TLS identity from {dir}")
+                    })?,
+                ),
+                (None, true) => None,
+                (None, false) => bail!(
+                    "give tls_dir (certificates from `blindfold certs --out DIR`), or insecure_plaintext=True for a loopback test"
+                ),
+            };
+            Ok(NativeClient {
+                servers: [a, b],
+                tls,
+            })
+        })()
+        .map_err(py_err)
+    }
+
+    /// Query both servers: the answer as JSON.
+    #[pyo3(signature = (x, label_only = false))]
+    fn query_json(&self, py: Python<'_>, x: Vec<f32>, label_only: bool) -> PyResult<String> {
+        py.detach(|| -> Result<String> {
+            let servers = [self.servers[0].as_str(), self.servers[1].as_str()];
+            let a = match &self.tls {
+                Some(id) => {
+                    let t = id.transport(None)?;
+                    serve::query_on(&t, servers, &x, QUERY_TIMEOUT, kind(label_only))?
+                }
+                None => {
+                    serve::query_on(&TcpTransport, servers, &x, QUERY_TIMEOUT, kind(label_only))?
+                }
+            };
+            answer_json(&a)
+        })
+        .map_err(py_err)
+    }
+}
+
+/// Both servers of one split on loopback TCP, in this process.
+#[pyclass(frozen, module = "blindfold._native")]
+struct NativeCluster {
+    cluster: Mutex<Option<LocalCluster>>,
+    input_len: usize,
+}
+
+#[pymethods]
+impl NativeCluster {
+    #[new]
+    #[pyo3(signature = (model, pool = 2))]
+    fn new(py: Python<'_>, model: &NativeModel, pool: usize) -> PyResult<NativeCluster> {
+        py.detach(|| -> Result<NativeCluster> {
+            let c = LocalCluster::start(&model.q, pool.max(1), &mut Prg::from_entropy())?;
+            Ok(NativeCluster {
+                cluster: Mutex::new(Some(c)),
+                input_len: model.q.input_shape().numel(),
+            })
+        })
+        .map_err(py_err)
+    }
+
+    /// The servers' addresses (P0, P1).
+    #[getter]
+    fn addresses(&self) -> PyResult<Vec<String>> {
+        let g = self.cluster.lock().map_err(|_| poisoned())?;
+        Ok(g.as_ref().map(|c| c.addrs.to_vec()).unwrap_or_default())
+    }
+
+    /// Query the cluster: the answer as JSON.
+    #[pyo3(signature = (x, label_only = false))]
+    fn query_json(&self, py: Python<'_>, x: Vec<f32>, label_only: bool) -> PyResult<String> {
+        py.detach(|| -> Result<String> {
+            if x.len() != self.input_len {
+                bail!(
+                    "input has {} values, the model takes {}",
+                    x.len(),
+                    self.input_len
+                );
+            }
+            let g = self
+                .cluster
+                .lock()
+                .map_err(|_| anyhow::anyhow!("a query panicked"))?;
+            let c = g.as_ref().context("the cluster was stopped")?;
+            answer_json(&c.query_kind(&x, kind(label_only))?)
+        })
+        .map_err(py_err)
+    }
+
+    /// Stop both servers (also done when the object is collected).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let taken = self.cluster.lock().map_err(|_| poisoned())?.take();
+        py.detach(move || drop(taken));
+        Ok(())
+    }
+}
+
+fn poisoned() -> PyErr {
+    BlindfoldError::new_err("a query panicked")
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("BlindfoldError", m.py().get_type::<BlindfoldError>())?;
+    m.add_class::<NativeModel>()?;
+    m.add_class::<NativeClient>()?;
+    m.add_class::<NativeCluster>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
