@@ -66,7 +66,7 @@ def main():
         for i in range(800, 810):
             answer = cluster.query(x[i])
             plain = model.run(x[i])
-            same += answer.ring.tolist() == plain.raw["ring"]
+            same += answer.ring.tolist() == plain.ring.tolist()
             print(f"digit {i}: true {y[i]}, private {answer.label}, plaintext {plain.label}, "
                   f"{answer.latency_ms:.0f} ms, {answer.client_bytes} client bytes")
     print(f"{same}/10 private answers equal the plaintext reference bit for bit")

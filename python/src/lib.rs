@@ -20,11 +20,11 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 create_exception!(
-    _native,
+    blindfold,
     BlindfoldError,
     PyException,
     "An error from blindfold, with the message the CLI prints for it."
@@ -175,7 +175,7 @@ impl NativeModel {
             let mut v = serde_json::to_value(summary::summarize(&self.q))?;
             v["mode"] = d.name().into();
             v["supported"] = supported.into();
-            v["nonlinear"] = self.q.nonlinear.name().into();
+            v["nonlinear_protocol"] = self.q.nonlinear.name().into();
             if let Some(layers) = v["layers"].as_array_mut() {
                 for (l, r) in layers.iter_mut().zip(&survey) {
                     match &r.protocol {
@@ -259,7 +259,11 @@ impl NativeModel {
         py.detach(|| -> Result<(String, String)> {
             let dir = PathBuf::from(&out_dir);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let [s0, s1] = blindfold_engine::share::split(&self.q, &mut Prg::from_entropy());
+            let [s0, s1] = blindfold_engine::share::split_for(
+                &self.q,
+                Deployment::TwoServer,
+                &mut Prg::from_entropy(),
+            )?;
             let p0 = dir.join("party0.share");
             let p1 = dir.join("party1.share");
             write_private(&p0, &s0.to_bytes())?;
@@ -279,19 +283,25 @@ impl NativeModel {
     }
 }
 
+/// Write `bytes` to a new file readable by its owner only (0600), refusing to
+/// replace an existing one (as the CLI's `split`).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
+    let mut f = opts.open(path).with_context(|| {
+        format!(
+            "creating {} (an existing file is never overwritten: remove it first)",
+            path.display()
+        )
+    })?;
     f.write_all(bytes)
+        .and_then(|_| f.sync_all())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
@@ -384,8 +394,20 @@ impl NativeClient {
 /// Both servers of one split on loopback TCP, in this process.
 #[pyclass(frozen, module = "blindfold._native")]
 struct NativeCluster {
-    cluster: Mutex<Option<LocalCluster>>,
+    /// Taken (and the servers stopped) by `close`; queries run on a clone of
+    /// the `Arc`, so several Python threads can query at once and `close`
+    /// never waits for a query while holding the GIL.
+    cluster: Mutex<Option<Arc<LocalCluster>>>,
     input_len: usize,
+}
+
+impl NativeCluster {
+    fn current(&self) -> Option<Arc<LocalCluster>> {
+        self.cluster
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 #[pymethods]
@@ -396,24 +418,25 @@ impl NativeCluster {
         py.detach(|| -> Result<NativeCluster> {
             let c = LocalCluster::start(&model.q, pool.max(1), &mut Prg::from_entropy())?;
             Ok(NativeCluster {
-                cluster: Mutex::new(Some(c)),
+                cluster: Mutex::new(Some(Arc::new(c))),
                 input_len: model.q.input_shape().numel(),
             })
         })
         .map_err(py_err)
     }
 
-    /// The servers' addresses (P0, P1).
+    /// The servers' addresses (P0, P1); empty once closed.
     #[getter]
-    fn addresses(&self) -> PyResult<Vec<String>> {
-        let g = self.cluster.lock().map_err(|_| poisoned())?;
-        Ok(g.as_ref().map(|c| c.addrs.to_vec()).unwrap_or_default())
+    fn addresses(&self) -> Vec<String> {
+        self.current().map(|c| c.addrs.to_vec()).unwrap_or_default()
     }
 
     /// Query the cluster: the answer as JSON.
     #[pyo3(signature = (x, label_only = false))]
     fn query_json(&self, py: Python<'_>, x: Vec<f32>, label_only: bool) -> PyResult<String> {
-        py.detach(|| -> Result<String> {
+        let cluster = self.current();
+        py.detach(move || -> Result<String> {
+            let c = cluster.context("the cluster was stopped")?;
             if x.len() != self.input_len {
                 bail!(
                     "input has {} values, the model takes {}",
@@ -421,26 +444,22 @@ impl NativeCluster {
                     self.input_len
                 );
             }
-            let g = self
-                .cluster
-                .lock()
-                .map_err(|_| anyhow::anyhow!("a query panicked"))?;
-            let c = g.as_ref().context("the cluster was stopped")?;
             answer_json(&c.query_kind(&x, kind(label_only))?)
         })
         .map_err(py_err)
     }
 
-    /// Stop both servers (also done when the object is collected).
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let taken = self.cluster.lock().map_err(|_| poisoned())?.take();
+    /// Stop both servers (also done when the object is collected); waits for
+    /// queries under way.
+    fn close(&self, py: Python<'_>) {
+        let taken = self
+            .cluster
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        // The servers stop when the last clone (a query under way) is dropped.
         py.detach(move || drop(taken));
-        Ok(())
     }
-}
-
-fn poisoned() -> PyErr {
-    BlindfoldError::new_err("a query panicked")
 }
 
 #[pymodule]

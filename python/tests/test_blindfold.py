@@ -49,7 +49,8 @@ def test_inspect_lists_layers_with_protocols(ppml_b):
     assert all("protocol" in l for l in info["layers"])
     assert any("OT" in l["protocol"] or "garbled" in l["protocol"] for l in info["layers"])
     gc = blindfold.Model.load("ppml_b", nonlinear="gc").inspect()
-    assert gc["nonlinear"] == "gc"
+    assert gc["nonlinear_protocol"] == "gc"
+    assert isinstance(gc["nonlinear"], int)  # the element count, as inspect --json
     assert not any("OT comparisons" in l["protocol"] for l in gc["layers"])
 
 
@@ -84,6 +85,22 @@ def test_split_writes_private_shares(ppml_b, tmp_path):
         assert st.st_size > 1000
         assert stat.S_IMODE(st.st_mode) == 0o600
     assert Path(p0).read_bytes() != Path(p1).read_bytes()
+    # Existing files are never overwritten (they might be readable by others).
+    with pytest.raises(BlindfoldError, match="never overwritten"):
+        ppml_b.split(tmp_path / "shares")
+
+
+def test_errors_pickle_across_processes():
+    import pickle
+
+    e = pickle.loads(pickle.dumps(BlindfoldError("boom")))
+    assert isinstance(e, BlindfoldError) and str(e) == "boom"
+
+
+def test_client_accepts_the_cli_server_list():
+    with pytest.raises(BlindfoldError, match="two servers are needed"):
+        blindfold.Client("127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", insecure_plaintext=True)
+    blindfold.Client("127.0.0.1:1,127.0.0.1:2", insecure_plaintext=True)
 
 
 def test_local_cluster_is_bit_exact_with_the_reference(ppml_b):
@@ -94,7 +111,7 @@ def test_local_cluster_is_bit_exact_with_the_reference(ppml_b):
             x = img.astype(np.float32) / 255.0
             want = ppml_b.run(x)
             a = cluster.query(x)
-            assert a.ring.tolist() == want.raw["ring"]
+            assert a.ring.tolist() == want.ring.tolist()
             assert a.label == want.label
             assert np.allclose(a.scores, want.scores)
             assert a.client_bytes > 0 and a.latency_ms > 0
@@ -109,8 +126,10 @@ def test_local_cluster_is_bit_exact_with_the_reference(ppml_b):
 def test_bad_input_is_an_error_with_the_cli_message(ppml_b):
     with pytest.raises(BlindfoldError, match="no model file 'no-such-model'"):
         blindfold.Model.load("no-such-model")
-    with pytest.raises(BlindfoldError, match="input has 5 values, the model takes 784"):
+    with pytest.raises(BlindfoldError, match=r"input has shape \(5,\)"):
         ppml_b.run(np.zeros(5, dtype=np.float32))
+    with pytest.raises(BlindfoldError, match="the model takes"):
+        ppml_b.run(np.zeros((28, 14, 2), dtype=np.float32))  # 784 values, wrong shape
     with pytest.raises(BlindfoldError, match="not a finite number"):
         ppml_b.run(np.full(784, np.nan, dtype=np.float32))
     with pytest.raises(BlindfoldError, match="unknown mode"):
@@ -131,10 +150,15 @@ def test_bad_input_is_an_error_with_the_cli_message(ppml_b):
     with pytest.raises(BlindfoldError):
         blindfold.Model.load(bad)
     with blindfold.LocalCluster(ppml_b) as cluster:
-        with pytest.raises(BlindfoldError, match="input has 3 values"):
+        with pytest.raises(BlindfoldError, match="input has shape"):
             cluster.query([1.0, 2.0, 3.0])
     with pytest.raises(BlindfoldError, match="stopped"):
         cluster.query(np.zeros(784))
+    cluster.close()  # twice is fine
+    with pytest.raises(BlindfoldError, match="pool must be"):
+        blindfold.LocalCluster(ppml_b, pool=0)
+    with pytest.raises(BlindfoldError, match="limit must be"):
+        ppml_b.evaluate(DATA, limit=-1)
 
 
 def test_client_to_nobody_fails_cleanly():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -42,14 +43,26 @@ __version__: str = _native.__version__
 _MODES = ("plain", "float", "two-server", "client-server")
 
 
-def _flat(x: Any, n: int) -> List[float]:
-    """A float32 input of ``n`` values (any shape with that many values)."""
+def _flat(x: Any, shape: Tuple[int, ...]) -> List[float]:
+    """A float32 input of the model's shape: exactly ``shape``, the same up to
+    dimensions of size 1 (a batch of one, a single channel), or flat (1-D) in
+    the model's order. Anything else (an HWC image for a CHW model) is refused
+    rather than silently reordered."""
     a = np.asarray(x, dtype=np.float32)
-    if a.size != n:
+    want = tuple(d for d in shape if d != 1)
+    flat = a.ndim == 1 and a.size == int(np.prod(shape))
+    if not flat and a.shape != tuple(shape) and tuple(d for d in a.shape if d != 1) != want:
         raise BlindfoldError(
-            f"input has {a.size} values, the model takes {n}"
+            f"input has shape {a.shape} ({a.size} values), the model takes {tuple(shape)}"
+            f" ({int(np.prod(shape))} values)"
         )
     return a.reshape(-1).tolist()
+
+
+def _count(name: str, v: Optional[int], minimum: int = 0) -> Optional[int]:
+    if v is not None and (not isinstance(v, (int, np.integer)) or v < minimum):
+        raise BlindfoldError(f"{name} must be an integer of at least {minimum}, not {v!r}")
+    return None if v is None else int(v)
 
 
 def _mode(mode: str) -> str:
@@ -65,6 +78,8 @@ class Prediction:
 
     label: int
     scores: np.ndarray
+    #: The fixed-point outputs (plain mode and the secure modes), else None.
+    ring: Optional[np.ndarray] = None
     mask: Optional[np.ndarray] = None
     raw: Dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -118,6 +133,7 @@ class Model:
         secure modes (``auto``, ``gc``, ``ot``); ``link`` (``"100mbit,20ms"``) is
         the link ``auto`` prices them on.
         """
+        frac_bits = _count("frac_bits", frac_bits, 1)
         return Model(_native.NativeModel.load(os.fspath(path), frac_bits, nonlinear, link))
 
     @staticmethod
@@ -126,46 +142,43 @@ class Model:
         example_input: Any,
         path: Optional[Union[str, os.PathLike]] = None,
         frac_bits: int = 12,
+        name: Optional[str] = None,
         **load_options: Any,
     ) -> "Model":
         """Export a PyTorch module with ``torch.onnx.export`` and load it.
 
         Needs ``torch`` (an optional dependency). ``example_input`` is a tensor of
         the input's shape, batch dimension included (``[1, C, H, W]``). The ONNX
-        file goes to ``path`` (default: a temporary file, removed after loading).
+        file goes to ``path`` (default: a temporary directory, removed after
+        loading); the model is named after the file (``name``, default the
+        module's class name in lower case).
         """
         try:
-            import torch  # noqa: F401
+            import torch
         except ImportError as e:  # pragma: no cover - depends on the environment
-            raise BlindfoldError(
-                "Model.from_torch needs PyTorch: pip install torch"
-            ) from e
-        import torch
+            raise BlindfoldError("Model.from_torch needs PyTorch: pip install torch") from e
 
-        module = module.eval()
-        tmp = None
+        import inspect as _inspect
+
+        was_training = module.training
+        module.eval()
+        tmpdir = None
         if path is None:
-            tmp = tempfile.NamedTemporaryFile(suffix=".onnx", delete=False)
-            tmp.close()
-            path = tmp.name
+            tmpdir = tempfile.mkdtemp(prefix="blindfold-")
+            path = os.path.join(tmpdir, (name or type(module).__name__.lower()) + ".onnx")
+        kwargs = dict(input_names=["input"], output_names=["output"], opset_version=17)
+        # The TorchScript exporter writes weights inline; recent torch
+        # defaults to the dynamo exporter (which needs onnxscript).
+        if "dynamo" in _inspect.signature(torch.onnx.export).parameters:
+            kwargs["dynamo"] = False
         try:
             with torch.no_grad():
-                try:
-                    torch.onnx.export(
-                        module, (example_input,), os.fspath(path), dynamo=False,
-                        input_names=["input"], output_names=["output"], opset_version=17,
-                    )
-                except TypeError:  # torch without the dynamo switch
-                    torch.onnx.export(
-                        module, (example_input,), os.fspath(path),
-                        input_names=["input"], output_names=["output"], opset_version=17,
-                    )
+                torch.onnx.export(module, (example_input,), os.fspath(path), **kwargs)
             return Model.load(path, frac_bits=frac_bits, **load_options)
         finally:
-            if tmp is not None:
-                for p in (tmp.name, tmp.name + ".data"):
-                    if os.path.exists(p):
-                        os.unlink(p)
+            module.train(was_training)
+            if tmpdir is not None:
+                shutil.rmtree(tmpdir, ignore_errors=True)
 
     @property
     def name(self) -> str:
@@ -190,11 +203,11 @@ class Model:
         bit, ``float`` the model as trained; ``two-server`` and ``client-server``
         run the real protocols on loopback for this one input.
         """
-        n = int(np.prod(self.input_shape))
-        d = json.loads(self._native.run_json(_flat(x, n), _mode(mode)))
+        d = json.loads(self._native.run_json(_flat(x, self.input_shape), _mode(mode)))
         return Prediction(
             label=int(d["label"]),
             scores=np.asarray(d["scores"], dtype=np.float64),
+            ring=None if d.get("ring") is None else np.asarray(d["ring"], dtype=np.uint64),
             mask=None if d.get("mask") is None else np.asarray(d["mask"], dtype=np.uint32),
             raw=d,
         )
@@ -209,9 +222,13 @@ class Model:
 
         ``data`` is an IDX directory (``images.idx3-ubyte``, ``labels.idx1-ubyte``,
         as ``data/mnist-test-1k``) or a pair ``(images, labels)``: ``uint8``
-        images ``[N, H, W]`` (0-255) and integer labels ``[N]``.
+        images ``[N, H, W]`` (0-255) and integer labels ``[N]``. Either way the
+        model gets each pixel divided by 255 (``[0, 1]``, one channel), as the
+        IDX files are read; a model trained on other normalisation (mean/std)
+        must fold it into its first layer, or be evaluated with :meth:`run`.
         """
         m = _mode(mode)
+        limit = _count("limit", limit)
         if isinstance(data, (str, os.PathLike)):
             return json.loads(self._native.evaluate_dir(os.fspath(data), m, limit))
         images, labels = data
@@ -256,12 +273,17 @@ class Client:
         tls: Optional[Union[str, os.PathLike]] = None,
         insecure_plaintext: bool = False,
     ) -> None:
+        if isinstance(servers, str):
+            servers = servers.split(",")  # "p0:7000,p1:7001", as the CLI's --servers
         self._native = _native.NativeClient(
-            list(servers), None if tls is None else os.fspath(tls), insecure_plaintext
+            [str(s).strip() for s in servers],
+            None if tls is None else os.fspath(tls),
+            insecure_plaintext,
         )
 
     def query(self, x: Any) -> Answer:
-        """Secret-share ``x`` between the servers and reconstruct the scores."""
+        """Secret-share ``x`` between the servers and reconstruct the scores
+        (the servers check the number of values against their model)."""
         a = np.asarray(x, dtype=np.float32)
         return Answer._from_json(self._native.query_json(a.reshape(-1).tolist(), False))
 
@@ -283,19 +305,21 @@ class LocalCluster:
 
     def __init__(self, model: Model, pool: int = 2) -> None:
         self.model = model
-        self._native = _native.NativeCluster(model._native, pool)
+        self._native = _native.NativeCluster(model._native, _count("pool", pool, 1))
 
     @property
     def addresses(self) -> List[str]:
         return list(self._native.addresses)
 
     def query(self, x: Any) -> Answer:
-        n = int(np.prod(self.model.input_shape))
-        return Answer._from_json(self._native.query_json(_flat(x, n), False))
+        """Query both servers; the answer equals ``model.run(x)`` bit for bit."""
+        flat = _flat(x, self.model.input_shape)
+        return Answer._from_json(self._native.query_json(flat, False))
 
     def query_label(self, x: Any) -> int:
-        n = int(np.prod(self.model.input_shape))
-        return Answer._from_json(self._native.query_json(_flat(x, n), True)).label
+        """Only the label (the argmax computed on shares)."""
+        flat = _flat(x, self.model.input_shape)
+        return Answer._from_json(self._native.query_json(flat, True)).label
 
     def close(self) -> None:
         """Stop both servers."""

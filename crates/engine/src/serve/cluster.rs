@@ -28,16 +28,25 @@ pub struct LocalCluster<T: Transport = TcpTransport> {
 impl LocalCluster<TcpTransport> {
     /// Both servers on loopback TCP, port 0, default settings but `pool`.
     pub fn start(q: &blindfold_model::QModel, pool: usize, rng: &mut Prg) -> Result<LocalCluster> {
+        let cfg = ServeConfig {
+            pool,
+            ..ServeConfig::default()
+        };
+        LocalCluster::start_tcp(q, cfg, rng)
+    }
+
+    /// Both servers on loopback TCP, port 0, with `cfg`.
+    pub fn start_tcp(
+        q: &blindfold_model::QModel,
+        cfg: ServeConfig,
+        rng: &mut Prg,
+    ) -> Result<LocalCluster> {
         let l0 = TcpAcceptor::new(
             TcpListener::bind("127.0.0.1:0").map_err(blindfold_net::NetError::Io)?,
         )?;
         let l1 = TcpAcceptor::new(
             TcpListener::bind("127.0.0.1:0").map_err(blindfold_net::NetError::Io)?,
         )?;
-        let cfg = ServeConfig {
-            pool,
-            ..ServeConfig::default()
-        };
         LocalCluster::start_on(q, [TcpTransport, TcpTransport], [l0, l1], cfg, rng)
     }
 }
