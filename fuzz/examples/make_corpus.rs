@@ -623,6 +623,36 @@ fn main() {
     net_seeds();
     fhe_seeds();
     cmp_seeds();
+    ws_seeds();
+}
+
+/// A page request, and an upgrade followed by masked frames (binary, a ping,
+/// a 16-bit length, a close).
+fn ws_seeds() {
+    fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [9u8, 8, 7, 6];
+        let mut f = vec![0x80 | opcode];
+        if payload.len() < 126 {
+            f.push(0x80 | payload.len() as u8);
+        } else {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+        }
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        f
+    }
+    let mut c = Corpus::new("ws_client");
+    c.add(
+        "page",
+        b"GET /index.html?p1=ws://x HTTP/1.1\r\nHost: a\r\n\r\n",
+    );
+    let mut up = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".to_vec();
+    up.extend(frame(0x2, b"\x06\x00\x00\x00BFSV\x03\x01"));
+    up.extend(frame(0x9, b"ping"));
+    up.extend(frame(0x2, &[0x5a; 300]));
+    up.extend(frame(0x8, b""));
+    c.add("upgrade_frames", &up);
 }
 
 /// Records what a channel receives.

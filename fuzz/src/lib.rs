@@ -44,6 +44,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("he_response", targets::he_response),
     ("ot_base", targets::ot_base),
     ("cmp_peer", targets::cmp_peer),
+    ("ws_client", targets::ws_client),
     ("net_frames", targets::net_frames),
     ("tls_pem", targets::tls_pem),
     ("fhe_profile", targets::fhe_profile),

@@ -179,6 +179,34 @@ pub struct ServeArgs {
     pub max_pending: u64,
     #[command(flatten)]
     pub fhe: crate::fhe_cmds::FheArgs,
+    /// Two-server mode: also accept browser clients over WebSocket on this
+    /// address (and serve the browser client page there, `http://ADDR/`); a
+    /// bridge to the client port, plain `ws://`, so only with
+    /// --insecure-plaintext (loopback, or behind a TLS-terminating proxy).
+    #[arg(long, value_name = "ADDR")]
+    pub ws_listen: Option<String>,
+}
+
+/// The browser client (web/): the page and its script, served by `--ws-listen`.
+pub fn web_pages() -> Vec<blindfold_net::ws::Page> {
+    use blindfold_net::ws::Page;
+    vec![
+        Page {
+            path: "/",
+            content_type: "text/html; charset=utf-8",
+            body: include_bytes!("../../../web/index.html"),
+        },
+        Page {
+            path: "/index.html",
+            content_type: "text/html; charset=utf-8",
+            body: include_bytes!("../../../web/index.html"),
+        },
+        Page {
+            path: "/client.js",
+            content_type: "text/javascript; charset=utf-8",
+            body: include_bytes!("../../../web/client.js"),
+        },
+    ]
 }
 
 /// How a process secures its links: `--tls-dir` (the deployment's
@@ -255,6 +283,9 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         eprintln!("note: party 0 waits for party 1 to connect; --peer is not used");
     }
     let role = if party == 0 { TlsRole::P0 } else { TlsRole::P1 };
+    if a.ws_listen.is_some() && !a.tls.insecure_plaintext {
+        bail!("--ws-listen bridges browsers to the plain client port: run with --insecure-plaintext (loopback, or behind a TLS-terminating proxy); TLS to browsers is not built in yet");
+    }
     let identity = a.tls.identity(role)?;
     let name = share.program.name.clone();
     let engine = PartyEngine::new(share)?;
@@ -295,6 +326,19 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         max_pending_per_source: max_pending.clamp(1, 16),
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let _bridge = match &a.ws_listen {
+        Some(ws) => {
+            let l = TcpListener::bind(ws).with_context(|| format!("binding --ws-listen {ws}"))?;
+            let target = listener.local_addr()?.to_string();
+            let b = blindfold_net::ws::WsBridge::start(l, target, web_pages())?;
+            eprintln!(
+                "P{party}: browser clients over WebSocket on ws://{0}/ (the page: http://{0}/)",
+                b.local_addr()
+            );
+            Some(b)
+        }
+        None => None,
+    };
     match identity {
         None => serve::run(engine, listener, cfg, stop)?,
         Some(id) => {

@@ -59,6 +59,7 @@ mod stream;
 mod tcp;
 pub mod tls;
 mod transport;
+pub mod ws;
 
 pub use blindfold_core::Block;
 pub use framed::{BackgroundWriter, FramedChannel, DEFAULT_MAX_FRAME, FRAME_HEADER};

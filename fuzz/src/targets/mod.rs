@@ -13,6 +13,7 @@ mod onnx;
 mod share;
 mod tls;
 mod wire;
+mod ws;
 
 pub use cmp::{
     cmp_peer, cmp_peer_run, fuzz_inputs, fuzz_op, fuzz_role, script, ScriptChannel, FUZZ_ELEMENTS,
@@ -35,3 +36,4 @@ pub use wire::{
     wire_cs_info, wire_cs_request, wire_hello, wire_job, wire_job_answer, wire_link_auth,
     wire_model_info, wire_peer_hello, wire_query, wire_reply,
 };
+pub use ws::ws_client;
