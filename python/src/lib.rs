@@ -11,11 +11,11 @@ use blindfold_core::{FracBits, LinkSpec, Prg};
 use blindfold_engine::infer::{self, Mode};
 use blindfold_engine::party::OutputKind;
 use blindfold_engine::plan::{Deployment, Plan};
-use blindfold_engine::serve::{self, Answer, LocalCluster};
+use blindfold_engine::serve::{self, Answer, CsClient, LocalCluster, LocalCsServer, ServeConfig};
 use blindfold_model::data::{load_idx_dir, Dataset};
 use blindfold_model::quant::{quantize_with, NonLinear, QModel, QuantConfig};
 use blindfold_model::{load_onnx, summary, Model};
-use blindfold_net::{TcpTransport, TlsIdentity, TlsRole};
+use blindfold_net::{TcpChannel, TcpTransport, TlsChannel, TlsIdentity, TlsRole};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -462,12 +462,126 @@ impl NativeCluster {
     }
 }
 
+/// A client-server client's connection, over TCP or TLS.
+enum AnyCsClient {
+    Tcp(CsClient<TcpChannel>),
+    Tls(CsClient<TlsChannel>),
+}
+
+/// A client of one client-server server (`blindfold serve --mode client-server`):
+/// the server holds the model in clear, only this client learns the answer.
+#[pyclass(frozen, module = "blindfold._native")]
+struct NativeCsClient {
+    client: Mutex<AnyCsClient>,
+}
+
+#[pymethods]
+impl NativeCsClient {
+    #[new]
+    #[pyo3(signature = (server, tls_dir = None, insecure_plaintext = false))]
+    fn new(
+        py: Python<'_>,
+        server: String,
+        tls_dir: Option<String>,
+        insecure_plaintext: bool,
+    ) -> PyResult<NativeCsClient> {
+        py.detach(move || -> Result<NativeCsClient> {
+            let client = match (tls_dir, insecure_plaintext) {
+                (Some(dir), _) => {
+                    let id = TlsIdentity::load(Path::new(&dir), TlsRole::Client)
+                        .with_context(|| format!("loading the client TLS identity from {dir}"))?;
+                    let t = id.transport(Some(TlsRole::P0))?;
+                    AnyCsClient::Tls(CsClient::connect_on(&t, &server, QUERY_TIMEOUT)?)
+                }
+                (None, true) => AnyCsClient::Tcp(CsClient::connect(&server, QUERY_TIMEOUT)?),
+                (None, false) => bail!(
+                    "give tls_dir (certificates from `blindfold certs --out DIR`), or insecure_plaintext=True for a loopback test"
+                ),
+            };
+            Ok(NativeCsClient {
+                client: Mutex::new(client),
+            })
+        })
+        .map_err(py_err)
+    }
+
+    /// Run the offline phase for up to `n` queries now (the pool's size bounds it).
+    fn preprocess(&self, py: Python<'_>, n: usize) -> PyResult<()> {
+        py.detach(|| -> Result<()> {
+            match &mut *self.client.lock().unwrap_or_else(|p| p.into_inner()) {
+                AnyCsClient::Tcp(c) => c.preprocess(n)?,
+                AnyCsClient::Tls(c) => c.preprocess(n)?,
+            }
+            Ok(())
+        })
+        .map_err(py_err)
+    }
+
+    /// Query: the answer as JSON.
+    #[pyo3(signature = (x, label_only = false))]
+    fn query_json(&self, py: Python<'_>, x: Vec<f32>, label_only: bool) -> PyResult<String> {
+        py.detach(|| -> Result<String> {
+            let a = match &mut *self.client.lock().unwrap_or_else(|p| p.into_inner()) {
+                AnyCsClient::Tcp(c) => c.query(&x, kind(label_only))?,
+                AnyCsClient::Tls(c) => c.query(&x, kind(label_only))?,
+            };
+            Ok(serde_json::to_string(&serde_json::json!({
+                "label": a.label,
+                "scores": a.scores,
+                "ring": a.ring,
+                "mask": a.mask,
+                "latency_ms": a.latency_ms,
+                "client_bytes": a.offline_bytes + a.online_bytes,
+                "preprocessed_first": a.preprocessed_first,
+                "offline_ms": a.offline_ms,
+                "online_ms": a.online_ms,
+            }))?)
+        })
+        .map_err(py_err)
+    }
+}
+
+/// A client-server server in this process on loopback TCP (tests, notebooks).
+#[pyclass(frozen, module = "blindfold._native")]
+struct NativeCsServer {
+    server: Mutex<Option<LocalCsServer>>,
+    addr: String,
+}
+
+#[pymethods]
+impl NativeCsServer {
+    #[new]
+    fn new(py: Python<'_>, model: &NativeModel) -> PyResult<NativeCsServer> {
+        py.detach(|| -> Result<NativeCsServer> {
+            let s = LocalCsServer::start(&model.q, ServeConfig::default())?;
+            let addr = s.addr.clone();
+            Ok(NativeCsServer {
+                server: Mutex::new(Some(s)),
+                addr,
+            })
+        })
+        .map_err(py_err)
+    }
+
+    #[getter]
+    fn address(&self) -> String {
+        self.addr.clone()
+    }
+
+    fn close(&self, py: Python<'_>) {
+        let taken = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        py.detach(move || drop(taken));
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BlindfoldError", m.py().get_type::<BlindfoldError>())?;
     m.add_class::<NativeModel>()?;
     m.add_class::<NativeClient>()?;
     m.add_class::<NativeCluster>()?;
+    m.add_class::<NativeCsClient>()?;
+    m.add_class::<NativeCsServer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

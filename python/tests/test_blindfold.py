@@ -165,3 +165,22 @@ def test_client_to_nobody_fails_cleanly():
     c = blindfold.Client(["127.0.0.1:9", "127.0.0.1:9"], insecure_plaintext=True)
     with pytest.raises(BlindfoldError):
         c.query(np.zeros(784, dtype=np.float32))
+
+
+def test_client_server_mode_is_bit_exact_with_the_reference(ppml_b):
+    images, _ = digits(3)
+    with blindfold.LocalServer(ppml_b) as server:
+        client = blindfold.ClientServerClient(server.address, insecure_plaintext=True)
+        client.preprocess(2)
+        for i, img in enumerate(images):
+            x = img.astype(np.float32) / 255.0
+            want = ppml_b.run(x)
+            a = client.query(x)
+            assert a.ring.tolist() == want.ring.tolist()
+            assert a.label == want.label
+            assert a.raw["preprocessed_first"] == (i >= 2)
+        assert client.query_label(images[0].astype(np.float32) / 255.0) == ppml_b.run(
+            images[0].astype(np.float32) / 255.0
+        ).label
+    with pytest.raises(BlindfoldError, match="give tls_dir"):
+        blindfold.ClientServerClient("127.0.0.1:1")

@@ -33,6 +33,8 @@ __all__ = [
     "Model",
     "Client",
     "LocalCluster",
+    "ClientServerClient",
+    "LocalServer",
     "Answer",
     "Prediction",
     "__version__",
@@ -326,6 +328,62 @@ class LocalCluster:
         self._native.close()
 
     def __enter__(self) -> "LocalCluster":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class ClientServerClient:
+    """A client of one client-server server (``blindfold serve --mode
+    client-server``): the server holds the model in clear, only this client
+    learns the answer (HE + garbled circuits / OT comparisons).
+
+    The connection keeps a pool of preprocessed queries: :meth:`preprocess`
+    fills it ahead, so later queries pay only the online phase
+    (``answer.raw["preprocessed_first"]`` says when one had to wait).
+    ``tls``: the deployment's certificates; without it ``insecure_plaintext=True``.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        tls: Optional[Union[str, os.PathLike]] = None,
+        insecure_plaintext: bool = False,
+    ) -> None:
+        self._native = _native.NativeCsClient(
+            server, None if tls is None else os.fspath(tls), insecure_plaintext
+        )
+
+    def preprocess(self, n: int) -> None:
+        """Run the offline phase of up to ``n`` queries now."""
+        self._native.preprocess(_count("n", n))
+
+    def query(self, x: Any) -> Answer:
+        a = np.asarray(x, dtype=np.float32)
+        return Answer._from_json(self._native.query_json(a.reshape(-1).tolist(), False))
+
+    def query_label(self, x: Any) -> int:
+        a = np.asarray(x, dtype=np.float32)
+        return Answer._from_json(self._native.query_json(a.reshape(-1).tolist(), True)).label
+
+
+class LocalServer:
+    """A client-server server in this process on loopback (notebooks, tests);
+    ``ClientServerClient(server.address, insecure_plaintext=True)`` talks to it."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self._native = _native.NativeCsServer(model._native)
+
+    @property
+    def address(self) -> str:
+        return self._native.address
+
+    def close(self) -> None:
+        self._native.close()
+
+    def __enter__(self) -> "LocalServer":
         return self
 
     def __exit__(self, *exc: Any) -> None:
