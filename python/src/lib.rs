@@ -283,27 +283,15 @@ impl NativeModel {
     }
 }
 
-/// Write `bytes` to a new file readable by its owner only (0600), refusing to
-/// replace an existing one (as the CLI's `split`).
+/// A share file, owner read/write only, never over an existing file (as the
+/// CLI's `split`).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).with_context(|| {
+    blindfold_engine::share::write_new_private(path, bytes).with_context(|| {
         format!(
             "creating {} (an existing file is never overwritten: remove it first)",
             path.display()
         )
-    })?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    })
 }
 
 fn answer_json(a: &Answer) -> Result<String> {

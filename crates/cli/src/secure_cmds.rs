@@ -38,23 +38,12 @@ pub struct SplitArgs {
 /// Write `bytes` to a new file readable by its owner only (0600), refusing to
 /// replace an existing one.
 pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
-    }
-    let mut f = o.open(path).with_context(|| {
+    blindfold_engine::share::write_new_private(path, bytes).with_context(|| {
         format!(
             "creating {} (an existing file is never overwritten: remove it first)",
             path.display()
         )
-    })?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
+    })
 }
 
 pub fn split_cmd(a: SplitArgs) -> Result<()> {

@@ -268,6 +268,24 @@ pub fn combine(a: &ModelShare, b: &ModelShare) -> std::result::Result<QModel, Sh
     Ok(q)
 }
 
+/// Write `bytes` to a new file readable by its owner only (mode 0600 from the
+/// start), refusing to replace an existing one: a share file must never land
+/// in a file someone else created (and may read). Used by the CLI's `split`
+/// and `certs` and by the Python package.
+pub fn write_new_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
 /// A fingerprint of the public part of a program (ops, shapes, scales, geometry,
 /// public constants; every secret parameter left out), so two servers can check
 /// they run the same architecture. FNV-1a over the bincode encoding: a
