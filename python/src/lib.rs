@@ -12,6 +12,10 @@ use blindfold_engine::infer::{self, Mode};
 use blindfold_engine::party::OutputKind;
 use blindfold_engine::plan::{Deployment, Plan};
 use blindfold_engine::serve::{self, Answer, CsClient, LocalCluster, LocalCsServer, ServeConfig};
+use blindfold_fhe::files::Server as FheServer;
+use blindfold_fhe::lower::FheQuant;
+use blindfold_fhe::service::{self as fhe_service, FheClient, ServiceConfig as FheServiceConfig};
+use blindfold_fhe::{FheModel, Layout};
 use blindfold_model::data::{load_idx_dir, Dataset};
 use blindfold_model::quant::{quantize_with, NonLinear, QModel, QuantConfig};
 use blindfold_model::{load_onnx, summary, Model};
@@ -20,6 +24,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -562,6 +567,261 @@ impl NativeCsServer {
     }
 }
 
+/// The FHE quantization of the Python arguments (the CLI's `--input-bits`,
+/// `--weight-bits`, `--input-range`).
+fn fhe_quant(input_bits: u32, weight_bits: u32, input_range: (f32, f32)) -> FheQuant {
+    FheQuant {
+        input_bits,
+        weight_bits,
+        input_range,
+    }
+}
+
+fn fhe_layout(layout: &str) -> Result<Layout> {
+    match layout {
+        "batch" => Ok(Layout::Batch),
+        "latency" => Ok(Layout::Latency),
+        other => bail!("unknown FHE layout '{other}' (batch or latency)"),
+    }
+}
+
+/// Integers of an FHE result as decimal strings (they are `i128`, wider than
+/// JSON numbers are safe for).
+fn ints(y: &[i128]) -> Vec<String> {
+    y.iter().map(|v| v.to_string()).collect()
+}
+
+/// An FHE server in this process on loopback TCP (tests, notebooks): the
+/// model in clear, no secret key; the same service as `blindfold serve --mode
+/// fhe`.
+#[pyclass(frozen, module = "blindfold._native")]
+struct NativeFheServer {
+    server: Arc<FheServer>,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    addr: String,
+}
+
+#[pymethods]
+impl NativeFheServer {
+    #[new]
+    #[pyo3(signature = (model, layout = "batch", input_bits = 6, weight_bits = 6, input_range = (0.0, 1.0)))]
+    fn new(
+        py: Python<'_>,
+        model: &NativeModel,
+        layout: &str,
+        input_bits: u32,
+        weight_bits: u32,
+        input_range: (f32, f32),
+    ) -> PyResult<NativeFheServer> {
+        let layout = fhe_layout(layout).map_err(py_err)?;
+        let m = model.model.clone();
+        py.detach(move || -> Result<NativeFheServer> {
+            let quant = fhe_quant(input_bits, weight_bits, input_range);
+            let fm = FheModel::new(&m, quant, layout)?;
+            let server = Arc::new(FheServer::new(fm)?);
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?.to_string();
+            let acceptor = blindfold_net::TcpAcceptor::new(listener)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let cfg = FheServiceConfig {
+                verbose: false,
+                ..FheServiceConfig::default()
+            };
+            let (s, st) = (server.clone(), stop.clone());
+            let thread = std::thread::spawn(move || {
+                let _ = fhe_service::run(s, acceptor, cfg, st);
+            });
+            Ok(NativeFheServer {
+                server,
+                stop,
+                thread: Mutex::new(Some(thread)),
+                addr,
+            })
+        })
+        .map_err(py_err)
+    }
+
+    #[getter]
+    fn address(&self) -> String {
+        self.addr.clone()
+    }
+
+    /// The public profile clients make keys from, as JSON.
+    fn profile_json(&self) -> PyResult<String> {
+        profile_json(&self.server.model.profile()).map_err(py_err)
+    }
+
+    /// The exact integer reference of the lowered program for one input (what
+    /// every FHE answer must decrypt to), as decimal strings.
+    fn reference_json(&self, py: Python<'_>, x: Vec<f32>) -> PyResult<String> {
+        py.detach(|| -> Result<String> {
+            let p = &self.server.model.program;
+            let y = p.run(&p.encode_input(&x)?);
+            Ok(serde_json::to_string(&serde_json::json!({
+                "outputs": ints(&y),
+                "scores": p.decode(&y),
+            }))?)
+        })
+        .map_err(py_err)
+    }
+
+    fn close(&self, py: Python<'_>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let t = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        py.detach(move || {
+            if let Some(t) = t {
+                let _ = t.join();
+            }
+        });
+    }
+}
+
+fn profile_json(p: &blindfold_fhe::Profile) -> Result<String> {
+    Ok(serde_json::to_string(&serde_json::json!({
+        "name": p.name,
+        "layout": p.params.layout.name(),
+        "input_shape": p.input_shape,
+        "input_len": p.input_len,
+        "output_len": p.output_len,
+        "max_batch": match p.params.layout {
+            Layout::Batch => p.params.slots(),
+            Layout::Latency => 1,
+        },
+        "parameters": p.params.describe(),
+        "input_bits": p.quant.input_bits,
+        "weight_bits": p.quant.weight_bits,
+        "input_range": [p.quant.input_range.0, p.quant.input_range.1],
+    }))?)
+}
+
+/// An FHE client's connection, over TCP or TLS.
+enum AnyFheClient {
+    Tcp(FheClient<TcpChannel>),
+    Tls(FheClient<TlsChannel>),
+}
+
+impl AnyFheClient {
+    fn profile(&self) -> &blindfold_fhe::Profile {
+        match self {
+            AnyFheClient::Tcp(c) => c.profile(),
+            AnyFheClient::Tls(c) => c.profile(),
+        }
+    }
+}
+
+/// A client of one FHE server (`blindfold serve --mode fhe`): keys are made
+/// here and the secret key never leaves this object; the evaluation keys go
+/// to the server once, at connection.
+#[pyclass(frozen, module = "blindfold._native")]
+struct NativeFheClient {
+    client: Mutex<AnyFheClient>,
+    key_bytes: usize,
+}
+
+#[pymethods]
+impl NativeFheClient {
+    #[new]
+    #[pyo3(signature = (server, tls_dir = None, insecure_plaintext = false, timeout_s = 600))]
+    fn new(
+        py: Python<'_>,
+        server: String,
+        tls_dir: Option<String>,
+        insecure_plaintext: bool,
+        timeout_s: u64,
+    ) -> PyResult<NativeFheClient> {
+        py.detach(move || -> Result<NativeFheClient> {
+            let timeout = Duration::from_secs(timeout_s.max(1));
+            let mut rng = Prg::from_entropy();
+            let client = match (tls_dir, insecure_plaintext) {
+                (Some(dir), _) => {
+                    let id = TlsIdentity::load(Path::new(&dir), TlsRole::Client)
+                        .with_context(|| format!("loading the client TLS identity from {dir}"))?;
+                    let t = id.transport(Some(TlsRole::P0))?;
+                    AnyFheClient::Tls(
+                        FheClient::connect(&t, &server, timeout, &mut rng)
+                            .with_context(|| format!("connecting to the FHE server at {server}"))?,
+                    )
+                }
+                (None, true) => AnyFheClient::Tcp(
+                    FheClient::connect(&TcpTransport, &server, timeout, &mut rng)
+                        .with_context(|| format!("connecting to the FHE server at {server}"))?,
+                ),
+                (None, false) => bail!(
+                    "give tls_dir (certificates from `blindfold certs --out DIR`), or insecure_plaintext=True for a loopback test"
+                ),
+            };
+            let key_bytes = match &client {
+                AnyFheClient::Tcp(c) => c.key_bytes,
+                AnyFheClient::Tls(c) => c.key_bytes,
+            };
+            Ok(NativeFheClient {
+                client: Mutex::new(client),
+                key_bytes,
+            })
+        })
+        .map_err(py_err)
+    }
+
+    /// Bytes of the evaluation keys sent to the server.
+    #[getter]
+    fn key_bytes(&self) -> usize {
+        self.key_bytes
+    }
+
+    /// The server's public profile, as JSON.
+    fn profile_json(&self) -> PyResult<String> {
+        let c = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        profile_json(c.profile()).map_err(py_err)
+    }
+
+    /// Encrypt `xs` (one batch, or one latency query each), send, decrypt.
+    fn query_json(&self, py: Python<'_>, xs: Vec<Vec<f32>>) -> PyResult<String> {
+        py.detach(|| -> Result<String> {
+            let mut rng = Prg::from_entropy();
+            let t = std::time::Instant::now();
+            let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
+            let a = match &mut *c {
+                AnyFheClient::Tcp(c) => c.query(&xs, &mut rng)?,
+                AnyFheClient::Tls(c) => c.query(&xs, &mut rng)?,
+            };
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            let p = c.profile();
+            let answers: Vec<serde_json::Value> = a
+                .outputs
+                .iter()
+                .map(|y| {
+                    let scores = p.decode(y);
+                    serde_json::json!({
+                        "label": argmax(&scores),
+                        "scores": scores,
+                        "outputs": ints(y),
+                    })
+                })
+                .collect();
+            Ok(serde_json::to_string(&serde_json::json!({
+                "answers": answers,
+                "noise_budget_bits": a.noise_budget,
+                "upload_bytes": a.upload_bytes,
+                "download_bytes": a.download_bytes,
+                "latency_ms": ms,
+            }))?)
+        })
+        .map_err(py_err)
+    }
+}
+
+/// Index of the largest score (the first of equals), as the CLI reports it.
+fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, x) in v.iter().enumerate() {
+        if *x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BlindfoldError", m.py().get_type::<BlindfoldError>())?;
@@ -570,6 +830,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeCluster>()?;
     m.add_class::<NativeCsClient>()?;
     m.add_class::<NativeCsServer>()?;
+    m.add_class::<NativeFheServer>()?;
+    m.add_class::<NativeFheClient>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

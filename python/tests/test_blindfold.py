@@ -184,3 +184,53 @@ def test_client_server_mode_is_bit_exact_with_the_reference(ppml_b):
         ).label
     with pytest.raises(BlindfoldError, match="give tls_dir"):
         blindfold.ClientServerClient("127.0.0.1:1")
+
+
+def test_fhe_latency_layout_decrypts_to_the_reference():
+    ppml_a = blindfold.Model.load("ppml_a")
+    images, _ = digits(2)
+    x = images.astype(np.float32) / 255.0
+    with blindfold.LocalFheServer(ppml_a, layout="latency") as server:
+        assert server.profile["layout"] == "latency"
+        client = blindfold.FheClient(server.address, insecure_plaintext=True)
+        assert client.key_bytes > 0
+        assert client.profile["name"] == server.profile["name"]
+        answers = client.query(x)
+        assert len(answers) == 2
+        for xi, a in zip(x, answers):
+            want = server.reference(xi)
+            assert a.outputs == want
+            assert a.label == int(np.argmax(a.scores))
+        assert client.last["noise_budget_bits"] > 0
+        assert client.query_label(x[0]) == answers[0].label
+
+
+def test_fhe_batch_layout_decrypts_to_the_reference():
+    ecg = blindfold.Model.load("sok_ecg")
+    rng = np.random.default_rng(7)
+    xs = rng.random((5,) + tuple(ecg.input_shape), dtype=np.float32)
+    with blindfold.LocalFheServer(ecg, layout="batch") as server:
+        assert server.profile["max_batch"] >= 4096
+        client = blindfold.FheClient(server.address, insecure_plaintext=True)
+        answers = client.query(xs)
+        assert [a.outputs for a in answers] == [server.reference(x) for x in xs]
+        assert client.last["upload_bytes"] > 0 and client.last["download_bytes"] > 0
+
+
+def test_fhe_errors_are_clear(ppml_b):
+    with pytest.raises(BlindfoldError, match="(?i)relu"):
+        blindfold.LocalFheServer(ppml_b)
+    ppml_a = blindfold.Model.load("ppml_a")
+    with pytest.raises(BlindfoldError, match="layout"):
+        blindfold.LocalFheServer(ppml_a, layout="diagonal")
+    with blindfold.LocalFheServer(ppml_a, layout="latency") as server:
+        with pytest.raises(BlindfoldError, match="tls_dir"):
+            blindfold.FheClient(server.address)
+        client = blindfold.FheClient(server.address, insecure_plaintext=True)
+        with pytest.raises(BlindfoldError, match="range"):
+            client.query(np.full(784, 2.0, dtype=np.float32))
+        with pytest.raises(BlindfoldError, match="shape"):
+            client.query(np.zeros(10, dtype=np.float32))
+        # the session survives a refused input
+        ok = client.query(np.zeros(784, dtype=np.float32))
+        assert ok[0].outputs == server.reference(np.zeros(784, dtype=np.float32))

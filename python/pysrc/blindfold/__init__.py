@@ -35,6 +35,9 @@ __all__ = [
     "LocalCluster",
     "ClientServerClient",
     "LocalServer",
+    "FheClient",
+    "LocalFheServer",
+    "FheAnswer",
     "Answer",
     "Prediction",
     "__version__",
@@ -384,6 +387,135 @@ class LocalServer:
         self._native.close()
 
     def __enter__(self) -> "LocalServer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+@dataclass
+class FheAnswer:
+    """One input's answer from an FHE server, decrypted by the client.
+
+    ``outputs`` are the exact integers of the lowered program (decrypted and
+    CRT-combined; Python ints, they can exceed 64 bits), ``scores`` the same
+    divided by the output scale.
+    """
+
+    label: int
+    scores: np.ndarray
+    outputs: List[int]
+    raw: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+class FheClient:
+    """A client of one FHE server (``blindfold serve --mode fhe``): no
+    interaction during evaluation. The keys are made here; the secret key never
+    leaves this object, the evaluation keys go to the server once, when it
+    connects. Inputs are encrypted here, evaluated by the server on
+    ciphertexts, and decrypted here.
+
+    ``tls``: the deployment's certificates (``blindfold certs``); without it,
+    ``insecure_plaintext=True`` (loopback tests only).
+    """
+
+    def __init__(
+        self,
+        server: str,
+        tls: Optional[Union[str, os.PathLike]] = None,
+        insecure_plaintext: bool = False,
+        timeout_s: int = 600,
+    ) -> None:
+        self._native = _native.NativeFheClient(
+            server,
+            None if tls is None else os.fspath(tls),
+            insecure_plaintext,
+            _count("timeout_s", timeout_s, 1),
+        )
+        self.profile: Dict[str, Any] = json.loads(self._native.profile_json())
+        #: The last query's figures (upload/download bytes, noise budget left, ms).
+        self.last: Dict[str, Any] = {}
+
+    @property
+    def key_bytes(self) -> int:
+        """Bytes of evaluation keys this client sent to the server."""
+        return int(self._native.key_bytes)
+
+    def query(self, xs: Any) -> List[FheAnswer]:
+        """Encrypt a batch of inputs (a sequence, or an array whose first axis
+        is the batch), have the server evaluate it, decrypt. The batch layout
+        takes up to ``profile["max_batch"]`` inputs in one set of ciphertexts;
+        the latency layout sends one query per input."""
+        shape = tuple(self.profile["input_shape"])
+        a = np.asarray(xs, dtype=np.float32)
+        if a.size == int(np.prod(shape)) and a.ndim <= len(shape):
+            a = a.reshape((1,) + shape)  # a single input
+        flats = [_flat(x, shape) for x in a]
+        if not flats:
+            raise BlindfoldError("no inputs to query")
+        d = json.loads(self._native.query_json(flats))
+        self.last = {k: v for k, v in d.items() if k != "answers"}
+        return [
+            FheAnswer(
+                label=int(r["label"]),
+                scores=np.asarray(r["scores"], dtype=np.float64),
+                outputs=[int(v) for v in r["outputs"]],
+                raw=r,
+            )
+            for r in d["answers"]
+        ]
+
+    def query_label(self, x: Any) -> int:
+        """The label of one input (the scores are decrypted here and the argmax
+        taken here: FHE has no server-side argmax)."""
+        return self.query(x)[0].label
+
+
+class LocalFheServer:
+    """An FHE server in this process on loopback (notebooks, tests): the model
+    in clear and no secret key, as ``blindfold serve --mode fhe``;
+    ``FheClient(server.address, insecure_plaintext=True)`` talks to it.
+
+    ``layout``: ``"batch"`` (one input per slot, thousands per query) or
+    ``"latency"`` (one input in a few ciphertexts). ``input_bits``,
+    ``weight_bits`` and ``input_range`` are the CLI's ``--input-bits``,
+    ``--weight-bits`` and ``--input-range``. Refuses a model that has ReLU or
+    max-pool (FHE runs square activations only), naming the layer.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        layout: str = "batch",
+        input_bits: int = 6,
+        weight_bits: int = 6,
+        input_range: Tuple[float, float] = (0.0, 1.0),
+    ) -> None:
+        self.model = model
+        lo, hi = input_range
+        self._native = _native.NativeFheServer(
+            model._native,
+            layout,
+            _count("input_bits", input_bits, 1),
+            _count("weight_bits", weight_bits, 2),
+            (float(lo), float(hi)),
+        )
+        self.profile: Dict[str, Any] = json.loads(self._native.profile_json())
+
+    @property
+    def address(self) -> str:
+        return self._native.address
+
+    def reference(self, x: Any) -> List[int]:
+        """The exact integers every FHE answer to ``x`` decrypts to (the
+        lowered program run in the clear)."""
+        flat = _flat(x, tuple(self.profile["input_shape"]))
+        return [int(v) for v in json.loads(self._native.reference_json(flat))["outputs"]]
+
+    def close(self) -> None:
+        self._native.close()
+
+    def __enter__(self) -> "LocalFheServer":
         return self
 
     def __exit__(self, *exc: Any) -> None:
