@@ -89,10 +89,22 @@ pub struct CertsArgs {
     /// Days the certificates are valid.
     #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub days: u32,
+    /// Also a browser-facing certificate per server (p0-web.pem/.key,
+    /// p1-web.pem/.key) for these host names or IP addresses, the names
+    /// browsers use to reach the servers (`serve --ws-listen`); repeat or
+    /// separate by commas.
+    #[arg(long, value_name = "HOST", value_delimiter = ',')]
+    pub web_host: Vec<String>,
 }
 
 pub fn certs(a: CertsArgs) -> Result<()> {
-    let c = blindfold_net::tls::DeploymentCerts::generate(a.days)?;
+    let hosts: Vec<String> = a
+        .web_host
+        .iter()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .collect();
+    let c = blindfold_net::tls::DeploymentCerts::generate_with_web(a.days, &hosts)?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     for (name, _, _) in &c.files {
         let p = a.out.join(name);
@@ -114,6 +126,12 @@ pub fn certs(a: CertsArgs) -> Result<()> {
     println!("  P0 needs      ca.pem p0.pem p0.key");
     println!("  P1 needs      ca.pem p1.pem p1.key");
     println!("  clients need  ca.pem client.pem client.key");
+    if !hosts.is_empty() {
+        println!(
+            "  browser ports (serve --ws-listen): P0 p0-web.pem p0-web.key, P1 p1-web.pem p1-web.key, for {}; browsers must trust ca.pem (import it) or pin those certificates",
+            hosts.join(", ")
+        );
+    }
     println!("copy each set to its machine's --tls-dir; the CA's private key was not kept, so no one can issue more");
     Ok(())
 }
@@ -169,11 +187,46 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub fhe: crate::fhe_cmds::FheArgs,
     /// Two-server mode: also accept browser clients over WebSocket on this
-    /// address (and serve the browser client page there, `http://ADDR/`); a
-    /// bridge to the client port, plain `ws://`, so only with
-    /// --insecure-plaintext (loopback, or behind a TLS-terminating proxy).
+    /// address and serve the browser client page there. With --tls-dir it is
+    /// `https://ADDR/` and `wss://` with the web certificate (--ws-cert, or
+    /// `p0-web.pem` / `p1-web.pem` from `blindfold certs --web-host`); with
+    /// --insecure-plaintext, plain `http://` and `ws://`.
     #[arg(long, value_name = "ADDR")]
     pub ws_listen: Option<String>,
+    /// The browser port's certificate chain (PEM), for example one from a
+    /// public CA for this server's host name (default: `p<N>-web.pem` in
+    /// --tls-dir).
+    #[arg(long, value_name = "PEM", requires = "ws_listen")]
+    pub ws_cert: Option<PathBuf>,
+    /// Its private key (PEM; default: `p<N>-web.key` in --tls-dir).
+    #[arg(long, value_name = "PEM", requires = "ws_cert")]
+    pub ws_key: Option<PathBuf>,
+}
+
+/// The browser port's TLS: --ws-cert/--ws-key, else the web certificate of
+/// this role in --tls-dir; `None` for plain `ws://` (--insecure-plaintext).
+fn browser_tls(
+    a: &ServeArgs,
+    role: TlsRole,
+) -> Result<Option<blindfold_net::tls::BrowserTlsConfig>> {
+    use blindfold_net::tls::{browser_server_config, web_cert_file, web_key_file};
+    let (cert, key) = match (&a.ws_cert, &a.ws_key, &a.tls.tls_dir) {
+        (Some(c), Some(k), _) => (c.clone(), k.clone()),
+        (Some(_), None, _) => bail!("--ws-cert needs --ws-key"),
+        (None, _, Some(dir)) => (dir.join(web_cert_file(role)), dir.join(web_key_file(role))),
+        (None, _, None) => return Ok(None),
+    };
+    if !cert.exists() {
+        bail!(
+            "no browser certificate {}: make one with `blindfold certs --out DIR --web-host HOST` (the names browsers use for the servers), or give --ws-cert/--ws-key",
+            cert.display()
+        );
+    }
+    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    Ok(Some(
+        browser_server_config(&read(&cert)?, &read(&key)?)
+            .with_context(|| format!("loading the browser certificate {}", cert.display()))?,
+    ))
 }
 
 /// The browser client (web/): the page and its script, served by `--ws-listen`.
@@ -240,6 +293,9 @@ pub enum DeployArg {
 }
 
 pub fn serve(a: ServeArgs) -> Result<()> {
+    if a.ws_listen.is_some() && a.mode != DeployArg::TwoServer {
+        bail!("--ws-listen is for two-server mode (the browser client queries two servers)");
+    }
     if a.mode == DeployArg::ClientServer {
         return crate::cs_cmds::serve(a);
     }
@@ -272,10 +328,12 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         eprintln!("note: party 0 waits for party 1 to connect; --peer is not used");
     }
     let role = if party == 0 { TlsRole::P0 } else { TlsRole::P1 };
-    if a.ws_listen.is_some() && !a.tls.insecure_plaintext {
-        bail!("--ws-listen bridges browsers to the plain client port: run with --insecure-plaintext (loopback, or behind a TLS-terminating proxy); TLS to browsers is not built in yet");
-    }
     let identity = a.tls.identity(role)?;
+    // Checked before anything starts: a missing web certificate is a usage error.
+    let web_tls = match &a.ws_listen {
+        Some(_) => browser_tls(&a, role)?,
+        None => None,
+    };
     let name = share.program.name.clone();
     let engine = PartyEngine::new(share)?;
     let listener = TcpListener::bind(&a.listen).with_context(|| {
@@ -315,25 +373,39 @@ pub fn serve(a: ServeArgs) -> Result<()> {
         max_pending_per_source: max_pending.clamp(1, 16),
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let _bridge = match &a.ws_listen {
+    let browsers = match &a.ws_listen {
         Some(ws) => {
             let l = TcpListener::bind(ws).with_context(|| format!("binding --ws-listen {ws}"))?;
-            let target = listener.local_addr()?.to_string();
-            let b = blindfold_net::ws::WsBridge::start(l, target, web_pages())?;
+            let b = blindfold_net::ws::WsListener::start(l, web_tls, web_pages())?;
+            let (page, note) = if b.scheme() == "wss" {
+                (
+                    "https",
+                    "TLS with the web certificate, no client certificate",
+                )
+            } else {
+                ("http", "PLAINTEXT")
+            };
+            let (scheme, addr) = (b.scheme(), b.local_addr());
             eprintln!(
-                "P{party}: browser clients over WebSocket on ws://{0}/ (the page: http://{0}/)",
-                b.local_addr()
+                "P{party}: browser clients over WebSocket on {scheme}://{addr}/ (the page: {page}://{addr}/), {note}"
             );
             Some(b)
         }
         None => None,
     };
     match identity {
-        None => serve::run(engine, listener, cfg, stop)?,
+        None => serve::run_with_browsers(
+            engine,
+            blindfold_net::TcpTransport,
+            blindfold_net::TcpAcceptor::new(listener)?,
+            browsers,
+            cfg,
+            stop,
+        )?,
         Some(id) => {
             let acceptor = id.acceptor(listener)?;
             let transport = id.transport(Some(TlsRole::P0))?;
-            serve::run_on(engine, transport, acceptor, cfg, stop)?
+            serve::run_with_browsers(engine, transport, acceptor, browsers, cfg, stop)?
         }
     }
     Ok(())

@@ -328,6 +328,16 @@ impl TlsIdentity {
     }
 }
 
+/// The file of a server's browser-facing certificate (`p0-web.pem`).
+pub fn web_cert_file(role: TlsRole) -> String {
+    format!("{}-web.pem", role.stem())
+}
+
+/// The file of its key (`p0-web.key`).
+pub fn web_key_file(role: TlsRole) -> String {
+    format!("{}-web.key", role.stem())
+}
+
 /// The PEM files of a deployment, as `blindfold certs` writes them (the
 /// private keys are zeroized on drop).
 pub struct DeploymentCerts {
@@ -339,6 +349,17 @@ pub struct DeploymentCerts {
 impl DeploymentCerts {
     /// A fresh CA and a certificate per role, valid for `days`.
     pub fn generate(days: u32) -> std::result::Result<DeploymentCerts, TlsError> {
+        DeploymentCerts::generate_with_web(days, &[])
+    }
+
+    /// As [`DeploymentCerts::generate`], and, if `web_hosts` is not empty, a
+    /// browser-facing certificate per server (`p0-web.pem`/`.key`,
+    /// `p1-web.pem`/`.key`) for those host names or IP addresses, signed by
+    /// the same CA, for server authentication only (`serve --ws-listen`).
+    pub fn generate_with_web(
+        days: u32,
+        web_hosts: &[String],
+    ) -> std::result::Result<DeploymentCerts, TlsError> {
         use rcgen::{
             BasicConstraints, CertificateParams, DistinguishedName, DnType,
             ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
@@ -379,6 +400,25 @@ impl DeploymentCerts {
             let cert = p.signed_by(&key, &ca_cert, &ca_key)?;
             files.push((format!("{}.pem", role.stem()), cert.pem(), false));
             files.push((format!("{}.key", role.stem()), key.serialize_pem(), true));
+        }
+        if !web_hosts.is_empty() {
+            for role in [TlsRole::P0, TlsRole::P1] {
+                let mut p = CertificateParams::new(web_hosts.to_vec())?;
+                let mut dn = DistinguishedName::new();
+                dn.push(
+                    DnType::CommonName,
+                    format!("blindfold {} (browsers)", role.stem()),
+                );
+                p.distinguished_name = dn;
+                p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+                p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+                p.not_before = now.into();
+                p.not_after = until.into();
+                let key = KeyPair::generate()?;
+                let cert = p.signed_by(&key, &ca_cert, &ca_key)?;
+                files.push((web_cert_file(role), cert.pem(), false));
+                files.push((web_key_file(role), key.serialize_pem(), true));
+            }
         }
         Ok(DeploymentCerts { files })
     }
@@ -453,15 +493,19 @@ pub struct TlsStream {
     shared: Arc<Shared>,
     reader: TcpStream,
     peer: String,
-    role: TlsRole,
+    /// `None` only on a browser link (server-authenticated, see
+    /// [`accept_browser`]); every link of the deployment has a role.
+    role: Option<TlsRole>,
 }
 
 impl TlsStream {
-    /// Run the handshake on `tcp` until `deadline`; the peer's role.
+    /// Run the handshake on `tcp` until `deadline`; the peer's role (required
+    /// unless `browser`: a browser presents no certificate).
     fn handshake(
         tcp: TcpStream,
         mut session: rustls::Connection,
         deadline: Instant,
+        browser: bool,
     ) -> Result<TlsStream> {
         let peer = tcp
             .peer_addr()
@@ -494,11 +538,17 @@ impl TlsStream {
         }
         io.set_read_timeout(None)?;
         io.set_write_timeout(None)?;
-        let role = session
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .and_then(role_of)
-            .ok_or_else(|| NetError::Tls("the peer's certificate names no role".into()))?;
+        let role = if browser {
+            None
+        } else {
+            Some(
+                session
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(role_of)
+                    .ok_or_else(|| NetError::Tls("the peer's certificate names no role".into()))?,
+            )
+        };
         Ok(TlsStream {
             shared: Arc::new(Shared {
                 session: Mutex::new(session),
@@ -510,8 +560,8 @@ impl TlsStream {
         })
     }
 
-    /// The role the peer's certificate is issued for.
-    pub fn peer_role(&self) -> TlsRole {
+    /// The role the peer's certificate is issued for (`None`: a browser).
+    pub fn peer_role(&self) -> Option<TlsRole> {
         self.role
     }
 }
@@ -615,10 +665,13 @@ impl SplitStream for TlsStream {
     type Reader = TlsReader;
     type Writer = TlsWriter;
     fn peer(&self) -> String {
-        format!("{} ({})", self.peer, self.role)
+        match self.role {
+            Some(r) => format!("{} ({r})", self.peer),
+            None => format!("{} (browser)", self.peer),
+        }
     }
     fn identity(&self) -> Option<String> {
-        Some(self.role.stem().to_string())
+        self.role.map(|r| r.stem().to_string())
     }
     fn split(self) -> io::Result<(TlsReader, TlsWriter)> {
         let reader = TlsReader {
@@ -664,7 +717,7 @@ impl TlsTransport {
         let session = ClientConnection::new(self.config.clone(), self.server_name.clone())
             .map_err(|e| NetError::Tls(e.to_string()))?;
         let hs = deadline.min(Instant::now() + HANDSHAKE_TIMEOUT);
-        TlsStream::handshake(tcp, rustls::Connection::Client(session), hs)
+        TlsStream::handshake(tcp, rustls::Connection::Client(session), hs, false)
     }
 }
 
@@ -731,6 +784,7 @@ impl TlsAcceptor {
                             tcp,
                             rustls::Connection::Server(session),
                             Instant::now() + HANDSHAKE_TIMEOUT,
+                            false,
                         )?;
                         StreamChannel::new(stream)
                     })();
@@ -754,6 +808,41 @@ impl TlsAcceptor {
             stop,
         })
     }
+}
+
+/// A browser port's TLS configuration ([`browser_server_config`]).
+pub type BrowserTlsConfig = Arc<ServerConfig>;
+
+/// TLS for browser clients (`wss://`, `https://`): server-authenticated only
+/// (a browser presents no certificate), with the certificate chain and key
+/// given (`blindfold certs --web-host`, or one from a public CA for the
+/// servers' host names). TLS 1.3 only, as every other link; ALPN `http/1.1`.
+pub fn browser_server_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> std::result::Result<BrowserTlsConfig, TlsError> {
+    let chain = certs_from_pem("web certificate", cert_pem)?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::BadPem {
+        what: "web certificate key".into(),
+        detail: e.to_string(),
+    })?;
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// The server side of a browser's TLS handshake on `tcp`, until `deadline`.
+/// The stream has no peer role ([`TlsStream::peer_role`] is `None`).
+pub fn accept_browser(
+    tcp: TcpStream,
+    config: Arc<ServerConfig>,
+    deadline: Instant,
+) -> Result<TlsStream> {
+    let session = ServerConnection::new(config).map_err(|e| NetError::Tls(e.to_string()))?;
+    TlsStream::handshake(tcp, rustls::Connection::Server(session), deadline, true)
 }
 
 impl Drop for TlsAcceptor {

@@ -1,33 +1,56 @@
-//! Browser clients over WebSocket: a bridge in front of a server's client port.
+//! Browser clients over WebSocket, on a second listener of a server.
 //!
-//! A browser cannot open a TCP connection, but it can open a WebSocket. The
-//! bridge accepts WebSocket connections (RFC 6455, binary messages) and, for
-//! each, dials the server's own client address and copies bytes both ways: a
-//! browser speaks exactly the framed byte stream a TCP client does, split into
-//! WebSocket messages however it likes. Plain HTTP `GET`s for the pages given
-//! at start (the static browser client) are answered on the same port.
+//! A browser cannot open a TCP connection or present the deployment's client
+//! certificate, but it can open a WebSocket, over TLS (`wss://`) when the page
+//! came over `https://`. [`WsListener`] accepts those connections (RFC 6455,
+//! binary messages), answers plain `GET`s for the pages given at start (the
+//! static browser client) on the same port, and hands every upgraded
+//! connection to the server as a [`Connection`](crate::Connection) carrying
+//! exactly the framed byte stream a TCP client sends, split into WebSocket
+//! messages however the browser likes. No second hop, no plaintext port:
 //!
-//! The bridge carries plain `ws://` only and so runs beside a server in
-//! `--insecure-plaintext` mode (loopback, or behind a TLS-terminating proxy);
-//! connections are bounded in number and every handshake in time.
+//! ```text
+//!   browser ── TCP ── [TLS, server-authenticated: browser_server_config] ── HTTP GET
+//!      ├─ page  ──▶ 200 (web/index.html, web/client.js), closed
+//!      └─ upgrade ─▶ 101 ─▶ WsStream (frames ⇄ bytes) ─▶ StreamChannel ─▶ Listener::accept
+//! ```
+//!
+//! The connection's identity is `browser`: the server accepts only client
+//! queries on it (no peer link, no client-server session). Handshakes (TLS
+//! and the HTTP head) are bounded in number, per source and in time.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::net::{IpAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rustls::ServerConfig;
+
+use crate::stream::{SplitStream, StreamChannel, TimedRead};
+use crate::tls::{TlsReader, TlsWriter};
+use crate::transport::Listener;
+use crate::{NetError, Result};
 
 /// Largest HTTP request head accepted.
 const MAX_REQUEST: usize = 8 * 1024;
-/// Time allowed for a request head.
+/// Time allowed for the TLS handshake and the request head together.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-/// WebSocket connections bridged at once; more are refused (HTTP 503).
-pub const MAX_BRIDGED: usize = 64;
+/// Handshakes (TLS and HTTP head) under way at once, and per source address;
+/// beyond them a connection is closed at once. Upgraded connections are then
+/// bounded by the server's own connection limits.
+pub const MAX_HANDSHAKES: usize = 64;
+pub const MAX_HANDSHAKES_PER_SOURCE: usize = 8;
 /// Largest WebSocket frame payload accepted from a browser (the framed
 /// stream inside is bounded again by the server).
 const MAX_FRAME: u64 = 64 << 20;
+/// Largest control frame payload (RFC 6455: 125 bytes).
+const MAX_CONTROL: u64 = 125;
 
-/// A static file the bridge serves: path (`/`, `/client.js`), content type, body.
+/// A static file served on the listener: path (`/`, `/client.js`), content
+/// type, body.
 #[derive(Clone, Debug)]
 pub struct Page {
     pub path: &'static str,
@@ -35,51 +58,247 @@ pub struct Page {
     pub body: &'static [u8],
 }
 
-/// A running bridge; dropping it stops accepting (bridged connections finish).
-pub struct WsBridge {
+/// A framed channel over a browser's WebSocket.
+pub type WsChannel = StreamChannel<WsStream>;
+
+/// Accepts browser connections (see the module documentation); dropping it
+/// stops accepting (connections handed out live on).
+pub struct WsListener {
+    rx: Mutex<Receiver<WsChannel>>,
     addr: String,
+    tls: bool,
     stop: Arc<AtomicBool>,
 }
 
-impl WsBridge {
-    /// Accept on `listener`, bridge WebSocket clients to `target` (a TCP
-    /// address), answer `GET`s for `pages`.
-    pub fn start(listener: TcpListener, target: String, pages: Vec<Page>) -> io::Result<WsBridge> {
+struct Handshakes {
+    total: usize,
+    per_source: HashMap<IpAddr, usize>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl WsListener {
+    /// Accept on `listener`: over TLS with `tls` (a
+    /// [`browser_server_config`](crate::tls::browser_server_config)), else
+    /// plain `ws://` (loopback, or behind a TLS-terminating proxy); answer
+    /// `GET`s for `pages`.
+    pub fn start(
+        listener: TcpListener,
+        tls: Option<Arc<ServerConfig>>,
+        pages: Vec<Page>,
+    ) -> io::Result<WsListener> {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?.to_string();
+        let is_tls = tls.is_some();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let pages = Arc::new(pages);
-        let active = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::sync_channel(MAX_HANDSHAKES);
+        let active = Arc::new(Mutex::new(Handshakes {
+            total: 0,
+            per_source: HashMap::new(),
+        }));
         std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
-                let tcp = match listener.accept() {
-                    Ok((tcp, _)) => tcp,
+                let (tcp, from) = match listener.accept() {
+                    Ok(x) => x,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(10));
                         continue;
                     }
                     Err(_) => continue,
                 };
-                let (target, pages, active) = (target.clone(), pages.clone(), active.clone());
+                let ip = from.ip();
+                {
+                    let mut a = lock(&active);
+                    let n = a.per_source.get(&ip).copied().unwrap_or(0);
+                    if a.total >= MAX_HANDSHAKES || n >= MAX_HANDSHAKES_PER_SOURCE {
+                        continue; // dropped: closes the socket
+                    }
+                    a.total += 1;
+                    a.per_source.insert(ip, n + 1);
+                }
+                let (tls, pages, active, tx) =
+                    (tls.clone(), pages.clone(), active.clone(), tx.clone());
                 std::thread::spawn(move || {
-                    let _ = serve_connection(tcp, &target, &pages, &active);
+                    let res = handshake(tcp, tls, &pages);
+                    {
+                        let mut a = lock(&active);
+                        a.total -= 1;
+                        if let Some(n) = a.per_source.get_mut(&ip) {
+                            *n -= 1;
+                            if *n == 0 {
+                                a.per_source.remove(&ip);
+                            }
+                        }
+                    }
+                    if let Ok(Some(stream)) = res {
+                        if let Ok(ch) = StreamChannel::new(stream) {
+                            let _ = tx.try_send(ch);
+                        }
+                    }
                 });
             }
         });
-        Ok(WsBridge { addr, stop })
+        Ok(WsListener {
+            rx: Mutex::new(rx),
+            addr,
+            tls: is_tls,
+            stop,
+        })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> &str {
         &self.addr
     }
+
+    /// `wss` or `ws`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "wss"
+        } else {
+            "ws"
+        }
+    }
 }
 
-impl Drop for WsBridge {
+impl Drop for WsListener {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
     }
+}
+
+impl Listener for WsListener {
+    type Conn = WsChannel;
+    fn accept(&self, deadline: Instant) -> Result<Option<WsChannel>> {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match lock(&self.rx).recv_timeout(wait) {
+            Ok(ch) => Ok(Some(ch)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(NetError::Closed),
+        }
+    }
+    fn local_addr(&self) -> String {
+        self.addr.clone()
+    }
+}
+
+/// The byte stream under the WebSocket: TCP, or TLS over TCP.
+pub enum Inner {
+    Tcp(TcpStream),
+    Tls(TlsReader),
+}
+
+/// The writing half of [`Inner`].
+pub enum InnerWriter {
+    Tcp(TcpStream),
+    Tls(TlsWriter),
+}
+
+impl Read for Inner {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Inner::Tcp(s) => s.read(buf),
+            Inner::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl TimedRead for Inner {
+    fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Inner::Tcp(s) => TimedRead::set_read_timeout(s, t),
+            Inner::Tls(s) => s.set_read_timeout(t),
+        }
+    }
+    fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Inner::Tcp(s) => TimedRead::set_write_timeout(s, t),
+            Inner::Tls(s) => s.set_write_timeout(t),
+        }
+    }
+}
+
+impl Write for InnerWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            InnerWriter::Tcp(s) => s.write(buf),
+            InnerWriter::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            InnerWriter::Tcp(s) => s.flush(),
+            InnerWriter::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// TLS (if configured), the request head, then the page or the upgrade.
+fn handshake(
+    tcp: TcpStream,
+    tls: Option<Arc<ServerConfig>>,
+    pages: &[Page],
+) -> Result<Option<WsStream>> {
+    let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    tcp.set_nonblocking(false)?;
+    tcp.set_nodelay(true)?;
+    let peer = tcp
+        .peer_addr()
+        .map_or_else(|_| "?".into(), |a| a.to_string());
+    let (mut r, mut w) = match tls {
+        None => {
+            let w = tcp.try_clone()?;
+            (Inner::Tcp(tcp), InnerWriter::Tcp(w))
+        }
+        Some(cfg) => {
+            let (r, w) = crate::tls::accept_browser(tcp, cfg, deadline)?.split()?;
+            (Inner::Tls(r), InnerWriter::Tls(w))
+        }
+    };
+    let left = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or(NetError::Timeout)?;
+    r.set_read_timeout(Some(left))?;
+    r.set_write_timeout(Some(left))?;
+    let req = read_request(&mut r, deadline)?;
+    if req.method != "GET" {
+        respond(
+            &mut w,
+            "405 Method Not Allowed",
+            "text/plain",
+            b"GET only\n",
+        )?;
+        return Ok(None);
+    }
+    let upgrade = req
+        .header("upgrade")
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade {
+        let path = req.path.split('?').next().unwrap_or("/");
+        match pages.iter().find(|p| p.path == path) {
+            Some(p) => respond(&mut w, "200 OK", p.content_type, p.body)?,
+            None => respond(&mut w, "404 Not Found", "text/plain", b"not found\n")?,
+        }
+        return Ok(None);
+    }
+    let Some(key) = req.header("sec-websocket-key") else {
+        respond(&mut w, "400 Bad Request", "text/plain", b"no key\n")?;
+        return Ok(None);
+    };
+    let head = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        accept_key(key)
+    );
+    w.write_all(head.as_bytes())?;
+    w.flush()?;
+    r.set_read_timeout(None)?;
+    r.set_write_timeout(None)?;
+    Ok(Some(WsStream { r, w, peer }))
 }
 
 /// A parsed request head.
@@ -98,8 +317,9 @@ impl Request {
     }
 }
 
-/// Read a request head (up to the blank line), bounded in size.
-fn read_request(tcp: &mut impl Read) -> io::Result<Request> {
+/// Read a request head (up to the blank line), bounded in size and, on a
+/// socket, by `deadline` as a whole (a byte a second does not keep it open).
+fn read_request(r: &mut impl Read, deadline: Instant) -> io::Result<Request> {
     let mut buf = Vec::with_capacity(1024);
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
@@ -109,7 +329,10 @@ fn read_request(tcp: &mut impl Read) -> io::Result<Request> {
                 "request too large",
             ));
         }
-        if tcp.read(&mut byte)? == 0 {
+        if Instant::now() >= deadline {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        if r.read(&mut byte)? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         buf.push(byte[0]);
@@ -131,111 +354,189 @@ fn read_request(tcp: &mut impl Read) -> io::Result<Request> {
     })
 }
 
-fn respond(tcp: &mut TcpStream, status: &str, content_type: &str, body: &[u8]) -> io::Result<()> {
+fn respond(w: &mut impl Write, status: &str, content_type: &str, body: &[u8]) -> io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
         body.len()
     );
-    tcp.write_all(head.as_bytes())?;
-    tcp.write_all(body)?;
-    tcp.flush()
+    w.write_all(head.as_bytes())?;
+    w.write_all(body)?;
+    w.flush()
 }
 
-/// Decrements the active count when a bridged connection ends.
-struct Slot<'a>(&'a AtomicUsize);
+/// An upgraded browser connection: WebSocket frames in, bytes out.
+pub struct WsStream {
+    r: Inner,
+    w: InnerWriter,
+    peer: String,
+}
 
-impl Drop for Slot<'_> {
+impl SplitStream for WsStream {
+    type Reader = WsReader<Inner, InnerWriter>;
+    type Writer = WsWriter<InnerWriter>;
+    fn peer(&self) -> String {
+        format!("{} (browser)", self.peer)
+    }
+    /// Always `browser`: no certificate; the server takes client queries only.
+    fn identity(&self) -> Option<String> {
+        Some("browser".into())
+    }
+    fn split(self) -> io::Result<(Self::Reader, Self::Writer)> {
+        let w = Arc::new(Mutex::new(self.w));
+        Ok((WsReader::new(self.r, w.clone()), WsWriter { w }))
+    }
+}
+
+/// Reads the payload of a browser's frames (which must be masked) as one byte
+/// stream; answers pings; a close frame is the end of the stream.
+pub struct WsReader<R, W> {
+    r: R,
+    pong: Arc<Mutex<W>>,
+    /// Payload bytes left in the current data frame, and its mask position.
+    left: u64,
+    mask: [u8; 4],
+    pos: usize,
+    closed: bool,
+}
+
+impl<R: Read, W: Write> WsReader<R, W> {
+    fn new(r: R, pong: Arc<Mutex<W>>) -> WsReader<R, W> {
+        WsReader {
+            r,
+            pong,
+            left: 0,
+            mask: [0; 4],
+            pos: 0,
+            closed: false,
+        }
+    }
+
+    /// The next data frame's header (answering control frames on the way);
+    /// `false` at a close frame.
+    fn next_data_frame(&mut self) -> io::Result<bool> {
+        loop {
+            let mut h = [0u8; 2];
+            self.r.read_exact(&mut h)?;
+            let opcode = h[0] & 0x0f;
+            if h[1] & 0x80 == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "unmasked client frame",
+                ));
+            }
+            let len = match h[1] & 0x7f {
+                126 => {
+                    let mut b = [0u8; 2];
+                    self.r.read_exact(&mut b)?;
+                    u16::from_be_bytes(b) as u64
+                }
+                127 => {
+                    let mut b = [0u8; 8];
+                    self.r.read_exact(&mut b)?;
+                    u64::from_be_bytes(b)
+                }
+                n => n as u64,
+            };
+            let control = opcode & 0x8 != 0;
+            if len > MAX_FRAME || (control && len > MAX_CONTROL) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "frame too large",
+                ));
+            }
+            let mut mask = [0u8; 4];
+            self.r.read_exact(&mut mask)?;
+            if !control {
+                if opcode > 0x2 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "reserved opcode",
+                    ));
+                }
+                (self.left, self.mask, self.pos) = (len, mask, 0);
+                if len > 0 {
+                    return Ok(true);
+                }
+                continue;
+            }
+            let mut body = vec![0u8; len as usize];
+            self.r.read_exact(&mut body)?;
+            for (i, b) in body.iter_mut().enumerate() {
+                *b ^= mask[i % 4];
+            }
+            match opcode {
+                0x8 => return Ok(false),
+                0x9 => {
+                    let mut w = lock(&self.pong);
+                    write_frame(&mut *w, 0xA, &body)?
+                }
+                0xA => {}
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "reserved opcode",
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl<R: Read, W: Write> Read for WsReader<R, W> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() || self.closed {
+            return Ok(0);
+        }
+        if self.left == 0 && !self.next_data_frame()? {
+            self.closed = true;
+            return Ok(0);
+        }
+        let n = (self.left.min(out.len() as u64)) as usize;
+        let n = self.r.read(&mut out[..n])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        for b in out[..n].iter_mut() {
+            *b ^= self.mask[self.pos % 4];
+            self.pos += 1;
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+impl<W: Write> TimedRead for WsReader<Inner, W> {
+    fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        self.r.set_read_timeout(t)
+    }
+    fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        self.r.set_write_timeout(t)
+    }
+}
+
+/// Writes each buffer as one unmasked binary frame (under the lock the
+/// reader's pongs take too); a close frame when dropped.
+pub struct WsWriter<W: Write> {
+    w: Arc<Mutex<W>>,
+}
+
+impl<W: Write> Write for WsWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        write_frame(&mut *lock(&self.w), 0x2, buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        lock(&self.w).flush()
+    }
+}
+
+impl<W: Write> Drop for WsWriter<W> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let _ = write_frame(&mut *lock(&self.w), 0x8, &[]);
     }
-}
-
-fn serve_connection(
-    mut tcp: TcpStream,
-    target: &str,
-    pages: &[Page],
-    active: &AtomicUsize,
-) -> io::Result<()> {
-    tcp.set_nonblocking(false)?;
-    tcp.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    tcp.set_write_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    let req = read_request(&mut tcp)?;
-    if req.method != "GET" {
-        return respond(
-            &mut tcp,
-            "405 Method Not Allowed",
-            "text/plain",
-            b"GET only\n",
-        );
-    }
-    let upgrade = req
-        .header("upgrade")
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !upgrade {
-        let path = req.path.split('?').next().unwrap_or("/");
-        return match pages.iter().find(|p| p.path == path) {
-            Some(p) => respond(&mut tcp, "200 OK", p.content_type, p.body),
-            None => respond(&mut tcp, "404 Not Found", "text/plain", b"not found\n"),
-        };
-    }
-    let Some(key) = req.header("sec-websocket-key") else {
-        return respond(&mut tcp, "400 Bad Request", "text/plain", b"no key\n");
-    };
-    if active.fetch_add(1, Ordering::SeqCst) >= MAX_BRIDGED {
-        active.fetch_sub(1, Ordering::SeqCst);
-        return respond(&mut tcp, "503 Service Unavailable", "text/plain", b"busy\n");
-    }
-    let _slot = Slot(active);
-    let upstream = match TcpStream::connect(target) {
-        Ok(s) => s,
-        Err(_) => {
-            return respond(&mut tcp, "502 Bad Gateway", "text/plain", b"server down\n");
-        }
-    };
-    upstream.set_nodelay(true)?;
-    tcp.set_nodelay(true)?;
-    let head = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-        accept_key(key)
-    );
-    tcp.write_all(head.as_bytes())?;
-    tcp.set_read_timeout(None)?;
-    tcp.set_write_timeout(None)?;
-    // Browser -> server: unframe WebSocket messages; server -> browser: one
-    // binary message per read.
-    // Both directions write to the browser (data here, pongs there): one lock.
-    let mut from_browser = tcp.try_clone()?;
-    let to_browser = Arc::new(Mutex::new(tcp));
-    let pongs = to_browser.clone();
-    let (mut to_server, mut from_server) = (upstream.try_clone()?, upstream);
-    let up = std::thread::spawn(move || {
-        let r = pump_in(&mut from_browser, &mut to_server, &pongs);
-        let _ = to_server.shutdown(Shutdown::Write);
-        let _ = from_browser.shutdown(Shutdown::Both);
-        r
-    });
-    let mut buf = vec![0u8; 64 * 1024];
-    let send = |opcode: u8, payload: &[u8]| -> io::Result<()> {
-        let mut w = to_browser.lock().unwrap_or_else(|p| p.into_inner());
-        write_frame(&mut *w, opcode, payload)
-    };
-    loop {
-        let n = match from_server.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if send(0x2, &buf[..n]).is_err() {
-            break;
-        }
-    }
-    let _ = send(0x8, &[]);
-    let _ = to_browser
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .shutdown(Shutdown::Both);
-    let _ = from_server.shutdown(Shutdown::Both);
-    let _ = up.join();
-    Ok(())
 }
 
 /// One unmasked frame (server to browser), FIN set, in one write.
@@ -258,85 +559,30 @@ fn write_frame(w: &mut impl Write, opcode: u8, payload: &[u8]) -> io::Result<()>
     w.flush()
 }
 
-/// Copy the payload of the browser's frames (which must be masked) to `out`
-/// until a close frame or the end of the stream; pings are answered.
-fn pump_in<W: Write>(r: &mut impl Read, out: &mut impl Write, pong: &Mutex<W>) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let mut h = [0u8; 2];
-        r.read_exact(&mut h)?;
-        let opcode = h[0] & 0x0f;
-        if h[1] & 0x80 == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "unmasked client frame",
-            ));
-        }
-        let len = match h[1] & 0x7f {
-            126 => {
-                let mut b = [0u8; 2];
-                r.read_exact(&mut b)?;
-                u16::from_be_bytes(b) as u64
-            }
-            127 => {
-                let mut b = [0u8; 8];
-                r.read_exact(&mut b)?;
-                u64::from_be_bytes(b)
-            }
-            n => n as u64,
-        };
-        if len > MAX_FRAME {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "frame too large",
-            ));
-        }
-        let mut mask = [0u8; 4];
-        r.read_exact(&mut mask)?;
-        let mut left = len;
-        let mut pos = 0usize;
-        let mut control = Vec::new();
-        while left > 0 {
-            let n = (left as usize).min(buf.len());
-            r.read_exact(&mut buf[..n])?;
-            for b in buf[..n].iter_mut() {
-                *b ^= mask[pos % 4];
-                pos += 1;
-            }
-            match opcode {
-                0x0..=0x2 => out.write_all(&buf[..n])?,
-                _ => control.extend_from_slice(&buf[..n]),
-            }
-            left -= n as u64;
-        }
-        match opcode {
-            0x8 => return Ok(()),
-            0x9 => {
-                let mut w = pong.lock().unwrap_or_else(|p| p.into_inner());
-                write_frame(&mut *w, 0xA, &control)?
-            }
-            _ => {}
-        }
-    }
-}
-
-/// What the bridge makes of a browser's bytes, for fuzzing and tests: the
+/// What the listener makes of a browser's bytes, for fuzzing and tests: the
 /// request head (method, path, whether it asks for a WebSocket), then, for an
 /// upgrade, the payload bytes its frames carry (what would reach the server)
-/// and the pongs it would send back. Never panics; errors end the stream as
-/// they end a connection.
+/// and the pongs it would send back, through the same reader as a live
+/// connection. Never panics; errors end the stream as they end a connection.
 pub fn decode_client_bytes(data: &[u8]) -> io::Result<ClientBytes> {
     let mut r = data;
-    let req = read_request(&mut r)?;
+    let req = read_request(&mut r, Instant::now() + HANDSHAKE_TIMEOUT)?;
     let upgrade = req
         .header("upgrade")
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let mut payload = Vec::new();
-    let pongs = Mutex::new(Vec::new());
+    let pongs = Arc::new(Mutex::new(Vec::new()));
     if upgrade {
-        let _ = pump_in(&mut r, &mut payload, &pongs);
+        let mut ws = WsReader::new(r, pongs.clone());
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = ws.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            payload.extend_from_slice(&buf[..n]);
+        }
     }
-    let pongs = pongs.into_inner().unwrap_or_else(|p| p.into_inner());
+    let pongs = lock(&pongs).clone();
     Ok(ClientBytes {
         method: req.method,
         path: req.path,
@@ -355,7 +601,7 @@ pub struct ClientBytes {
     pub upgrade: bool,
     /// What the frames carried (what would reach the server).
     pub payload: Vec<u8>,
-    /// The pong frames the bridge would send back.
+    /// The pong frames the listener would send back.
     pub pongs: Vec<u8>,
 }
 
@@ -466,17 +712,24 @@ mod tests {
         // Not text.
         assert!(decode_client_bytes(b"GET /\xff HTTP/1.1\r\n\r\n").is_err());
         let head = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n".to_vec();
-        // An unmasked frame, a frame longer than the limit, a truncated
-        // frame: the stream ends, nothing of them is forwarded.
+        // An unmasked frame, a frame longer than the limit, a control frame
+        // over 125 bytes, a reserved opcode: the stream ends, nothing of them
+        // is forwarded.
         for frame in [
             vec![0x82, 0x03, 1, 2, 3],
             [&[0x82u8, 0xff][..], &u64::MAX.to_be_bytes(), &[0; 4]].concat(),
-            client_frame(0x2, b"hello")[..7].to_vec(),
+            client_frame(0x9, &[0u8; 126]),
+            client_frame(0x3, b"x"),
         ] {
             let got = decode_client_bytes(&[&head[..], &frame].concat()).unwrap();
             assert!(got.upgrade);
             assert!(got.payload.is_empty(), "{frame:?}");
         }
+        // A truncated frame: what arrived of it is forwarded (the stream is
+        // read as it comes), then the stream ends.
+        let cut = client_frame(0x2, b"hello")[..8].to_vec();
+        let got = decode_client_bytes(&[&head[..], &cut].concat()).unwrap();
+        assert_eq!(got.payload, b"he");
         // Frames before a close are forwarded; what follows the close is not.
         let bytes = [
             &head[..],
@@ -503,35 +756,104 @@ mod tests {
         f
     }
 
-    /// An echo server behind the bridge: bytes sent as WebSocket frames come
-    /// back as frames; pages are served; a plain request for another path is 404.
-    #[test]
-    fn bridges_frames_both_ways_and_serves_pages() {
-        let echo = TcpListener::bind("127.0.0.1:0").unwrap();
-        let target = echo.local_addr().unwrap().to_string();
-        std::thread::spawn(move || {
-            let (mut s, _) = echo.accept().unwrap();
-            let mut buf = [0u8; 1024];
-            loop {
-                match s.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => s.write_all(&buf[..n]).unwrap(),
+    fn upgrade_request() -> &'static [u8] {
+        b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    }
+
+    /// Read server frames until `want` payload bytes arrived; (payload, pongs).
+    fn read_server_frames(ws: &mut impl Read, want: usize) -> (Vec<u8>, usize) {
+        let mut got = Vec::new();
+        let mut pongs = 0;
+        while got.len() < want {
+            let mut h = [0u8; 2];
+            ws.read_exact(&mut h).unwrap();
+            assert_eq!(h[1] & 0x80, 0, "server frames are unmasked");
+            let len = match h[1] & 0x7f {
+                126 => {
+                    let mut l = [0u8; 2];
+                    ws.read_exact(&mut l).unwrap();
+                    u16::from_be_bytes(l) as usize
                 }
+                127 => {
+                    let mut l = [0u8; 8];
+                    ws.read_exact(&mut l).unwrap();
+                    u64::from_be_bytes(l) as usize
+                }
+                n => n as usize,
+            };
+            let mut body = vec![0u8; len];
+            ws.read_exact(&mut body).unwrap();
+            match h[0] & 0x0f {
+                0x2 => got.extend_from_slice(&body),
+                0xA => pongs += 1,
+                op => panic!("opcode {op}"),
             }
-        });
-        let page = Page {
+        }
+        (got, pongs)
+    }
+
+    fn read_head(ws: &mut impl Read) -> String {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            ws.read_exact(&mut b).unwrap();
+            head.push(b[0]);
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    /// A framed message sent by a "browser" in pieces (with a ping between)
+    /// arrives whole on the accepted connection; the reply comes back as
+    /// binary frames; pages are served and other paths are 404.
+    fn exchange_over(ws: &mut (impl Read + Write), listener: &WsListener) {
+        ws.write_all(upgrade_request()).unwrap();
+        let head = read_head(ws);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+        let mut ch = listener
+            .accept(Instant::now() + Duration::from_secs(10))
+            .unwrap()
+            .expect("a connection");
+        assert_eq!(crate::Connection::peer_identity(&ch), Some("browser"));
+        let msg: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+        let mut framed = (msg.len() as u32).to_le_bytes().to_vec();
+        framed.extend_from_slice(&msg);
+        ws.write_all(&client_frame(0x2, &framed[..5])).unwrap();
+        ws.write_all(&client_frame(0x9, b"p")).unwrap();
+        ws.write_all(&client_frame(0x2, &framed[5..])).unwrap();
+        ws.flush().unwrap();
+        use crate::Channel;
+        assert_eq!(ch.recv().unwrap(), msg);
+        ch.send(b"answer").unwrap();
+        ch.flush().unwrap();
+        let (got, pongs) = read_server_frames(ws, 4 + 6);
+        assert_eq!(&got[4..], b"answer");
+        assert_eq!(u32::from_le_bytes(got[..4].try_into().unwrap()), 6);
+        assert_eq!(pongs, 1);
+        // A close frame ends the stream: the server sees the end.
+        ws.write_all(&client_frame(0x8, b"")).unwrap();
+        ws.flush().unwrap();
+        assert!(ch.recv().is_err());
+    }
+
+    fn page() -> Page {
+        Page {
             path: "/",
             content_type: "text/html",
             body: b"<p>hi</p>",
-        };
-        let bridge = WsBridge::start(
+        }
+    }
+
+    #[test]
+    fn plain_listener_hands_out_connections_and_serves_pages() {
+        let l = WsListener::start(
             TcpListener::bind("127.0.0.1:0").unwrap(),
-            target,
-            vec![page],
+            None,
+            vec![page()],
         )
         .unwrap();
-        let addr = bridge.local_addr().to_string();
-
+        assert_eq!(l.scheme(), "ws");
+        let addr = l.local_addr().to_string();
         let mut get = TcpStream::connect(&addr).unwrap();
         get.write_all(b"GET /?x=1 HTTP/1.1\r\nHost: a\r\n\r\n")
             .unwrap();
@@ -546,53 +868,86 @@ mod tests {
         let mut text = String::new();
         get.read_to_string(&mut text).unwrap();
         assert!(text.starts_with("HTTP/1.1 404"), "{text}");
-
         let mut ws = TcpStream::connect(&addr).unwrap();
-        ws.write_all(
-            b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        exchange_over(&mut ws, &l);
+        // An unmasked client frame ends a connection.
+        let mut ws = TcpStream::connect(&addr).unwrap();
+        ws.write_all(upgrade_request()).unwrap();
+        read_head(&mut ws);
+        let mut ch = l
+            .accept(Instant::now() + Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        ws.write_all(&[0x82, 0x05, 1, 0, 0, 0, 0]).unwrap();
+        assert!(crate::Channel::recv(&mut ch).is_err());
+    }
+
+    #[test]
+    fn tls_listener_serves_browsers_with_the_web_certificate() {
+        use rustls::pki_types::ServerName;
+        let certs = crate::tls::DeploymentCerts::generate_with_web(
+            1,
+            &["127.0.0.1".to_string(), "localhost".to_string()],
         )
         .unwrap();
-        let mut head = Vec::new();
-        let mut b = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            ws.read_exact(&mut b).unwrap();
-            head.push(b[0]);
+        let role = crate::TlsRole::P0;
+        let cfg = crate::tls::browser_server_config(
+            certs.get(&crate::tls::web_cert_file(role)).unwrap(),
+            certs.get(&crate::tls::web_key_file(role)).unwrap(),
+        )
+        .unwrap();
+        let l = WsListener::start(
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            Some(cfg),
+            vec![page()],
+        )
+        .unwrap();
+        assert_eq!(l.scheme(), "wss");
+        // A browser: trusts the deployment CA, presents no certificate.
+        let mut roots = rustls::RootCertStore::empty();
+        use rustls_pki_types::pem::PemObject;
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(certs.get("ca.pem").unwrap()) {
+            roots.add(c.unwrap()).unwrap();
         }
-        let head = String::from_utf8(head).unwrap();
-        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-        assert!(head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
-        let payload: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
-        // Split over a ping and two frames, one of them long (16-bit length).
-        ws.write_all(&client_frame(0x2, &payload[..5])).unwrap();
-        ws.write_all(&client_frame(0x9, b"p")).unwrap();
-        ws.write_all(&client_frame(0x2, &payload[5..])).unwrap();
-        let mut got = Vec::new();
-        let mut pongs = 0;
-        while got.len() < payload.len() {
-            let mut h = [0u8; 2];
-            ws.read_exact(&mut h).unwrap();
-            assert_eq!(h[1] & 0x80, 0, "server frames are unmasked");
-            let len = match h[1] & 0x7f {
-                126 => {
-                    let mut l = [0u8; 2];
-                    ws.read_exact(&mut l).unwrap();
-                    u16::from_be_bytes(l) as usize
-                }
-                n => n as usize,
-            };
-            let mut body = vec![0u8; len];
-            ws.read_exact(&mut body).unwrap();
-            match h[0] & 0x0f {
-                0x2 => got.extend_from_slice(&body),
-                0xA => pongs += 1,
-                op => panic!("opcode {op}"),
+        let client_cfg = Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        );
+        let connect = |name: &str| {
+            let tcp = TcpStream::connect(l.local_addr()).unwrap();
+            let conn = rustls::ClientConnection::new(
+                client_cfg.clone(),
+                ServerName::try_from(name.to_string()).unwrap(),
+            )
+            .unwrap();
+            rustls::StreamOwned::new(conn, tcp)
+        };
+        let mut get = connect("127.0.0.1");
+        get.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut text = Vec::new();
+        let _ = get.read_to_end(&mut text);
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+        let mut ws = connect("localhost");
+        exchange_over(&mut ws, &l);
+        // A name the web certificate does not carry fails the browser's check.
+        let mut other = connect("p0.blindfold");
+        assert!(
+            other.write_all(b"GET / HTTP/1.1\r\n\r\n").is_err() || {
+                let mut b = Vec::new();
+                other.read_to_end(&mut b).is_err()
             }
-        }
-        assert_eq!(got, payload);
-        assert_eq!(pongs, 1);
-        // An unmasked client frame ends the connection.
-        ws.write_all(&[0x82, 0x01, 0x00]).unwrap();
-        let mut rest = Vec::new();
-        let _ = ws.read_to_end(&mut rest);
+        );
+        // Plaintext on the TLS port gets no page.
+        let mut plain = TcpStream::connect(l.local_addr()).unwrap();
+        plain.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let mut text = Vec::new();
+        let _ = plain.read_to_end(&mut text);
+        assert!(!String::from_utf8_lossy(&text).contains("<p>hi</p>"));
     }
 }

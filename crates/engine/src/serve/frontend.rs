@@ -80,6 +80,36 @@ pub(super) fn handle_connection<C: Connection>(sh: &Shared<C>, mut ch: C) -> Res
     }
 }
 
+/// A browser's connection (the WebSocket listener): client queries only. A
+/// browser has no certificate, so its connection proves no role; what it may
+/// do is what any client may: send one query share and read one answer.
+pub(super) fn handle_browser<C: Connection, D: Connection>(
+    sh: &Shared<C>,
+    mut ch: D,
+) -> Result<()> {
+    ch.set_deadline(Some(Instant::now() + sh.cfg.timeout))?;
+    ch.set_max_frame(GREETING_FRAME);
+    match Hello::decode(&ch.recv()?)? {
+        Hello::Client => {
+            ch.set_max_frame(DEFAULT_MAX_FRAME);
+            serve_client(sh, ch)
+        }
+        _ => {
+            reply(
+                &mut ch,
+                &Reply::error(
+                    ErrorCode::BadRequest,
+                    "the browser port takes client queries only",
+                ),
+            )?;
+            Err(EngineError::UnexpectedMessage {
+                what: "a greeting other than a client's",
+                place: "the browser port",
+            })
+        }
+    }
+}
+
 /// Over TLS, the connection's certificate must be of the role its greeting
 /// claims (without TLS there is no identity to check).
 fn expect_identity<C: Connection>(ch: &C, what: &'static str, want: &'static str) -> Result<()> {
@@ -147,7 +177,7 @@ fn admit<C: Connection>(sh: &Shared<C>, q: Query) -> std::result::Result<Vec<u64
     }
 }
 
-fn serve_client<C: Connection>(sh: &Shared<C>, mut ch: C) -> Result<()> {
+fn serve_client<C: Connection, D: Connection>(sh: &Shared<C>, mut ch: D) -> Result<()> {
     reply_info(sh, &mut ch)?;
     // A query is at most its share's values and a few fields.
     let values = sh.engine.program().input_shape().numel();
@@ -228,7 +258,7 @@ fn serve_client<C: Connection>(sh: &Shared<C>, mut ch: C) -> Result<()> {
     reply(&mut ch, &r)
 }
 
-fn reply_info<C: Connection>(sh: &Shared<C>, ch: &mut C) -> Result<()> {
+fn reply_info<C: Connection, D: Connection>(sh: &Shared<C>, ch: &mut D) -> Result<()> {
     ch.send_vec(model_info(sh).encode())?;
     ch.flush()?;
     Ok(())

@@ -292,6 +292,26 @@ where
     T: Transport,
     L: Listener<Conn = T::Conn>,
 {
+    run_with_browsers(engine, transport, listener, None::<L>, cfg, shutdown)
+}
+
+/// [`run_on`], and client queries from browsers on a second listener
+/// (`blindfold_net::ws::WsListener`, any connection type): the greeting on
+/// those connections must be a client's (no peer link, no client-server
+/// session), and they share the connection limits of the first listener.
+pub fn run_with_browsers<T, L, B>(
+    engine: PartyEngine,
+    transport: T,
+    listener: L,
+    browsers: Option<B>,
+    cfg: ServeConfig,
+    shutdown: Arc<AtomicBool>,
+) -> Result<()>
+where
+    T: Transport,
+    L: Listener<Conn = T::Conn>,
+    B: Listener,
+{
     let party = engine.party();
     let peer = match (party, cfg.peer.clone()) {
         (PartyId::P1, None) => return Err(EngineError::MissingPeerAddress),
@@ -341,6 +361,31 @@ where
                 shared.log(&format!("accept: {e}"));
                 std::thread::sleep(Duration::from_millis(10));
             }
+        }
+        // Browsers: whatever finished its handshake meanwhile, without waiting.
+        while let Some(b) = &browsers {
+            let conn = match b.accept(Instant::now()) {
+                Ok(Some(conn)) => conn,
+                Ok(None) => break,
+                Err(e) => {
+                    shared.log(&format!("browser accept: {e}"));
+                    break;
+                }
+            };
+            let peer = conn.peer();
+            let Some(slot) = ConnSlot::take(&counts, source_of(&peer), &shared.cfg) else {
+                shared.log(&format!(
+                    "connection from {peer} refused: too many connections"
+                ));
+                continue;
+            };
+            let sh = shared.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = frontend::handle_browser(&sh, conn) {
+                    sh.log(&format!("connection from {peer}: {e}"));
+                }
+                drop(slot);
+            });
         }
     }
     shared.cv.notify_all();
