@@ -1,4 +1,5 @@
-//! TLS material as loaded (`blindfold_net::TlsIdentity::from_pem`): the CA, a
+//! TLS material as loaded (`blindfold_net::TlsIdentity::from_pem`, and a
+//! browser port's certificate and key by `tls::browser_server_config`): the CA, a
 //! role's certificate chain and its private key, all PEM. The input is split
 //! in three at its first two `0x00` bytes (PEM is text, so a NUL never occurs
 //! in a real file); the role is picked by the first byte.
@@ -19,6 +20,8 @@ pub fn tls_pem(data: &[u8]) {
     if let Ok(id) = TlsIdentity::from_pem(role, ca, cert, key) {
         assert_eq!(id.role(), role);
     }
+    // The same certificate and key as a browser port's (`serve --ws-cert`).
+    let _ = blindfold_net::tls::browser_server_config(cert, key);
 }
 
 /// The fuzz input for `tls_pem` made of real files.
