@@ -36,7 +36,7 @@ trap cleanup EXIT
 digit="$(ls "$work"/d/digit2_label*.png)"
 "$B" run "$MODEL" "$digit" --json >"$work/plain.json"
 # The deployment's certificates, with browser-facing ones for 127.0.0.1.
-"$B" certs --out "$work/pki" --web-host 127.0.0.1,localhost >/dev/null
+"$B" certs --out "$work/pki" --web-host 127.0.0.1,localhost >/dev/null 2>&1
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # run_case plain|tls SCREENSHOT: two servers with --ws-listen, then the page.

@@ -677,6 +677,13 @@ impl NativeFheServer {
     }
 }
 
+impl Drop for NativeFheServer {
+    /// Collected without `close()`: stop accepting (the thread ends by itself).
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
 fn profile_json(p: &blindfold_fhe::Profile) -> Result<String> {
     Ok(serde_json::to_string(&serde_json::json!({
         "name": p.name,
@@ -715,8 +722,11 @@ impl AnyFheClient {
 /// to the server once, at connection.
 #[pyclass(frozen, module = "blindfold._native")]
 struct NativeFheClient {
-    client: Mutex<AnyFheClient>,
+    /// `None` once closed.
+    client: Mutex<Option<AnyFheClient>>,
     key_bytes: usize,
+    /// The server's profile as JSON, read once (no lock needed to read it).
+    profile: String,
 }
 
 #[pymethods]
@@ -731,7 +741,7 @@ impl NativeFheClient {
         timeout_s: u64,
     ) -> PyResult<NativeFheClient> {
         py.detach(move || -> Result<NativeFheClient> {
-            let timeout = Duration::from_secs(timeout_s.max(1));
+            let timeout = Duration::from_secs(timeout_s.clamp(1, 86_400));
             let mut rng = Prg::from_entropy();
             let client = match (tls_dir, insecure_plaintext) {
                 (Some(dir), _) => {
@@ -756,7 +766,8 @@ impl NativeFheClient {
                 AnyFheClient::Tls(c) => c.key_bytes,
             };
             Ok(NativeFheClient {
-                client: Mutex::new(client),
+                profile: profile_json(client.profile())?,
+                client: Mutex::new(Some(client)),
                 key_bytes,
             })
         })
@@ -770,9 +781,14 @@ impl NativeFheClient {
     }
 
     /// The server's public profile, as JSON.
-    fn profile_json(&self) -> PyResult<String> {
-        let c = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        profile_json(c.profile()).map_err(py_err)
+    fn profile_json(&self) -> String {
+        self.profile.clone()
+    }
+
+    /// Close the connection (the server drops this client's evaluation keys).
+    fn close(&self, py: Python<'_>) {
+        let taken = self.client.lock().unwrap_or_else(|p| p.into_inner()).take();
+        py.detach(move || drop(taken));
     }
 
     /// Encrypt `xs` (one batch, or one latency query each), send, decrypt.
@@ -780,7 +796,10 @@ impl NativeFheClient {
         py.detach(|| -> Result<String> {
             let mut rng = Prg::from_entropy();
             let t = std::time::Instant::now();
-            let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(c) = guard.as_mut() else {
+                bail!("this FHE client is closed");
+            };
             let a = match &mut *c {
                 AnyFheClient::Tcp(c) => c.query(&xs, &mut rng)?,
                 AnyFheClient::Tls(c) => c.query(&xs, &mut rng)?,

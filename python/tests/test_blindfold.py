@@ -231,6 +231,15 @@ def test_fhe_errors_are_clear(ppml_b):
             client.query(np.full(784, 2.0, dtype=np.float32))
         with pytest.raises(BlindfoldError, match="shape"):
             client.query(np.zeros(10, dtype=np.float32))
+        with pytest.raises(BlindfoldError, match="one shape"):
+            client.query([np.zeros(784), np.zeros(3)])
+        with pytest.raises(BlindfoldError, match="single number"):
+            client.query(1.0)
+        with pytest.raises(BlindfoldError, match="timeout_s"):
+            blindfold.FheClient(server.address, insecure_plaintext=True, timeout_s=10**30)
         # the session survives a refused input
         ok = client.query(np.zeros(784, dtype=np.float32))
         assert ok[0].outputs == server.reference(np.zeros(784, dtype=np.float32))
+        client.close()
+        with pytest.raises(BlindfoldError, match="closed"):
+            client.query(np.zeros(784, dtype=np.float32))

@@ -89,22 +89,35 @@ pub struct CertsArgs {
     /// Days the certificates are valid.
     #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub days: u32,
-    /// Also a browser-facing certificate per server (p0-web.pem/.key,
-    /// p1-web.pem/.key) for these host names or IP addresses, the names
-    /// browsers use to reach the servers (`serve --ws-listen`); repeat or
-    /// separate by commas.
+    /// Also a browser-facing certificate for P0 (p0-web.pem/.key) for these
+    /// host names or IP addresses: the names browsers use to reach P0
+    /// (`serve --ws-listen`); repeat or separate by commas.
+    #[arg(long, value_name = "HOST", value_delimiter = ',')]
+    pub web_host_p0: Vec<String>,
+    /// The same for P1 (p1-web.pem/.key), with P1's own names.
+    #[arg(long, value_name = "HOST", value_delimiter = ',')]
+    pub web_host_p1: Vec<String>,
+    /// Both servers' web certificates for the same names: only where both run
+    /// on one machine (a loopback test). On two machines give each its own
+    /// names: a certificate valid for the other's name lets one server pose
+    /// as both to a browser.
     #[arg(long, value_name = "HOST", value_delimiter = ',')]
     pub web_host: Vec<String>,
 }
 
 pub fn certs(a: CertsArgs) -> Result<()> {
-    let hosts: Vec<String> = a
-        .web_host
-        .iter()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .collect();
-    let c = blindfold_net::tls::DeploymentCerts::generate_with_web(a.days, &hosts)?;
+    let clean = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .chain(&a.web_host)
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .collect()
+    };
+    let (h0, h1) = (clean(&a.web_host_p0), clean(&a.web_host_p1));
+    if !a.web_host.is_empty() {
+        eprintln!("note: --web-host gives P0 and P1 web certificates for the same names: right for one machine only; on two, use --web-host-p0 and --web-host-p1");
+    }
+    let c = blindfold_net::tls::DeploymentCerts::generate_with_web(a.days, [&h0, &h1])?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     for (name, _, _) in &c.files {
         let p = a.out.join(name);
@@ -126,11 +139,16 @@ pub fn certs(a: CertsArgs) -> Result<()> {
     println!("  P0 needs      ca.pem p0.pem p0.key");
     println!("  P1 needs      ca.pem p1.pem p1.key");
     println!("  clients need  ca.pem client.pem client.key");
-    if !hosts.is_empty() {
-        println!(
-            "  browser ports (serve --ws-listen): P0 p0-web.pem p0-web.key, P1 p1-web.pem p1-web.key, for {}; browsers must trust ca.pem (import it) or pin those certificates",
-            hosts.join(", ")
-        );
+    for (p, hosts) in [(0, &h0), (1, &h1)] {
+        if !hosts.is_empty() {
+            println!(
+                "  P{p}'s browser port (serve --ws-listen): p{p}-web.pem p{p}-web.key, for {}",
+                hosts.join(", ")
+            );
+        }
+    }
+    if !h0.is_empty() || !h1.is_empty() {
+        println!("  browsers must trust ca.pem (import it) or pin the web certificates");
     }
     println!("copy each set to its machine's --tls-dir; the CA's private key was not kept, so no one can issue more");
     Ok(())

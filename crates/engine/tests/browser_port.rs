@@ -2,7 +2,9 @@
 //! (`serve::run_with_browsers`, what `serve --ws-listen` runs on a WebSocket
 //! listener): client queries through it are answered exactly as through the
 //! main port; a peer-link or client-server greeting there is
-//! refused, so a browser port never becomes a way to pose as P1.
+//! refused, so a browser port never becomes a way to pose as P1; browsers
+//! have their own connection budget, so silent browsers do not lock out the
+//! main port.
 
 mod common;
 
@@ -34,11 +36,12 @@ fn browser_port_answers_queries_and_refuses_peer_greetings() {
             let (l, b) = (net.listen(), web.listen());
             addrs.push(l.local_addr());
             web_addrs.push(b.local_addr());
-            let (n, s, cfg) = (
-                net.clone(),
-                stop.clone(),
-                config(peer.clone(), Duration::from_secs(5)),
-            );
+            let cfg = serve::ServeConfig {
+                max_connections: 8,
+                max_connections_per_source: 8,
+                ..config(peer.clone(), Duration::from_secs(5))
+            };
+            let (n, s) = (net.clone(), stop.clone());
             let engine = PartyEngine::new(share).unwrap();
             threads.push(std::thread::spawn(move || {
                 serve::run_with_browsers(engine, n, l, Some(b), cfg, s)
@@ -92,7 +95,22 @@ fn browser_port_answers_queries_and_refuses_peer_greetings() {
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
-        // The cluster still answers afterwards.
+        // Browsers have their own connection budget (half the limit): ten
+        // silent browser connections at each server (more than the whole
+        // limit of 8) do not stop the main ports from serving.
+        let silent: Vec<_> = (0..10)
+            .flat_map(|_| {
+                web_addrs
+                    .iter()
+                    .map(|a| {
+                        web.connect(a, Instant::now() + Duration::from_secs(5))
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300)); // the servers take them
+                                                        // The cluster still answers.
         let x = digit(3);
         let a = serve::query_on(
             &net,
@@ -103,6 +121,7 @@ fn browser_port_answers_queries_and_refuses_peer_greetings() {
         )
         .unwrap();
         assert_eq!(a.ring, run_plain(&q, &x).unwrap());
+        drop(silent);
         stop.store(true, Ordering::SeqCst);
         for t in threads {
             t.join().unwrap().unwrap();

@@ -57,13 +57,14 @@ fn run_exact(name: &str, fm: &FheModel) {
 #[test]
 #[ignore = "slow in a debug build: cargo test --release -p blindfold-fhe --test every_model -- --ignored"]
 fn every_accepted_test_vector_is_exact_in_both_layouts() {
-    let (mut ran, mut refused) = (vec![], vec![]);
+    let (mut ran, mut refused, mut loaded) = (vec![], vec![], 0);
     for p in every_model() {
         let name = p.file_name().unwrap().to_string_lossy().to_string();
         let m = match blindfold_model::load_onnx(&p) {
             Ok(m) => m,
             Err(_) => continue, // malformed on purpose (the model crate's tests)
         };
+        loaded += 1;
         for layout in [Layout::Batch, Layout::Latency] {
             match FheModel::new(&m, FheQuant::default(), layout) {
                 Ok(fm) => {
@@ -72,12 +73,12 @@ fn every_accepted_test_vector_is_exact_in_both_layouts() {
                 }
                 Err(e) => {
                     let text = e.to_string();
-                    // A refusal names what it refuses: a layer, or the range.
+                    // A refusal names the layer it refuses.
                     assert!(
                         matches!(
                             e,
                             FheError::Lower(_) | FheError::NoParams(_) | FheError::Params(_)
-                        ) && !text.is_empty(),
+                        ) && text.contains("layer "),
                         "{name} {}: {e:?}",
                         layout.name()
                     );
@@ -94,5 +95,9 @@ fn every_accepted_test_vector_is_exact_in_both_layouts() {
     for r in &refused {
         eprintln!("  {r}");
     }
-    assert!(ran.len() >= 4, "only {} runs", ran.len());
+    // 77 test vectors load; 20 of them are polynomial (x², average pooling,
+    // linear layers), each in both layouts. A loader or lowering regression
+    // shows here as fewer.
+    assert!(loaded >= 77, "only {loaded} test vectors load");
+    assert!(ran.len() >= 40, "only {} runs", ran.len());
 }

@@ -130,6 +130,8 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("making certificates: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("web host name '{0}': empty, or a name of the deployment's own roles (*.blindfold)")]
+    WebHost(String),
 }
 
 /// What one role of a deployment needs: the CA, its certificate chain and its
@@ -349,17 +351,27 @@ pub struct DeploymentCerts {
 impl DeploymentCerts {
     /// A fresh CA and a certificate per role, valid for `days`.
     pub fn generate(days: u32) -> std::result::Result<DeploymentCerts, TlsError> {
-        DeploymentCerts::generate_with_web(days, &[])
+        DeploymentCerts::generate_with_web(days, [&[], &[]])
     }
 
-    /// As [`DeploymentCerts::generate`], and, if `web_hosts` is not empty, a
-    /// browser-facing certificate per server (`p0-web.pem`/`.key`,
-    /// `p1-web.pem`/`.key`) for those host names or IP addresses, signed by
-    /// the same CA, for server authentication only (`serve --ws-listen`).
+    /// As [`DeploymentCerts::generate`], and a browser-facing certificate for
+    /// each server whose list in `web_hosts` (P0's, P1's) is not empty
+    /// (`p0-web.pem`/`.key`, `p1-web.pem`/`.key`), for those host names or IP
+    /// addresses, signed by the same CA, for server authentication only
+    /// (`serve --ws-listen`). Each server's names should be its own: a
+    /// certificate valid for the other server's name lets one server pose as
+    /// both to a browser. Names of the deployment's roles (`*.blindfold`) are
+    /// refused.
     pub fn generate_with_web(
         days: u32,
-        web_hosts: &[String],
+        web_hosts: [&[String]; 2],
     ) -> std::result::Result<DeploymentCerts, TlsError> {
+        for h in web_hosts.iter().flat_map(|l| l.iter()) {
+            let lower = h.to_ascii_lowercase();
+            if h.is_empty() || lower == "blindfold" || lower.ends_with(".blindfold") {
+                return Err(TlsError::WebHost(h.clone()));
+            }
+        }
         use rcgen::{
             BasicConstraints, CertificateParams, DistinguishedName, DnType,
             ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
@@ -401,9 +413,9 @@ impl DeploymentCerts {
             files.push((format!("{}.pem", role.stem()), cert.pem(), false));
             files.push((format!("{}.key", role.stem()), key.serialize_pem(), true));
         }
-        if !web_hosts.is_empty() {
-            for role in [TlsRole::P0, TlsRole::P1] {
-                let mut p = CertificateParams::new(web_hosts.to_vec())?;
+        for (role, hosts) in [TlsRole::P0, TlsRole::P1].into_iter().zip(web_hosts) {
+            if !hosts.is_empty() {
+                let mut p = CertificateParams::new(hosts.to_vec())?;
                 let mut dn = DistinguishedName::new();
                 dn.push(
                     DnType::CommonName,
@@ -456,6 +468,42 @@ impl Drop for DeploymentCerts {
 /// Now, a minute ago (clock skew between the machines of a deployment).
 fn time_now() -> std::time::SystemTime {
     std::time::SystemTime::now() - Duration::from_secs(60)
+}
+
+/// Closes a socket when a deadline passes unless disarmed first: bounds a
+/// whole handshake (TLS, an HTTP head, a page write) however its bytes are
+/// dribbled in, where socket timeouts bound only each read or write.
+pub(crate) struct Watchdog {
+    done: Option<mpsc::Sender<()>>,
+}
+
+impl Watchdog {
+    pub(crate) fn arm(tcp: &TcpStream, deadline: Instant) -> io::Result<Watchdog> {
+        let sock = tcp.try_clone()?;
+        let (tx, rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(wait) {
+                let _ = sock.shutdown(std::net::Shutdown::Both);
+            }
+        });
+        Ok(Watchdog { done: Some(tx) })
+    }
+
+    /// The exchange finished in time: leave the socket open.
+    pub(crate) fn disarm(mut self) {
+        if let Some(tx) = self.done.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // Dropped armed (an error path): the thread wakes on the hang-up and
+        // leaves the socket to its owner, which is dropping it.
+        self.done.take();
+    }
 }
 
 /// Both halves' view of one TLS session.
@@ -512,6 +560,9 @@ impl TlsStream {
             .map_or_else(|_| "?".into(), |a| a.to_string());
         tcp.set_nodelay(true)?;
         let mut io = tcp.try_clone()?;
+        // Socket timeouts bound each read; rustls's complete_io reads many
+        // times, so the watchdog bounds the handshake as a whole.
+        let watchdog = Watchdog::arm(&tcp, deadline)?;
         while session.is_handshaking() {
             let left = deadline
                 .checked_duration_since(Instant::now())
@@ -536,6 +587,10 @@ impl TlsStream {
         while session.wants_write() {
             session.write_tls(&mut io)?;
         }
+        if Instant::now() >= deadline {
+            return Err(NetError::Timeout);
+        }
+        watchdog.disarm();
         io.set_read_timeout(None)?;
         io.set_write_timeout(None)?;
         let role = if browser {
@@ -670,8 +725,10 @@ impl SplitStream for TlsStream {
             None => format!("{} (browser)", self.peer),
         }
     }
+    /// The role's name, or `browser` for a server-authenticated browser link
+    /// (which therefore never passes a check for a deployment role).
     fn identity(&self) -> Option<String> {
-        self.role.map(|r| r.stem().to_string())
+        Some(self.role.map_or("browser", |r| r.stem()).to_string())
     }
     fn split(self) -> io::Result<(TlsReader, TlsWriter)> {
         let reader = TlsReader {

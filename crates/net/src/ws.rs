@@ -16,8 +16,10 @@
 //! ```
 //!
 //! The connection's identity is `browser`: the server accepts only client
-//! queries on it (no peer link, no client-server session). Handshakes (TLS
-//! and the HTTP head) are bounded in number, per source and in time.
+//! queries on it (no peer link, no client-server session). Handshakes (TLS,
+//! the HTTP head, a page) are bounded in number, per source and, as a whole,
+//! in time (a watchdog closes the socket at the deadline); reads after the
+//! upgrade keep the connection's deadline however the frames are dribbled.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -108,7 +110,11 @@ impl WsListener {
                         std::thread::sleep(Duration::from_millis(10));
                         continue;
                     }
-                    Err(_) => continue,
+                    Err(_) => {
+                        // Out of descriptors and the like: do not spin.
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
                 };
                 let ip = from.ip();
                 {
@@ -246,6 +252,9 @@ fn handshake(
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     tcp.set_nonblocking(false)?;
     tcp.set_nodelay(true)?;
+    // TLS, the request head and a page, however slowly their bytes come, end
+    // at the deadline: the watchdog closes the socket then.
+    let watchdog = crate::tls::Watchdog::arm(&tcp, deadline)?;
     let peer = tcp
         .peer_addr()
         .map_or_else(|_| "?".into(), |a| a.to_string());
@@ -296,6 +305,10 @@ fn handshake(
     );
     w.write_all(head.as_bytes())?;
     w.flush()?;
+    if Instant::now() >= deadline {
+        return Err(NetError::Timeout);
+    }
+    watchdog.disarm();
     r.set_read_timeout(None)?;
     r.set_write_timeout(None)?;
     Ok(Some(WsStream { r, w, peer }))
@@ -389,6 +402,14 @@ impl SplitStream for WsStream {
 
 /// Reads the payload of a browser's frames (which must be masked) as one byte
 /// stream; answers pings; a close frame is the end of the stream.
+///
+/// Deadlines: the connection's timing wrapper sets the time one read may take
+/// (`set_read_timeout`: what is left of the deadline, or the per-read
+/// timeout); one read here may take several reads of the socket (a header,
+/// then control frames), so the reader turns that allowance into an instant
+/// at the start of each read and checks it before every socket read.
+/// After a timeout or an error the reader is dead (every later read fails): a
+/// frame header read halfway cannot be resumed.
 pub struct WsReader<R, W> {
     r: R,
     pong: Arc<Mutex<W>>,
@@ -397,9 +418,32 @@ pub struct WsReader<R, W> {
     mask: [u8; 4],
     pos: usize,
     closed: bool,
+    failed: bool,
+    /// The time one read may take (the last `set_read_timeout`), and the end
+    /// of the current read's allowance.
+    limit: Option<Duration>,
+    until: Option<Instant>,
 }
 
-impl<R: Read, W: Write> WsReader<R, W> {
+/// A source the reader can bound in time (a socket; a byte slice is not).
+pub trait Rearm {
+    /// Bound the next read of the underlying stream by `t`.
+    fn rearm(&mut self, t: Duration) -> io::Result<()>;
+}
+
+impl Rearm for Inner {
+    fn rearm(&mut self, t: Duration) -> io::Result<()> {
+        TimedRead::set_read_timeout(self, Some(t))
+    }
+}
+
+impl Rearm for &[u8] {
+    fn rearm(&mut self, _t: Duration) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<R: Read + Rearm, W: Write> WsReader<R, W> {
     fn new(r: R, pong: Arc<Mutex<W>>) -> WsReader<R, W> {
         WsReader {
             r,
@@ -408,7 +452,35 @@ impl<R: Read, W: Write> WsReader<R, W> {
             mask: [0; 4],
             pos: 0,
             closed: false,
+            failed: false,
+            limit: None,
+            until: None,
         }
+    }
+
+    /// Before each read of the socket: past the allowance is a timeout, else
+    /// the socket waits at most for what is left of it.
+    fn check_time(&mut self) -> io::Result<()> {
+        if let Some(until) = self.until {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            self.r.rearm(left)?;
+        }
+        Ok(())
+    }
+
+    fn read_exact_timed(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            self.check_time()?;
+            match self.r.read(&mut buf[got..])? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => got += n,
+            }
+        }
+        Ok(())
     }
 
     /// The next data frame's header (answering control frames on the way);
@@ -416,7 +488,7 @@ impl<R: Read, W: Write> WsReader<R, W> {
     fn next_data_frame(&mut self) -> io::Result<bool> {
         loop {
             let mut h = [0u8; 2];
-            self.r.read_exact(&mut h)?;
+            self.read_exact_timed(&mut h)?;
             let opcode = h[0] & 0x0f;
             if h[1] & 0x80 == 0 {
                 return Err(io::Error::new(
@@ -427,12 +499,12 @@ impl<R: Read, W: Write> WsReader<R, W> {
             let len = match h[1] & 0x7f {
                 126 => {
                     let mut b = [0u8; 2];
-                    self.r.read_exact(&mut b)?;
+                    self.read_exact_timed(&mut b)?;
                     u16::from_be_bytes(b) as u64
                 }
                 127 => {
                     let mut b = [0u8; 8];
-                    self.r.read_exact(&mut b)?;
+                    self.read_exact_timed(&mut b)?;
                     u64::from_be_bytes(b)
                 }
                 n => n as u64,
@@ -445,7 +517,7 @@ impl<R: Read, W: Write> WsReader<R, W> {
                 ));
             }
             let mut mask = [0u8; 4];
-            self.r.read_exact(&mut mask)?;
+            self.read_exact_timed(&mut mask)?;
             if !control {
                 if opcode > 0x2 {
                     return Err(io::Error::new(
@@ -460,15 +532,18 @@ impl<R: Read, W: Write> WsReader<R, W> {
                 continue;
             }
             let mut body = vec![0u8; len as usize];
-            self.r.read_exact(&mut body)?;
+            self.read_exact_timed(&mut body)?;
             for (i, b) in body.iter_mut().enumerate() {
                 *b ^= mask[i % 4];
             }
             match opcode {
                 0x8 => return Ok(false),
                 0x9 => {
-                    let mut w = lock(&self.pong);
-                    write_frame(&mut *w, 0xA, &body)?
+                    // Answered unless the writer is busy (a pong is a courtesy;
+                    // a ping flood must not queue writes behind the data).
+                    if let Ok(mut w) = self.pong.try_lock() {
+                        write_frame(&mut *w, 0xA, &body)?
+                    }
                 }
                 0xA => {}
                 _ => {
@@ -480,18 +555,14 @@ impl<R: Read, W: Write> WsReader<R, W> {
             }
         }
     }
-}
 
-impl<R: Read, W: Write> Read for WsReader<R, W> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if out.is_empty() || self.closed {
-            return Ok(0);
-        }
+    fn read_payload(&mut self, out: &mut [u8]) -> io::Result<usize> {
         if self.left == 0 && !self.next_data_frame()? {
             self.closed = true;
             return Ok(0);
         }
         let n = (self.left.min(out.len() as u64)) as usize;
+        self.check_time()?;
         let n = self.r.read(&mut out[..n])?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -505,8 +576,29 @@ impl<R: Read, W: Write> Read for WsReader<R, W> {
     }
 }
 
+impl<R: Read + Rearm, W: Write> Read for WsReader<R, W> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the WebSocket stream failed earlier",
+            ));
+        }
+        if out.is_empty() || self.closed {
+            return Ok(0);
+        }
+        self.until = self.limit.map(|t| Instant::now() + t);
+        let r = self.read_payload(out);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+}
+
 impl<W: Write> TimedRead for WsReader<Inner, W> {
     fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        self.limit = t;
         self.r.set_read_timeout(t)
     }
     fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
@@ -885,11 +977,16 @@ mod tests {
     #[test]
     fn tls_listener_serves_browsers_with_the_web_certificate() {
         use rustls::pki_types::ServerName;
-        let certs = crate::tls::DeploymentCerts::generate_with_web(
-            1,
-            &["127.0.0.1".to_string(), "localhost".to_string()],
-        )
-        .unwrap();
+        let hosts = ["127.0.0.1".to_string(), "localhost".to_string()];
+        let certs = crate::tls::DeploymentCerts::generate_with_web(1, [&hosts, &[]]).unwrap();
+        assert!(certs
+            .get(&crate::tls::web_cert_file(crate::TlsRole::P1))
+            .is_none());
+        // Role names are not web names.
+        for bad in ["p1.blindfold", "server.BLINDFOLD", ""] {
+            let l = [bad.to_string()];
+            assert!(crate::tls::DeploymentCerts::generate_with_web(1, [&l, &[]]).is_err());
+        }
         let role = crate::TlsRole::P0;
         let cfg = crate::tls::browser_server_config(
             certs.get(&crate::tls::web_cert_file(role)).unwrap(),
@@ -949,5 +1046,137 @@ mod tests {
         let mut text = Vec::new();
         let _ = plain.read_to_end(&mut text);
         assert!(!String::from_utf8_lossy(&text).contains("<p>hi</p>"));
+    }
+
+    /// Empty data frames and pings, sent faster than any socket timeout,
+    /// do not keep a read past the connection's deadline.
+    #[test]
+    fn frames_that_carry_nothing_do_not_extend_a_deadline() {
+        let l = WsListener::start(TcpListener::bind("127.0.0.1:0").unwrap(), None, vec![]).unwrap();
+        let mut ws = TcpStream::connect(l.local_addr()).unwrap();
+        ws.write_all(upgrade_request()).unwrap();
+        read_head(&mut ws);
+        let mut ch = l
+            .accept(Instant::now() + Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        let mut w = ws.try_clone().unwrap();
+        let dribble = std::thread::spawn(move || {
+            let (mut i, t) = (0, Instant::now());
+            // For 3 s at most, then the socket is closed (so a reader that
+            // ignores its deadline returns then, and fails the bound below).
+            while !s2.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(3) {
+                let f = if i % 2 == 0 {
+                    client_frame(0x2, b"")
+                } else {
+                    client_frame(0x9, b"p")
+                };
+                if w.write_all(&f).is_err() {
+                    break;
+                }
+                i += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = w.shutdown(std::net::Shutdown::Both);
+        });
+        let t = Instant::now();
+        crate::Connection::set_deadline(&mut ch, Some(t + Duration::from_millis(400))).unwrap();
+        let r = crate::Channel::recv(&mut ch);
+        let took = t.elapsed();
+        stop.store(true, Ordering::SeqCst);
+        dribble.join().unwrap();
+        assert!(r.is_err(), "a read completed on empty frames");
+        assert!(
+            took < Duration::from_secs(2),
+            "the deadline held for {took:?}"
+        );
+    }
+
+    /// Dribble `bytes` (then filler) a byte every 250 ms; whether the server
+    /// closed the connection within its handshake time (plus slack).
+    fn cut_off_when_dribbled(addr: &str, bytes: Vec<u8>) -> bool {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let t = Instant::now();
+        for i in 0.. {
+            let b = bytes.get(i).copied().unwrap_or(b'a');
+            if s.write_all(&[b]).is_err() {
+                return t.elapsed() < HANDSHAKE_TIMEOUT + Duration::from_secs(3);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+            if t.elapsed() > HANDSHAKE_TIMEOUT + Duration::from_secs(2) {
+                break;
+            }
+        }
+        // Closed by the peer: a read returns the end or a reset, not a timeout.
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut b = [0u8; 64];
+        loop {
+            match s.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue, // a TLS alert, say
+                Err(e) => {
+                    return !matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    )
+                }
+            }
+        }
+    }
+
+    /// A request head, or a TLS ClientHello, sent a byte at a time (each well
+    /// within any per-read timeout) is cut off when the handshake's time is up.
+    #[test]
+    fn dribbled_handshakes_are_cut_off() {
+        let plain = WsListener::start(
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            None,
+            vec![page()],
+        )
+        .unwrap();
+        let hosts = ["127.0.0.1".to_string()];
+        let certs = crate::tls::DeploymentCerts::generate_with_web(1, [&hosts, &[]]).unwrap();
+        let role = crate::TlsRole::P0;
+        let cfg = crate::tls::browser_server_config(
+            certs.get(&crate::tls::web_cert_file(role)).unwrap(),
+            certs.get(&crate::tls::web_key_file(role)).unwrap(),
+        )
+        .unwrap();
+        let tls = WsListener::start(TcpListener::bind("127.0.0.1:0").unwrap(), Some(cfg), vec![])
+            .unwrap();
+        // A real ClientHello.
+        let client_cfg = Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        );
+        let mut conn = rustls::ClientConnection::new(
+            client_cfg,
+            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+        )
+        .unwrap();
+        let mut hello = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut hello).unwrap();
+        }
+        let (pa, ta) = (plain.local_addr().to_string(), tls.local_addr().to_string());
+        let head = std::thread::spawn(move || {
+            cut_off_when_dribbled(&pa, b"GET / HTTP/1.1\r\nX-Long: ".to_vec())
+        });
+        let hs = std::thread::spawn(move || cut_off_when_dribbled(&ta, hello));
+        assert!(
+            head.join().unwrap(),
+            "a dribbled request head kept its connection"
+        );
+        assert!(
+            hs.join().unwrap(),
+            "a dribbled TLS handshake kept its connection"
+        );
     }
 }

@@ -426,11 +426,11 @@ class FheClient:
         insecure_plaintext: bool = False,
         timeout_s: int = 600,
     ) -> None:
+        t = _count("timeout_s", timeout_s, 1)
+        if t > 86_400:
+            raise BlindfoldError(f"timeout_s must be at most 86400 (a day), not {timeout_s!r}")
         self._native = _native.NativeFheClient(
-            server,
-            None if tls is None else os.fspath(tls),
-            insecure_plaintext,
-            _count("timeout_s", timeout_s, 1),
+            server, None if tls is None else os.fspath(tls), insecure_plaintext, t
         )
         self.profile: Dict[str, Any] = json.loads(self._native.profile_json())
         #: The last query's figures (upload/download bytes, noise budget left, ms).
@@ -447,7 +447,12 @@ class FheClient:
         takes up to ``profile["max_batch"]`` inputs in one set of ciphertexts;
         the latency layout sends one query per input."""
         shape = tuple(self.profile["input_shape"])
-        a = np.asarray(xs, dtype=np.float32)
+        try:
+            a = np.asarray(xs, dtype=np.float32)
+        except (ValueError, TypeError) as e:
+            raise BlindfoldError(f"inputs are not an array of numbers of one shape: {e}") from None
+        if a.ndim == 0:
+            raise BlindfoldError(f"an input is an array of shape {shape}, not a single number")
         if a.size == int(np.prod(shape)) and a.ndim <= len(shape):
             a = a.reshape((1,) + shape)  # a single input
         flats = [_flat(x, shape) for x in a]
@@ -469,6 +474,16 @@ class FheClient:
         """The label of one input (the scores are decrypted here and the argmax
         taken here: FHE has no server-side argmax)."""
         return self.query(x)[0].label
+
+    def close(self) -> None:
+        """Close the connection; the server drops this client's evaluation keys."""
+        self._native.close()
+
+    def __enter__(self) -> "FheClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 class LocalFheServer:

@@ -75,7 +75,7 @@ pub(super) fn handle_connection<C: Connection>(sh: &Shared<C>, mut ch: C) -> Res
         Hello::Client => {
             expect_identity(&ch, "client greeting", "client")?;
             ch.set_max_frame(DEFAULT_MAX_FRAME);
-            serve_client(sh, ch)
+            serve_client(sh, ch, false)
         }
     }
 }
@@ -92,7 +92,7 @@ pub(super) fn handle_browser<C: Connection, D: Connection>(
     match Hello::decode(&ch.recv()?)? {
         Hello::Client => {
             ch.set_max_frame(DEFAULT_MAX_FRAME);
-            serve_client(sh, ch)
+            serve_client(sh, ch, true)
         }
         _ => {
             reply(
@@ -177,7 +177,13 @@ fn admit<C: Connection>(sh: &Shared<C>, q: Query) -> std::result::Result<Vec<u64
     }
 }
 
-fn serve_client<C: Connection, D: Connection>(sh: &Shared<C>, mut ch: D) -> Result<()> {
+/// One client's query; `browser`: it came through the browser listener, whose
+/// queries wait within their own share of the pending limit.
+fn serve_client<C: Connection, D: Connection>(
+    sh: &Shared<C>,
+    mut ch: D,
+    browser: bool,
+) -> Result<()> {
     reply_info(sh, &mut ch)?;
     // A query is at most its share's values and a few fields.
     let values = sh.engine.program().input_shape().numel();
@@ -213,7 +219,15 @@ fn serve_client<C: Connection, D: Connection>(sh: &Shared<C>, mut ch: D) -> Resu
             );
         }
         let from_source = st.pending.values().filter(|p| p.source == source).count();
-        if st.pending.len() >= sh.cfg.max_pending || from_source >= sh.cfg.max_pending_per_source {
+        // Browsers and the main port each have their own budget, so a flood
+        // of unauthenticated queries never refuses an authenticated one.
+        let same_port = st.pending.values().filter(|p| p.browser == browser).count();
+        let limit = if browser {
+            super::browser_share(sh.cfg.max_pending)
+        } else {
+            sh.cfg.max_pending
+        };
+        if same_port >= limit || from_source >= sh.cfg.max_pending_per_source {
             drop(st);
             sh.log(&format!("query from {source} refused: too many waiting"));
             return reply(
@@ -234,6 +248,7 @@ fn serve_client<C: Connection, D: Connection>(sh: &Shared<C>, mut ch: D) -> Resu
                 source,
                 probes: 0,
                 retry_at: None,
+                browser,
             },
         );
         if sh.engine.party() == PartyId::P0 {

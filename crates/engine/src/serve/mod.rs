@@ -140,6 +140,9 @@ struct Pending {
     probes: u8,
     /// P0: not to be probed again before this.
     retry_at: Option<Instant>,
+    /// It came through the browser listener (counted apart, see
+    /// [`browser_share`]).
+    browser: bool,
 }
 
 /// The source of a connection for per-source limits: its peer address
@@ -336,6 +339,11 @@ where
         })
     };
     let counts = Arc::new(Mutex::new(ConnCount::default()));
+    let browser_counts = Arc::new(Mutex::new(ConnCount::default()));
+    let browser_cfg = ServeConfig {
+        max_connections: browser_share(shared.cfg.max_connections),
+        ..shared.cfg.clone()
+    };
     while !shutdown.load(Ordering::SeqCst) {
         match listener.accept(Instant::now() + POLL) {
             Ok(Some(conn)) => {
@@ -362,8 +370,10 @@ where
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
-        // Browsers: whatever finished its handshake meanwhile, without waiting.
-        while let Some(b) = &browsers {
+        // Browsers: what finished its handshake meanwhile, without waiting,
+        // a few per pass (a flood of them cannot hold up the main port).
+        for _ in 0..BROWSERS_PER_PASS {
+            let Some(b) = &browsers else { break };
             let conn = match b.accept(Instant::now()) {
                 Ok(Some(conn)) => conn,
                 Ok(None) => break,
@@ -373,9 +383,11 @@ where
                 }
             };
             let peer = conn.peer();
-            let Some(slot) = ConnSlot::take(&counts, source_of(&peer), &shared.cfg) else {
+            // Their own budget: unauthenticated browsers never take the slots
+            // of the main port (P1's links, clients with certificates).
+            let Some(slot) = ConnSlot::take(&browser_counts, source_of(&peer), &browser_cfg) else {
                 shared.log(&format!(
-                    "connection from {peer} refused: too many connections"
+                    "browser connection from {peer} refused: too many connections"
                 ));
                 continue;
             };
@@ -392,6 +404,15 @@ where
     lock(&shared.links).take();
     let _ = worker.join();
     Ok(())
+}
+
+/// Browser connections taken per pass of the accept loop.
+const BROWSERS_PER_PASS: usize = 16;
+
+/// What browsers (unauthenticated, on the browser listener) may hold of a
+/// limit, on top of it and apart from it: half.
+fn browser_share(limit: usize) -> usize {
+    (limit / 2).max(1)
 }
 
 fn hex(b: &[u8]) -> String {
