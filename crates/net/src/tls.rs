@@ -795,9 +795,71 @@ pub struct TlsAcceptor {
     stop: Arc<AtomicBool>,
 }
 
+/// Handshakes under way, in all and per source address.
 struct Handshakes {
     total: usize,
     per_source: HashMap<IpAddr, usize>,
+}
+
+/// Accept TCP connections on `listener` (non-blocking, polled) until `stop`,
+/// each handed to `handshake` on its own thread: at most `max` at once and
+/// `per_source` per address (others are closed at once); what a handshake
+/// returns (`Some`) goes to `tx`, dropped if the queue is full. The accept
+/// loop of [`TlsAcceptor`] and of the browsers' `ws::WsListener`.
+pub(crate) fn accept_loop<T, F>(
+    listener: TcpListener,
+    stop: Arc<AtomicBool>,
+    tx: mpsc::SyncSender<T>,
+    (max, per_source): (usize, usize),
+    handshake: F,
+) where
+    T: Send + 'static,
+    F: Fn(TcpStream) -> Option<T> + Send + Sync + 'static,
+{
+    let handshake = Arc::new(handshake);
+    let active = Arc::new(Mutex::new(Handshakes {
+        total: 0,
+        per_source: HashMap::new(),
+    }));
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            let (tcp, from) = match listener.accept() {
+                Ok(x) => x,
+                Err(_) => {
+                    // Nothing waiting, or out of descriptors: do not spin.
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            let ip = from.ip();
+            {
+                let mut a = lock(&active);
+                let n = a.per_source.get(&ip).copied().unwrap_or(0);
+                if a.total >= max || n >= per_source {
+                    continue; // dropped: closes the socket
+                }
+                a.total += 1;
+                *a.per_source.entry(ip).or_insert(0) += 1;
+            }
+            let (tx, handshake, active) = (tx.clone(), handshake.clone(), active.clone());
+            std::thread::spawn(move || {
+                let res = handshake(tcp);
+                {
+                    let mut a = lock(&active);
+                    a.total -= 1;
+                    if let Some(n) = a.per_source.get_mut(&ip) {
+                        *n -= 1;
+                        if *n == 0 {
+                            a.per_source.remove(&ip);
+                        }
+                    }
+                }
+                if let Some(r) = res {
+                    let _ = tx.try_send(r);
+                }
+            });
+        }
+    });
 }
 
 impl TlsAcceptor {
@@ -806,59 +868,26 @@ impl TlsAcceptor {
         let addr = listener.local_addr()?.to_string();
         let (tx, rx) = mpsc::sync_channel(MAX_HANDSHAKES);
         let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let active = Arc::new(Mutex::new(Handshakes {
-            total: 0,
-            per_source: HashMap::new(),
-        }));
-        std::thread::spawn(move || {
-            while !stop2.load(Ordering::SeqCst) {
-                let (tcp, from) = match listener.accept() {
-                    Ok(x) => x,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
-                    }
-                    Err(_) => continue,
-                };
-                let ip = from.ip();
-                {
-                    let mut a = lock(&active);
-                    let n = a.per_source.get(&ip).copied().unwrap_or(0);
-                    if a.total >= MAX_HANDSHAKES || n >= MAX_HANDSHAKES_PER_SOURCE {
-                        continue; // dropped: closes the socket
-                    }
-                    a.total += 1;
-                    *a.per_source.entry(ip).or_insert(0) += 1;
-                }
-                let (tx, config, active) = (tx.clone(), config.clone(), active.clone());
-                std::thread::spawn(move || {
-                    let res = (|| {
-                        tcp.set_nonblocking(false)?;
-                        let session = ServerConnection::new(config)
-                            .map_err(|e| NetError::Tls(e.to_string()))?;
-                        let stream = TlsStream::handshake(
-                            tcp,
-                            rustls::Connection::Server(session),
-                            Instant::now() + HANDSHAKE_TIMEOUT,
-                            false,
-                        )?;
-                        StreamChannel::new(stream)
-                    })();
-                    {
-                        let mut a = lock(&active);
-                        a.total -= 1;
-                        if let Some(n) = a.per_source.get_mut(&ip) {
-                            *n -= 1;
-                            if *n == 0 {
-                                a.per_source.remove(&ip);
-                            }
-                        }
-                    }
-                    let _ = tx.try_send(res);
-                });
-            }
-        });
+        accept_loop(
+            listener,
+            stop.clone(),
+            tx,
+            (MAX_HANDSHAKES, MAX_HANDSHAKES_PER_SOURCE),
+            move |tcp: TcpStream| {
+                Some((|| {
+                    tcp.set_nonblocking(false)?;
+                    let session = ServerConnection::new(config.clone())
+                        .map_err(|e| NetError::Tls(e.to_string()))?;
+                    let stream = TlsStream::handshake(
+                        tcp,
+                        rustls::Connection::Server(session),
+                        Instant::now() + HANDSHAKE_TIMEOUT,
+                        false,
+                    )?;
+                    StreamChannel::new(stream)
+                })())
+            },
+        );
         Ok(TlsAcceptor {
             rx: Mutex::new(rx),
             addr,

@@ -21,9 +21,8 @@
 //! in time (a watchdog closes the socket at the deadline); reads after the
 //! upgrade keep the connection's deadline however the frames are dribbled.
 
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,11 +71,6 @@ pub struct WsListener {
     stop: Arc<AtomicBool>,
 }
 
-struct Handshakes {
-    total: usize,
-    per_source: HashMap<IpAddr, usize>,
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -95,59 +89,18 @@ impl WsListener {
         let addr = listener.local_addr()?.to_string();
         let is_tls = tls.is_some();
         let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
         let pages = Arc::new(pages);
         let (tx, rx) = mpsc::sync_channel(MAX_HANDSHAKES);
-        let active = Arc::new(Mutex::new(Handshakes {
-            total: 0,
-            per_source: HashMap::new(),
-        }));
-        std::thread::spawn(move || {
-            while !stop2.load(Ordering::SeqCst) {
-                let (tcp, from) = match listener.accept() {
-                    Ok(x) => x,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
-                    }
-                    Err(_) => {
-                        // Out of descriptors and the like: do not spin.
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
-                    }
-                };
-                let ip = from.ip();
-                {
-                    let mut a = lock(&active);
-                    let n = a.per_source.get(&ip).copied().unwrap_or(0);
-                    if a.total >= MAX_HANDSHAKES || n >= MAX_HANDSHAKES_PER_SOURCE {
-                        continue; // dropped: closes the socket
-                    }
-                    a.total += 1;
-                    a.per_source.insert(ip, n + 1);
-                }
-                let (tls, pages, active, tx) =
-                    (tls.clone(), pages.clone(), active.clone(), tx.clone());
-                std::thread::spawn(move || {
-                    let res = handshake(tcp, tls, &pages);
-                    {
-                        let mut a = lock(&active);
-                        a.total -= 1;
-                        if let Some(n) = a.per_source.get_mut(&ip) {
-                            *n -= 1;
-                            if *n == 0 {
-                                a.per_source.remove(&ip);
-                            }
-                        }
-                    }
-                    if let Ok(Some(stream)) = res {
-                        if let Ok(ch) = StreamChannel::new(stream) {
-                            let _ = tx.try_send(ch);
-                        }
-                    }
-                });
-            }
-        });
+        crate::tls::accept_loop(
+            listener,
+            stop.clone(),
+            tx,
+            (MAX_HANDSHAKES, MAX_HANDSHAKES_PER_SOURCE),
+            move |tcp| match handshake(tcp, tls.clone(), &pages) {
+                Ok(Some(stream)) => StreamChannel::new(stream).ok(),
+                _ => None,
+            },
+        );
         Ok(WsListener {
             rx: Mutex::new(rx),
             addr,
@@ -928,6 +881,19 @@ mod tests {
         assert!(ch.recv().is_err());
     }
 
+    /// A browser's TLS: trusts `roots`, presents no certificate.
+    fn browser_config(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
+        Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+        )
+    }
+
     fn page() -> Page {
         Page {
             path: "/",
@@ -1006,15 +972,7 @@ mod tests {
         for c in rustls_pki_types::CertificateDer::pem_slice_iter(certs.get("ca.pem").unwrap()) {
             roots.add(c.unwrap()).unwrap();
         }
-        let client_cfg = Arc::new(
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-        );
+        let client_cfg = browser_config(roots);
         let connect = |name: &str| {
             let tcp = TcpStream::connect(l.local_addr()).unwrap();
             let conn = rustls::ClientConnection::new(
@@ -1147,15 +1105,7 @@ mod tests {
         let tls = WsListener::start(TcpListener::bind("127.0.0.1:0").unwrap(), Some(cfg), vec![])
             .unwrap();
         // A real ClientHello.
-        let client_cfg = Arc::new(
-            rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
-        );
+        let client_cfg = browser_config(rustls::RootCertStore::empty());
         let mut conn = rustls::ClientConnection::new(
             client_cfg,
             rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),

@@ -346,24 +346,14 @@ where
     };
     while !shutdown.load(Ordering::SeqCst) {
         match listener.accept(Instant::now() + POLL) {
-            Ok(Some(conn)) => {
-                let peer = conn.peer();
-                // Bounded connections and threads: beyond the limits a
-                // connection is closed before anything is read from it.
-                let Some(slot) = ConnSlot::take(&counts, source_of(&peer), &shared.cfg) else {
-                    shared.log(&format!(
-                        "connection from {peer} refused: too many connections"
-                    ));
-                    continue;
-                };
-                let sh = shared.clone();
-                std::thread::spawn(move || {
-                    if let Err(e) = frontend::handle_connection(&sh, conn) {
-                        sh.log(&format!("connection from {peer}: {e}"));
-                    }
-                    drop(slot);
-                });
-            }
+            Ok(Some(conn)) => spawn_connection(
+                &shared,
+                &counts,
+                &shared.cfg,
+                conn,
+                "connection",
+                frontend::handle_connection,
+            ),
             Ok(None) => {}
             Err(e) => {
                 shared.log(&format!("accept: {e}"));
@@ -382,28 +372,47 @@ where
                     break;
                 }
             };
-            let peer = conn.peer();
             // Their own budget: unauthenticated browsers never take the slots
             // of the main port (P1's links, clients with certificates).
-            let Some(slot) = ConnSlot::take(&browser_counts, source_of(&peer), &browser_cfg) else {
-                shared.log(&format!(
-                    "browser connection from {peer} refused: too many connections"
-                ));
-                continue;
-            };
-            let sh = shared.clone();
-            std::thread::spawn(move || {
-                if let Err(e) = frontend::handle_browser(&sh, conn) {
-                    sh.log(&format!("connection from {peer}: {e}"));
-                }
-                drop(slot);
-            });
+            spawn_connection(
+                &shared,
+                &browser_counts,
+                &browser_cfg,
+                conn,
+                "browser connection",
+                frontend::handle_browser,
+            );
         }
     }
     shared.cv.notify_all();
     lock(&shared.links).take();
     let _ = worker.join();
     Ok(())
+}
+
+/// Serve `conn` on its own thread with `handle`, holding a place in `counts`
+/// (bounded by `limits`) until it ends; beyond the limits the connection is
+/// closed before anything is read from it.
+fn spawn_connection<C: Connection, D: Connection>(
+    shared: &Arc<Shared<C>>,
+    counts: &Arc<Mutex<ConnCount>>,
+    limits: &ServeConfig,
+    conn: D,
+    what: &'static str,
+    handle: fn(&Shared<C>, D) -> Result<()>,
+) {
+    let peer = conn.peer();
+    let Some(slot) = ConnSlot::take(counts, source_of(&peer), limits) else {
+        shared.log(&format!("{what} from {peer} refused: too many connections"));
+        return;
+    };
+    let sh = shared.clone();
+    std::thread::spawn(move || {
+        if let Err(e) = handle(&sh, conn) {
+            sh.log(&format!("{what} from {peer}: {e}"));
+        }
+        drop(slot);
+    });
 }
 
 /// Browser connections taken per pass of the accept loop.
