@@ -787,8 +787,8 @@ impl NativeFheClient {
 
     /// Close the connection (the server drops this client's evaluation keys).
     fn close(&self, py: Python<'_>) {
-        let taken = self.client.lock().unwrap_or_else(|p| p.into_inner()).take();
-        py.detach(move || drop(taken));
+        // The lock is taken without the GIL: a query under way holds it.
+        py.detach(|| drop(self.client.lock().unwrap_or_else(|p| p.into_inner()).take()));
     }
 
     /// Encrypt `xs` (one batch, or one latency query each), send, decrypt.

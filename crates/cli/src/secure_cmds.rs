@@ -114,6 +114,13 @@ pub fn certs(a: CertsArgs) -> Result<()> {
             .collect()
     };
     let (h0, h1) = (clean(&a.web_host_p0), clean(&a.web_host_p1));
+    if let Some(both) = a.web_host_p0.iter().find(|h| {
+        a.web_host_p1
+            .iter()
+            .any(|g| g.trim().eq_ignore_ascii_case(h.trim()))
+    }) {
+        bail!("'{both}' is in both --web-host-p0 and --web-host-p1: each server's web certificate must carry only its own names (one machine for both: --web-host)");
+    }
     if !a.web_host.is_empty() {
         eprintln!("note: --web-host gives P0 and P1 web certificates for the same names: right for one machine only; on two, use --web-host-p0 and --web-host-p1");
     }
@@ -197,9 +204,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub label_only: bool,
     /// Connections served at once (in all; per source address: a quarter).
+    /// With --ws-listen, browsers have their own budget on top: half as many.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(4..=65536))]
     pub max_connections: u64,
     /// Queries waiting at once (in all; per source address: 16 or fewer).
+    /// With --ws-listen, browsers have their own budget on top: half as many.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub max_pending: u64,
     #[command(flatten)]
@@ -207,7 +216,7 @@ pub struct ServeArgs {
     /// Two-server mode: also accept browser clients over WebSocket on this
     /// address and serve the browser client page there. With --tls-dir it is
     /// `https://ADDR/` and `wss://` with the web certificate (--ws-cert, or
-    /// `p0-web.pem` / `p1-web.pem` from `blindfold certs --web-host`); with
+    /// `p0-web.pem` / `p1-web.pem` from `blindfold certs --web-host-p0/-p1`); with
     /// --insecure-plaintext, plain `http://` and `ws://`.
     #[arg(long, value_name = "ADDR")]
     pub ws_listen: Option<String>,
@@ -236,7 +245,7 @@ fn browser_tls(
     };
     if !cert.exists() {
         bail!(
-            "no browser certificate {}: make one with `blindfold certs --out DIR --web-host HOST` (the names browsers use for the servers), or give --ws-cert/--ws-key",
+            "no browser certificate {}: make them with `blindfold certs --out DIR --web-host-p0 HOST --web-host-p1 HOST` (the names browsers use for each server), or give --ws-cert/--ws-key",
             cert.display()
         );
     }

@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -474,26 +474,54 @@ fn time_now() -> std::time::SystemTime {
 /// whole handshake (TLS, an HTTP head, a page write) however its bytes are
 /// dribbled in, where socket timeouts bound only each read or write.
 pub(crate) struct Watchdog {
+    state: Arc<AtomicU8>,
     done: Option<mpsc::Sender<()>>,
 }
+
+const ARMED: u8 = 0;
+const DISARMED: u8 = 1;
+const FIRED: u8 = 2;
 
 impl Watchdog {
     pub(crate) fn arm(tcp: &TcpStream, deadline: Instant) -> io::Result<Watchdog> {
         let sock = tcp.try_clone()?;
         let (tx, rx) = mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(wait) {
-                let _ = sock.shutdown(std::net::Shutdown::Both);
-            }
-        });
-        Ok(Watchdog { done: Some(tx) })
+        let state = Arc::new(AtomicU8::new(ARMED));
+        let st = state.clone();
+        std::thread::Builder::new()
+            .name("handshake-watchdog".into())
+            .spawn(move || {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(wait) {
+                    // Only if the exchange has not finished meanwhile.
+                    if st
+                        .compare_exchange(ARMED, FIRED, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                    {
+                        let _ = sock.shutdown(std::net::Shutdown::Both);
+                    }
+                }
+            })?;
+        Ok(Watchdog {
+            state,
+            done: Some(tx),
+        })
     }
 
-    /// The exchange finished in time: leave the socket open.
-    pub(crate) fn disarm(mut self) {
+    /// The exchange finished: leave the socket open, unless the deadline
+    /// fired first (then the socket is closed and this is a timeout).
+    pub(crate) fn disarm(mut self) -> Result<()> {
+        let won = self
+            .state
+            .compare_exchange(ARMED, DISARMED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
         if let Some(tx) = self.done.take() {
             let _ = tx.send(());
+        }
+        if won {
+            Ok(())
+        } else {
+            Err(NetError::Timeout)
         }
     }
 }
@@ -587,10 +615,7 @@ impl TlsStream {
         while session.wants_write() {
             session.write_tls(&mut io)?;
         }
-        if Instant::now() >= deadline {
-            return Err(NetError::Timeout);
-        }
-        watchdog.disarm();
+        watchdog.disarm()?;
         io.set_read_timeout(None)?;
         io.set_write_timeout(None)?;
         let role = if browser {
@@ -629,10 +654,17 @@ pub struct TlsReader {
     /// Ciphertext read but not yet taken by the session.
     pending: (usize, usize),
     eof: bool,
+    /// The time one read may take (the last `set_read_timeout`): one read
+    /// here may read the socket many times (a record dribbled in), so the
+    /// allowance is checked, and the socket's timeout re-armed to what is
+    /// left of it, before each. Ciphertext already read is kept, so a
+    /// timeout stays recoverable.
+    limit: Option<Duration>,
 }
 
 impl Read for TlsReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let until = self.limit.map(|t| Instant::now() + t);
         loop {
             {
                 let mut s = lock(&self.shared.session);
@@ -667,6 +699,13 @@ impl Read for TlsReader {
                     continue;
                 }
             }
+            if let Some(until) = until {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::ErrorKind::TimedOut.into());
+                }
+                self.tcp.set_read_timeout(Some(left))?;
+            }
             let n = self.tcp.read(&mut self.buf)?;
             if n == 0 {
                 self.eof = true;
@@ -682,6 +721,7 @@ impl Read for TlsReader {
 
 impl TimedRead for TlsReader {
     fn set_read_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
+        self.limit = t;
         self.tcp.set_read_timeout(t)
     }
     fn set_write_timeout(&mut self, t: Option<Duration>) -> io::Result<()> {
@@ -737,6 +777,7 @@ impl SplitStream for TlsStream {
             buf: vec![0; READ_CHUNK],
             pending: (0, 0),
             eof: false,
+            limit: None,
         };
         Ok((
             reader,
@@ -801,6 +842,25 @@ struct Handshakes {
     per_source: HashMap<IpAddr, usize>,
 }
 
+/// One handshake's place in [`Handshakes`], given back when dropped.
+struct HandshakeSlot {
+    active: Arc<Mutex<Handshakes>>,
+    ip: IpAddr,
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut a = lock(&self.active);
+        a.total -= 1;
+        if let Some(n) = a.per_source.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                a.per_source.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Accept TCP connections on `listener` (non-blocking, polled) until `stop`,
 /// each handed to `handshake` on its own thread: at most `max` at once and
 /// `per_source` per address (others are closed at once); what a handshake
@@ -841,23 +901,23 @@ pub(crate) fn accept_loop<T, F>(
                 a.total += 1;
                 *a.per_source.entry(ip).or_insert(0) += 1;
             }
-            let (tx, handshake, active) = (tx.clone(), handshake.clone(), active.clone());
-            std::thread::spawn(move || {
-                let res = handshake(tcp);
-                {
-                    let mut a = lock(&active);
-                    a.total -= 1;
-                    if let Some(n) = a.per_source.get_mut(&ip) {
-                        *n -= 1;
-                        if *n == 0 {
-                            a.per_source.remove(&ip);
-                        }
-                    }
-                }
-                if let Some(r) = res {
+            let (tx, handshake) = (tx.clone(), handshake.clone());
+            // The place is given back however the handshake ends (a panic too).
+            let slot = HandshakeSlot {
+                active: active.clone(),
+                ip,
+            };
+            let spawned = std::thread::Builder::new().spawn(move || {
+                let _slot = slot;
+                if let Some(r) = handshake(tcp) {
                     let _ = tx.try_send(r);
                 }
             });
+            if spawned.is_err() {
+                // No thread to be had: the connection (moved into the failed
+                // closure) is closed and its place given back.
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     });
 }
@@ -901,7 +961,7 @@ pub type BrowserTlsConfig = Arc<ServerConfig>;
 
 /// TLS for browser clients (`wss://`, `https://`): server-authenticated only
 /// (a browser presents no certificate), with the certificate chain and key
-/// given (`blindfold certs --web-host`, or one from a public CA for the
+/// given (`blindfold certs --web-host-p0/-p1`, or one from a public CA for the
 /// servers' host names). TLS 1.3 only, as every other link; ALPN `http/1.1`.
 pub fn browser_server_config(
     cert_pem: &[u8],

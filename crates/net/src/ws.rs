@@ -258,10 +258,7 @@ fn handshake(
     );
     w.write_all(head.as_bytes())?;
     w.flush()?;
-    if Instant::now() >= deadline {
-        return Err(NetError::Timeout);
-    }
-    watchdog.disarm();
+    watchdog.disarm()?;
     r.set_read_timeout(None)?;
     r.set_write_timeout(None)?;
     Ok(Some(WsStream { r, w, peer }))
@@ -1127,6 +1124,75 @@ mod tests {
         assert!(
             hs.join().unwrap(),
             "a dribbled TLS handshake kept its connection"
+        );
+    }
+
+    /// Over `wss://`: one TLS record carrying a frame, dribbled a byte at a
+    /// time (each well within any socket timeout), does not keep a read past
+    /// the connection's deadline.
+    #[test]
+    fn a_dribbled_tls_record_does_not_extend_a_deadline() {
+        use rustls_pki_types::pem::PemObject;
+        let hosts = ["127.0.0.1".to_string()];
+        let certs = crate::tls::DeploymentCerts::generate_with_web(1, [&hosts, &[]]).unwrap();
+        let role = crate::TlsRole::P0;
+        let cfg = crate::tls::browser_server_config(
+            certs.get(&crate::tls::web_cert_file(role)).unwrap(),
+            certs.get(&crate::tls::web_key_file(role)).unwrap(),
+        )
+        .unwrap();
+        let l = WsListener::start(TcpListener::bind("127.0.0.1:0").unwrap(), Some(cfg), vec![])
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(certs.get("ca.pem").unwrap()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let conn = rustls::ClientConnection::new(
+            browser_config(roots),
+            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+        )
+        .unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(l.local_addr()).unwrap());
+        tls.write_all(upgrade_request()).unwrap();
+        read_head(&mut tls);
+        let mut ch = l
+            .accept(Instant::now() + Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        // A framed message in one WebSocket frame, sealed in TLS records,
+        // whose bytes then go out one at a time.
+        let mut framed = 3u32.to_le_bytes().to_vec();
+        framed.extend_from_slice(b"abc");
+        let (mut conn, sock) = (tls.conn, tls.sock);
+        conn.writer()
+            .write_all(&client_frame(0x2, &framed))
+            .unwrap();
+        let mut records = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut records).unwrap();
+        }
+        let mut w = sock.try_clone().unwrap();
+        let dribble = std::thread::spawn(move || {
+            let t = Instant::now();
+            for b in records {
+                if w.write_all(&[b]).is_err() || t.elapsed() > Duration::from_secs(3) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = w.shutdown(std::net::Shutdown::Both);
+        });
+        let t = Instant::now();
+        crate::Connection::set_deadline(&mut ch, Some(t + Duration::from_millis(400))).unwrap();
+        let r = crate::Channel::recv(&mut ch);
+        let took = t.elapsed();
+        dribble.join().unwrap();
+        drop(sock);
+        assert!(r.is_err(), "the dribbled record was read whole");
+        // The record takes about 3 s to arrive; the deadline is 0.4 s.
+        assert!(
+            took < Duration::from_millis(1200),
+            "the deadline held for {took:?}"
         );
     }
 }

@@ -218,7 +218,13 @@ fn serve_client<C: Connection, D: Connection>(
                 &Reply::error(ErrorCode::BadRequest, "duplicate query id"),
             );
         }
-        let from_source = st.pending.values().filter(|p| p.source == source).count();
+        // Per source and per port: a browser behind the same address as a
+        // client with a certificate does not use up that client's share.
+        let from_source = st
+            .pending
+            .values()
+            .filter(|p| p.source == source && p.browser == browser)
+            .count();
         // Browsers and the main port each have their own budget, so a flood
         // of unauthenticated queries never refuses an authenticated one.
         let same_port = st.pending.values().filter(|p| p.browser == browser).count();

@@ -415,8 +415,10 @@ fn spawn_connection<C: Connection, D: Connection>(
     });
 }
 
-/// Browser connections taken per pass of the accept loop.
-const BROWSERS_PER_PASS: usize = 16;
+/// Browser connections taken per pass of the accept loop (the browser
+/// listener's whole queue: a burst is taken at once, and the main port waits
+/// at most one pass of that).
+const BROWSERS_PER_PASS: usize = blindfold_net::ws::MAX_HANDSHAKES;
 
 /// What browsers (unauthenticated, on the browser listener) may hold of a
 /// limit, on top of it and apart from it: half.
