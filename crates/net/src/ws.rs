@@ -878,6 +878,26 @@ mod tests {
         assert!(ch.recv().is_err());
     }
 
+    /// The browser port's TLS with P0's web certificate of `certs`.
+    fn p0_web_config(certs: &crate::tls::DeploymentCerts) -> crate::tls::BrowserTlsConfig {
+        let role = crate::TlsRole::P0;
+        crate::tls::browser_server_config(
+            certs.get(&crate::tls::web_cert_file(role)).unwrap(),
+            certs.get(&crate::tls::web_key_file(role)).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// What a browser that imported the deployment's `ca.pem` trusts.
+    fn ca_roots(certs: &crate::tls::DeploymentCerts) -> rustls::RootCertStore {
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_pki_types::CertificateDer::pem_slice_iter(certs.get("ca.pem").unwrap()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        roots
+    }
+
     /// A browser's TLS: trusts `roots`, presents no certificate.
     fn browser_config(roots: rustls::RootCertStore) -> Arc<rustls::ClientConfig> {
         Arc::new(
@@ -950,12 +970,7 @@ mod tests {
             let l = [bad.to_string()];
             assert!(crate::tls::DeploymentCerts::generate_with_web(1, [&l, &[]]).is_err());
         }
-        let role = crate::TlsRole::P0;
-        let cfg = crate::tls::browser_server_config(
-            certs.get(&crate::tls::web_cert_file(role)).unwrap(),
-            certs.get(&crate::tls::web_key_file(role)).unwrap(),
-        )
-        .unwrap();
+        let cfg = p0_web_config(&certs);
         let l = WsListener::start(
             TcpListener::bind("127.0.0.1:0").unwrap(),
             Some(cfg),
@@ -964,11 +979,7 @@ mod tests {
         .unwrap();
         assert_eq!(l.scheme(), "wss");
         // A browser: trusts the deployment CA, presents no certificate.
-        let mut roots = rustls::RootCertStore::empty();
-        use rustls_pki_types::pem::PemObject;
-        for c in rustls_pki_types::CertificateDer::pem_slice_iter(certs.get("ca.pem").unwrap()) {
-            roots.add(c.unwrap()).unwrap();
-        }
+        let roots = ca_roots(&certs);
         let client_cfg = browser_config(roots);
         let connect = |name: &str| {
             let tcp = TcpStream::connect(l.local_addr()).unwrap();
@@ -1093,12 +1104,7 @@ mod tests {
         .unwrap();
         let hosts = ["127.0.0.1".to_string()];
         let certs = crate::tls::DeploymentCerts::generate_with_web(1, [&hosts, &[]]).unwrap();
-        let role = crate::TlsRole::P0;
-        let cfg = crate::tls::browser_server_config(
-            certs.get(&crate::tls::web_cert_file(role)).unwrap(),
-            certs.get(&crate::tls::web_key_file(role)).unwrap(),
-        )
-        .unwrap();
+        let cfg = p0_web_config(&certs);
         let tls = WsListener::start(TcpListener::bind("127.0.0.1:0").unwrap(), Some(cfg), vec![])
             .unwrap();
         // A real ClientHello.
@@ -1132,21 +1138,12 @@ mod tests {
     /// the connection's deadline.
     #[test]
     fn a_dribbled_tls_record_does_not_extend_a_deadline() {
-        use rustls_pki_types::pem::PemObject;
         let hosts = ["127.0.0.1".to_string()];
         let certs = crate::tls::DeploymentCerts::generate_with_web(1, [&hosts, &[]]).unwrap();
-        let role = crate::TlsRole::P0;
-        let cfg = crate::tls::browser_server_config(
-            certs.get(&crate::tls::web_cert_file(role)).unwrap(),
-            certs.get(&crate::tls::web_key_file(role)).unwrap(),
-        )
-        .unwrap();
+        let cfg = p0_web_config(&certs);
         let l = WsListener::start(TcpListener::bind("127.0.0.1:0").unwrap(), Some(cfg), vec![])
             .unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls_pki_types::CertificateDer::pem_slice_iter(certs.get("ca.pem").unwrap()) {
-            roots.add(c.unwrap()).unwrap();
-        }
+        let roots = ca_roots(&certs);
         let conn = rustls::ClientConnection::new(
             browser_config(roots),
             rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
